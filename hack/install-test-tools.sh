@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# install-test-tools.sh: installs, idempotently, every third-party program pullgate's tests use.
+# Debian packages: skopeo (GPG simple signing, sigstore compiled out in Debian), gnupg.
+# Go tools at pinned versions: distribution's registry, crane, cosign, the OCI conformance suite.
+# Fails loudly (non-zero exit) when something cannot be installed; the tests never skip silently.
+set -euo pipefail
+
+export PATH="/usr/local/go/bin:$PATH"
+export GOTOOLCHAIN=local            # newer @latest modules want go1.27: pin, never auto-upgrade
+GOBIN="${GOBIN:-$(go env GOPATH)/bin}"
+export GOBIN PATH="$GOBIN:$PATH"
+
+V_DISTRIBUTION=v3.1.2
+V_GGCR=v0.22.1
+V_COSIGN=v2.6.5
+V_CONFORMANCE=v0.0.0-20260831232431-97274622c111   # the module has no tags
+
+log() { printf '[install-test-tools] %s\n' "$*" >&2; }
+
+# go_tool BIN MODULE PKG VERSION: go install PKG@VERSION unless $GOBIN/BIN was built from MODULE@VERSION.
+go_tool() {
+  local bin=$1 mod=$2 pkg=$3 ver=$4
+  if [ -x "$GOBIN/$bin" ] && go version -m "$GOBIN/$bin" 2>/dev/null | awk '$1=="mod"{print $2" "$3}' | grep -qx "$mod $ver"; then
+    return 0
+  fi
+  log "go install $pkg@$ver"
+  local t0=$SECONDS
+  GOFLAGS=-mod=mod go install "$pkg@$ver"
+  log "$bin $ver installed in $((SECONDS - t0)) s"
+}
+
+apt_pkgs() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { log "need root or sudo to install: ${missing[*]}"; exit 1; }
+    sudo=(sudo)
+  fi
+  log "apt-get install ${missing[*]}"
+  "${sudo[@]}" apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+command -v go >/dev/null || { log "go is not installed"; exit 1; }
+command -v dpkg-query >/dev/null || { log "this script needs a Debian-like system (dpkg/apt)"; exit 1; }
+
+apt_pkgs skopeo gnupg ca-certificates
+go_tool registry    github.com/distribution/distribution/v3 github.com/distribution/distribution/v3/cmd/registry "$V_DISTRIBUTION"
+go_tool crane       github.com/google/go-containerregistry  github.com/google/go-containerregistry/cmd/crane   "$V_GGCR"
+go_tool conformance github.com/opencontainers/distribution-spec/conformance github.com/opencontainers/distribution-spec/conformance "$V_CONFORMANCE"
+go_tool cosign      github.com/sigstore/cosign/v2           github.com/sigstore/cosign/v2/cmd/cosign          "$V_COSIGN"
+
+for b in skopeo gpg registry crane conformance cosign; do
+  command -v "$b" >/dev/null || { log "missing after install: $b"; exit 1; }
+done
+log "tools ready in $GOBIN"

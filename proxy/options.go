@@ -1,0 +1,27 @@
+package proxy
+
+import (
+	"log/slog"
+)
+
+// Options configures the HTTP handler. Required inputs: at least one upstream and a gate.
+type Options struct {
+	// Upstreams are the registries pullgate forwards to, in configuration order.
+	Upstreams []Upstream
+	// DefaultUpstream is the Registry name used for paths that name no configured registry
+	// (docker's registry-mirrors). Empty means such paths are 404 NAME_UNKNOWN.
+	DefaultUpstream string
+	// Gate admits every manifest and blob before it is served. Required.
+	Gate Gate
+	// Logger receives one access line per request; nil discards.
+	Logger *slog.Logger
+}
+
+// Upstream binds a registry name to the client that reaches it.
+type Upstream struct {
+	// Registry is the name clients and signatures use (docker.io, 127.0.0.1:5001).
+	Registry string
+	// Source reads manifests and blobs from that registry (an *upstream.Client, or a cache
+	// decorating one).
+	Source Source
+}
