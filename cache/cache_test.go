@@ -105,16 +105,26 @@ func TestGroupCallerContext(t *testing.T) {
 
 func TestGroupDetachedFromFirstCaller(t *testing.T) {
 	var g Group[int]
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
+	release := make(chan struct{})
+	running := make(chan struct{})
 	sawErr := make(chan error, 1)
-	_, _, err := g.Do(ctx, "k", func(ctx context.Context) (int, error) { sawErr <- ctx.Err(); return 0, nil })
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("caller err = %v", err)
+	fn := func(ctx context.Context) (int, error) {
+		close(running)
+		<-release
+		sawErr <- ctx.Err()
+		return 7, nil
 	}
-	// The caller gave up at once, but the shared call's own context was not cancelled.
+	first, cancel := context.WithCancel(context.Background())
+	firstDone := make(chan error, 1)
+	go func() { _, _, err := g.Do(first, "k", fn); firstDone <- err }()
+	<-running
+	cancel() // the first caller leaves while the shared call is running
+	if err := <-firstDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first caller err = %v", err)
+	}
+	close(release)
 	if err := <-sawErr; err != nil {
-		t.Fatalf("shared call saw %v", err)
+		t.Fatalf("shared call's context ended with the first caller: %v", err)
 	}
 }
 
