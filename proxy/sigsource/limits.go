@@ -1,0 +1,21 @@
+package sigsource
+
+import "time"
+
+const (
+	// maxSignatureSize bounds one signature (a lookaside file, a .sig layer, a bundle),
+	// as containers/image does (iolimits.maxSignatureBodySize, 4 MiB).
+	maxSignatureSize = 4 << 20
+	// maxLookasideSignatures: containers/image stops with an error when signature-128
+	// would be read, so at most 127 can be read (docker/docker_image_src.go).
+	maxLookasideSignatures = 127
+	// maxSignatureListSize bounds the registry signature API's JSON list, as
+	// containers/image does (iolimits.maxSignatureListBodySize, 4 MiB).
+	maxSignatureListSize = 4 << 20
+	// maxSigstoreLayers bounds how many layers of one .sig manifest are fetched; cosign
+	// appends one per signing, so real attachments have a handful.
+	maxSigstoreLayers = 128
+	// defaultLookasideTimeout bounds each lookaside request, body included: signature
+	// files are small, and a hanging server must become a prompt 503, not a hung pull.
+	defaultLookasideTimeout = 15 * time.Second
+)

@@ -1,0 +1,175 @@
+package sigsource
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/distribution/reference"
+	"go.yaml.in/yaml/v3"
+
+)
+
+// RegistriesD is a parsed containers-registries.d(5) directory.
+type RegistriesD struct {
+	defaultDocker *namespace
+	docker        map[string]namespace
+}
+
+// namespace is one section. Unknown keys are ignored, as containers/image does.
+type namespace struct {
+	Lookaside              string `yaml:"lookaside"`
+	LookasideStaging       string `yaml:"lookaside-staging"` // write only; parsed for completeness
+	SigStore               string `yaml:"sigstore"`          // old name of lookaside
+	SigStoreStaging        string `yaml:"sigstore-staging"`  // old name of lookaside-staging
+	UseSigstoreAttachments *bool  `yaml:"use-sigstore-attachments"`
+}
+
+// readURL is the lookaside base used for reading: lookaside, else its old name.
+func (ns namespace) readURL() string {
+	if ns.Lookaside != "" {
+		return ns.Lookaside
+	}
+	return ns.SigStore
+}
+
+type fileConfig struct {
+	DefaultDocker *namespace           `yaml:"default-docker"`
+	Docker        map[string]namespace `yaml:"docker"`
+}
+
+// LoadRegistriesD reads every *.yaml file of dir (other names, .yml included, are ignored).
+// A missing directory is an empty configuration. default-docker may appear in one file only
+// and each docker scope in one file only; a YAML error names its file.
+func LoadRegistriesD(dir string) (*RegistriesD, error) {
+	out := &RegistriesD{docker: map[string]namespace{}}
+	if dir == "" {
+		return out, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading registries.d: %w", err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".yaml") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names) // deterministic messages; the order has no other effect
+	defaultFrom := ""
+	scopeFrom := map[string]string{}
+	for _, name := range names {
+		path := filepath.Join(dir, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading registries.d: %w", err)
+		}
+		var fc fileConfig
+		if err := yaml.Unmarshal(data, &fc); err != nil {
+			return nil, fmt.Errorf("parsing registries.d file %s: %w", path, err)
+		}
+		if fc.DefaultDocker != nil {
+			if defaultFrom != "" {
+				return nil, fmt.Errorf("registries.d: default-docker is defined in both %s and %s", defaultFrom, path)
+			}
+			defaultFrom = path
+			out.defaultDocker = fc.DefaultDocker
+		}
+		for scope, ns := range fc.Docker {
+			if prev, ok := scopeFrom[scope]; ok {
+				return nil, fmt.Errorf("registries.d: docker scope %q is defined in both %s and %s", scope, prev, path)
+			}
+			scopeFrom[scope] = path
+			out.docker[scope] = ns
+		}
+	}
+	// Reject unusable lookaside URLs now rather than at the first pull.
+	for scope, ns := range out.docker {
+		if _, err := parseLookasideBase(ns.readURL()); err != nil {
+			return nil, fmt.Errorf("registries.d: docker scope %q (%s): %w", scope, scopeFrom[scope], err)
+		}
+	}
+	if out.defaultDocker != nil {
+		if _, err := parseLookasideBase(out.defaultDocker.readURL()); err != nil {
+			return nil, fmt.Errorf("registries.d: default-docker (%s): %w", defaultFrom, err)
+		}
+	}
+	return out, nil
+}
+
+// Settings are the signature locations that apply to one image.
+type Settings struct {
+	// Lookaside is the lookaside base URL with the repository path appended (SPEC.md 3.4),
+	// or nil when no section sets one.
+	Lookaside *url.URL
+	// UseSigstoreAttachments enables sha256-<hex>.sig attachments (and, in pullgate,
+	// Sigstore bundles found through referrers).
+	UseSigstoreAttachments bool
+}
+
+// Lookup returns the settings for ref, an image's upstream (logical) name with its tag or
+// digest (DESIGN.md, difference 4). Each setting comes from the most specific section that
+// sets it (SPEC.md 3.3): the candidate scopes are those of policy.json's docker transport,
+// then default-docker.
+func (r *RegistriesD) Lookup(ref reference.Named) (Settings, error) {
+	var s Settings
+	var base string
+	var attachments *bool
+	for _, scope := range scopeCandidates(ref) {
+		ns, ok := r.docker[scope]
+		if !ok {
+			continue
+		}
+		if base == "" {
+			base = ns.readURL()
+		}
+		if attachments == nil {
+			attachments = ns.UseSigstoreAttachments
+		}
+	}
+	if r.defaultDocker != nil {
+		if base == "" {
+			base = r.defaultDocker.readURL()
+		}
+		if attachments == nil {
+			attachments = r.defaultDocker.UseSigstoreAttachments
+		}
+	}
+	if attachments != nil {
+		s.UseSigstoreAttachments = *attachments
+	}
+	u, err := parseLookasideBase(base)
+	if err != nil {
+		return Settings{}, err
+	}
+	if u != nil {
+		// No slash trimming: a base ending in / yields // (containers/image does the same).
+		u.Path += "/" + reference.Path(ref)
+		s.Lookaside = u
+	}
+	return s, nil
+}
+
+// parseLookasideBase parses a lookaside URL; "" is no lookaside.
+func parseLookasideBase(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("invalid lookaside URL %q: %w", raw, err)
+	}
+	switch u.Scheme {
+	case "http", "https", "file":
+		return u, nil
+	}
+	return nil, fmt.Errorf("lookaside URL %q: unsupported scheme %q (http, https and file are supported)", raw, u.Scheme)
+}
