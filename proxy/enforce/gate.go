@@ -1,0 +1,424 @@
+package enforce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/cache"
+	"github.com/pullgate/pullgate/policy"
+	"github.com/pullgate/pullgate/proxy"
+)
+
+// Evaluator applies a policy (*policy.Policy implements it).
+type Evaluator interface {
+	Evaluate(ctx context.Context, img policy.Image, src policy.SignatureSource) (policy.Verdict, error)
+}
+
+// Subject names the image whose signatures are wanted.
+type Subject struct {
+	// Registry and Repository locate it upstream (docker.io, library/alpine).
+	Registry   string
+	Repository string
+	// Identity is the policy identity (with tag or digest); registries.d is looked up by it.
+	Identity reference.Named
+	// Digest is the manifest digest whose signatures are wanted.
+	Digest digest.Digest
+}
+
+// Finder fetches an image's signatures from wherever they are stored. An error means they
+// could not be obtained; the decision is then indeterminate.
+type Finder interface {
+	Signatures(ctx context.Context, s Subject) ([]policy.Signature, error)
+}
+
+// Options configures a Gate.
+type Options struct {
+	Policy Evaluator
+	Finder Finder
+	// AcceptTTL and DenyTTL are how long accepted and rejected verdicts are reused.
+	AcceptTTL time.Duration
+	DenyTTL   time.Duration
+	// CacheSize bounds the verdict cache (entries); the admission memory holds up to
+	// admissionsPerVerdict times as many entries.
+	CacheSize int
+	Logger    *slog.Logger
+}
+
+const (
+	defaultAcceptTTL = 10 * time.Minute
+	defaultDenyTTL   = time.Minute
+	defaultCacheSize = 10000
+	// admissionTTL is how long a blob stays servable after an accepted manifest referenced
+	// it, and how long an index's children remember it: long enough for a slow pull of big
+	// layers, short enough to be re-checked. A policy reload clears admissions at once.
+	admissionTTL = time.Hour
+	// admissionsPerVerdict sizes the admission memory relative to the verdict cache: an
+	// image has a config and a handful of layers, an index a handful of children.
+	admissionsPerVerdict = 16
+	// evaluationTimeout bounds one shared evaluation (signature fetches included); callers
+	// stop waiting earlier when their own request ends.
+	evaluationTimeout = 2 * time.Minute
+)
+
+// Gate is the policy-enforcing proxy.Gate.
+type Gate struct {
+	state     atomic.Pointer[state]
+	acceptTTL time.Duration
+	denyTTL   time.Duration
+	verdicts  *cache.TTL[verdictKey, policy.Verdict]
+	flights   cache.Group[policy.Verdict]
+	blobs     *cache.TTL[blobKey, struct{}]
+	parents   *cache.TTL[blobKey, parent]
+	log       *slog.Logger
+}
+
+var _ proxy.Gate = (*Gate)(nil)
+
+// state is what a policy reload replaces as one unit.
+type state struct {
+	policy Evaluator
+	finder Finder
+	gen    uint64
+}
+
+type verdictKey struct {
+	gen      uint64
+	identity string // includes registry and repository
+	digest   digest.Digest
+}
+
+// blobKey names a digest inside one repository of one upstream.
+type blobKey struct {
+	gen        uint64
+	registry   string
+	repository string
+	digest     digest.Digest
+}
+
+// parent is what a child manifest remembers of the index it was listed by.
+type parent struct {
+	index    digest.Digest
+	identity reference.Named // the identity the index was requested by
+	accepted bool            // the index's own signatures satisfied the policy
+}
+
+// New returns a Gate. Policy and Finder are required.
+func New(opts Options) (*Gate, error) {
+	if opts.Policy == nil || opts.Finder == nil {
+		return nil, errors.New("enforce: a policy and a signature finder are required")
+	}
+	if opts.AcceptTTL == 0 {
+		opts.AcceptTTL = defaultAcceptTTL
+	}
+	if opts.DenyTTL == 0 {
+		opts.DenyTTL = defaultDenyTTL
+	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = defaultCacheSize
+	}
+	if opts.AcceptTTL < 0 || opts.DenyTTL < 0 || opts.CacheSize < 0 {
+		return nil, errors.New("enforce: TTLs and cache size must not be negative")
+	}
+	verdicts, err := cache.NewTTL[verdictKey, policy.Verdict](opts.CacheSize)
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := cache.NewTTL[blobKey, struct{}](opts.CacheSize * admissionsPerVerdict)
+	if err != nil {
+		return nil, err
+	}
+	parents, err := cache.NewTTL[blobKey, parent](opts.CacheSize * admissionsPerVerdict)
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	g := &Gate{
+		acceptTTL: opts.AcceptTTL,
+		denyTTL:   opts.DenyTTL,
+		verdicts:  verdicts,
+		flights:   cache.Group[policy.Verdict]{Timeout: evaluationTimeout},
+		blobs:     blobs,
+		parents:   parents,
+		log:       log,
+	}
+	g.state.Store(&state{policy: opts.Policy, finder: opts.Finder, gen: 1})
+	return g, nil
+}
+
+// Reload puts a new policy and finder in force. Cached verdicts and admissions made under
+// the old policy are dropped: the next request of every image is evaluated afresh.
+func (g *Gate) Reload(p Evaluator, f Finder) {
+	for {
+		old := g.state.Load()
+		if g.state.CompareAndSwap(old, &state{policy: p, finder: f, gen: old.gen + 1}) {
+			break
+		}
+	}
+	g.verdicts.Purge()
+	g.blobs.Purge()
+	g.parents.Purge()
+}
+
+// Generation is the number of policies put in force so far.
+func (g *Gate) Generation() uint64 { return g.state.Load().gen }
+
+// Detail is the "detail" of a DENIED error and what `pullgate verify --json` prints.
+type Detail struct {
+	Identity    string `json:"identity"`
+	Digest      string `json:"digest"`
+	Verdict     string `json:"verdict"`
+	Scope       string `json:"scope,omitempty"`
+	Requirement string `json:"requirement,omitempty"`
+	Reason      string `json:"reason"`
+}
+
+// outcome is one manifest decision before it is logged and returned.
+type outcome struct {
+	accepted bool
+	detail   Detail
+	cacheHit bool
+}
+
+// AdmitManifest implements proxy.Gate.
+func (g *Gate) AdmitManifest(ctx context.Context, m *proxy.ManifestRequest) (proxy.Decision, error) {
+	st := g.state.Load()
+	start := time.Now()
+	out, err := g.decideManifest(ctx, st, m)
+	g.logDecision(m, out, err, time.Since(start))
+	if err != nil {
+		return proxy.Decision{}, err
+	}
+	d := proxy.Decision{Allow: out.accepted, Reason: out.detail.Reason, Detail: out.detail}
+	if !out.accepted {
+		d.Reason = denialMessage(out.detail)
+	}
+	return d, nil
+}
+
+// denialMessage is the DENIED message: the identity, then which requirement of which
+// scope failed, then why.
+func denialMessage(d Detail) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s) is not trusted", d.Identity, d.Digest)
+	if d.Scope != "" {
+		fmt.Fprintf(&b, ": policy %s", d.Scope)
+		if d.Requirement != "" {
+			fmt.Fprintf(&b, " requirement %s", d.Requirement)
+		}
+		b.WriteString(" rejected it")
+	}
+	if d.Reason != "" {
+		b.WriteString(": ")
+		b.WriteString(d.Reason)
+	}
+	return b.String()
+}
+
+func (g *Gate) decideManifest(ctx context.Context, st *state, m *proxy.ManifestRequest) (outcome, error) {
+	identity, err := requestIdentity(m.Registry, m.Repository, m.Reference)
+	if err != nil {
+		return outcome{}, err
+	}
+	parsed, err := parseManifest(m.MediaType, m.Bytes)
+	if err != nil {
+		// An unrecognised manifest is not served: it cannot be checked for what it references.
+		return outcome{detail: Detail{Identity: identity.String(), Digest: m.Digest.String(), Verdict: "deny",
+			Reason: err.Error()}}, nil
+	}
+	switch {
+	case parsed.kind == kindArtifact || (parsed.kind == kindIndex && parsed.childrenAreArtifacts):
+		g.admitBlobs(st, m.Target, parsed.blobs)
+		return outcome{accepted: true, detail: Detail{Identity: identity.String(), Digest: m.Digest.String(),
+			Verdict: "accept", Reason: "signature artifact: served without a policy check, it cannot be run"}}, nil
+	case parsed.kind == kindIndex:
+		return g.decideIndex(ctx, st, m, identity, parsed)
+	default:
+		return g.decideImage(ctx, st, m, identity, parsed)
+	}
+}
+
+// decideImage decides on an image manifest: its own signatures, else an accepted parent
+// index (DESIGN.md differences 1 and 3).
+func (g *Gate) decideImage(ctx context.Context, st *state, m *proxy.ManifestRequest, identity reference.Named, parsed parsedManifest) (outcome, error) {
+	par, hasParent := g.parents.Get(blobKey{st.gen, m.Registry, m.Repository, m.Digest})
+	if _, byDigest := identity.(reference.Digested); byDigest && hasParent {
+		// Fetched by digest after its index: evaluate with the identity the index was
+		// requested by, as podman does for the instance it picked.
+		identity = par.identity
+	}
+	v, hit, err := g.evaluate(ctx, st, m.Target, identity, m.Digest, m.Bytes)
+	if err != nil {
+		return outcome{}, err
+	}
+	out := outcome{accepted: v.Accepted, detail: detailOf(v), cacheHit: hit}
+	if !v.Accepted && hasParent && par.accepted {
+		out.accepted = true
+		out.detail.Verdict = "accept"
+		out.detail.Reason = fmt.Sprintf("listed by index %s, whose signatures the policy accepts for %s", par.index, par.identity)
+		out.detail.Requirement = ""
+	}
+	if out.accepted {
+		g.admitBlobs(st, m.Target, parsed.blobs)
+	}
+	return out, nil
+}
+
+// decideIndex decides on an index: served when its own signatures are accepted or when
+// one of its children is (DESIGN.md difference 2). Its children remember it either way, so
+// that each is evaluated with this identity when fetched.
+func (g *Gate) decideIndex(ctx context.Context, st *state, m *proxy.ManifestRequest, identity reference.Named, parsed parsedManifest) (outcome, error) {
+	v, hit, err := g.evaluate(ctx, st, m.Target, identity, m.Digest, m.Bytes)
+	if err != nil {
+		return outcome{}, err
+	}
+	for _, c := range parsed.children {
+		g.parents.Add(blobKey{st.gen, m.Registry, m.Repository, c}, parent{index: m.Digest, identity: identity, accepted: v.Accepted}, admissionTTL)
+	}
+	out := outcome{accepted: v.Accepted, detail: detailOf(v), cacheHit: hit}
+	if v.Accepted {
+		return out, nil
+	}
+	var childReasons []string
+	for _, c := range parsed.children {
+		cv, _, err := g.evaluate(ctx, st, m.Target, identity, c, nil)
+		if err != nil {
+			return outcome{}, err
+		}
+		if cv.Accepted {
+			out.accepted = true
+			out.detail.Verdict = "accept"
+			out.detail.Reason = fmt.Sprintf("the index is unsigned for this policy, but its child %s is accepted; every child is checked when fetched", c)
+			out.detail.Requirement = ""
+			return out, nil
+		}
+		childReasons = append(childReasons, fmt.Sprintf("child %s: %s", c, cv.Reason))
+	}
+	if len(childReasons) > 0 {
+		out.detail.Reason += "; no child is accepted either (" + strings.Join(childReasons, "; ") + ")"
+	}
+	return out, nil
+}
+
+// evaluate returns the verdict for (identity, digest), from the cache or by running the
+// policy once for all concurrent callers. Indeterminate outcomes are returned as errors and
+// never cached.
+func (g *Gate) evaluate(ctx context.Context, st *state, t proxy.Target, identity reference.Named, d digest.Digest, manifest []byte) (policy.Verdict, bool, error) {
+	key := verdictKey{gen: st.gen, identity: identity.String(), digest: d}
+	if v, ok := g.verdicts.Get(key); ok {
+		return v, true, nil
+	}
+	flightKey := fmt.Sprintf("%d\x00%s\x00%s", key.gen, key.identity, key.digest)
+	v, _, err := g.flights.Do(ctx, flightKey, func(ctx context.Context) (policy.Verdict, error) {
+		if v, ok := g.verdicts.Get(key); ok { // decided while this call was being set up
+			return v, nil
+		}
+		src := policy.SignatureSourceFunc(func(ctx context.Context, img policy.Image) ([]policy.Signature, error) {
+			return st.finder.Signatures(ctx, Subject{Registry: t.Registry, Repository: t.Repository, Identity: identity, Digest: d})
+		})
+		v, err := st.policy.Evaluate(ctx, policy.Image{Identity: identity, Digest: d, Manifest: manifest}, src)
+		if err != nil {
+			return policy.Verdict{}, err
+		}
+		if v.Identity == "" {
+			v.Identity = identity.String()
+		}
+		if v.Digest == "" {
+			v.Digest = d
+		}
+		ttl := g.denyTTL
+		if v.Accepted {
+			ttl = g.acceptTTL
+		}
+		if g.state.Load().gen == st.gen { // a reload happened meanwhile: don't cache under the old policy
+			g.verdicts.Add(key, v, ttl)
+		}
+		return v, nil
+	})
+	if err != nil {
+		return policy.Verdict{}, false, &IndeterminateError{Identity: identity.String(), Digest: d, Err: err}
+	}
+	return v, false, nil
+}
+
+// IndeterminateError says that a manifest's trust could not be decided (signatures could
+// not be fetched). The proxy answers 503; nothing is cached.
+type IndeterminateError struct {
+	Identity string
+	Digest   digest.Digest
+	Err      error
+}
+
+func (e *IndeterminateError) Error() string {
+	return fmt.Sprintf("could not decide whether %s (%s) is trusted: %v", e.Identity, e.Digest, e.Err)
+}
+
+func (e *IndeterminateError) Unwrap() error { return e.Err }
+
+func (g *Gate) admitBlobs(st *state, t proxy.Target, blobs []digest.Digest) {
+	for _, b := range blobs {
+		g.blobs.Add(blobKey{st.gen, t.Registry, t.Repository, b}, struct{}{}, admissionTTL)
+	}
+}
+
+// AdmitBlob implements proxy.Gate: a blob is served only when an accepted manifest of the
+// same repository references it as its config or a layer. A manifest's own digest is never
+// such a blob, so /blobs/<manifest digest> (containerd's fallback) is refused too.
+func (g *Gate) AdmitBlob(ctx context.Context, b *proxy.BlobRequest) (proxy.Decision, error) {
+	st := g.state.Load()
+	if _, ok := g.blobs.Get(blobKey{st.gen, b.Registry, b.Repository, b.Digest}); ok {
+		return proxy.Decision{Allow: true}, nil
+	}
+	reason := fmt.Sprintf("blob %s is not referenced by a manifest of %s/%s that pullgate accepted; fetch an accepted image's manifest first", b.Digest, b.Registry, b.Repository)
+	g.log.Info("decision", "kind", "blob", "client", b.ClientAddr, "upstream", b.Registry, "repository", b.Repository,
+		"digest", b.Digest.String(), "verdict", "deny", "reason", reason)
+	return proxy.Decision{Reason: reason, Detail: Detail{Identity: b.Registry + "/" + b.Repository, Digest: b.Digest.String(), Verdict: "deny", Reason: reason}}, nil
+}
+
+func (g *Gate) logDecision(m *proxy.ManifestRequest, out outcome, err error, took time.Duration) {
+	attrs := []any{"kind", "manifest", "client", m.ClientAddr, "upstream", m.Registry, "repository", m.Repository,
+		"reference", m.Reference, "digest", m.Digest.String()}
+	if err != nil {
+		g.log.Warn("decision", append(attrs, "verdict", "error", "reason", err.Error(), "duration", took)...)
+		return
+	}
+	cacheState := "miss"
+	if out.cacheHit {
+		cacheState = "hit"
+	}
+	g.log.Info("decision", append(attrs, "identity", out.detail.Identity, "verdict", out.detail.Verdict,
+		"scope", out.detail.Scope, "requirement", out.detail.Requirement, "reason", out.detail.Reason,
+		"cache", cacheState, "duration", took)...)
+}
+
+func detailOf(v policy.Verdict) Detail {
+	verdict := "deny"
+	if v.Accepted {
+		verdict = "accept"
+	}
+	return Detail{Identity: v.Identity, Digest: v.Digest.String(), Verdict: verdict, Scope: v.Scope,
+		Requirement: v.Requirement, Reason: v.Reason}
+}
+
+// requestIdentity is the policy identity of a request: the upstream name with the tag or
+// digest the client asked for.
+func requestIdentity(registry, repository, ref string) (reference.Named, error) {
+	named, err := reference.ParseNormalizedNamed(registry + "/" + repository)
+	if err != nil {
+		return nil, fmt.Errorf("enforce: invalid image name %s/%s: %w", registry, repository, err)
+	}
+	if d, err := digest.Parse(ref); err == nil {
+		return reference.WithDigest(named, d)
+	}
+	return reference.WithTag(named, ref)
+}

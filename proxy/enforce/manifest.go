@@ -1,0 +1,182 @@
+package enforce
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Media types pullgate needs to tell apart.
+const (
+	mediaTypeOCIManifest         = "application/vnd.oci.image.manifest.v1+json"
+	mediaTypeOCIIndex            = "application/vnd.oci.image.index.v1+json"
+	mediaTypeDockerManifest      = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaTypeDockerList          = "application/vnd.docker.distribution.manifest.list.v2+json"
+	mediaTypeSchema1             = "application/vnd.docker.distribution.manifest.v1+json"
+	mediaTypeSchema1Signed       = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+	maxManifestReferences        = 10000 // children or blobs of one manifest; real ones have dozens
+	kindImage               kind = "image"
+	kindIndex               kind = "index"
+	kindArtifact            kind = "signature artifact"
+)
+
+// kind is what a manifest is, as far as enforcement is concerned.
+type kind string
+
+// signatureArtifactLayerTypes are the layer media types of signatures, attestations and
+// SBOMs: content no container runtime unpacks or runs. A manifest whose layers are all of
+// these types is served without a policy check, because clients (cosign, podman, oras) must
+// be able to read signatures through pullgate to verify for themselves. Anything else, wasm
+// and unknown types included, is treated as a runnable image.
+var signatureArtifactLayerTypes = map[string]bool{
+	"application/vnd.dev.cosign.simplesigning.v1+json":     true, // cosign .sig
+	"application/vnd.dsse.envelope.v1+json":                true, // cosign .att
+	"application/vnd.in-toto+json":                         true,
+	"application/vnd.dev.sigstore.bundle+json;version=0.1": true,
+	"application/vnd.dev.sigstore.bundle+json;version=0.2": true,
+	"application/vnd.dev.sigstore.bundle+json;version=0.3": true,
+	"application/vnd.dev.sigstore.bundle.v0.3+json":        true,
+	"application/vnd.cncf.notary.signature":                true,
+	"application/jose+json":                                true, // notation JWS envelope
+	"application/cose":                                     true, // notation COSE envelope
+	"application/vnd.dev.cosign.artifact.sbom.v1+json":     true,
+	"text/spdx":                      true,
+	"text/spdx+json":                 true,
+	"text/spdx+xml":                  true,
+	"application/spdx+json":          true,
+	"application/vnd.cyclonedx+json": true,
+	"application/vnd.cyclonedx+xml":  true,
+	"application/vnd.syft+json":      true,
+}
+
+// parsedManifest is what enforcement reads from a manifest. It is parsed from bytes whose
+// digest was checked but whose trust is not yet decided.
+type parsedManifest struct {
+	kind kind
+	// children are the manifests an index lists.
+	children []digest.Digest
+	// childrenAreArtifacts is true for an index whose every entry declares a signature
+	// artifactType (the referrers tag schema's sha256-<hex> index).
+	childrenAreArtifacts bool
+	// blobs are the config and layers of an image manifest or artifact.
+	blobs []digest.Digest
+}
+
+type descriptor struct {
+	MediaType    string        `json:"mediaType"`
+	Digest       digest.Digest `json:"digest"`
+	ArtifactType string        `json:"artifactType"`
+}
+
+type anyManifest struct {
+	SchemaVersion int          `json:"schemaVersion"`
+	MediaType     string       `json:"mediaType"`
+	Config        *descriptor  `json:"config"`
+	Layers        []descriptor `json:"layers"`
+	Manifests     []descriptor `json:"manifests"`
+	FSLayers      []struct {
+		BlobSum digest.Digest `json:"blobSum"`
+	} `json:"fsLayers"`
+}
+
+var errUnknownManifest = errors.New("unrecognised manifest")
+
+// parseManifest classifies manifest bytes. contentType is the upstream's Content-Type; the
+// body's own mediaType is used when the header is generic. A manifest that cannot be
+// classified is an error: it is not served.
+func parseManifest(contentType string, data []byte) (parsedManifest, error) {
+	var m anyManifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return parsedManifest{}, fmt.Errorf("%w: %w", errUnknownManifest, err)
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	switch mt {
+	case "", "application/json", "application/octet-stream", "text/plain":
+		mt = m.MediaType
+	}
+	if mt == "" {
+		mt = guessMediaType(m)
+	}
+	var p parsedManifest
+	switch mt {
+	case mediaTypeOCIIndex, mediaTypeDockerList:
+		p.kind = kindIndex
+		if len(m.Manifests) > maxManifestReferences {
+			return p, fmt.Errorf("%w: index lists %d manifests", errUnknownManifest, len(m.Manifests))
+		}
+		p.childrenAreArtifacts = len(m.Manifests) > 0
+		for _, d := range m.Manifests {
+			if err := d.Digest.Validate(); err != nil {
+				return p, fmt.Errorf("%w: child digest: %w", errUnknownManifest, err)
+			}
+			p.children = append(p.children, d.Digest)
+			if !isArtifactType(d.ArtifactType) {
+				p.childrenAreArtifacts = false
+			}
+		}
+	case mediaTypeOCIManifest, mediaTypeDockerManifest:
+		p.kind = kindImage
+		if m.Config == nil {
+			return p, fmt.Errorf("%w: no config", errUnknownManifest)
+		}
+		if len(m.Layers) > maxManifestReferences {
+			return p, fmt.Errorf("%w: %d layers", errUnknownManifest, len(m.Layers))
+		}
+		all := append([]descriptor{*m.Config}, m.Layers...)
+		artifact := len(m.Layers) > 0
+		for i, d := range all {
+			if err := d.Digest.Validate(); err != nil {
+				return p, fmt.Errorf("%w: blob digest: %w", errUnknownManifest, err)
+			}
+			p.blobs = append(p.blobs, d.Digest)
+			if i > 0 && !signatureArtifactLayerTypes[normaliseMediaType(d.MediaType)] {
+				artifact = false
+			}
+		}
+		if artifact {
+			p.kind = kindArtifact
+		}
+	case mediaTypeSchema1, mediaTypeSchema1Signed:
+		p.kind = kindImage
+		if len(m.FSLayers) > maxManifestReferences {
+			return p, fmt.Errorf("%w: %d layers", errUnknownManifest, len(m.FSLayers))
+		}
+		for _, l := range m.FSLayers {
+			if err := l.BlobSum.Validate(); err != nil {
+				return p, fmt.Errorf("%w: blob digest: %w", errUnknownManifest, err)
+			}
+			p.blobs = append(p.blobs, l.BlobSum)
+		}
+	default:
+		return p, fmt.Errorf("%w: media type %q", errUnknownManifest, mt)
+	}
+	return p, nil
+}
+
+// guessMediaType handles manifests that declare no media type anywhere (old OCI
+// manifests and indexes may omit the field).
+func guessMediaType(m anyManifest) string {
+	switch {
+	case m.SchemaVersion == 1:
+		return mediaTypeSchema1
+	case m.Manifests != nil && m.Config == nil:
+		return mediaTypeOCIIndex
+	case m.Config != nil:
+		return mediaTypeOCIManifest
+	}
+	return ""
+}
+
+func isArtifactType(t string) bool {
+	return t != "" && signatureArtifactLayerTypes[normaliseMediaType(t)]
+}
+
+// normaliseMediaType lower-cases and drops spaces around parameters so that
+// "application/vnd.dev.sigstore.bundle+json; version=0.3" matches the table.
+func normaliseMediaType(mt string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(mt)), "; ", ";")
+}
