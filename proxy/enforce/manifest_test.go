@@ -1,0 +1,90 @@
+package enforce
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+)
+
+func TestParseManifest(t *testing.T) {
+	d1, d2, d3 := digest.FromString("1"), digest.FromString("2"), digest.FromString("3")
+	desc := func(mt string, d digest.Digest) string {
+		return `{"mediaType":"` + mt + `","digest":"` + d.String() + `","size":1}`
+	}
+	image := func(mt, layerType string) string {
+		return `{"schemaVersion":2,"mediaType":"` + mt + `","config":` + desc("application/vnd.oci.image.config.v1+json", d1) +
+			`,"layers":[` + desc(layerType, d2) + `]}`
+	}
+	tests := []struct {
+		name, contentType, body string
+		kind                    kind
+		blobs, children         []digest.Digest
+		artifacts               bool
+		wantErr                 bool
+	}{
+		{name: "oci image", contentType: mediaTypeOCIManifest, body: image(mediaTypeOCIManifest, "application/vnd.oci.image.layer.v1.tar+gzip"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
+		{name: "docker image", contentType: mediaTypeDockerManifest, body: image(mediaTypeDockerManifest, "application/vnd.docker.image.rootfs.diff.tar.gzip"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
+		{name: "wasm is runnable", contentType: mediaTypeOCIManifest, body: image(mediaTypeOCIManifest, "application/vnd.wasm.content.layer.v1+wasm"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
+		{name: "cosign signature", contentType: mediaTypeOCIManifest, body: image(mediaTypeOCIManifest, "application/vnd.dev.cosign.simplesigning.v1+json"), kind: kindArtifact, blobs: []digest.Digest{d1, d2}},
+		{name: "sigstore bundle with spaced parameter", contentType: mediaTypeOCIManifest, body: image(mediaTypeOCIManifest, "application/vnd.dev.sigstore.bundle+json; version=0.3"), kind: kindArtifact, blobs: []digest.Digest{d1, d2}},
+		{name: "content type with parameters", contentType: mediaTypeOCIManifest + "; charset=utf-8", body: image(mediaTypeOCIManifest, "application/vnd.oci.image.layer.v1.tar"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
+		{name: "generic content type uses the body", contentType: "application/octet-stream", body: image(mediaTypeOCIManifest, "application/vnd.oci.image.layer.v1.tar"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
+		{name: "index", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[` + desc(mediaTypeOCIManifest, d1) + `,` + desc(mediaTypeOCIManifest, d2) + `]}`, kind: kindIndex, children: []digest.Digest{d1, d2}},
+		{name: "docker list", contentType: mediaTypeDockerList, body: `{"schemaVersion":2,"manifests":[` + desc(mediaTypeDockerManifest, d3) + `]}`, kind: kindIndex, children: []digest.Digest{d3}},
+		{name: "referrers tag index", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[{"mediaType":"` + mediaTypeOCIManifest + `","digest":"` + d1.String() + `","size":1,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"}]}`, kind: kindIndex, children: []digest.Digest{d1}, artifacts: true},
+		{name: "index mixing artifacts and images", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[{"mediaType":"` + mediaTypeOCIManifest + `","digest":"` + d1.String() + `","size":1,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"},` + desc(mediaTypeOCIManifest, d2) + `]}`, kind: kindIndex, children: []digest.Digest{d1, d2}},
+		{name: "schema1", contentType: mediaTypeSchema1Signed, body: `{"schemaVersion":1,"fsLayers":[{"blobSum":"` + d3.String() + `"}]}`, kind: kindImage, blobs: []digest.Digest{d3}},
+		{name: "no media type anywhere: oci index", contentType: "", body: `{"schemaVersion":2,"manifests":[]}`, kind: kindIndex},
+		{name: "image without config", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"layers":[]}`, wantErr: true},
+		{name: "bad layer digest", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"config":` + desc("x", d1) + `,"layers":[{"mediaType":"x","digest":"sha256:abc"}]}`, wantErr: true},
+		{name: "unknown media type", contentType: "application/vnd.example+json", body: `{}`, wantErr: true},
+		{name: "not json", contentType: mediaTypeOCIManifest, body: `<html>`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := parseManifest(tt.contentType, []byte(tt.body))
+			if tt.wantErr {
+				if !errors.Is(err, errUnknownManifest) {
+					t.Fatalf("err = %v, want errUnknownManifest", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.kind != tt.kind || join(p.blobs) != join(tt.blobs) || join(p.children) != join(tt.children) || p.childrenAreArtifacts != tt.artifacts {
+				t.Fatalf("got %+v", p)
+			}
+		})
+	}
+}
+
+func join(ds []digest.Digest) string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = d.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func FuzzParseManifest(f *testing.F) {
+	f.Add(mediaTypeOCIManifest, []byte(`{"schemaVersion":2,"config":{"digest":"`+digest.FromString("c").String()+`"},"layers":[]}`))
+	f.Add(mediaTypeOCIIndex, []byte(`{"manifests":[{"digest":"`+digest.FromString("c").String()+`","artifactType":"application/vnd.in-toto+json"}]}`))
+	f.Add("", []byte(`{"schemaVersion":1,"fsLayers":[]}`))
+	f.Fuzz(func(t *testing.T, contentType string, data []byte) {
+		p, err := parseManifest(contentType, data)
+		if err != nil {
+			return
+		}
+		for _, d := range append(p.blobs, p.children...) {
+			if d.Validate() != nil {
+				t.Fatalf("accepted invalid digest %q", d)
+			}
+		}
+		if p.kind == kindArtifact && len(p.blobs) < 2 {
+			t.Fatalf("artifact without layers: %+v", p)
+		}
+	})
+}
