@@ -1,0 +1,254 @@
+// Package pgptest makes OpenPGP keys and signed messages for tests: valid ones and the
+// many broken shapes a verifier must refuse (unknown keys, subkeys, revoked and expired
+// keys, expired signatures, several signatures, unsigned data). Keys are generated fresh
+// with go-crypto; nothing here is for production use.
+package pgptest
+
+import (
+	"bytes"
+	"crypto"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+)
+
+// Key is a generated OpenPGP key with its private parts.
+type Key struct {
+	Entity *openpgp.Entity
+}
+
+// KeyOptions tunes NewKey.
+type KeyOptions struct {
+	// RSABits selects an RSA key of that size; zero means Ed25519 (fast).
+	RSABits int
+	// Created is the key creation time; zero means now.
+	Created time.Time
+	// Lifetime makes the key expire that long after Created; zero means never.
+	Lifetime time.Duration
+}
+
+// NewKey generates a key whose primary key can certify and sign.
+func NewKey(t testing.TB, name string, opts KeyOptions) *Key {
+	t.Helper()
+	e, err := openpgp.NewEntity(name, "", name+"@example.test", opts.config())
+	if err != nil {
+		t.Fatalf("pgptest: generating key %q: %v", name, err)
+	}
+	return &Key{Entity: e}
+}
+
+func (o KeyOptions) config() *packet.Config {
+	c := &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA}
+	if o.RSABits != 0 {
+		c.Algorithm = packet.PubKeyAlgoRSA
+		c.RSABits = o.RSABits
+	}
+	if !o.Created.IsZero() {
+		created := o.Created
+		c.Time = func() time.Time { return created }
+	}
+	if o.Lifetime != 0 {
+		c.KeyLifetimeSecs = uint32(o.Lifetime / time.Second)
+	}
+	return c
+}
+
+// Primary returns the private primary key.
+func (k *Key) Primary() *packet.PrivateKey { return k.Entity.PrivateKey }
+
+// Fingerprint returns the uppercase hex fingerprint of the primary key.
+func (k *Key) Fingerprint() string { return hexUpper(k.Entity.PrimaryKey.Fingerprint) }
+
+// AddSigningSubkey adds a signing subkey and returns its private key.
+func (k *Key) AddSigningSubkey(t testing.TB) *packet.PrivateKey {
+	t.Helper()
+	if err := k.Entity.AddSigningSubkey(&packet.Config{Algorithm: packet.PubKeyAlgoEdDSA}); err != nil {
+		t.Fatalf("pgptest: adding a signing subkey: %v", err)
+	}
+	return k.Entity.Subkeys[len(k.Entity.Subkeys)-1].PrivateKey
+}
+
+// RevokeSubkey revokes the subkey whose private key is sub.
+func (k *Key) RevokeSubkey(t testing.TB, sub *packet.PrivateKey) {
+	t.Helper()
+	for i := range k.Entity.Subkeys {
+		if k.Entity.Subkeys[i].PrivateKey == sub {
+			if err := k.Entity.RevokeSubkey(&k.Entity.Subkeys[i], packet.KeyCompromised, "test", nil); err != nil {
+				t.Fatalf("pgptest: revoking a subkey: %v", err)
+			}
+			return
+		}
+	}
+	t.Fatalf("pgptest: no such subkey")
+}
+
+// Revoke revokes the primary key.
+func (k *Key) Revoke(t testing.TB) {
+	t.Helper()
+	if err := k.Entity.RevokeKey(packet.KeyCompromised, "test", nil); err != nil {
+		t.Fatalf("pgptest: revoking a key: %v", err)
+	}
+}
+
+// Public returns the public key (with its subkeys, self-signatures and revocations) in
+// binary form, as `gpg --export` writes it.
+func (k *Key) Public(t testing.TB) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := k.Entity.Serialize(&b); err != nil {
+		t.Fatalf("pgptest: serializing a public key: %v", err)
+	}
+	return b.Bytes()
+}
+
+// ArmoredPublic returns the public key ASCII-armored, as `gpg --armor --export` writes it.
+func (k *Key) ArmoredPublic(t testing.TB) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := armor.Encode(&b, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatalf("pgptest: armoring: %v", err)
+	}
+	if _, err := w.Write(k.Public(t)); err != nil {
+		t.Fatalf("pgptest: armoring: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("pgptest: armoring: %v", err)
+	}
+	return b.Bytes()
+}
+
+// SignOptions tunes Sign.
+type SignOptions struct {
+	// Signers make one signature each, nested (one-pass signature packets in order,
+	// signature packets in reverse). Empty means an unsigned literal-data message.
+	Signers []*packet.PrivateKey
+	// Created is the signature creation time; zero means now.
+	Created time.Time
+	// Lifetime makes the signatures expire that long after Created; zero means never.
+	Lifetime time.Duration
+	// Compress wraps everything in a compressed-data packet, as gpg does by default.
+	Compress bool
+}
+
+// Sign returns an OpenPGP message holding content as literal data, signed as opts says.
+func Sign(t testing.TB, content []byte, opts SignOptions) []byte {
+	t.Helper()
+	out, err := sign(content, opts)
+	if err != nil {
+		t.Fatalf("pgptest: signing: %v", err)
+	}
+	return out
+}
+
+func sign(content []byte, opts SignOptions) ([]byte, error) {
+	created := opts.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	config := &packet.Config{Time: func() time.Time { return created }}
+	var out bytes.Buffer
+	var w io.WriteCloser = nopCloser{&out}
+	if opts.Compress {
+		cw, err := packet.SerializeCompressed(w, packet.CompressionZLIB, nil)
+		if err != nil {
+			return nil, err
+		}
+		w = cw
+	}
+	for i, s := range opts.Signers {
+		ops := &packet.OnePassSignature{
+			Version:    3,
+			SigType:    packet.SigTypeBinary,
+			Hash:       crypto.SHA256,
+			PubKeyAlgo: s.PubKeyAlgo,
+			KeyId:      s.KeyId,
+			IsLast:     i == len(opts.Signers)-1,
+		}
+		if err := ops.Serialize(w); err != nil {
+			return nil, err
+		}
+	}
+	lw, err := packet.SerializeLiteral(nopCloser{w}, true, "", uint32(created.Unix()))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := lw.Write(content); err != nil {
+		return nil, err
+	}
+	if err := lw.Close(); err != nil {
+		return nil, err
+	}
+	for i := len(opts.Signers) - 1; i >= 0; i-- {
+		s := opts.Signers[i]
+		keyID := s.KeyId
+		sig := &packet.Signature{
+			Version:      4,
+			SigType:      packet.SigTypeBinary,
+			PubKeyAlgo:   s.PubKeyAlgo,
+			Hash:         crypto.SHA256,
+			CreationTime: created,
+			IssuerKeyId:  &keyID,
+		}
+		if opts.Lifetime != 0 {
+			secs := uint32(opts.Lifetime / time.Second)
+			sig.SigLifetimeSecs = &secs
+		}
+		h, err := sig.PrepareSign(config)
+		if err != nil {
+			return nil, err
+		}
+		h.Write(content)
+		if err := sig.Sign(h, s, config); err != nil {
+			return nil, err
+		}
+		if err := sig.Serialize(w); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// ClearSign returns content clearsigned by signer (gpg --clearsign).
+func ClearSign(t testing.TB, content []byte, signer *packet.PrivateKey) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	w, err := clearsignEncode(&out, signer)
+	if err == nil {
+		_, err = w.Write(content)
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if err != nil {
+		t.Fatalf("pgptest: clearsigning: %v", err)
+	}
+	return out.Bytes()
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+func hexUpper(b []byte) string {
+	const digits = "0123456789ABCDEF"
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = append(out, digits[c>>4], digits[c&15])
+	}
+	return string(out)
+}
+
+// Payload returns a simple-signing payload, formatted as containers/image writes it.
+func Payload(manifestDigest, dockerReference string) []byte {
+	return []byte(`{"critical":{"identity":{"docker-reference":"` + dockerReference +
+		`"},"image":{"docker-manifest-digest":"` + manifestDigest +
+		`"},"type":"atomic container signature"},"optional":{"creator":"atomic pgptest","timestamp":1700000000}}`)
+}

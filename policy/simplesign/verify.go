@@ -1,0 +1,210 @@
+package simplesign
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
+	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/pullgate/pullgate/policy/payload"
+)
+
+// maxPayloadSize bounds the signed payload, after decompression. Real payloads are a few
+// hundred bytes; the bound stops a small compressed packet from expanding without limit.
+// It equals the 4 MiB cap containers/image puts on a whole signature.
+const maxPayloadSize = 4 << 20
+
+// ErrRejected is wrapped by every error that rejects a signature (as opposed to a
+// problem with the keyring).
+var ErrRejected = errors.New("simple signing signature rejected")
+
+// UnknownKeyError rejects a signature made by a key that is not in the keyring.
+type UnknownKeyError struct {
+	// KeyID is the 64-bit key ID the signature names (untrusted).
+	KeyID uint64
+}
+
+func (e *UnknownKeyError) Error() string {
+	return fmt.Sprintf("signed by key ID %016X, which is not trusted", e.KeyID)
+}
+
+// Is makes errors.Is(err, ErrRejected) true.
+func (e *UnknownKeyError) Is(target error) bool { return target == ErrRejected }
+
+// rejection is a rejection reason that wraps ErrRejected without repeating its text.
+type rejection struct{ err error }
+
+func (r *rejection) Error() string        { return r.err.Error() }
+func (r *rejection) Unwrap() error        { return r.err }
+func (r *rejection) Is(target error) bool { return target == ErrRejected }
+
+func reject(format string, args ...any) error {
+	return &rejection{err: fmt.Errorf(format, args...)}
+}
+
+// Verified is a signature whose cryptography checked out against a trusted key. Its
+// payload claims a manifest digest and an identity; whether they fit the image being
+// evaluated is for the caller to decide.
+type Verified struct {
+	// KeyFingerprint is the uppercase hex fingerprint of the trusted primary key.
+	KeyFingerprint string
+	// SignerFingerprint is the fingerprint of the key that made the signature: the primary
+	// key, or one of its signing subkeys.
+	SignerFingerprint string
+	// Payload holds the signed claims, parsed strictly. Its digest and identity must still
+	// be compared with the image.
+	Payload payload.Untrusted
+}
+
+// Verify checks untrustedSignature, an OpenPGP signed message (gpg --sign output; a
+// clearsigned message is also accepted, as containers/image does), against the keyring at
+// time now, then parses the signed payload. A signature is accepted only if it carries
+// exactly one signature, made by a trusted key or a signing subkey of one, neither
+// revoked nor expired, that verifies over the included data; encrypted and unsigned
+// messages are refused. Every rejection wraps ErrRejected.
+func (k *Keyring) Verify(untrustedSignature []byte, now time.Time) (Verified, error) {
+	if len(k.entities) == 0 {
+		return Verified{}, reject("no public keys imported")
+	}
+	limit := int64(maxPayloadSize)
+	config := &packet.Config{
+		Time:                       func() time.Time { return now },
+		MaxDecompressedMessageSize: &limit,
+	}
+	var (
+		v       Verified
+		content []byte
+		err     error
+	)
+	if block, _ := clearsign.Decode(untrustedSignature); block != nil {
+		v, content, err = k.verifyClearsigned(block, config)
+	} else {
+		v, content, err = k.verifyMessage(untrustedSignature, config)
+	}
+	if err != nil {
+		return Verified{}, err
+	}
+	// Only now, with the signature verified, is the content parsed.
+	claims, err := payload.Parse(content, payload.Options{Type: payload.TypeSimpleSigning})
+	if err != nil {
+		return Verified{}, reject("%w", err)
+	}
+	v.Payload = claims
+	return v, nil
+}
+
+func (k *Keyring) verifyMessage(untrustedSignature []byte, config *packet.Config) (Verified, []byte, error) {
+	md, err := openpgp.ReadMessage(bytes.NewReader(untrustedSignature), k.entities, nil, config)
+	if err != nil {
+		return Verified{}, nil, reject("not a valid OpenPGP signed message: %v", err)
+	}
+	if md.IsEncrypted {
+		return Verified{}, nil, reject("the message is encrypted, not signed")
+	}
+	if !md.IsSigned {
+		return Verified{}, nil, reject("the message is not signed")
+	}
+	// go-crypto checks the signature only once the body has been read to EOF.
+	untrustedContent, err := io.ReadAll(io.LimitReader(md.UnverifiedBody, maxPayloadSize+1))
+	if err != nil {
+		return Verified{}, nil, reject("reading the signed data: %v", err)
+	}
+	if len(untrustedContent) > maxPayloadSize {
+		return Verified{}, nil, reject("signed data larger than %d bytes", maxPayloadSize)
+	}
+	if md.SignatureError != nil {
+		return Verified{}, nil, signatureError(md.SignatureError)
+	}
+	// SignatureError is nil when the signing key is unknown: only SignedBy tells.
+	if md.SignedBy == nil {
+		return Verified{}, nil, &UnknownKeyError{KeyID: md.SignedByKeyId}
+	}
+	if md.Signature == nil || md.Signature.IssuerKeyId == nil || *md.Signature.IssuerKeyId != md.SignedBy.PublicKey.KeyId {
+		return Verified{}, nil, reject("no signature by the announced key")
+	}
+	if n := len(md.UnverifiedSignatures); n != 0 {
+		return Verified{}, nil, reject("the message carries %d signatures, exactly one is required", n+1)
+	}
+	return Verified{
+		KeyFingerprint:    fingerprint(md.SignedBy.Entity.PrimaryKey.Fingerprint),
+		SignerFingerprint: fingerprint(md.SignedBy.PublicKey.Fingerprint),
+	}, untrustedContent, nil
+}
+
+func (k *Keyring) verifyClearsigned(block *clearsign.Block, config *packet.Config) (Verified, []byte, error) {
+	untrustedSig, err := io.ReadAll(io.LimitReader(block.ArmoredSignature.Body, maxPayloadSize+1))
+	if err != nil {
+		return Verified{}, nil, reject("reading the clearsigned signature: %v", err)
+	}
+	if len(untrustedSig) > maxPayloadSize {
+		return Verified{}, nil, reject("clearsigned signature larger than %d bytes", maxPayloadSize)
+	}
+	issuer, err := onlySignature(untrustedSig)
+	if err != nil {
+		return Verified{}, nil, err
+	}
+	signer, err := openpgp.CheckDetachedSignature(k.entities, bytes.NewReader(block.Bytes), bytes.NewReader(untrustedSig), config)
+	if errors.Is(err, pgperrors.ErrUnknownIssuer) {
+		return Verified{}, nil, &UnknownKeyError{KeyID: issuer}
+	}
+	if err != nil {
+		return Verified{}, nil, signatureError(err)
+	}
+	signerFingerprint := ""
+	for _, key := range k.entities.KeysById(issuer) {
+		if key.Entity == signer {
+			signerFingerprint = fingerprint(key.PublicKey.Fingerprint)
+		}
+	}
+	return Verified{
+		KeyFingerprint:    fingerprint(signer.PrimaryKey.Fingerprint),
+		SignerFingerprint: signerFingerprint,
+	}, block.Plaintext, nil
+}
+
+// onlySignature checks that data holds exactly one signature packet and returns the key ID
+// it names.
+func onlySignature(data []byte) (uint64, error) {
+	packets := packet.NewReader(bytes.NewReader(data))
+	var sigs []*packet.Signature
+	for {
+		p, err := packets.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, reject("invalid clearsigned signature: %v", err)
+		}
+		sig, ok := p.(*packet.Signature)
+		if !ok {
+			return 0, reject("invalid clearsigned signature: unexpected %T packet", p)
+		}
+		sigs = append(sigs, sig)
+	}
+	if len(sigs) != 1 {
+		return 0, reject("the message carries %d signatures, exactly one is required", len(sigs))
+	}
+	if sigs[0].IssuerKeyId == nil {
+		return 0, reject("the signature names no issuer key")
+	}
+	return *sigs[0].IssuerKeyId, nil
+}
+
+// signatureError turns go-crypto's verdict on a signature into a rejection that says why.
+func signatureError(err error) error {
+	switch {
+	case errors.Is(err, pgperrors.ErrSignatureExpired):
+		return reject("the signature has expired")
+	case errors.Is(err, pgperrors.ErrKeyExpired):
+		return reject("the signing key has expired")
+	case errors.Is(err, pgperrors.ErrKeyRevoked):
+		return reject("the signing key has been revoked")
+	}
+	return reject("invalid signature: %v", err)
+}
