@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+// Config is pullgate's configuration. The mapstructure tags are the YAML keys (DESIGN.md
+// "Configuration" contract plus the documented extras); config.example.yaml explains each.
+type Config struct {
+	Listen           string           `mapstructure:"listen"`
+	Upstreams        []UpstreamConfig `mapstructure:"upstreams"`
+	DefaultUpstream  string           `mapstructure:"defaultUpstream"`
+	Policy           PolicyConfig     `mapstructure:"policy"`
+	Log              LogConfig        `mapstructure:"log"`
+	UpstreamTimeouts TimeoutsConfig   `mapstructure:"upstreamTimeouts"`
+	Cache            CacheConfig      `mapstructure:"cache"`
+
+	// File is the absolute path of the file this configuration was read from.
+	File string `mapstructure:"-"`
+}
+
+// UpstreamConfig is one entry of `upstreams`.
+type UpstreamConfig struct {
+	// Registry is the name clients and signatures use (docker.io, 127.0.0.1:5001).
+	Registry string `mapstructure:"registry"`
+	// URL is where that registry's API is reached (https://registry-1.docker.io).
+	URL string `mapstructure:"url"`
+	// Username and Password authenticate to the upstream (basic, or to obtain tokens).
+	Username string `mapstructure:"username"`
+	Password Secret `mapstructure:"password"`
+	// DockerConfig is a docker config.json whose credentials are used instead.
+	DockerConfig string `mapstructure:"dockerConfig"`
+	// CAFile is a PEM bundle of extra roots for the upstream's TLS certificate.
+	CAFile string `mapstructure:"caFile"`
+}
+
+// PolicyConfig says where the trust policy lives.
+type PolicyConfig struct {
+	// Path is a containers-policy.json(5) file.
+	Path string `mapstructure:"path"`
+	// RegistriesDir is a containers-registries.d(5) folder; empty means none.
+	RegistriesDir string `mapstructure:"registriesDir"`
+}
+
+// LogConfig selects the log handler.
+type LogConfig struct {
+	Level  string `mapstructure:"level"`  // debug, info, warn, error
+	Format string `mapstructure:"format"` // text, json
+}
+
+// TimeoutsConfig bounds the waits on upstream registries.
+type TimeoutsConfig struct {
+	// Dial bounds connection set-up (TCP and TLS).
+	Dial time.Duration `mapstructure:"dial"`
+	// ResponseHeader bounds the wait for an upstream's response headers.
+	ResponseHeader time.Duration `mapstructure:"responseHeader"`
+}
+
+// CacheConfig configures pullgate's caches.
+type CacheConfig struct {
+	Verdicts VerdictCacheConfig `mapstructure:"verdicts"`
+}
+
+// VerdictCacheConfig bounds the policy verdict cache: entries, and how long an accepted
+// and a denied verdict are remembered (separately, so that revoked and newly signed images
+// are noticed in time).
+type VerdictCacheConfig struct {
+	Size      int           `mapstructure:"size"`
+	AcceptTTL time.Duration `mapstructure:"acceptTTL"`
+	DenyTTL   time.Duration `mapstructure:"denyTTL"`
+}
+
+// Secret is a string that never prints: fmt, %v of an enclosing struct and slog all show
+// "[redacted]". Reveal returns the value for the one place that needs it.
+type Secret string
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String hides the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString hides the value from %#v.
+func (s Secret) GoString() string { return `"` + s.String() + `"` }
+
+// LogValue hides the value from slog's text output.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText hides the value from encoders (slog's JSON handler marshals structs with
+// encoding/json, which ignores LogValue on fields).
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// defaults are the values of keys the file does not set. They are registered with viper so
+// that an explicit zero in the file (cache.verdicts.size: 0) stays visible to validation.
+var defaults = map[string]any{
+	"listen":                          "127.0.0.1:5000",
+	"log.level":                       "info",
+	"log.format":                      "text",
+	"upstreamTimeouts.dial":           10 * time.Second,
+	"upstreamTimeouts.responseHeader": 30 * time.Second,
+	"cache.verdicts.size":             10000,
+	"cache.verdicts.acceptTTL":        10 * time.Minute,
+	"cache.verdicts.denyTTL":          time.Minute,
+}
+
+// maxConfigSize bounds the configuration file read: a real one is a few KiB, and a
+// mistaken path (a disk image, /dev/zero) must not be read into memory.
+const maxConfigSize = 1 << 20
+
+// errConfig is wrapped by every error about the configuration's content.
+var errConfig = errors.New("invalid configuration")
+
+// loadConfig reads the YAML file at path, applies PULLGATE_* environment overrides, resolves
+// relative paths against the file's folder and checks everything. A *ConfigError lists every
+// problem found. Warnings are notes that do not prevent starting (an unknown PULLGATE_*
+// variable).
+func loadConfig(path string) (*Config, []string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	raw, err := readConfigFile(abs)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	c := newChecker()
+	c.checkDocument(raw)
+	if !c.documentOK {
+		// Not a readable YAML mapping: nothing else can be checked meaningfully.
+		return nil, nil, &ConfigError{File: abs, Problems: c.problems}
+	}
+
+	v := viper.NewWithOptions(viper.KeyDelimiter("."))
+	v.SetConfigType("yaml")
+	for key, value := range defaults {
+		v.SetDefault(key, value)
+	}
+	if err := v.ReadConfig(bytes.NewReader(raw)); err != nil {
+		// checkDocument has usually explained why already (a key given twice); its words
+		// name the key and line.
+		if len(c.problems) == 0 {
+			c.add(problem{Message: "cannot read YAML: " + err.Error()})
+		}
+		return nil, nil, &ConfigError{File: abs, Problems: c.problems}
+	}
+	warnings := c.applyEnv(v)
+
+	// UnmarshalExact refuses unknown keys on its own; checkDocument has already named them
+	// with their line and spelling, so addDecodeError keeps the decoder's version only if
+	// the document walk missed one.
+	cfg := &Config{File: abs}
+	if err := v.UnmarshalExact(cfg, strictDecoding); err != nil {
+		c.addDecodeError(err)
+	}
+
+	cfg.resolvePaths(filepath.Dir(abs))
+	c.addValidation(cfg.validate())
+
+	if len(c.problems) > 0 {
+		return nil, warnings, &ConfigError{File: abs, Problems: c.problems}
+	}
+	return cfg, warnings, nil
+}
+
+// readConfigFile reads at most maxConfigSize bytes of a regular file.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("config file %s: %w: not a regular file", path, errConfig)
+	}
+	raw, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	if len(raw) > maxConfigSize {
+		return nil, fmt.Errorf("config file %s: %w: larger than %d bytes", path, errConfig, maxConfigSize)
+	}
+	return raw, nil
+}
+
+// resolvePaths makes every relative file path relative to dir, the config file's folder.
+func (cfg *Config) resolvePaths(dir string) {
+	resolve := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	resolve(&cfg.Policy.Path)
+	resolve(&cfg.Policy.RegistriesDir)
+	for i := range cfg.Upstreams {
+		resolve(&cfg.Upstreams[i].DockerConfig)
+		resolve(&cfg.Upstreams[i].CAFile)
+	}
+}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/distribution/reference"
+)
+
+// validate checks the decoded configuration's values and returns every problem.
+func (cfg *Config) validate() []problem {
+	var ps []problem
+	add := func(key, format string, args ...any) {
+		ps = append(ps, problem{Key: key, Message: fmt.Sprintf(format, args...)})
+	}
+
+	if msg := checkListen(cfg.Listen); msg != "" {
+		add("listen", "%s", msg)
+	}
+
+	if len(cfg.Upstreams) == 0 {
+		add("upstreams", "at least one upstream is required (a list of entries with registry and url)")
+	}
+	firstUse := map[string]int{}
+	for i, u := range cfg.Upstreams {
+		key := "upstreams[" + strconv.Itoa(i) + "]"
+		if msg := checkRegistryName(u.Registry); msg != "" {
+			add(key+".registry", "%s", msg)
+		} else if j, dup := firstUse[u.Registry]; dup {
+			add(key+".registry", "%q is already used by upstreams[%d]; each registry may appear once", u.Registry, j)
+		} else {
+			firstUse[u.Registry] = i
+		}
+		if msg := checkUpstreamURL(u.URL); msg != "" {
+			add(key+".url", "%s", msg)
+		}
+		switch {
+		case u.Username != "" && u.Password == "":
+			add(key+".password", "required when username is set")
+		case u.Username == "" && u.Password != "":
+			add(key+".username", "required when password is set")
+		}
+		if u.DockerConfig != "" && (u.Username != "" || u.Password != "") {
+			add(key+".dockerConfig", "set either username and password, or dockerConfig, not both")
+		}
+		if msg := checkFile(u.DockerConfig); msg != "" {
+			add(key+".dockerConfig", "%s", msg)
+		}
+		if msg := checkFile(u.CAFile); msg != "" {
+			add(key+".caFile", "%s", msg)
+		}
+	}
+
+	// Without upstreams the problem above says everything.
+	if cfg.DefaultUpstream != "" && len(cfg.Upstreams) > 0 {
+		if _, ok := firstUse[cfg.DefaultUpstream]; !ok {
+			add("defaultUpstream", "%q names no upstream (configured: %s)", cfg.DefaultUpstream, registryList(cfg.Upstreams))
+		}
+	}
+
+	if cfg.Policy.Path == "" {
+		add("policy.path", "required: the containers-policy.json file to enforce")
+	} else if msg := checkFile(cfg.Policy.Path); msg != "" {
+		add("policy.path", "%s", msg)
+	}
+	if cfg.Policy.RegistriesDir != "" {
+		if st, err := os.Stat(cfg.Policy.RegistriesDir); err != nil {
+			add("policy.registriesDir", "%s", describeStatError(cfg.Policy.RegistriesDir, err))
+		} else if !st.IsDir() {
+			add("policy.registriesDir", "%s is not a folder", cfg.Policy.RegistriesDir)
+		}
+	}
+
+	switch strings.ToLower(cfg.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "%q is not one of debug, info, warn, error", cfg.Log.Level)
+	}
+	switch strings.ToLower(cfg.Log.Format) {
+	case "text", "json":
+	default:
+		add("log.format", "%q is not one of text, json", cfg.Log.Format)
+	}
+
+	if cfg.UpstreamTimeouts.Dial <= 0 {
+		add("upstreamTimeouts.dial", "must be positive, got %s", cfg.UpstreamTimeouts.Dial)
+	}
+	if cfg.UpstreamTimeouts.ResponseHeader <= 0 {
+		add("upstreamTimeouts.responseHeader", "must be positive, got %s", cfg.UpstreamTimeouts.ResponseHeader)
+	}
+	if cfg.Cache.Verdicts.Size <= 0 {
+		add("cache.verdicts.size", "must be at least 1, got %d", cfg.Cache.Verdicts.Size)
+	}
+	if cfg.Cache.Verdicts.AcceptTTL <= 0 {
+		add("cache.verdicts.acceptTTL", "must be positive, got %s", cfg.Cache.Verdicts.AcceptTTL)
+	}
+	if cfg.Cache.Verdicts.DenyTTL <= 0 {
+		add("cache.verdicts.denyTTL", "must be positive, got %s", cfg.Cache.Verdicts.DenyTTL)
+	}
+	return ps
+}
+
+// checkListen checks a host:port listen address.
+func checkListen(addr string) string {
+	if addr == "" {
+		return "required: the address to listen on, such as 127.0.0.1:5000"
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("%q is not host:port (such as 127.0.0.1:5000 or :5000)", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Sprintf("%q has an invalid port", addr)
+	}
+	return ""
+}
+
+// checkRegistryName checks that name is a registry host[:port] written the way docker
+// normalises it, since it is compared with image names and signature identities verbatim.
+func checkRegistryName(name string) string {
+	if name == "" {
+		return "required: the registry name clients and signatures use, such as docker.io"
+	}
+	if name != strings.ToLower(name) {
+		return fmt.Sprintf("%q must be lower-case", name)
+	}
+	if strings.Contains(name, "/") {
+		return fmt.Sprintf("%q must be a registry host[:port] without a path", name)
+	}
+	named, err := reference.ParseNormalizedNamed(name + "/pullgate-check")
+	if err != nil {
+		return fmt.Sprintf("%q is not a valid registry host[:port]", name)
+	}
+	switch got := reference.Domain(named); {
+	case got == name:
+		return ""
+	case got == "":
+		return fmt.Sprintf("%q is not a valid registry host[:port]", name)
+	case got == "docker.io" && name != "index.docker.io":
+		return fmt.Sprintf("%q is not a registry host name (it needs a dot, a port, or to be localhost)", name)
+	default:
+		return fmt.Sprintf("%q is spelt %q in image names; use that", name, got)
+	}
+}
+
+// checkUpstreamURL checks an upstream API location: http or https, a host, nothing else.
+// Messages never echo the URL's user information.
+func checkUpstreamURL(raw string) string {
+	if raw == "" {
+		return "required: where the registry's API is reached, such as https://registry-1.docker.io"
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "not a valid URL"
+	}
+	if u.User != nil {
+		return "must not contain credentials; use username and password, or dockerConfig"
+	}
+	shown := u.Redacted()
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Sprintf("%q must start with https:// (or http:// for a plain-text registry)", shown)
+	case u.Host == "" || u.Opaque != "":
+		return fmt.Sprintf("%q has no host", shown)
+	case u.Path != "" && u.Path != "/":
+		return fmt.Sprintf("%q must not have a path: registries serve their API at /v2/", shown)
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Sprintf("%q must not have a query", shown)
+	case u.Fragment != "":
+		return fmt.Sprintf("%q must not have a fragment", shown)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Sprintf("%q has an invalid port", shown)
+		}
+	}
+	return ""
+}
+
+// checkFile checks that path, when set, names a readable regular file.
+func checkFile(path string) string {
+	if path == "" {
+		return ""
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return describeStatError(path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Sprintf("%s is not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Sprintf("%s cannot be read: %v", path, unwrapPathError(err))
+	}
+	f.Close()
+	return ""
+}
+
+func describeStatError(path string, err error) string {
+	if os.IsNotExist(err) {
+		return fmt.Sprintf("%s does not exist (relative paths are relative to the config file's folder)", path)
+	}
+	return fmt.Sprintf("%s: %v", path, unwrapPathError(err))
+}
+
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+func registryList(us []UpstreamConfig) string {
+	var names []string
+	for _, u := range us {
+		if u.Registry != "" {
+			names = append(names, u.Registry)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+const (
+	// shutdownTimeout bounds the wait for in-flight requests after SIGINT/SIGTERM; a pull of
+	// a large layer that has not finished by then is cut off.
+	shutdownTimeout = 30 * time.Second
+	// readHeaderTimeout bounds how long a client may take to send request headers, so idle
+	// half-open connections cannot pile up. There is no write timeout: blobs can be large
+	// and slow clients are legitimate.
+	readHeaderTimeout = 10 * time.Second
+	// idleTimeout closes keep-alive connections nobody uses.
+	idleTimeout = 2 * time.Minute
+)
+
+// runServe implements `pullgate serve --config FILE`.
+func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := newFlagSet("serve", "serve --config FILE", stderr)
+	configPath := fs.String("config", "", "configuration file (YAML); see config.example.yaml")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(stderr, "pullgate serve: unexpected arguments %q\n", rest)
+		return exitError
+	}
+	if *configPath == "" {
+		fmt.Fprintln(stderr, "pullgate serve: --config FILE is required")
+		return exitError
+	}
+
+	cfg, warnings, err := loadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "pullgate serve: %v\n", err)
+		return exitError
+	}
+	logger := newLogger(cfg.Log, stderr)
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
+
+	handler, err := buildHandler(ctx, cfg, logger)
+	if err != nil {
+		logger.Error("failed to start", "err", err)
+		fmt.Fprintf(stderr, "pullgate serve: %v\n", err)
+		return exitError
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		logger.Error("failed to listen", "listen", cfg.Listen, "err", err)
+		fmt.Fprintf(stderr, "pullgate serve: %v\n", err)
+		return exitError
+	}
+	srv := newHTTPServer(ctx, handler, logger)
+	logger.Info("pullgate listening", "addr", ln.Addr().String(), "config", cfg.File,
+		"upstreams", registryList(cfg.Upstreams), "defaultUpstream", cfg.DefaultUpstream)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := func() { reloadConfig(ctx, cfg.File, logger) }
+	if err := serveUntilDone(ctx, srv, ln, logger, hup, reload); err != nil {
+		logger.Error("server failed", "err", err)
+		return exitRejected
+	}
+	logger.Info("pullgate stopped")
+	return exitOK
+}
+
+// newHTTPServer returns the server for handler. Requests get a context that is not cancelled
+// when shutdown starts, so that Shutdown can let them finish.
+func newHTTPServer(ctx context.Context, handler http.Handler, logger *slog.Logger) *http.Server {
+	base := context.WithoutCancel(ctx)
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+}
+
+// serveUntilDone serves on ln until ctx ends, then shuts down gracefully: no new connections,
+// in-flight requests get shutdownTimeout to finish. Each value on hup (SIGHUP) calls reload.
+// It returns nil after a clean shutdown, or the error that stopped the server.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logger *slog.Logger, hup <-chan os.Signal, reload func()) error {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	for {
+		select {
+		case err := <-served:
+			return fmt.Errorf("serving: %w", err)
+		case <-hup:
+			reload()
+		case <-ctx.Done():
+			logger.Info("shutting down", "timeout", shutdownTimeout.String())
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				srv.Close()
+				return fmt.Errorf("graceful shutdown: %w", err)
+			}
+			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving: %w", err)
+			}
+			return nil
+		}
+	}
+}
+
+// reloadConfig is called on SIGHUP. Reloading the policy, registries.d and key files in
+// place (and bumping the verdict cache's policy generation) is not implemented yet; until
+// then it only says so, and the running configuration stays in force.
+func reloadConfig(ctx context.Context, path string, logger *slog.Logger) {
+	logger.WarnContext(ctx, "reload requested (SIGHUP) but reloading is not implemented yet; restart pullgate to apply changes", "config", path)
+}
