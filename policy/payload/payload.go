@@ -54,7 +54,7 @@ var ErrInvalid = errors.New("invalid signature payload")
 // Parse parses a payload strictly.
 func Parse(data []byte, opts Options) (Untrusted, error) {
 	var (
-		out               Untrusted
+		out                Untrusted
 		critical, optional json.RawMessage
 	)
 	err := strictjson.DecodeExact(data, map[string]any{"critical": &critical, "optional": &optional})
@@ -101,8 +101,10 @@ func parseOptional(raw json.RawMessage, allowNull bool, out *Untrusted) error {
 		}
 		return errors.New("must be an object, not null")
 	}
-	var creator string
-	var timestamp int64
+	// creator and timestamp are decoded with encoding/json's own rules, as containers/image
+	// does: null leaves them at their zero value, and the timestamp is read as a float64
+	// (so 1e9 is accepted) that must hold an integral value.
+	var creator, timestamp json.RawMessage
 	keys, err := strictjson.DecodeObject(raw, func(key string) any {
 		switch key {
 		case "creator":
@@ -118,9 +120,20 @@ func parseOptional(raw json.RawMessage, allowNull bool, out *Untrusted) error {
 	for _, k := range keys {
 		switch k {
 		case "creator":
-			out.Creator = creator
+			var c string
+			if err := json.Unmarshal(creator, &c); err != nil {
+				return strictjson.WithPath(".creator", errors.New("must be a string"))
+			}
+			out.Creator = c
 		case "timestamp":
-			ts := timestamp
+			var f float64
+			if err := json.Unmarshal(timestamp, &f); err != nil {
+				return strictjson.WithPath(".timestamp", errors.New("must be a number"))
+			}
+			ts := int64(f)
+			if float64(ts) != f {
+				return strictjson.WithPath(".timestamp", fmt.Errorf("%v is not an integer", f))
+			}
 			out.Timestamp = &ts
 		}
 	}

@@ -34,6 +34,13 @@ func TestParse(t *testing.T) {
 		{"wrong type", simple, `{` + crit(TypeCosign, goodDigest, "a/b:1") + `,"optional":{}}`, "unexpected type"},
 		{"fractional timestamp", simple, `{` + ok + `,"optional":{"timestamp":1.5}}`, "optional.timestamp"},
 		{"creator not a string", simple, `{` + ok + `,"optional":{"creator":1}}`, "optional.creator"},
+		// containers/image decodes optional members with encoding/json: null keeps the zero
+		// value and the timestamp is a float64 that must be integral.
+		{"creator null", simple, `{` + ok + `,"optional":{"creator":null}}`, ""},
+		{"timestamp null", simple, `{` + ok + `,"optional":{"timestamp":null}}`, ""},
+		{"timestamp in exponent form", simple, `{` + ok + `,"optional":{"timestamp":1.7e9}}`, ""},
+		{"timestamp written with a fraction of zero", simple, `{` + ok + `,"optional":{"timestamp":1700000000.0}}`, ""},
+		{"timestamp not a number", simple, `{` + ok + `,"optional":{"timestamp":"1"}}`, "optional.timestamp"},
 		{"bad digest", simple, `{` + crit(TypeSimpleSigning, "sha256:abc", "a/b:1") + `,"optional":{}}`, "docker-manifest-digest"},
 		{"uppercase digest", simple, `{` + crit(TypeSimpleSigning, strings.ToUpper(goodDigest[7:]), "a/b:1") + `,"optional":{}}`, "docker-manifest-digest"},
 		{"trailing data", simple, `{` + ok + `,"optional":{}} x`, "after the JSON object"},
