@@ -221,7 +221,9 @@ func TestVerifyBundle(t *testing.T) {
 		{name: "both contents", trust: keyTrust, bundle: with(keyDSSE, func(b *testBundle) { b.extra = messageContent(manifestSum, msgSig) }), want: "both messageSignature and dsseEnvelope"},
 		{name: "no content", trust: keyTrust, bundle: with(keyDSSE, func(b *testBundle) { b.content = nil }), want: "neither messageSignature nor dsseEnvelope"},
 		{name: "no material", trust: keyTrust, bundle: with(keyDSSE, func(b *testBundle) { b.material = nil }), want: "none of publicKey"},
-		{name: "two materials", trust: keyTrust, bundle: with(keyDSSE, func(b *testBundle) { b.material = map[string]any{"publicKey": map[string]any{}, "certificate": map[string]any{"rawBytes": b64(leaf.Raw)}} }), want: "more than one of"},
+		{name: "two materials", trust: keyTrust, bundle: with(keyDSSE, func(b *testBundle) {
+			b.material = map[string]any{"publicKey": map[string]any{}, "certificate": map[string]any{"rawBytes": b64(leaf.Raw)}}
+		}), want: "more than one of"},
 		{name: "chain in v0.3", trust: keyTrust, bundle: with(keyDSSE, func(b *testBundle) { b.material = chainMaterial(leaf) }), want: "not allowed in a v0.3 bundle"},
 		{name: "not JSON", trust: keyTrust, raw: []byte("{"), want: "invalid Sigstore bundle"},
 
