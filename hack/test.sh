@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# test.sh: pullgate's single test command (the README's, and CI's through .ci/run).
+#
+#   1. installs the third-party programs the tests use (hack/install-test-tools.sh);
+#   2. go vet ./...
+#   3. gofmt: fails if any Go file is not formatted;
+#   4. go test -count=1 ./... (unit, integration and CLI tests);
+#   5. runs every fuzz target briefly (FUZZTIME, default 10s each);
+# then prints a summary. Exits non-zero if any step failed.
+#
+# Environment: FUZZTIME (default 10s; 0 skips fuzzing), TEST_TIMEOUT (default 20m),
+# GOFLAGS as usual.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export PATH="/usr/local/go/bin:$PATH"
+export GOTOOLCHAIN=local   # never download another toolchain behind the user's back
+command -v go >/dev/null || { echo "test.sh: go is not installed (see README)" >&2; exit 1; }
+export PATH="$(go env GOPATH)/bin:$PATH"
+
+FUZZTIME="${FUZZTIME:-10s}"
+TEST_TIMEOUT="${TEST_TIMEOUT:-20m}"
+
+summary=()
+failed=0
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+# step NAME CMD...: runs CMD, records its outcome and duration for the summary.
+step() {
+  local name=$1; shift
+  log "$name"
+  local t0=$SECONDS rc=0
+  "$@" || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    summary+=("ok    $name ($((SECONDS - t0)) s)")
+  else
+    summary+=("FAIL  $name ($((SECONDS - t0)) s, exit $rc)")
+    failed=1
+  fi
+}
+
+check_gofmt() {
+  local files
+  files=$(gofmt -l .)
+  if [ -n "$files" ]; then
+    echo "these files need gofmt -w:" >&2
+    echo "$files" >&2
+    return 1
+  fi
+}
+
+# fuzz_targets prints "package target" for every func FuzzX in the module.
+fuzz_targets() {
+  local pkg
+  for pkg in $(go list ./...); do
+    go test -list '^Fuzz' "$pkg" | grep '^Fuzz' | sed "s|^|$pkg |" || true
+  done
+}
+
+log "install test tools (hack/install-test-tools.sh)"
+if ! ./hack/install-test-tools.sh; then
+  echo "test.sh: hack/install-test-tools.sh failed; the tests need those tools, stopping" >&2
+  exit 1
+fi
+summary+=("ok    install test tools")
+
+step "go vet ./..." go vet ./...
+step "gofmt -l ." check_gofmt
+step "go test -count=1 -timeout $TEST_TIMEOUT ./..." go test -count=1 -timeout "$TEST_TIMEOUT" ./...
+
+if [ "$FUZZTIME" != "0" ]; then
+  log "discover fuzz targets"
+  targets=$(fuzz_targets) || { summary+=("FAIL  discover fuzz targets"); failed=1; targets=""; }
+  while read -r pkg target; do
+    [ -n "$target" ] || continue
+    step "fuzz $target ($pkg, $FUZZTIME)" go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
+  done <<< "$targets"
+fi
+
+printf '\n==> summary\n' >&2
+printf '  %s\n' "${summary[@]}" >&2
+if [ "$failed" -ne 0 ]; then
+  echo "test.sh: FAILED" >&2
+  exit 1
+fi
+echo "test.sh: all passed" >&2
