@@ -115,4 +115,3 @@ func (ev *evaluation) checkDigest(signed digest.Digest) error {
 	}
 	return nil
 }
-

@@ -15,10 +15,10 @@ import (
 const keyTypeGPGKeys = "GPGKeys"
 
 var validKeyTypes = map[string]bool{
-	keyTypeGPGKeys:      true,
-	"signedByGPGKeys":   true,
-	"X509Certificates":  true,
-	"signedByX509CAs":   true,
+	keyTypeGPGKeys:     true,
+	"signedByGPGKeys":  true,
+	"X509Certificates": true,
+	"signedByX509CAs":  true,
 }
 
 // prSignedBy requires a simple-signing (OpenPGP) signature by one of the listed keys.

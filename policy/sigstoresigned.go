@@ -326,7 +326,7 @@ func (pr *prSigstoreSigned) evaluate(ctx context.Context, ev *evaluation) (outco
 		return outcome{}, err
 	}
 	var (
-		rejections                                 []string
+		rejections                                    []string
 		nonSigstore, nonSignatureAttachments, bundles int
 	)
 	for i, sig := range sigs {
