@@ -15,6 +15,10 @@ type Options struct {
 	Gate Gate
 	// Logger receives one access line per request; nil discards.
 	Logger *slog.Logger
+	// ManifestCacheBytes bounds the in-memory cache of verified manifest bytes (by
+	// digest, per repository). Zero means DefaultManifestCacheBytes; negative disables
+	// the cache.
+	ManifestCacheBytes int64
 }
 
 // Upstream binds a registry name to the client that reaches it.

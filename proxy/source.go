@@ -3,40 +3,108 @@ package proxy
 import (
 	"context"
 	"io"
+	"net/url"
 
 	"github.com/opencontainers/go-digest"
 )
 
-// Source is where the handlers read registry content. The upstream client implements it;
-// a content cache (for sites that must keep working when the upstream is unreachable) can
-// later decorate it read-through without the handlers changing.
+// Source is where the handlers read registry content for one upstream registry. The
+// upstream client (proxy/upstream.Client) implements it.
 //
-// Errors that carry an OCI error code implement interface{ ErrorCode() errcode.ErrorCode }
-// (distribution's errcode.Error does) and are answered with that code.
+// It is split into three small interfaces so that a decorator can take over one concern
+// at a time. A read-through content cache (for sites that must keep working when the
+// upstream is unreachable) is such a decorator: it implements Source around the
+// upstream client, answers Manifest by digest and Blob/StatBlob from local storage when
+// it holds the content, and otherwise calls the inner Source and keeps what passed
+// through: manifest bytes as returned (they are already verified), blob bodies teed into
+// a writer that commits only after the body reached a verified EOF (see STYLE.md b13).
+// Tags, HeadManifest by tag and listings go to the upstream when it is reachable. The
+// handlers do not change: they verify and gate whatever the Source returns.
+//
+// Errors that should reach the client with a particular OCI code are *Error values
+// (possibly wrapped); anything else is answered 500 UNKNOWN.
 type Source interface {
-	// Manifest fetches a manifest by tag or digest, forwarding accept unchanged. The bytes
-	// are size-capped and their digest computed and checked (against the digest asked for,
-	// and against the upstream's Docker-Content-Digest).
-	Manifest(ctx context.Context, repo, reference string, accept []string) (*Manifest, error)
-	// Blob opens a blob for streaming. For a full read the body is hashed as it is read
-	// and fails at EOF on a mismatch; rangeHeader, when not empty, is forwarded.
-	Blob(ctx context.Context, repo string, dgst digest.Digest, rangeHeader string) (*Blob, error)
+	ManifestSource
+	BlobSource
+	ListingSource
 }
 
-// Manifest is a verified manifest.
+// ManifestSource reads manifests.
+type ManifestSource interface {
+	// Manifest fetches (GET) a manifest by tag or digest, forwarding accept (the
+	// client's Accept header lines) unchanged. The bytes are capped at
+	// MaxManifestBytes and digest-checked: against the digest asked for, and against
+	// the Docker-Content-Digest the upstream announced. Manifest.Digest is the sha256
+	// of the bytes, computed, never copied from a header.
+	Manifest(ctx context.Context, repo, reference string, accept []string) (*Manifest, error)
+	// HeadManifest asks (HEAD) which manifest a reference names, without the bytes.
+	// The answer is an unverified hint: it may only be used to find verified bytes that
+	// are already held, by digest. Descriptor.Digest is empty when the upstream did not
+	// say.
+	HeadManifest(ctx context.Context, repo, reference string, accept []string) (Descriptor, error)
+}
+
+// BlobSource reads blobs.
+type BlobSource interface {
+	// Blob opens a blob for streaming; rangeHeader, when not empty, is forwarded. The
+	// body is NOT verified by the Source: the caller hashes it while streaming (the
+	// proxy does, so every Source is checked the same way). A 200 answer has a known
+	// ContentLength.
+	Blob(ctx context.Context, repo string, dgst digest.Digest, rangeHeader string) (*Blob, error)
+	// StatBlob answers a HEAD for a blob: its size and media type.
+	StatBlob(ctx context.Context, repo string, dgst digest.Digest) (Descriptor, error)
+}
+
+// ListingSource reads the read-only listings: tags and referrers.
+type ListingSource interface {
+	// Tags lists a repository's tags. query carries only the pagination parameters n
+	// and last.
+	Tags(ctx context.Context, repo string, query url.Values) (*Listing, error)
+	// Referrers lists the manifests whose subject is dgst. query carries only
+	// artifactType. An upstream without the referrers API yields an error wrapping
+	// ErrReferrersUnsupported.
+	Referrers(ctx context.Context, repo string, dgst digest.Digest, query url.Values) (*Listing, error)
+}
+
+// Manifest is a verified manifest. Values are shared between concurrent requests and
+// caches: never modify one.
 type Manifest struct {
-	// ContentType is the upstream's Content-Type header, as sent.
+	// ContentType is the upstream's Content-Type header, exactly as sent.
+	ContentType string
+	// Digest is the sha256 of Bytes.
+	Digest digest.Digest
+	Bytes  []byte
+}
+
+// Descriptor describes content without its bytes (a HEAD answer).
+type Descriptor struct {
+	// ContentType is the upstream's Content-Type header, exactly as sent.
 	ContentType string
 	Digest      digest.Digest
-	Bytes       []byte
+	// Size is the Content-Length, or -1 when unknown.
+	Size int64
 }
 
-// Blob is an open blob response.
+// Blob is an open blob response. The caller closes Body.
 type Blob struct {
 	Body io.ReadCloser
 	// Status is 200, or 206 for a range answer.
 	Status        int
 	ContentType   string
 	ContentLength int64
-	ContentRange  string
+	// ContentRange is the upstream's Content-Range header of a 206 answer.
+	ContentRange string
+	// AcceptRanges is the upstream's Accept-Ranges header, relayed.
+	AcceptRanges string
+}
+
+// Listing is a tags/list or referrers answer, read whole (capped at MaxListingBytes).
+type Listing struct {
+	ContentType string
+	Body        []byte
+	// Link is the upstream's Link header (pagination), as sent; the handler rewrites
+	// it to point at pullgate.
+	Link string
+	// FiltersApplied is the upstream's OCI-Filters-Applied header (referrers).
+	FiltersApplied string
 }

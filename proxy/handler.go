@@ -1,0 +1,175 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+
+	"github.com/pullgate/pullgate/cache"
+)
+
+// manifestFetchTimeout bounds one shared upstream manifest fetch. It runs detached from
+// the requests waiting for it (each stops waiting when its own client goes away).
+const manifestFetchTimeout = 2 * time.Minute
+
+// handler serves the read-only OCI distribution API.
+type handler struct {
+	gate      Gate
+	sources   map[string]Source
+	router    router
+	log       *slog.Logger
+	manifests *manifestFetcher
+}
+
+// New returns the HTTP handler for /v2/. It refuses to work without a Gate (ErrNoGate):
+// pullgate never serves unchecked content by default.
+func New(opts Options) (http.Handler, error) {
+	if opts.Gate == nil {
+		return nil, ErrNoGate
+	}
+	if len(opts.Upstreams) == 0 {
+		return nil, errors.New("proxy: no upstream configured")
+	}
+	h := &handler{
+		gate:    opts.Gate,
+		sources: make(map[string]Source, len(opts.Upstreams)),
+		router:  router{registries: make(map[string]bool, len(opts.Upstreams)), defaultRegistry: opts.DefaultUpstream},
+		log:     opts.Logger,
+	}
+	for i, u := range opts.Upstreams {
+		switch {
+		case u.Registry == "" || strings.ContainsAny(u.Registry, "/?# "):
+			return nil, fmt.Errorf("proxy: upstreams[%d]: invalid registry name %q", i, u.Registry)
+		case u.Source == nil:
+			return nil, fmt.Errorf("proxy: upstreams[%d] (%s): no source", i, u.Registry)
+		case h.sources[u.Registry] != nil:
+			return nil, fmt.Errorf("proxy: upstreams[%d]: registry %q configured twice", i, u.Registry)
+		}
+		h.sources[u.Registry] = u.Source
+		h.router.registries[u.Registry] = true
+	}
+	if opts.DefaultUpstream != "" && h.sources[opts.DefaultUpstream] == nil {
+		return nil, fmt.Errorf("proxy: default upstream %q is not a configured upstream", opts.DefaultUpstream)
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	cacheBytes := opts.ManifestCacheBytes
+	switch {
+	case cacheBytes == 0:
+		cacheBytes = DefaultManifestCacheBytes
+	case cacheBytes < 0:
+		cacheBytes = 0
+	}
+	h.manifests = &manifestFetcher{
+		cache: newManifestCache(cacheBytes),
+		group: &cache.Group[*Manifest]{Timeout: manifestFetchTimeout},
+	}
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler. It writes one access log line per request, also
+// for responses aborted with http.ErrAbortHandler.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &responseRecorder{ResponseWriter: w}
+	info := &accessInfo{}
+	defer func() {
+		p := recover()
+		h.logAccess(r, rec, info, time.Since(start), p != nil)
+		if p != nil {
+			panic(p)
+		}
+	}()
+	if err := h.serve(rec, r, info); err != nil {
+		h.writeError(rec, r, info, err)
+	}
+}
+
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *accessInfo) error {
+	isAPI := r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && isAPI {
+		return &Error{Code: errcode.ErrorCodeUnsupported,
+			Message: fmt.Sprintf("pullgate is a read-only mirror: %s is not supported", r.Method)}
+	}
+	rt, err := h.router.parse(r.URL.Path, r.URL.Query())
+	if err != nil {
+		return err
+	}
+	info.registry, info.repo, info.ref = rt.registry, rt.repo, rt.ref
+	if rt.ns != "" {
+		// dist-spec "Registry Proxying": a proxy that uses ns echoes it.
+		w.Header().Set("OCI-Namespace", rt.ns)
+	}
+	switch rt.endpoint {
+	case endpointPing:
+		return servePing(w, r)
+	case endpointCatalog:
+		// The catalog is not offered: it would enumerate upstream repositories, which
+		// no client needs to pull and which no policy check covers. 404 with
+		// UNSUPPORTED tells clients the endpoint does not exist here.
+		return &Error{Code: errcode.ErrorCodeUnsupported, Status: http.StatusNotFound,
+			Message: "pullgate does not offer the repository catalog"}
+	case endpointBlobUpload:
+		return &Error{Code: errcode.ErrorCodeUnsupported,
+			Message: "pullgate is a read-only mirror: uploads are not supported"}
+	case endpointManifest:
+		return h.serveManifest(w, r, rt, info)
+	case endpointBlob:
+		return h.serveBlob(w, r, rt, info)
+	case endpointTags:
+		return h.serveTags(w, r, rt)
+	case endpointReferrers:
+		return h.serveReferrers(w, r, rt, info)
+	}
+	return &Error{Code: errcode.ErrorCodeUnsupported, Status: http.StatusNotFound, Message: "unknown registry API endpoint"}
+}
+
+// servePing answers GET /v2/: the API version check every client starts with.
+func servePing(w http.ResponseWriter, r *http.Request) error {
+	hdr := w.Header()
+	hdr.Set("Docker-Distribution-API-Version", "registry/2.0")
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write([]byte("{}"))
+	}
+	return nil
+}
+
+// target names the upstream object of a request for the gate.
+func target(r *http.Request, rt route) Target {
+	return Target{Registry: rt.registry, Repository: rt.repo, ClientAddr: r.RemoteAddr}
+}
+
+// gateError is the answer when the gate could not decide: 503, unless the gate chose an
+// OCI error itself.
+func gateError(err error) error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	return &Error{Code: errcode.ErrorCodeUnavailable,
+		Message: "could not decide whether the content may be served; try again later", Err: err}
+}
+
+// denied is the answer when the gate refused.
+func denied(d Decision) error {
+	return &Error{Code: errcode.ErrorCodeDenied, Message: d.Reason, Detail: d.Detail}
+}
+
+// setContentType sets the Content-Type exactly as given; an empty one stays empty
+// rather than letting net/http sniff one.
+func setContentType(hdr http.Header, ct string) {
+	if ct == "" {
+		hdr["Content-Type"] = nil
+		return
+	}
+	hdr.Set("Content-Type", ct)
+}

@@ -1,0 +1,202 @@
+package proxy_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/upstream"
+)
+
+// testRegistry is the registry name the proxy under test knows its upstream by.
+const testRegistry = "registry.test"
+
+// upstreamServer is go-containerregistry's in-memory registry on 127.0.0.1, with every
+// request recorded and an optional middleware to make it misbehave.
+type upstreamServer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []seenRequest
+}
+
+type seenRequest struct {
+	method, path string
+	header       http.Header
+}
+
+func startUpstream(t *testing.T, mw func(http.Handler) http.Handler) *upstreamServer {
+	t.Helper()
+	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
+	if mw != nil {
+		h = mw(h)
+	}
+	u := &upstreamServer{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.requests = append(u.requests, seenRequest{method: r.Method, path: r.URL.Path, header: r.Header.Clone()})
+		u.mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+// count is how many requests with method had a path containing part.
+func (u *upstreamServer) count(method, part string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for _, r := range u.requests {
+		if r.method == method && strings.Contains(r.path, part) {
+			n++
+		}
+	}
+	return n
+}
+
+func (u *upstreamServer) seen() []seenRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]seenRequest(nil), u.requests...)
+}
+
+func (u *upstreamServer) reset() {
+	u.mu.Lock()
+	u.requests = nil
+	u.mu.Unlock()
+}
+
+func (u *upstreamServer) host() string { return strings.TrimPrefix(u.URL, "http://") }
+
+// push writes img to the upstream as repo:tag and returns its digest.
+func (u *upstreamServer) push(t *testing.T, repo, tag string, img v1.Image) v1.Hash {
+	t.Helper()
+	ref, err := name.ParseReference(u.host() + "/" + repo + ":" + tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func randomImage(t *testing.T) v1.Image {
+	t.Helper()
+	img, err := random.Image(2048, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// logBuffer collects log output for assertions.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type testProxy struct {
+	*httptest.Server
+	logs *logBuffer
+}
+
+// startProxy serves the proxy in front of u on 127.0.0.1 with gate, u being both the
+// registry.test upstream and the default upstream.
+func startProxy(t *testing.T, gate proxy.Gate, u *upstreamServer) *testProxy {
+	t.Helper()
+	logs := &logBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	client, err := upstream.New(upstream.Options{
+		Registry: testRegistry,
+		URL:      &url.URL{Scheme: "http", Host: u.host()},
+		Retries:  -1,
+		Logger:   logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := proxy.New(proxy.Options{
+		Upstreams:       []proxy.Upstream{{Registry: testRegistry, Source: client}},
+		DefaultUpstream: testRegistry,
+		Gate:            gate,
+		Logger:          logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &testProxy{Server: httptest.NewServer(h), logs: logs}
+	t.Cleanup(func() {
+		p.Close()
+		if t.Failed() {
+			t.Logf("proxy log:\n%s", logs.String())
+		}
+	})
+	return p
+}
+
+// do sends a request to the proxy and reads the whole answer. A body that ends
+// abnormally is reported in readErr.
+func (p *testProxy) do(t *testing.T, method, path string, header http.Header) (resp *http.Response, body []byte, readErr error) {
+	t.Helper()
+	req, err := http.NewRequest(method, p.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err = p.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, readErr = io.ReadAll(resp.Body)
+	return resp, body, readErr
+}
+
+// ociError decodes an OCI error body and returns its first code and message.
+func ociError(t *testing.T, body []byte) (code, message string) {
+	t.Helper()
+	var e struct {
+		Errors []struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || len(e.Errors) == 0 {
+		t.Fatalf("not an OCI error body: %q (%v)", body, err)
+	}
+	return e.Errors[0].Code, e.Errors[0].Message
+}

@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Tags and referrers are read-only listings of names and descriptors: they do not go
+// through the gate. Nothing they list is served by listing it; every manifest and blob
+// they point to is gated when a client fetches it.
+
+// tagList is the tags/list answer.
+type tagList struct {
+	Name string   `json:"name"`
+	Tags []string `json:"tags"`
+}
+
+// serveTags answers GET /v2/<name>/tags/list, passing n and last through. The answer
+// names the repository as the client did, and its Link points back at pullgate.
+func (h *handler) serveTags(w http.ResponseWriter, r *http.Request, rt route) error {
+	q := url.Values{}
+	for _, k := range []string{"n", "last"} {
+		if v := r.URL.Query()[k]; len(v) > 0 {
+			q.Set(k, v[0])
+		}
+	}
+	l, err := h.sources[rt.registry].Tags(r.Context(), rt.repo, q)
+	if err != nil {
+		return err
+	}
+	var tl tagList
+	if err := json.Unmarshal(l.Body, &tl); err != nil {
+		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+			Message: "the upstream sent an unreadable tag list", Err: err}
+	}
+	tl.Name = rt.name
+	if tl.Tags == nil {
+		tl.Tags = []string{}
+	}
+	body, err := json.Marshal(tl)
+	if err != nil {
+		return fmt.Errorf("encode tag list: %w", err)
+	}
+	if l.Link != "" {
+		link, err := rewriteLink(l.Link, "/v2/"+rt.name+"/tags/list", rt.clientNS)
+		if err != nil {
+			return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+				Message: "the upstream sent an unreadable Link header", Err: err}
+		}
+		w.Header().Set("Link", link)
+	}
+	writeJSON(w, r, "application/json", body)
+	return nil
+}
+
+// serveReferrers answers GET /v2/<name>/referrers/<digest>: the upstream's answer, or,
+// when the upstream has no referrers API, one built from the referrers tag schema.
+func (h *handler) serveReferrers(w http.ResponseWriter, r *http.Request, rt route, info *accessInfo) error {
+	d := digest.Digest(rt.ref)
+	info.digest = d
+	q := url.Values{}
+	artifactType := r.URL.Query().Get("artifactType")
+	if artifactType != "" {
+		q.Set("artifactType", artifactType)
+	}
+	src := h.sources[rt.registry]
+	l, err := src.Referrers(r.Context(), rt.repo, d, q)
+	if errors.Is(err, ErrReferrersUnsupported) {
+		return h.serveReferrersFromTag(w, r, rt, d, artifactType)
+	}
+	if err != nil {
+		return err
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(l.Body, &idx); err != nil {
+		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+			Message: "the upstream sent an unreadable referrers list", Err: err}
+	}
+	hdr := w.Header()
+	if l.FiltersApplied != "" {
+		hdr.Set("OCI-Filters-Applied", l.FiltersApplied)
+	}
+	if l.Link != "" {
+		link, err := rewriteLink(l.Link, "/v2/"+rt.name+"/referrers/"+d.String(), rt.clientNS)
+		if err != nil {
+			return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+				Message: "the upstream sent an unreadable Link header", Err: err}
+		}
+		hdr.Set("Link", link)
+	}
+	ct := l.ContentType
+	if ct == "" {
+		ct = ocispec.MediaTypeImageIndex
+	}
+	writeJSON(w, r, ct, l.Body)
+	return nil
+}
+
+// serveReferrersFromTag builds the referrers answer from the referrers tag schema
+// (dist-spec 1.1): the index tagged <alg>-<hex>, filtered by artifactType. No such tag
+// means no referrers: an empty index, 200.
+func (h *handler) serveReferrersFromTag(w http.ResponseWriter, r *http.Request, rt route, d digest.Digest, artifactType string) error {
+	manifests, err := h.referrersFromTag(r.Context(), rt, d)
+	if err != nil {
+		return err
+	}
+	if artifactType != "" {
+		kept := manifests[:0]
+		for _, m := range manifests {
+			if m.ArtifactType == artifactType {
+				kept = append(kept, m)
+			}
+		}
+		manifests = kept
+		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	}
+	body, err := json.Marshal(ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: manifests,
+	})
+	if err != nil {
+		return fmt.Errorf("encode referrers index: %w", err)
+	}
+	writeJSON(w, r, ocispec.MediaTypeImageIndex, body)
+	return nil
+}
+
+// referrersFromTag reads the descriptors of the referrers tag index for d; never nil.
+func (h *handler) referrersFromTag(ctx context.Context, rt route, d digest.Digest) ([]ocispec.Descriptor, error) {
+	m, err := h.manifests.get(ctx, h.sources[rt.registry], rt.registry, rt.repo, referrersTag(d),
+		[]string{ocispec.MediaTypeImageIndex})
+	if IsNotFound(err) {
+		return []ocispec.Descriptor{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(m.Bytes, &idx); err != nil {
+		return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+			Message: "the referrers tag does not hold an image index", Err: err}
+	}
+	if idx.Manifests == nil {
+		return []ocispec.Descriptor{}, nil
+	}
+	return idx.Manifests, nil
+}
+
+// referrersTag is the referrers tag schema's tag for d: the algorithm truncated to 32
+// characters, "-", the encoded part truncated to 64 characters.
+func referrersTag(d digest.Digest) string {
+	alg, enc := d.Algorithm().String(), d.Encoded()
+	if len(alg) > 32 {
+		alg = alg[:32]
+	}
+	if len(enc) > 64 {
+		enc = enc[:64]
+	}
+	return alg + "-" + enc
+}
+
+// writeJSON writes a 200 answer with a known body.
+func writeJSON(w http.ResponseWriter, r *http.Request, contentType string, body []byte) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", contentType)
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}

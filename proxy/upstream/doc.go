@@ -1,0 +1,11 @@
+// Package upstream is pullgate's client for one upstream registry. It implements
+// proxy.Source: it forwards reads over net/http with connect and header timeouts,
+// authenticates with go-containerregistry's transport (Ping, then basic auth or bearer
+// tokens cached per repository scope and refreshed on 401), retries idempotent requests
+// after connection errors and 502/503/504, verifies manifest bytes, and maps upstream
+// failures to OCI error codes.
+//
+// Credentials are only ever placed in Authorization headers for the upstream's own host
+// (and its token realm); they never appear in errors or logs, and a redirect to another
+// host carries none.
+package upstream

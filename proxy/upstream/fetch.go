@@ -1,0 +1,190 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/proxy"
+)
+
+// Manifest implements proxy.ManifestSource: a GET with the client's Accept lines, the
+// body read up to proxy.MaxManifestBytes and checked against the digest requested (for
+// a digest reference) and the Docker-Content-Digest announced.
+func (c *Client) Manifest(ctx context.Context, repo, reference string, accept []string) (*proxy.Manifest, error) {
+	resp, err := c.do(ctx, http.MethodGet, repo, "manifests/"+reference, nil, http.Header{"Accept": accept})
+	if err != nil {
+		return nil, c.transportError(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, c.responseError(resp, kindManifest)
+	}
+	if resp.ContentLength > proxy.MaxManifestBytes {
+		return nil, c.invalid("a manifest larger than pullgate accepts",
+			fmt.Errorf("%s/%s: Content-Length %d: %w", repo, reference, resp.ContentLength, proxy.ErrManifestTooLarge))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, proxy.MaxManifestBytes+1))
+	if err != nil {
+		return nil, c.transportError(fmt.Errorf("read manifest %s:%s: %w", repo, reference, err))
+	}
+	if len(body) > proxy.MaxManifestBytes {
+		return nil, c.invalid("a manifest larger than pullgate accepts",
+			fmt.Errorf("%s/%s: %w", repo, reference, proxy.ErrManifestTooLarge))
+	}
+	if announced := resp.Header.Get("Docker-Content-Digest"); announced != "" {
+		if err := checkDigest(body, announced); err != nil {
+			return nil, c.invalid("a manifest that does not match its Docker-Content-Digest",
+				fmt.Errorf("%s/%s: announced digest: %w", repo, reference, err))
+		}
+	}
+	if want, err := digest.Parse(reference); err == nil {
+		if err := checkDigest(body, want.String()); err != nil {
+			return nil, c.invalid("a manifest that does not match the digest requested",
+				fmt.Errorf("%s/%s: %w", repo, reference, err))
+		}
+	}
+	return &proxy.Manifest{
+		ContentType: resp.Header.Get("Content-Type"),
+		Digest:      digest.SHA256.FromBytes(body),
+		Bytes:       body,
+	}, nil
+}
+
+// checkDigest verifies body against a digest string from the upstream or the client. A
+// malformed or unsupported digest is a mismatch: it cannot vouch for the bytes.
+func checkDigest(body []byte, want string) error {
+	d, err := digest.Parse(want)
+	if err != nil {
+		return fmt.Errorf("%q: %w: %w", want, err, proxy.ErrDigestMismatch)
+	}
+	if got := d.Algorithm().FromBytes(body); got != d {
+		return fmt.Errorf("got %s, want %s: %w", got, d, proxy.ErrDigestMismatch)
+	}
+	return nil
+}
+
+// invalid is the error for content that failed verification: nothing of it is served.
+func (c *Client) invalid(what string, cause error) *proxy.Error {
+	return &proxy.Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+		Message: fmt.Sprintf("upstream %s sent %s", c.registryName, what),
+		Err:     fmt.Errorf("upstream %s: %w", c.registryName, cause)}
+}
+
+// HeadManifest implements proxy.ManifestSource with a HEAD.
+func (c *Client) HeadManifest(ctx context.Context, repo, reference string, accept []string) (proxy.Descriptor, error) {
+	resp, err := c.do(ctx, http.MethodHead, repo, "manifests/"+reference, nil, http.Header{"Accept": accept})
+	if err != nil {
+		return proxy.Descriptor{}, c.transportError(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return proxy.Descriptor{}, c.responseError(resp, kindManifest)
+	}
+	d := proxy.Descriptor{ContentType: resp.Header.Get("Content-Type"), Size: resp.ContentLength}
+	if dg, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil {
+		d.Digest = dg
+	}
+	return d, nil
+}
+
+// Blob implements proxy.BlobSource: a GET, following redirects, with the client's Range
+// header when there is one. The body is the upstream's, unverified; the caller checks it.
+func (c *Client) Blob(ctx context.Context, repo string, dgst digest.Digest, rangeHeader string) (*proxy.Blob, error) {
+	header := http.Header{}
+	if rangeHeader != "" {
+		header.Set("Range", rangeHeader)
+	}
+	resp, err := c.do(ctx, http.MethodGet, repo, "blobs/"+dgst.String(), nil, header)
+	if err != nil {
+		return nil, c.transportError(err)
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+		defer resp.Body.Close()
+		return nil, c.responseError(resp, kindBlob)
+	}
+	if err := c.checkAnnouncedDigest(resp, dgst); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return &proxy.Blob{
+		Body:          resp.Body,
+		Status:        resp.StatusCode,
+		ContentType:   resp.Header.Get("Content-Type"),
+		ContentLength: resp.ContentLength,
+		ContentRange:  resp.Header.Get("Content-Range"),
+		AcceptRanges:  resp.Header.Get("Accept-Ranges"),
+	}, nil
+}
+
+// StatBlob implements proxy.BlobSource with a HEAD.
+func (c *Client) StatBlob(ctx context.Context, repo string, dgst digest.Digest) (proxy.Descriptor, error) {
+	resp, err := c.do(ctx, http.MethodHead, repo, "blobs/"+dgst.String(), nil, nil)
+	if err != nil {
+		return proxy.Descriptor{}, c.transportError(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return proxy.Descriptor{}, c.responseError(resp, kindBlob)
+	}
+	if err := c.checkAnnouncedDigest(resp, dgst); err != nil {
+		return proxy.Descriptor{}, err
+	}
+	return proxy.Descriptor{ContentType: resp.Header.Get("Content-Type"), Digest: dgst, Size: resp.ContentLength}, nil
+}
+
+// checkAnnouncedDigest refuses a blob answer whose Docker-Content-Digest names another
+// blob: an upstream that says so is not sending what was asked for.
+func (c *Client) checkAnnouncedDigest(resp *http.Response, want digest.Digest) error {
+	announced := resp.Header.Get("Docker-Content-Digest")
+	if announced == "" || announced == want.String() {
+		return nil
+	}
+	return c.invalid("a blob under another digest",
+		fmt.Errorf("asked for %s, Docker-Content-Digest says %q: %w", want, announced, proxy.ErrDigestMismatch))
+}
+
+// Tags implements proxy.ListingSource.
+func (c *Client) Tags(ctx context.Context, repo string, query url.Values) (*proxy.Listing, error) {
+	return c.listing(ctx, repo, "tags/list", query, kindTags)
+}
+
+// Referrers implements proxy.ListingSource. A 404 means the upstream has no referrers
+// API (a registry that has it answers an empty list, never 404).
+func (c *Client) Referrers(ctx context.Context, repo string, dgst digest.Digest, query url.Values) (*proxy.Listing, error) {
+	return c.listing(ctx, repo, "referrers/"+dgst.String(), query, kindReferrers)
+}
+
+// listing GETs a JSON listing, read whole up to proxy.MaxListingBytes.
+func (c *Client) listing(ctx context.Context, repo, suffix string, query url.Values, k kind) (*proxy.Listing, error) {
+	resp, err := c.do(ctx, http.MethodGet, repo, suffix, query, http.Header{"Accept": {"application/json", "application/vnd.oci.image.index.v1+json"}})
+	if err != nil {
+		return nil, c.transportError(err)
+	}
+	defer resp.Body.Close()
+	if k == kindReferrers && resp.StatusCode == http.StatusNotFound {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBodyBytes))
+		return nil, fmt.Errorf("upstream %s: %s: %w", c.registryName, suffix, proxy.ErrReferrersUnsupported)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, c.responseError(resp, k)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, proxy.MaxListingBytes+1))
+	if err != nil {
+		return nil, c.transportError(fmt.Errorf("read %s: %w", suffix, err))
+	}
+	if len(body) > proxy.MaxListingBytes {
+		return nil, c.invalid("a listing larger than pullgate accepts", fmt.Errorf("%s/%s: over %d bytes", repo, suffix, proxy.MaxListingBytes))
+	}
+	return &proxy.Listing{
+		ContentType:    resp.Header.Get("Content-Type"),
+		Body:           body,
+		Link:           resp.Header.Get("Link"),
+		FiltersApplied: resp.Header.Get("OCI-Filters-Applied"),
+	}, nil
+}

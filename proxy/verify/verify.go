@@ -1,0 +1,92 @@
+// Package verify checks content from an untrusted source while it streams: a Reader
+// hashes every byte it passes on, refuses to pass more than the announced size, and
+// fails at the end unless both the size and the digest match. Callers must treat the
+// bytes as unverified until Read has returned io.EOF.
+package verify
+
+import (
+	// go-digest only knows the algorithms whose hash is linked in.
+	_ "crypto/sha256"
+	_ "crypto/sha512"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// ErrDigestMismatch and ErrSizeMismatch are wrapped by the errors a Reader returns.
+var (
+	ErrDigestMismatch = errors.New("digest mismatch")
+	ErrSizeMismatch   = errors.New("size mismatch")
+)
+
+// Reader passes through exactly size bytes of r and returns io.EOF only if they hash to
+// want; otherwise it returns an error wrapping ErrSizeMismatch or ErrDigestMismatch.
+type Reader struct {
+	r      io.Reader
+	closer io.Closer
+	want   digest.Digest
+	h      hash.Hash
+	left   int64 // bytes still expected
+	err    error // sticky final result
+}
+
+// NewReader wraps rc. size is the number of bytes announced (Content-Length); it must
+// not be negative. Close closes rc.
+func NewReader(rc io.ReadCloser, want digest.Digest, size int64) (*Reader, error) {
+	if err := want.Validate(); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	if size < 0 {
+		return nil, fmt.Errorf("verify: unknown size: %w", ErrSizeMismatch)
+	}
+	return &Reader{r: rc, closer: rc, want: want, h: want.Algorithm().Hash(), left: size}, nil
+}
+
+// Read implements io.Reader.
+func (v *Reader) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	if v.left == 0 {
+		v.err = v.finish()
+		return 0, v.err
+	}
+	if int64(len(p)) > v.left {
+		p = p[:v.left]
+	}
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.left -= int64(n)
+	switch {
+	case errors.Is(err, io.EOF) && v.left > 0:
+		v.err = fmt.Errorf("verify %s: body ended %d bytes early: %w", v.want, v.left, ErrSizeMismatch)
+		return n, v.err
+	case err != nil && !errors.Is(err, io.EOF):
+		v.err = err
+		return n, err
+	}
+	return n, nil
+}
+
+// finish runs once all announced bytes were read: the source must be at its end and the
+// digest must match.
+func (v *Reader) finish() error {
+	var one [1]byte
+	n, err := io.ReadFull(v.r, one[:])
+	if n > 0 {
+		return fmt.Errorf("verify %s: body longer than announced: %w", v.want, ErrSizeMismatch)
+	}
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return err
+	}
+	if got := digest.NewDigest(v.want.Algorithm(), v.h); got != v.want {
+		return fmt.Errorf("verify: got %s, want %s: %w", got, v.want, ErrDigestMismatch)
+	}
+	return io.EOF
+}
+
+// Close closes the underlying reader.
+func (v *Reader) Close() error { return v.closer.Close() }
