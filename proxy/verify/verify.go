@@ -45,7 +45,9 @@ func NewReader(rc io.ReadCloser, want digest.Digest, size int64) (*Reader, error
 	return &Reader{r: rc, closer: rc, want: want, h: want.Algorithm().Hash(), left: size}, nil
 }
 
-// Read implements io.Reader.
+// Read implements io.Reader. The bytes that complete the announced size are only
+// passed on once the digest matched: on a mismatch they are withheld, so a consumer that
+// relays the bytes (with the size announced up front) never delivers a complete body.
 func (v *Reader) Read(p []byte) (int, error) {
 	if v.err != nil {
 		return 0, v.err
@@ -61,10 +63,15 @@ func (v *Reader) Read(p []byte) (int, error) {
 	v.h.Write(p[:n])
 	v.left -= int64(n)
 	switch {
-	case errors.Is(err, io.EOF) && v.left > 0:
+	case v.left == 0:
+		if v.err = v.finish(); v.err != io.EOF {
+			return 0, v.err
+		}
+		return n, nil
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		v.err = fmt.Errorf("verify %s: body ended %d bytes early: %w", v.want, v.left, ErrSizeMismatch)
 		return n, v.err
-	case err != nil && !errors.Is(err, io.EOF):
+	case err != nil:
 		v.err = err
 		return n, err
 	}
