@@ -792,6 +792,14 @@ func TestPasswordNeverPrinted(t *testing.T) {
 		if !strings.Contains(logs.String(), "[redacted]") {
 			t.Errorf("the password is not marked as redacted:\n%s", logs.String())
 		}
+		var stdout, stderr bytes.Buffer
+		t.Setenv("PULLGATE_LOG_LEVEL", "debug")
+		if code := run(context.Background(), []string{"serve", "--config", path}, &stdout, &stderr); code != exitError {
+			t.Errorf("serve exit code = %d, want %d (no gate yet)", code, exitError)
+		}
+		if strings.Contains(stderr.String()+stdout.String(), secret) {
+			t.Errorf("serve printed the password:\n%s", stderr.String())
+		}
 		opts, err := upstreamOptions(cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)

@@ -17,35 +17,56 @@ import (
 // serves unchecked content.
 var errGateNotWired = errors.New("policy enforcement is not wired in yet; refusing to serve unchecked content")
 
-// buildHandler wires the enforcement gate, the upstream clients and the proxy handler from a
+// buildHandler wires the upstream clients, the enforcement gate and the proxy handler from a
 // validated configuration.
 func buildHandler(ctx context.Context, cfg *Config, logger *slog.Logger) (http.Handler, error) {
-	gate, err := newGate(ctx, cfg, logger)
+	upstreams, err := newUpstreams(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	return newProxyHandler(cfg, gate, logger)
+	gate, err := newGate(ctx, cfg, upstreams, logger)
+	if err != nil {
+		return nil, err
+	}
+	return newProxyHandler(cfg, upstreams, gate, logger)
 }
 
-// newGate builds the policy-enforcing gate from cfg.Policy and cfg.Cache.Verdicts.
-func newGate(ctx context.Context, cfg *Config, logger *slog.Logger) (proxy.Gate, error) {
+// newGate builds the policy-enforcing gate from cfg.Policy and cfg.Cache.Verdicts; it
+// fetches signatures through upstreams.
+func newGate(ctx context.Context, cfg *Config, upstreams []proxy.Upstream, logger *slog.Logger) (proxy.Gate, error) {
 	return nil, errGateNotWired
 }
 
-// errProxyNotWired is returned by newProxyHandler until the upstream client and the proxy
-// handler constructors exist.
-var errProxyNotWired = errors.New("the proxy handler is not wired in yet")
-
-// newProxyHandler builds one upstream client per configured registry and the proxy handler
-// in front of them.
-func newProxyHandler(cfg *Config, gate proxy.Gate, logger *slog.Logger) (http.Handler, error) {
-	// Pending the constructors: for each o in upstreamOptions(cfg, logger):
-	//   src, err := upstream.New(o); ups = append(ups, proxy.Upstream{Registry: o.Registry, Source: src})
-	// then proxy.New(proxy.Options{Upstreams: ups, DefaultUpstream: cfg.DefaultUpstream, Gate: gate, Logger: logger}).
-	if _, err := upstreamOptions(cfg, logger); err != nil {
+// newUpstreams builds one upstream client per configured registry, in order. The clients
+// read their CA and docker config files now, so mistakes in them stop the start-up.
+func newUpstreams(cfg *Config, logger *slog.Logger) ([]proxy.Upstream, error) {
+	opts, err := upstreamOptions(cfg, logger)
+	if err != nil {
 		return nil, err
 	}
-	return nil, errProxyNotWired
+	ups := make([]proxy.Upstream, 0, len(opts))
+	for i, o := range opts {
+		client, err := upstream.New(o)
+		if err != nil {
+			return nil, fmt.Errorf("upstreams[%d]: %w", i, err)
+		}
+		ups = append(ups, proxy.Upstream{Registry: o.Registry, Source: client})
+	}
+	return ups, nil
+}
+
+// newProxyHandler builds the /v2/ handler in front of upstreams, admitting content through gate.
+func newProxyHandler(cfg *Config, upstreams []proxy.Upstream, gate proxy.Gate, logger *slog.Logger) (http.Handler, error) {
+	h, err := proxy.New(proxy.Options{
+		Upstreams:       upstreams,
+		DefaultUpstream: cfg.DefaultUpstream,
+		Gate:            gate,
+		Logger:          logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the proxy: %w", err)
+	}
+	return h, nil
 }
 
 // userAgent is sent upstream on every request.
