@@ -122,12 +122,18 @@ type testCA struct {
 
 func newTestCA(t testing.TB) *testCA {
 	t.Helper()
+	return newTestCAAround(t, testNow)
+}
+
+// newTestCAAround makes a CA valid from a year before center to a year after.
+func newTestCAAround(t testing.TB, center time.Time) *testCA {
+	t.Helper()
 	ca := &testCA{}
 	ca.rootKey = newECDSAKey(t, elliptic.P256()).priv.(*ecdsa.PrivateKey)
 	ca.intermediateKey = newECDSAKey(t, elliptic.P256()).priv.(*ecdsa.PrivateKey)
 	validity := func(tmpl *x509.Certificate) {
-		tmpl.NotBefore = testNow.AddDate(-1, 0, 0)
-		tmpl.NotAfter = testNow.AddDate(1, 0, 0)
+		tmpl.NotBefore = center.AddDate(-1, 0, 0)
+		tmpl.NotAfter = center.AddDate(1, 0, 0)
 		tmpl.IsCA = true
 		tmpl.BasicConstraintsValid = true
 		tmpl.KeyUsage = x509.KeyUsageCertSign
@@ -338,12 +344,13 @@ func (r *fakeRekor) setAnnotation(t testing.TB, body []byte, integratedTime time
 	return string(mustJSON(t, annotation))
 }
 
-// keyLayer is a .sig layer signed by key, with a Rekor entry when rekor is not nil.
+// signedLayer is a .sig layer: the payload and its annotations.
 type signedLayer struct {
 	payload     []byte
 	annotations map[string]string
 }
 
+// signWithKey signs the test payload with key, with a Rekor entry when rekor is not nil.
 func signWithKey(t testing.TB, key testKey, rekor *fakeRekor) signedLayer {
 	t.Helper()
 	layer := cosignPayload(testManifestDigest)
