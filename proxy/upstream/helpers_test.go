@@ -1,0 +1,135 @@
+package upstream_test
+
+import (
+	"bytes"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/pullgate/pullgate/proxy/upstream"
+)
+
+// server is an in-memory registry (go-containerregistry) on 127.0.0.1 behind an optional
+// middleware, counting the requests it receives.
+type server struct {
+	*httptest.Server
+	mu    sync.Mutex
+	count map[string]int // "METHOD /path" -> requests
+}
+
+func startServer(t *testing.T, mw func(http.Handler) http.Handler) *server {
+	t.Helper()
+	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	if mw != nil {
+		h = mw(h)
+	}
+	s := &server{count: map[string]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.count[r.Method+" "+r.URL.Path]++
+		s.mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *server) requests(method, path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count[method+" "+path]
+}
+
+func (s *server) host() string { return strings.TrimPrefix(s.URL, "http://") }
+
+// push writes a random image as repo:tag, authenticating with auth if not nil.
+func (s *server) push(t *testing.T, repo, tag string, auth authn.Authenticator) v1.Image {
+	t.Helper()
+	img, err := random.Image(1024, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(s.host() + "/" + repo + ":" + tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth == nil {
+		auth = authn.Anonymous
+	}
+	if err := remote.Write(ref, img, remote.WithAuth(auth)); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	return img
+}
+
+// logBuffer collects log output.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// newClient returns a client for rawURL with test-friendly defaults (no retries) and its
+// log; change adjusts the options.
+func newClient(t *testing.T, rawURL string, change func(*upstream.Options)) (*upstream.Client, *logBuffer) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	opts := upstream.Options{
+		Registry: "registry.test",
+		URL:      u,
+		Retries:  -1,
+		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	if change != nil {
+		change(&opts)
+	}
+	c, err := upstream.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, logs
+}
+
+// requireBasic demands HTTP basic auth user:pass on every request.
+func requireBasic(user, pass string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="registry.test"`)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
