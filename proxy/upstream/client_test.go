@@ -90,7 +90,10 @@ func TestUpstreamErrorsMapToOCICodes(t *testing.T) {
 	}
 	const dgst = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	type call func(c *upstream.Client) error
-	manifest := func(c *upstream.Client) error { _, err := c.Manifest(context.Background(), "team/app", "v1", nil); return err }
+	manifest := func(c *upstream.Client) error {
+		_, err := c.Manifest(context.Background(), "team/app", "v1", nil)
+		return err
+	}
 	blob := func(c *upstream.Client) error {
 		_, err := c.Blob(context.Background(), "team/app", dgst, "")
 		return err
