@@ -1,0 +1,109 @@
+package policy
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/policy/sigstore"
+)
+
+// cosignSig returns a cosign .sig layer as a Signature: the payload, with its ECDSA
+// signature in the annotation cosign writes.
+func cosignSig(t *testing.T, key *ecdsa.PrivateKey, d digest.Digest, ref string) Signature {
+	t.Helper()
+	payload := []byte(`{"critical":{"identity":{"docker-reference":"` + ref + `"},"image":{"docker-manifest-digest":"` + d.String() + `"},"type":"cosign container image signature"},"optional":null}`)
+	sum := sha256.Sum256(payload)
+	sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Signature{
+		Format:      FormatCosign,
+		MIMEType:    sigstore.MIMETypeSimpleSigning,
+		Data:        payload,
+		Annotations: map[string]string{"dev.cosignproject.cosign/signature": base64.StdEncoding.EncodeToString(sig)},
+		Origin:      "sha256-" + d.Encoded() + ".sig layer 1",
+	}
+}
+
+// TestSigstoreSignedEvaluation checks the engine's part of sigstoreSigned (SPEC 1.6, 5.4,
+// 10.5 #37, #40, #44): only cosign simple-signing layers are verified, others are counted,
+// and the digest and identity are checked here after policy/sigstore verified the layer.
+func TestSigstoreSignedEvaluation(t *testing.T) {
+	f := newFixture(t)
+	pemData, key := ecdsaKeyPEM(t)
+	f.write("cosign.pub", pemData)
+	_, otherKey := ecdsaKeyPEM(t)
+	keyPolicy := `{"default":[{"type":"sigstoreSigned","keyPath":"$DIR/cosign.pub"}]}`
+	repoPolicy := `{"default":[{"type":"sigstoreSigned","keyPath":"$DIR/cosign.pub","signedIdentity":{"type":"matchRepository"}}]}`
+
+	dsse := Signature{Format: FormatCosign, MIMEType: "application/vnd.dsse.envelope.v1+json", Data: []byte("{}")}
+	simple := f.sig(f.trusted.Primary(), f.digest, "busybox:1")
+	bundle := Signature{Format: FormatSigstoreBundle, MIMEType: "application/vnd.dev.sigstore.bundle.v0.3+json", Data: []byte("{}")}
+	noAnnotation := cosignSig(t, key, f.digest, "busybox:1")
+	noAnnotation.Annotations = nil
+
+	tests := []struct {
+		name    string
+		policy  string
+		sigs    []Signature
+		want    bool
+		wantWhy string
+	}{
+		{"valid, with tag identity", keyPolicy, []Signature{cosignSig(t, key, f.digest, "docker.io/library/busybox:1")}, true, "valid sigstore signature"},
+		{"cosign default identity, default matcher", keyPolicy, []Signature{cosignSig(t, key, f.digest, "index.docker.io/library/busybox")}, false, "is not accepted"},
+		{"cosign default identity, matchRepository", repoPolicy, []Signature{cosignSig(t, key, f.digest, "index.docker.io/library/busybox")}, true, ""},
+		{"signature for another digest", repoPolicy, []Signature{cosignSig(t, key, digest.FromString("sibling platform"), "busybox")}, false, "does not match the manifest"},
+		{"other key", keyPolicy, []Signature{cosignSig(t, otherKey, f.digest, "busybox:1")}, false, "signature 1 (sha256-"},
+		{"missing signature annotation", keyPolicy, []Signature{noAnnotation}, false, "signature 1"},
+		{"skipped layers, bad, then valid", keyPolicy, []Signature{dsse, simple, bundle, cosignSig(t, otherKey, f.digest, "busybox:1"), cosignSig(t, key, f.digest, "busybox:1")}, true, "signature 5"},
+		{"nothing verifiable", keyPolicy, []Signature{dsse, simple, bundle}, false,
+			"a signature was required, but no signature exists (1 non-sigstore signatures, 1 sigstore non-signature attachments, 1 sigstore bundles not verified)"},
+		{"no signatures at all", keyPolicy, nil, false, "a signature was required, but no signature exists"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := f.policy(tt.policy)
+			v, err := p.Evaluate(context.Background(), f.image("busybox:1"), sigSource(tt.sigs...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Accepted != tt.want || !strings.Contains(v.Reason, tt.wantWhy) {
+				t.Fatalf("verdict %+v, want accepted=%v with reason containing %q", v, tt.want, tt.wantWhy)
+			}
+			if tt.name == "no signatures at all" && strings.Contains(v.Reason, "(") {
+				t.Fatalf("reason %q mentions skipped signatures", v.Reason)
+			}
+		})
+	}
+}
+
+// TestSigstoreJSONBlob: c/image's stored form of a cosign signature ("\x00sigstore-json\n")
+// goes through ParseSignatureBlob into the same verification.
+func TestSigstoreJSONBlob(t *testing.T) {
+	f := newFixture(t)
+	pemData, key := ecdsaKeyPEM(t)
+	f.write("cosign.pub", pemData)
+	p := f.policy(`{"default":[{"type":"sigstoreSigned","keyPath":"$DIR/cosign.pub"}]}`)
+	s := cosignSig(t, key, f.digest, "busybox:1")
+	chunk, err := json.Marshal(map[string]any{"mimeType": s.MIMEType, "payload": s.Data, "annotations": s.Annotations})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := ParseSignatureBlob(append([]byte("\x00sigstore-json\n"), chunk...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := p.Evaluate(context.Background(), f.image("busybox:1"), sigSource(parsed))
+	if err != nil || !v.Accepted {
+		t.Fatalf("Evaluate = %+v, %v", v, err)
+	}
+}
