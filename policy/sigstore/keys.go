@@ -183,8 +183,8 @@ func verifyDigest(key crypto.PublicKey, sha256Digest, sig []byte) error {
 	return firstErr
 }
 
-// verifyWithCandidates checks sig over message with each candidate key in order and
-// succeeds with the first that accepts it.
+// verifyWithCandidates runs check with each candidate key in order and succeeds with the
+// first key that check accepts.
 func verifyWithCandidates(candidates []crypto.PublicKey, check func(crypto.PublicKey) error) error {
 	var errs []error
 	for _, key := range candidates {
