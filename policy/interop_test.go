@@ -1,0 +1,148 @@
+package policy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// interopTimeout bounds the fixture script (key generation, five skopeo runs); it only
+// guards against a hung tool, it is not a performance assertion.
+const interopTimeout = 5 * time.Minute
+
+// TestInteropWithSkopeo makes signatures with the real tools (gpg --batch, skopeo
+// standalone-sign, skopeo copy --sign-by) through testdata/make-fixtures.sh, then checks
+// each one with pullgate's engine and with `skopeo standalone-verify`, and requires both
+// verdicts to agree with the expected one.
+func TestInteropWithSkopeo(t *testing.T) {
+	for _, tool := range []string{"bash", "gpg", "gpgconf", "skopeo", "sha256sum", "tar", "gzip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: run hack/install-test-tools.sh (it installs skopeo and gnupg): %v", tool, err)
+		}
+	}
+	out := t.TempDir()
+	// gpg-agent's socket lives in GNUPGHOME, and socket paths are limited to ~107 bytes:
+	// use a short directory under /tmp rather than t.TempDir().
+	gnupgHome, err := os.MkdirTemp("/tmp", "pg-gpg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "GNUPGHOME="+gnupgHome)
+	t.Cleanup(func() {
+		kill := exec.Command("gpgconf", "--kill", "all")
+		kill.Env = env
+		if out, err := kill.CombinedOutput(); err != nil {
+			t.Logf("gpgconf --kill all: %v: %s", err, out)
+		}
+		os.RemoveAll(gnupgHome)
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
+	defer cancel()
+	script := exec.CommandContext(ctx, "bash", "testdata/make-fixtures.sh", out)
+	script.Env = env
+	if output, err := script.CombinedOutput(); err != nil {
+		t.Fatalf("make-fixtures.sh: %v\n%s", err, output)
+	}
+	fpr := readFingerprints(t, filepath.Join(out, "fingerprints"))
+
+	tests := []struct {
+		name     string
+		manifest string // file in out
+		sig      string
+		pull     string // the image reference pulled
+		keyring  string // the policy's keyPath
+		expected string // the fingerprint skopeo standalone-verify is asked to require
+		want     bool
+	}{
+		{"right key and identity", "manifest-a.json", "a-trusted.sig", "quay.io/example/app:1", "trusted.gpg", fpr["trusted"], true},
+		{"armored keyring", "manifest-a.json", "a-trusted.sig", "quay.io/example/app:1", "trusted.asc", fpr["trusted"], true},
+		{"wrong identity", "manifest-a.json", "a-trusted.sig", "quay.io/example/app:2", "trusted.gpg", fpr["trusted"], false},
+		{"short name is not the signed identity", "manifest-a.json", "a-trusted.sig", "quay.io/example/other:1", "trusted.gpg", fpr["trusted"], false},
+		{"wrong digest", "manifest-b.json", "a-trusted.sig", "quay.io/example/app:1", "trusted.gpg", fpr["trusted"], false},
+		{"other manifest, its own signature", "manifest-b.json", "b-trusted.sig", "quay.io/example/app:2", "trusted.gpg", fpr["trusted"], true},
+		{"other key", "manifest-a.json", "a-other.sig", "quay.io/example/app:1", "trusted.gpg", fpr["trusted"], false},
+		// skopeo 1.9.3 (containers/image 5.23, gpgme) reports a subkey signature under the
+		// subkey's fingerprint; current containers/image maps it to the primary key
+		// (SPEC 2.2), as pullgate does. Ask skopeo for the subkey's own fingerprint.
+		{"signing subkey", "manifest-a.json", "a-subkey.sig", "quay.io/example/app:1", "subkey.gpg", fpr["subkey_signing"], true},
+		{"signing subkey, untrusted primary", "manifest-a.json", "a-subkey.sig", "quay.io/example/app:1", "trusted.gpg", fpr["trusted"], false},
+		{"skopeo copy --sign-by", "copy/manifest.json", "copy/signature-1", "quay.io/example/app:copy", "trusted.gpg", fpr["trusted"], true},
+		{"skopeo copy --sign-by, wrong identity", "copy/manifest.json", "copy/signature-1", "quay.io/example/app:1", "trusted.gpg", fpr["trusted"], false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			manifest := readFile(t, filepath.Join(out, tt.manifest))
+			blob := readFile(t, filepath.Join(out, tt.sig))
+
+			sig, err := ParseSignatureBlob(blob)
+			if err != nil {
+				t.Fatalf("ParseSignatureBlob: %v", err)
+			}
+			p, err := Parse([]byte(`{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"`+filepath.Join(out, tt.keyring)+`"}]}`), "interop.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := Image{Identity: mustRef(t, tt.pull), Digest: digest.FromBytes(manifest), Manifest: manifest}
+			v, err := p.Evaluate(context.Background(), img, sigSource(sig))
+			if err != nil {
+				t.Fatalf("Evaluate: %v", err)
+			}
+
+			verify := exec.CommandContext(ctx, "skopeo", "standalone-verify",
+				filepath.Join(out, tt.manifest), tt.pull, tt.expected, filepath.Join(out, tt.sig))
+			verify.Env = env
+			skopeoOut, skopeoErr := verify.CombinedOutput()
+			skopeoAccepted := skopeoErr == nil
+			if skopeoErr != nil && !strings.Contains(string(skopeoOut), "Error verifying signature") {
+				t.Fatalf("skopeo standalone-verify failed to run: %v\n%s", skopeoErr, skopeoOut)
+			}
+
+			if v.Accepted != skopeoAccepted {
+				t.Fatalf("pullgate accepted=%v (%s), skopeo accepted=%v (%s)", v.Accepted, v.Reason, skopeoAccepted, bytes.TrimSpace(skopeoOut))
+			}
+			if v.Accepted != tt.want {
+				t.Fatalf("both accepted=%v, want %v: pullgate: %s; skopeo: %s", v.Accepted, tt.want, v.Reason, bytes.TrimSpace(skopeoOut))
+			}
+		})
+	}
+}
+
+func readFingerprints(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if k, v, ok := strings.Cut(s.Text(), "="); ok && len(v) == 40 {
+			out[k] = v
+		}
+	}
+	for _, k := range []string{"trusted", "other", "subkey", "subkey_signing"} {
+		if out[k] == "" {
+			t.Fatalf("fingerprints file lacks %q: %v", k, out)
+		}
+	}
+	return out
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
