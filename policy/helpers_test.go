@@ -105,3 +105,7 @@ func (s *countingSource) Signatures(context.Context, Image) ([]Signature, error)
 }
 
 func sigSource(sigs ...Signature) *countingSource { return &countingSource{sigs: sigs} }
+
+func digestOf(b []byte) digest.Digest { return digest.FromBytes(b) }
+
+func writeFile(path string, data []byte) error { return os.WriteFile(path, data, 0o600) }
