@@ -247,3 +247,20 @@ func TestNewFormatBlobs(t *testing.T) {
 		t.Fatalf("bogus format: error = %v", err)
 	}
 }
+
+func TestVerdictSummary(t *testing.T) {
+	f := newFixture(t)
+	p := f.policy(`{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"docker.io":[{"type":"reject"}]}}}`)
+	v, err := p.Evaluate(context.Background(), f.image("busybox:1"), sigSource())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `docker.io/library/busybox:1 (` + f.digest.String() + `) rejected by policy transports.docker["docker.io"] requirement [0] reject: running image docker.io/library/busybox:1 is rejected by policy`
+	if got := v.Summary(); got != want {
+		t.Fatalf("Summary() = %q\nwant        %q", got, want)
+	}
+	v, _ = p.Evaluate(context.Background(), f.image("quay.io/a/b:1"), sigSource())
+	if got := v.Summary(); !strings.Contains(got, "quay.io/a/b:1 ("+f.digest.String()+") accepted by policy default: [0] insecureAcceptAnything") {
+		t.Fatalf("Summary() = %q", got)
+	}
+}

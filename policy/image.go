@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
@@ -52,8 +53,10 @@ type Signature struct {
 
 // SignatureSource supplies the signatures stored for an image's manifest digest. The
 // engine calls it at most once per evaluation, and only when a requirement needs
-// signatures. An error means the signatures could not be obtained (a lookaside or an
-// upstream failed): the evaluation is then indeterminate, never a denial.
+// signatures (Policy.NeedsSignatures). An error means the signatures could not be obtained
+// (a lookaside or an upstream failed, or a stored blob is in no known format, see
+// ParseSignatureBlob): the evaluation is then indeterminate, never a denial. A signature
+// that is merely invalid must be returned, not dropped: it rejects only itself.
 type SignatureSource interface {
 	Signatures(ctx context.Context, img Image) ([]Signature, error)
 }
@@ -80,13 +83,32 @@ type Verdict struct {
 	// Scope names the requirement list that applied, as written in the policy file:
 	// `transports.docker["docker.io/library"]`, `transports.docker[""]` or `default`.
 	Scope string
-	// Requirement names the requirement that rejected the image (`[1] signedBy`); empty
-	// when accepted.
+	// Requirement names the requirement that rejected the image by its index in the list
+	// (as in the JSON path) and type: `[0] signedBy`; empty when accepted.
 	Requirement string
-	// Reason is one human sentence: why it was rejected (naming each signature's
-	// failure), or what accepted it.
+	// Reason says why the requirement rejected the image, naming each signature and why it
+	// failed ("signature 2 (lookaside http://…/signature-2): signed by key ID 3F2A…, which
+	// is not trusted"), or, when accepted, what each requirement accepted. Scope and
+	// Requirement complete it; Summary joins them into one sentence.
 	Reason string
 	// SignaturesVerified is true when at least one requirement in the applied list
 	// verified signatures (signedBy, sigstoreSigned) and was satisfied.
 	SignaturesVerified bool
+}
+
+// Summary is the verdict as one sentence: the identity and digest, the scope and
+// requirement that decided, and the reason.
+func (v Verdict) Summary() string {
+	word := "rejected"
+	if v.Accepted {
+		word = "accepted"
+	}
+	s := fmt.Sprintf("%s (%s) %s by policy %s", v.Identity, v.Digest, word, v.Scope)
+	if v.Requirement != "" {
+		s += " requirement " + v.Requirement
+	}
+	if v.Reason != "" {
+		s += ": " + v.Reason
+	}
+	return s
 }
