@@ -1,0 +1,191 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Platforms used by the multi-arch helpers.
+var (
+	LinuxAMD64 = v1.Platform{OS: "linux", Architecture: "amd64"}
+	LinuxARM64 = v1.Platform{OS: "linux", Architecture: "arm64"}
+)
+
+// DockerImage is a random single-arch image with Docker schema 2 media types (manifest,
+// config and layers): layers of layerSize random bytes each.
+func DockerImage(t testing.TB, layers int, layerSize int64) v1.Image {
+	t.Helper()
+	img, err := random.Image(layerSize, int64(layers))
+	if err != nil {
+		t.Fatalf("harness: random image: %v", err)
+	}
+	return img
+}
+
+// OCIImage is a random single-arch image with OCI media types throughout, for platform p.
+func OCIImage(t testing.TB, layers int, layerSize int64, p v1.Platform) v1.Image {
+	t.Helper()
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	for range layers {
+		l, err := random.Layer(layerSize, types.OCILayer)
+		if err != nil {
+			t.Fatalf("harness: random layer: %v", err)
+		}
+		if img, err = mutate.AppendLayers(img, l); err != nil {
+			t.Fatalf("harness: append layer: %v", err)
+		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatalf("harness: config: %v", err)
+	}
+	return img
+}
+
+// OCIIndex is a multi-arch OCI image index with one random OCI image per platform; the
+// index descriptors carry the platforms.
+func OCIIndex(t testing.TB, layerSize int64, platforms ...v1.Platform) v1.ImageIndex {
+	t.Helper()
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, p := range platforms {
+		img := OCIImage(t, 1, layerSize, p)
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
+			Add:        img,
+			Descriptor: v1.Descriptor{MediaType: types.OCIManifestSchema1, Platform: &p},
+		})
+	}
+	return withoutArtifactTypes(t, idx)
+}
+
+// withoutArtifactTypes drops the artifactType go-containerregistry writes into index
+// descriptors. Real image indexes (docker buildx, podman) have none, and skopeo 1.9
+// drops the field when it copies an index, which would change the index digest.
+func withoutArtifactTypes(t testing.TB, idx v1.ImageIndex) v1.ImageIndex {
+	t.Helper()
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im = im.DeepCopy()
+	for i := range im.Manifests {
+		im.Manifests[i].ArtifactType = ""
+	}
+	raw, err := json.Marshal(im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rawIndex{imageIndex: idx, raw: raw, manifest: im}
+}
+
+// imageIndex lets rawIndex embed a v1.ImageIndex (whose method ImageIndex would clash
+// with the field name).
+type imageIndex = v1.ImageIndex
+
+// rawIndex is an index whose manifest bytes are given; its children come from the
+// wrapped index.
+type rawIndex struct {
+	imageIndex
+	raw      []byte
+	manifest *v1.IndexManifest
+}
+
+func (r *rawIndex) RawManifest() ([]byte, error)              { return r.raw, nil }
+func (r *rawIndex) IndexManifest() (*v1.IndexManifest, error) { return r.manifest.DeepCopy(), nil }
+func (r *rawIndex) Size() (int64, error)                      { return int64(len(r.raw)), nil }
+func (r *rawIndex) Digest() (v1.Hash, error) {
+	h, _, err := v1.SHA256(bytes.NewReader(r.raw))
+	return h, err
+}
+
+// DockerIndex is a Docker manifest list with one random Docker image per platform.
+func DockerIndex(t testing.TB, layerSize int64, platforms ...v1.Platform) v1.ImageIndex {
+	t.Helper()
+	idx := mutate.IndexMediaType(empty.Index, types.DockerManifestList)
+	for _, p := range platforms {
+		img := DockerImage(t, 1, layerSize)
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf = cf.DeepCopy()
+		cf.OS, cf.Architecture = p.OS, p.Architecture
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			t.Fatal(err)
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
+			Add:        img,
+			Descriptor: v1.Descriptor{MediaType: types.DockerManifestSchema2, Platform: &p},
+		})
+	}
+	return withoutArtifactTypes(t, idx)
+}
+
+// Ref parses "repo:tag" or "repo@digest" as a reference on this registry.
+func (r *Registry) Ref(t testing.TB, repoRef string) name.Reference {
+	t.Helper()
+	ref, err := name.ParseReference(r.Host+"/"+repoRef, name.StrictValidation)
+	if err != nil {
+		t.Fatalf("harness: reference %q: %v", repoRef, err)
+	}
+	return ref
+}
+
+// Push writes img as repoTag ("team/app:v1") and returns its digest.
+func (r *Registry) Push(t testing.TB, repoTag string, img v1.Image) v1.Hash {
+	t.Helper()
+	ref := r.Ref(t, repoTag)
+	if err := remote.Write(ref, img, remote.WithAuth(r.Auth())); err != nil {
+		t.Fatalf("harness: push %s: %v", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// PushIndex writes idx (and its images) as repoTag and returns its digest.
+func (r *Registry) PushIndex(t testing.TB, repoTag string, idx v1.ImageIndex) v1.Hash {
+	t.Helper()
+	ref := r.Ref(t, repoTag)
+	if err := remote.WriteIndex(ref, idx, remote.WithAuth(r.Auth())); err != nil {
+		t.Fatalf("harness: push index %s: %v", ref, err)
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Tag points repoTag at the manifest already pushed as digest in the same repository.
+func (r *Registry) Tag(t testing.TB, repo, tag string, digest v1.Hash) {
+	t.Helper()
+	src := r.Ref(t, repo+"@"+digest.String())
+	desc, err := remote.Get(src, remote.WithAuth(r.Auth()))
+	if err != nil {
+		t.Fatalf("harness: get %s: %v", src, err)
+	}
+	dst, err := name.NewTag(r.Host+"/"+repo+":"+tag, name.StrictValidation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Tag(dst, desc, remote.WithAuth(r.Auth())); err != nil {
+		t.Fatalf("harness: tag %s: %v", dst, err)
+	}
+}

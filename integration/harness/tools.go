@@ -1,0 +1,100 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"go/build"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// ToolTimeout bounds one run of an external tool; a pull of the small test images takes
+// well under a second.
+const ToolTimeout = 2 * time.Minute
+
+// Tool returns the path of an external program the tests need, looked up in PATH and
+// then in the Go bin folder where hack/install-test-tools.sh installs. A missing tool
+// fails the test: the suite never skips what it cannot run.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{os.Getenv("GOBIN"), filepath.Join(build.Default.GOPATH, "bin")} {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	t.Fatalf("%s is not installed: run hack/install-test-tools.sh (it installs every tool the tests use)", name)
+	return ""
+}
+
+// Run runs an external tool with a timeout and returns its output. A tool still running
+// at the timeout is killed; err then wraps context.DeadlineExceeded.
+func Run(t testing.TB, timeout time.Duration, env []string, name string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Tool(t, name), args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.WaitDelay = 5 * time.Second
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		err = errors.Join(err, ctx.Err())
+	}
+	return out.String(), errOut.String(), err
+}
+
+// Skopeo runs skopeo with the given arguments (after --insecure-policy, so the host's
+// policy.json plays no part) and fails the test if it fails.
+func Skopeo(t testing.TB, args ...string) string {
+	t.Helper()
+	out, errOut, err := Run(t, ToolTimeout, skopeoEnv(t), "skopeo", append([]string{"--insecure-policy"}, args...)...)
+	if err != nil {
+		t.Fatalf("skopeo %v: %v\nstdout: %s\nstderr: %s", args, err, out, errOut)
+	}
+	return out
+}
+
+// SkopeoFails runs skopeo expecting it to fail and returns its error output.
+func SkopeoFails(t testing.TB, args ...string) string {
+	t.Helper()
+	out, errOut, err := Run(t, ToolTimeout, skopeoEnv(t), "skopeo", append([]string{"--insecure-policy"}, args...)...)
+	if err == nil {
+		t.Fatalf("skopeo %v succeeded, want a failure\nstdout: %s", args, out)
+	}
+	return errOut
+}
+
+// skopeoEnv keeps skopeo away from the user's configuration: an empty registries.conf
+// (no mirrors, no search registries) and a private HOME.
+func skopeoEnv(t testing.TB) []string {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "registries.conf")
+	if err := os.WriteFile(conf, []byte("unqualified-search-registries = []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"CONTAINERS_REGISTRIES_CONF=" + conf, "HOME=" + dir, "REGISTRY_AUTH_FILE=" + filepath.Join(dir, "auth.json")}
+}
+
+// Crane runs crane with the given arguments (after --insecure: the test servers speak
+// plain http) and fails the test if it fails.
+func Crane(t testing.TB, args ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, errOut, err := Run(t, ToolTimeout, []string{"HOME=" + dir, "DOCKER_CONFIG=" + dir}, "crane", append(args, "--insecure")...)
+	if err != nil {
+		t.Fatalf("crane %v: %v\nstdout: %s\nstderr: %s", args, err, out, errOut)
+	}
+	return out
+}
