@@ -51,7 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		return runServe(ctx, rest, stderr)
+		return runServe(ctx, rest, stderr, newGate)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr, evaluateImage)
 	case "version", "--version", "-version":

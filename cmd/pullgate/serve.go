@@ -26,8 +26,8 @@ const (
 	idleTimeout = 2 * time.Minute
 )
 
-// runServe implements `pullgate serve --config FILE`.
-func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+// runServe implements `pullgate serve --config FILE`; newGate builds the enforcement gate.
+func runServe(ctx context.Context, args []string, stderr io.Writer, newGate gateFactory) int {
 	fs := newFlagSet("serve", "serve --config FILE", stderr)
 	configPath := fs.String("config", "", "configuration file (YAML); see config.example.yaml")
 	rest, err := parseFlags(fs, args)
@@ -53,16 +53,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		logger.Warn(w)
 	}
 
-	handler, err := buildHandler(ctx, cfg, logger)
+	// From here on, problems are reported through the configured logger (stderr).
+	handler, err := buildHandler(ctx, cfg, logger, newGate)
 	if err != nil {
 		logger.Error("failed to start", "err", err)
-		fmt.Fprintf(stderr, "pullgate serve: %v\n", err)
 		return exitError
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		logger.Error("failed to listen", "listen", cfg.Listen, "err", err)
-		fmt.Fprintf(stderr, "pullgate serve: %v\n", err)
 		return exitError
 	}
 	srv := newHTTPServer(ctx, handler, logger)

@@ -17,9 +17,12 @@ import (
 // serves unchecked content.
 var errGateNotWired = errors.New("policy enforcement is not wired in yet; refusing to serve unchecked content")
 
+// gateFactory builds the enforcement gate; serve uses newGate, tests an explicit test double.
+type gateFactory func(ctx context.Context, cfg *Config, upstreams []proxy.Upstream, logger *slog.Logger) (proxy.Gate, error)
+
 // buildHandler wires the upstream clients, the enforcement gate and the proxy handler from a
 // validated configuration.
-func buildHandler(ctx context.Context, cfg *Config, logger *slog.Logger) (http.Handler, error) {
+func buildHandler(ctx context.Context, cfg *Config, logger *slog.Logger, newGate gateFactory) (http.Handler, error) {
 	upstreams, err := newUpstreams(cfg, logger)
 	if err != nil {
 		return nil, err

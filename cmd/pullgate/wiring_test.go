@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log"
@@ -18,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/gatetest"
 )
 
@@ -122,5 +125,86 @@ func TestNewUpstreamsReportsTheEntry(t *testing.T) {
 	_, err = newUpstreams(cfg, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.HasPrefix(err.Error(), "upstreams[1]: ") {
 		t.Errorf("newUpstreams = %v, want an error about upstreams[1]", err)
+	}
+}
+
+// TestServeLifecycle runs the whole serve command in-process with an explicit allow-all
+// test gate: it loads the file, listens, serves a pull through the proxy, and stops cleanly
+// when its context ends (what SIGINT/SIGTERM do).
+func TestServeLifecycle(t *testing.T) {
+	upstreamSrv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(upstreamSrv.Close)
+	host := strings.TrimPrefix(upstreamSrv.URL, "http://")
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upRef, err := name.ParseReference(host+"/lib/app:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(upRef, img); err != nil {
+		t.Fatal(err)
+	}
+	want, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, "listen: 127.0.0.1:0\nupstreams:\n  - registry: upstream.test\n    url: "+upstreamSrv.URL+"\npolicy:\n  path: policy.json\nlog:\n  format: json\n")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs, logw := io.Pipe()
+	allowAll := func(context.Context, *Config, []proxy.Upstream, *slog.Logger) (proxy.Gate, error) {
+		return gatetest.AllowAll{}, nil
+	}
+	exit := make(chan int, 1)
+	go func() {
+		exit <- runServe(ctx, []string{"--config", path}, logw, allowAll)
+		logw.Close()
+	}()
+	addr := make(chan string, 1)
+	var seen strings.Builder
+	scanDone := make(chan struct{})
+	go func() {
+		defer close(scanDone)
+		sc := bufio.NewScanner(logs)
+		for sc.Scan() {
+			seen.WriteString(sc.Text() + "\n")
+			var entry struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &entry) == nil && entry.Msg == "pullgate listening" {
+				addr <- entry.Addr
+			}
+		}
+	}()
+	var proxyAddr string
+	select {
+	case proxyAddr = <-addr:
+	case code := <-exit:
+		<-scanDone
+		t.Fatalf("serve exited with %d before listening:\n%s", code, seen.String())
+	}
+
+	pullRef, err := name.ParseReference(proxyAddr+"/upstream.test/lib/app:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := remote.Image(pullRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := got.Digest(); err != nil || d != want {
+		t.Errorf("digest through the proxy %v (%v), want %v", d, err, want)
+	}
+
+	cancel()
+	if code := <-exit; code != exitOK {
+		t.Errorf("serve exit code after shutdown = %d, want 0", code)
+	}
+	<-scanDone
+	for _, msg := range []string{`"msg":"pullgate listening"`, `"msg":"shutting down"`, `"msg":"pullgate stopped"`} {
+		if !strings.Contains(seen.String(), msg) {
+			t.Errorf("logs lack %s:\n%s", msg, seen.String())
+		}
 	}
 }
