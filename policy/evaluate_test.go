@@ -264,3 +264,31 @@ func TestVerdictSummary(t *testing.T) {
 		t.Fatalf("Summary() = %q", got)
 	}
 }
+
+// TestEvaluateConcurrently: a Policy is shared by all requests (run with -race).
+func TestEvaluateConcurrently(t *testing.T) {
+	f := newFixture(t)
+	p := f.policy(signedByTrusted)
+	sigs := []Signature{f.sig(f.other.Primary(), f.digest, "busybox:1"), f.sig(f.trusted.Primary(), f.digest, "busybox:1")}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 10 {
+				v, err := p.Evaluate(context.Background(), f.image("busybox:1"), sigSource(sigs...))
+				if err == nil && !v.Accepted {
+					err = errors.New(v.Reason)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -7,6 +7,13 @@
 // file is read and parsed when the policy is loaded, so a missing or broken key is a load
 // error rather than a silent denial later (DESIGN.md, "Where pullgate differs from
 // podman", item 5).
+//
+// OpenPGP is verified with go-crypto, like containers/image's pure-Go backend, where
+// podman usually links gpgme. The backends agree on the cases that matter (unknown,
+// expired, revoked keys, expired signatures, one signature per message, signing subkeys
+// counted for their primary key) and differ on rare inputs, where pullgate refuses: an
+// OpenPGP message whose signature packet precedes the data without a one-pass header,
+// version 3 signatures, and keys whose self-signature has no key flags.
 package policy
 
 import (
