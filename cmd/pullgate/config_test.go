@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pullgate/pullgate/policy"
+	"github.com/pullgate/pullgate/proxy/sigsource"
 )
 
 // testDir creates a folder holding the files a configuration refers to: policy.json,
@@ -833,6 +836,14 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if want := (PolicyConfig{Path: filepath.Join(root, "examples/policy.json"), RegistriesDir: filepath.Join(root, "examples/registries.d")}); cfg.Policy != want {
 		t.Errorf("policy = %+v, want %+v", cfg.Policy, want)
+	}
+
+	// The files it points at must stay valid for their own loaders.
+	if _, err := policy.LoadFile(cfg.Policy.Path); err != nil {
+		t.Errorf("example policy: %v", err)
+	}
+	if _, err := sigsource.LoadRegistriesD(cfg.Policy.RegistriesDir); err != nil {
+		t.Errorf("example registries.d: %v", err)
 	}
 
 	text, err := os.ReadFile(example)
