@@ -241,6 +241,7 @@ func TestParseLoadsKeys(t *testing.T) {
 		{"sigstore ECDSA key", sigstore(`"keyPath":"$DIR/cosign.pub"`), ""},
 		{"sigstore Ed25519 key", sigstore(`"keyPaths":["$DIR/cosign.pub","$DIR/ed25519.pub"]`), ""},
 		{"sigstore keyDatas", sigstore(`"keyDatas":["` + b64(ecPEM) + `"]`), ""},
+		{"sigstore keyDatas with a null entry", sigstore(`"keyDatas":["` + b64(ecPEM) + `",null]`), reqPath + ".keyDatas[1]: null is not a valid PEM datum"},
 		{"sigstore key with rekor", sigstore(`"keyPath":"$DIR/cosign.pub","rekorPublicKeyData":"` + b64(rekorPEM) + `"`), ""},
 		{"sigstore missing key", sigstore(`"keyPath":"$DIR/missing.pub"`), reqPath + ".keyPath: reading key file"},
 		{"sigstore unparsable key", sigstore(`"keyPath":"$DIR/garbage.gpg"`), reqPath + ".keyPath: "},

@@ -224,13 +224,17 @@ func (pr *prSigstoreSigned) alwaysDenies() bool    { return false }
 
 // pemSource is one PEM blob to load: from a file, or inline.
 type pemSource struct {
-	path string // JSON path
-	file string
-	data []byte
+	path   string // JSON path
+	file   string
+	data   []byte
+	inline bool // data, not file, is the source
 }
 
 func (s pemSource) read() ([]byte, error) {
-	if s.data != nil {
+	if s.inline {
+		if s.data == nil {
+			return nil, errors.New("null is not a valid PEM datum")
+		}
 		return s.data, nil
 	}
 	return readKeyFile(s.file)
@@ -248,10 +252,10 @@ func sources(path, key string, file string, files []string, data []byte, datas [
 			out = append(out, pemSource{path: path + "." + key + "Paths" + strictjson.Index(i), file: f})
 		}
 	case data != nil:
-		out = append(out, pemSource{path: path + "." + key + "Data", data: data})
+		out = append(out, pemSource{path: path + "." + key + "Data", data: data, inline: true})
 	case datas != nil:
 		for i, d := range datas {
-			out = append(out, pemSource{path: path + "." + key + "Datas" + strictjson.Index(i), data: d})
+			out = append(out, pemSource{path: path + "." + key + "Datas" + strictjson.Index(i), data: d, inline: true})
 		}
 	}
 	return out
