@@ -11,7 +11,6 @@ import (
 
 	"github.com/distribution/reference"
 	"go.yaml.in/yaml/v3"
-
 )
 
 // RegistriesD is a parsed containers-registries.d(5) directory.
