@@ -66,17 +66,21 @@ func (h *handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route, in
 // streamVerified streams a whole blob, hashing it on the way. Once the headers are out
 // the status cannot change, so a body that turns out to be wrong (digest, or more or
 // fewer bytes than announced) aborts the response: the client sees a broken
-// connection, never a clean end of a wrong body.
+// connection, never a clean end of a wrong body. With a known length the last bytes are
+// held back until the digest matched; without one (object storage answering in
+// chunks) the answer is chunked too and its final chunk is never sent on a mismatch.
 func (h *handler) streamVerified(w http.ResponseWriter, r *http.Request, b *Blob, d digest.Digest, info *accessInfo) error {
 	body, err := verify.NewReader(b.Body, d, b.ContentLength)
 	if err != nil {
 		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: "the upstream did not say the size of the blob", Err: err}
+			Message: "cannot verify the blob", Err: err}
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", blobContentType(b.ContentType))
 	hdr.Set("Docker-Content-Digest", d.String())
-	hdr.Set("Content-Length", strconv.FormatInt(b.ContentLength, 10))
+	if b.ContentLength >= 0 {
+		hdr.Set("Content-Length", strconv.FormatInt(b.ContentLength, 10))
+	}
 	if b.AcceptRanges != "" {
 		hdr.Set("Accept-Ranges", b.AcceptRanges)
 	}

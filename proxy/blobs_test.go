@@ -156,11 +156,13 @@ func TestLyingBlobUpstreamIsAborted(t *testing.T) {
 			w.WriteHeader(200)
 			w.Write(b)
 		}},
-		{name: "no length", wantStatus: http.StatusBadGateway, change: func(w http.ResponseWriter, h http.Header, b []byte) {
+		{name: "no length, corrupted", change: func(w http.ResponseWriter, h http.Header, b []byte) {
+			b = bytes.Clone(b)
+			b[0] ^= 0xff
 			h.Del("Content-Length")
 			w.WriteHeader(200)
+			w.(http.Flusher).Flush() // chunked
 			w.Write(b)
-			w.(http.Flusher).Flush()
 		}},
 		{name: "server error", wantStatus: http.StatusBadGateway, change: func(w http.ResponseWriter, h http.Header, b []byte) {
 			h.Set("Content-Length", "0")
@@ -252,5 +254,22 @@ func TestCorruptLargeBlobCutsBody(t *testing.T) {
 	body, readErr := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || readErr == nil || len(body) >= len(content) {
 		t.Fatalf("%s, read %d of %d bytes, error %v: want a cut body", resp.Status, len(body), len(content), readErr)
+	}
+}
+
+func TestChunkedBlobStreamsVerified(t *testing.T) {
+	u := startUpstream(t, tamperBlobs(func(w http.ResponseWriter, h http.Header, b []byte) {
+		h.Del("Content-Length")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush() // chunked, as object storage sometimes answers
+		w.Write(b)
+	}))
+	img := randomImage(t)
+	u.push(t, "team/app", "v1", img)
+	ld, content := firstLayer(t, img)
+	p := startProxy(t, gatetest.AllowAll{}, u)
+	resp, body, err := p.do(t, "GET", "/v2/team/app/blobs/"+ld.String(), nil)
+	if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, content) || resp.ContentLength != -1 {
+		t.Fatalf("%s %v, %d bytes, Content-Length %d", resp.Status, err, len(body), resp.ContentLength)
 	}
 }

@@ -136,6 +136,7 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, info *acces
 		slog.String("repo", info.repo),
 		slog.String("code", pe.Code.String()),
 		slog.Int("status", status),
+		slog.String("message", pe.Message),
 	}
 	if pe.Err != nil {
 		attrs = append(attrs, slog.String("error", pe.Err.Error()))

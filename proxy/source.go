@@ -48,8 +48,8 @@ type ManifestSource interface {
 type BlobSource interface {
 	// Blob opens a blob for streaming; rangeHeader, when not empty, is forwarded. The
 	// body is NOT verified by the Source: the caller hashes it while streaming (the
-	// proxy does, so every Source is checked the same way). A 200 answer has a known
-	// ContentLength.
+	// proxy does, so every Source is checked the same way). ContentLength is -1 when
+	// the upstream did not announce one.
 	Blob(ctx context.Context, repo string, dgst digest.Digest, rangeHeader string) (*Blob, error)
 	// StatBlob answers a HEAD for a blob: its size and media type.
 	StatBlob(ctx context.Context, repo string, dgst digest.Digest) (Descriptor, error)

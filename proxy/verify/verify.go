@@ -22,25 +22,26 @@ var (
 	ErrSizeMismatch   = errors.New("size mismatch")
 )
 
-// Reader passes through exactly size bytes of r and returns io.EOF only if they hash to
-// want; otherwise it returns an error wrapping ErrSizeMismatch or ErrDigestMismatch.
+// Reader passes through exactly size bytes of r (or, when the size is unknown, all of
+// r) and returns io.EOF only if they hash to want; otherwise it returns an error
+// wrapping ErrSizeMismatch or ErrDigestMismatch.
 type Reader struct {
 	r      io.Reader
 	closer io.Closer
 	want   digest.Digest
 	h      hash.Hash
-	left   int64 // bytes still expected
+	left   int64 // bytes still expected; negative when the size is unknown
 	err    error // sticky final result
 }
 
-// NewReader wraps rc. size is the number of bytes announced (Content-Length); it must
-// not be negative. Close closes rc.
+// NewReader wraps rc. size is the number of bytes announced (Content-Length), or -1
+// when nothing was announced. Close closes rc.
 func NewReader(rc io.ReadCloser, want digest.Digest, size int64) (*Reader, error) {
 	if err := want.Validate(); err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	if size < 0 {
-		return nil, fmt.Errorf("verify: unknown size: %w", ErrSizeMismatch)
+		size = -1
 	}
 	return &Reader{r: rc, closer: rc, want: want, h: want.Algorithm().Hash(), left: size}, nil
 }
@@ -55,6 +56,9 @@ func (v *Reader) Read(p []byte) (int, error) {
 	if v.left == 0 {
 		v.err = v.finish()
 		return 0, v.err
+	}
+	if v.left < 0 {
+		return v.readUnknownSize(p)
 	}
 	if int64(len(p)) > v.left {
 		p = p[:v.left]
@@ -78,6 +82,22 @@ func (v *Reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// readUnknownSize reads when no size was announced: everything up to EOF, whose digest
+// must match. The last bytes cannot be told apart from the others here, so a consumer
+// relaying them must not announce a length (it sends chunks) and must abort on error.
+func (v *Reader) readUnknownSize(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	switch {
+	case errors.Is(err, io.EOF):
+		v.err = v.checkDigest()
+		return n, v.err
+	case err != nil:
+		v.err = err
+	}
+	return n, err
+}
+
 // finish runs once all announced bytes were read: the source must be at its end and the
 // digest must match.
 func (v *Reader) finish() error {
@@ -89,6 +109,11 @@ func (v *Reader) finish() error {
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return err
 	}
+	return v.checkDigest()
+}
+
+// checkDigest returns io.EOF if the bytes read hash to the digest wanted.
+func (v *Reader) checkDigest() error {
 	if got := digest.NewDigest(v.want.Algorithm(), v.h); got != v.want {
 		return fmt.Errorf("verify: got %s, want %s: %w", got, v.want, ErrDigestMismatch)
 	}

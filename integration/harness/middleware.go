@@ -1,0 +1,89 @@
+package harness
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+)
+
+// RewriteResponses returns a registry middleware that buffers the answers to requests
+// matching match and lets change rewrite them (status, headers, body) before they are
+// sent, with Content-Length set to the new body's length unless change sets one itself.
+// Tests use it to make an upstream lie.
+func RewriteResponses(match func(*http.Request) bool, change func(r *http.Request, status int, h http.Header, body []byte) (int, []byte)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !match(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
+			next.ServeHTTP(rec, r)
+			rec.header.Del("Content-Length")
+			status, body := change(r, rec.status, rec.header, rec.body.Bytes())
+			for k, v := range rec.header {
+				w.Header()[k] = v
+			}
+			if w.Header().Get("Content-Length") == "" {
+				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			}
+			w.WriteHeader(status)
+			if r.Method != http.MethodHead {
+				_, _ = w.Write(body)
+			}
+		})
+	}
+}
+
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) WriteHeader(status int)      { b.status = status }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+
+// ClosedAddr returns a 127.0.0.1 address where nothing listens: connections are
+// refused.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// HangingAddr returns a 127.0.0.1 address that accepts connections and never answers
+// (until the test ends).
+func HangingAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		close(done)
+		l.Close()
+	})
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				<-done
+				conn.Close()
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
