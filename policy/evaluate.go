@@ -68,6 +68,12 @@ func validateImage(img Image) error {
 	if err := img.Digest.Validate(); err != nil {
 		return fmt.Errorf("%w: digest %q: %w", ErrInvalidImage, img.Digest, err)
 	}
+	if img.Manifest == nil {
+		if img.Digest.Algorithm() != digest.SHA256 {
+			return fmt.Errorf("%w: without manifest bytes the digest must be sha256, got %s", ErrInvalidImage, img.Digest)
+		}
+		return nil
+	}
 	if img.Digest.Algorithm().FromBytes(img.Manifest) == img.Digest {
 		return nil
 	}
@@ -110,6 +116,12 @@ func (ev *evaluation) signatures(ctx context.Context) ([]Signature, error) {
 // checkDigest compares a signed manifest digest with the manifest being evaluated
 // (SPEC 2.5).
 func (ev *evaluation) checkDigest(signed digest.Digest) error {
+	if ev.img.Manifest == nil { // digest-only evaluation (see Image.Manifest)
+		if signed != ev.img.Digest {
+			return fmt.Errorf("signature for digest %s does not match the manifest", signed)
+		}
+		return nil
+	}
 	ok, err := manifestMatchesDigest(ev.img.Manifest, signed)
 	if err != nil {
 		return fmt.Errorf("computing the manifest digest: %w", err)

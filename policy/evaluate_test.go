@@ -292,3 +292,25 @@ func TestEvaluateConcurrently(t *testing.T) {
 		}
 	}
 }
+
+// TestDigestOnlyEvaluation: a child listed by an index is evaluated by its digest alone
+// (Image.Manifest nil), which signatures bind.
+func TestDigestOnlyEvaluation(t *testing.T) {
+	f := newFixture(t)
+	p := f.policy(signedByTrusted)
+	child := digest.FromString("child manifest")
+	img := Image{Identity: mustRef(t, "busybox:1"), Digest: child}
+
+	v, err := p.Evaluate(context.Background(), img, sigSource(f.sig(f.trusted.Primary(), child, "busybox:1")))
+	if err != nil || !v.Accepted {
+		t.Fatalf("signed child: %+v, %v", v, err)
+	}
+	v, err = p.Evaluate(context.Background(), img, sigSource(f.sig(f.trusted.Primary(), f.digest, "busybox:1")))
+	if err != nil || v.Accepted || !strings.Contains(v.Reason, "does not match the manifest") {
+		t.Fatalf("signature for a sibling digest: %+v, %v", v, err)
+	}
+	sha512Img := Image{Identity: mustRef(t, "busybox:1"), Digest: digest.SHA512.FromString("x")}
+	if _, err := p.Evaluate(context.Background(), sha512Img, sigSource()); !errors.Is(err, ErrInvalidImage) {
+		t.Fatalf("sha512 digest without bytes: %v", err)
+	}
+}

@@ -20,7 +20,10 @@ type Image struct {
 	// Digest is the digest of Manifest, the manifest being evaluated.
 	Digest digest.Digest
 	// Manifest holds the exact manifest bytes (schema1 signatures cover a payload digest
-	// computed from them).
+	// computed from them). It may be nil when only the digest is at hand, for a child
+	// manifest listed by an index: Digest must then be a sha256 digest, taken to be the
+	// sha256 of the bytes the caller will verify before serving them (children of an
+	// index are never schema1).
 	Manifest []byte
 }
 
