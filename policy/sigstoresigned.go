@@ -330,14 +330,18 @@ func (pr *prSigstoreSigned) evaluate(ctx context.Context, ev *evaluation) (outco
 		return outcome{}, err
 	}
 	var (
-		rejections                                    []string
-		nonSigstore, nonSignatureAttachments, bundles int
+		rejections                           []string
+		nonSigstore, nonSignatureAttachments int
 	)
 	for i, sig := range sigs {
 		switch {
 		case sig.Format == FormatSigstoreBundle:
-			bundles++ // not read by containers/image; verification comes later
-			continue
+			// Not read by containers/image: pullgate's addition (DESIGN.md, difference 6).
+			if err := pr.checkBundle(ev, sig); err != nil {
+				rejections = append(rejections, signatureLabel(i, sig)+": "+err.Error())
+				continue
+			}
+			return outcome{allowed: true, verified: true, reason: signatureLabel(i, sig) + " is a valid Sigstore bundle"}, nil
 		case sig.Format != FormatCosign:
 			nonSigstore++
 			continue
@@ -352,12 +356,8 @@ func (pr *prSigstoreSigned) evaluate(ctx context.Context, ev *evaluation) (outco
 		return outcome{allowed: true, verified: true, reason: signatureLabel(i, sig) + " is a valid sigstore signature"}, nil
 	}
 	skipped := ""
-	if nonSigstore != 0 || nonSignatureAttachments != 0 || bundles != 0 {
-		skipped = fmt.Sprintf(" (%d non-sigstore signatures, %d sigstore non-signature attachments", nonSigstore, nonSignatureAttachments)
-		if bundles != 0 {
-			skipped += fmt.Sprintf(", %d sigstore bundles not verified", bundles)
-		}
-		skipped += ")"
+	if nonSigstore != 0 || nonSignatureAttachments != 0 {
+		skipped = fmt.Sprintf(" (%d non-sigstore signatures, %d sigstore non-signature attachments)", nonSigstore, nonSignatureAttachments)
 	}
 	return outcome{reason: summarizeRejections(rejections, skipped)}, nil
 }
@@ -377,6 +377,40 @@ func (pr *prSigstoreSigned) check(ev *evaluation, sig Signature) error {
 	}
 	if !pr.identity.matches(ev.img.Identity, claims.DockerReference) {
 		return fmt.Errorf("signature for identity %q is not accepted (%s)", claims.DockerReference, pr.identity)
+	}
+	return nil
+}
+
+// checkBundle verifies one cosign v3 Sigstore bundle. A bundle signs digests only and names
+// no image, so its signed identity is taken to be the repository it was found in (it is
+// attached to the image there through the referrers API), without tag: the same name-only
+// identity cosign writes into its legacy payloads. Hence, as for those, matchRepository and
+// exactRepository can accept it, and the tag-exact matchers cannot.
+func (pr *prSigstoreSigned) checkBundle(ev *evaluation, sig Signature) error {
+	if pr.trust == nil {
+		return errors.New("the requirement's keys are not loaded")
+	}
+	claims, err := pr.trust.VerifyBundle(sig.Data, ev.now)
+	if err != nil {
+		return err
+	}
+	var mismatch error
+	matched := false
+	for _, d := range claims.Subjects {
+		if mismatch = ev.checkDigest(d); mismatch == nil {
+			matched = true
+			break
+		}
+	}
+	if !matched {
+		if mismatch == nil {
+			mismatch = errors.New("the bundle signs no sha256 digest")
+		}
+		return mismatch
+	}
+	implied := ev.img.Identity.Name()
+	if !pr.identity.matches(ev.img.Identity, implied) {
+		return fmt.Errorf("a bundle names no image; the repository it was found in, %q, is not accepted (%s)", implied, pr.identity)
 	}
 	return nil
 }

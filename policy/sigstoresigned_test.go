@@ -5,8 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -17,6 +19,32 @@ import (
 
 // cosignSig returns a cosign .sig layer as a Signature: the payload, with its ECDSA
 // signature in the annotation cosign writes.
+// bundleSig is a cosign v3 Sigstore bundle: a DSSE envelope around the in-toto statement
+// cosign signs for an image, with the public key as verification material.
+func bundleSig(t *testing.T, key *ecdsa.PrivateKey, d digest.Digest) Signature {
+	t.Helper()
+	statement := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"digest":{"sha256":"` + d.Encoded() +
+		`"}}],"predicateType":"https://sigstore.dev/cosign/sign/v1"}`)
+	const payloadType = "application/vnd.in-toto+json"
+	pae := fmt.Sprintf("DSSEv1 %d %s %d %s", len(payloadType), payloadType, len(statement), statement)
+	sum := sha256.Sum256([]byte(pae))
+	sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hint := sha256.Sum256(der)
+	b64 := base64.StdEncoding.EncodeToString
+	doc := `{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json",` +
+		`"verificationMaterial":{"publicKey":{"hint":"` + b64(hint[:]) + `"}},` +
+		`"dsseEnvelope":{"payload":"` + b64(statement) + `","payloadType":"` + payloadType + `","signatures":[{"sig":"` + b64(sig) + `","keyid":""}]}}`
+	return Signature{Format: FormatSigstoreBundle, MIMEType: "application/vnd.dev.sigstore.bundle.v0.3+json", Data: []byte(doc),
+		Origin: "referrer bundle of " + d.String()}
+}
+
 func cosignSig(t *testing.T, key *ecdsa.PrivateKey, d digest.Digest, ref string) Signature {
 	t.Helper()
 	payload := []byte(`{"critical":{"identity":{"docker-reference":"` + ref + `"},"image":{"docker-manifest-digest":"` + d.String() + `"},"type":"cosign container image signature"},"optional":null}`)
@@ -48,6 +76,7 @@ func TestSigstoreSignedEvaluation(t *testing.T) {
 	dsse := Signature{Format: FormatCosign, MIMEType: "application/vnd.dsse.envelope.v1+json", Data: []byte("{}")}
 	simple := f.sig(f.trusted.Primary(), f.digest, "busybox:1")
 	bundle := Signature{Format: FormatSigstoreBundle, MIMEType: "application/vnd.dev.sigstore.bundle.v0.3+json", Data: []byte("{}")}
+	validBundle := bundleSig(t, key, f.digest)
 	noAnnotation := cosignSig(t, key, f.digest, "busybox:1")
 	noAnnotation.Annotations = nil
 
@@ -65,8 +94,15 @@ func TestSigstoreSignedEvaluation(t *testing.T) {
 		{"other key", keyPolicy, []Signature{cosignSig(t, otherKey, f.digest, "busybox:1")}, false, "signature 1 (sha256-"},
 		{"missing signature annotation", keyPolicy, []Signature{noAnnotation}, false, "signature 1"},
 		{"skipped layers, bad, then valid", keyPolicy, []Signature{dsse, simple, bundle, cosignSig(t, otherKey, f.digest, "busybox:1"), cosignSig(t, key, f.digest, "busybox:1")}, true, "signature 5"},
-		{"nothing verifiable", keyPolicy, []Signature{dsse, simple, bundle}, false,
-			"a signature was required, but no signature exists (1 non-sigstore signatures, 1 sigstore non-signature attachments, 1 sigstore bundles not verified)"},
+		{"nothing verifiable", keyPolicy, []Signature{dsse, simple}, false,
+			"a signature was required, but no signature exists (1 non-sigstore signatures, 1 sigstore non-signature attachments)"},
+		// Sigstore bundles (DESIGN.md difference 6): the identity is the repository they
+		// were found in, without tag, as cosign's default legacy identity.
+		{"bundle, matchRepository", repoPolicy, []Signature{validBundle}, true, "valid Sigstore bundle"},
+		{"bundle, default matcher", keyPolicy, []Signature{validBundle}, false, "a bundle names no image"},
+		{"bundle by another key", repoPolicy, []Signature{bundleSig(t, otherKey, f.digest)}, false, "signature 1"},
+		{"bundle for another digest", repoPolicy, []Signature{bundleSig(t, key, digest.FromString("sibling"))}, false, "does not match the manifest"},
+		{"malformed bundle, then valid attachment", repoPolicy, []Signature{bundle, cosignSig(t, key, f.digest, "busybox")}, true, "signature 2"},
 		{"no signatures at all", keyPolicy, nil, false, "a signature was required, but no signature exists"},
 	}
 	for _, tt := range tests {
