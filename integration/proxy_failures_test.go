@@ -138,8 +138,8 @@ func TestDownOrHangingUpstreamIsPromptError(t *testing.T) {
 				Upstreams:             []harness.Upstream{{Registry: upstreamName, URL: &url.URL{Scheme: "http", Host: tt.addr}}},
 				DefaultUpstream:       upstreamName,
 				Gate:                  gatetest.AllowAll{},
-				DialTimeout:           500 * time.Millisecond,
-				ResponseHeaderTimeout: 500 * time.Millisecond,
+				DialTimeout:           250 * time.Millisecond,
+				ResponseHeaderTimeout: 250 * time.Millisecond,
 				Retries:               1,
 			})
 			for _, path := range []string{"/v2/team/app/manifests/v1", "/v2/team/app/blobs/" + digest.FromString("x").String(), "/v2/team/app/tags/list"} {

@@ -165,3 +165,24 @@ func TestGateErrorIsUnavailable(t *testing.T) {
 		t.Fatalf("%s %q: want UNAVAILABLE without internals", code, msg)
 	}
 }
+
+func TestNamespaceEchoedForNS(t *testing.T) {
+	u := startUpstream(t, nil)
+	u.push(t, "team/app", "v1", randomImage(t))
+	p := startProxy(t, gatetest.AllowAll{}, u)
+	tests := []struct{ path, want string }{
+		{path: "/v2/team/app/manifests/v1?ns=" + testRegistry, want: testRegistry},
+		{path: "/v2/" + testRegistry + "/team/app/manifests/v1", want: ""},
+		{path: "/v2/team/app/manifests/v1", want: ""},
+		{path: "/v2/team/app/tags/list?ns=" + testRegistry, want: testRegistry},
+	}
+	for _, tt := range tests {
+		resp, body, _ := p.do(t, "GET", tt.path, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %s %s", tt.path, resp.Status, body)
+		}
+		if got := resp.Header.Get("OCI-Namespace"); got != tt.want {
+			t.Errorf("GET %s: OCI-Namespace %q, want %q", tt.path, got, tt.want)
+		}
+	}
+}

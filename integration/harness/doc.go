@@ -3,11 +3,30 @@
 //
 //   - StartRegistry: distribution's registry in-process (in-memory storage), optionally
 //     behind bearer-token auth (a token server with a real signing key) or basic auth,
-//     with request counters and middleware hooks to make it misbehave.
-//   - DockerImage, OCIImage, OCIIndex, DockerIndex and Registry.Push*: content built
-//     with go-containerregistry.
-//   - StartProxy: pullgate's handler with upstream clients, given a gate explicitly
-//     (gatetest.AllowAll for tests that are not about enforcement).
-//   - Tool, Run, Skopeo, Crane: external programs with timeouts. A missing tool fails
-//     the test with a hint to run hack/install-test-tools.sh; nothing is skipped.
+//     with request and token counters, and WithMiddleware / RewriteResponses hooks to
+//     make it misbehave. ClosedAddr and HangingAddr stand for upstreams that are down
+//     or hang.
+//   - DockerImage, OCIImage, OCIIndex, DockerIndex and Registry.Push, PushIndex, Tag:
+//     content built with go-containerregistry.
+//   - StartProxy: pullgate's handler with its upstream clients, given a gate explicitly
+//     (gatetest.AllowAll for tests that are not about enforcement); Proxy.Logs holds
+//     everything it logged.
+//   - PullImage, ReadImage, NSTransport, LayoutManifests, LayoutBlobs: a
+//     go-containerregistry client (with containerd's ns= when wanted) and readers for
+//     what skopeo wrote.
+//   - Tool, Run, Skopeo, SkopeoFails, Crane: external programs with timeouts and a
+//     private HOME. A missing tool fails the test with a hint to run
+//     hack/install-test-tools.sh; nothing is skipped.
+//
+// A typical test:
+//
+//	reg := harness.StartRegistry(t, harness.WithTokenAuth("user", "secret"))
+//	want := reg.Push(t, "team/app:v1", harness.OCIImage(t, 2, 4096, harness.LinuxAMD64))
+//	p := harness.StartProxy(t, harness.ProxyOptions{
+//		Upstreams:       []harness.Upstream{harness.UpstreamFor("registry.test", reg)},
+//		DefaultUpstream: "registry.test",
+//		Gate:            gatetest.AllowAll{},
+//	})
+//	got := harness.PullImage(t, p.Host+"/registry.test/team/app:v1")
+//	harness.Skopeo(t, "copy", "--src-tls-verify=false", "docker://"+p.Host+"/team/app:v1", "oci:"+t.TempDir()+":v1")
 package harness
