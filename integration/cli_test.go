@@ -233,27 +233,36 @@ upstreamTimeouts:
 		}
 	})
 
-	// Until the policy engine is wired in, serve must refuse to start: pullgate never
-	// serves unchecked content. When the gate lands, this becomes: the example config
-	// starts, /v2/ answers 200 with Docker-Distribution-API-Version, and SIGTERM stops it
-	// cleanly (startServe's cleanup checks the exit status).
+	// The README's run command: the example config starts with the real policy gate, /v2/
+	// answers as a registry and advertises the signature API, a path whose ns= names no
+	// configured registry reaches nothing, and SIGTERM stops it cleanly (startServe's
+	// cleanup checks the exit status).
 	t.Run("serve on the example config", func(t *testing.T) {
 		s := startServe(t, bin, example)
-		if !s.Exited {
-			resp := ping(t, s)
-			t.Fatalf("serve started without an enforcement gate (GET /v2/: %s)", resp.Status)
+		if s.Exited {
+			t.Fatalf("serve exited with %d:\n%s", s.Code, s.Stderr())
 		}
-		if s.Code != 2 {
-			t.Errorf("exit %d, want 2", s.Code)
+		resp := ping(t, s)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Distribution-API-Version") != "registry/2.0" ||
+			resp.Header.Get("X-Registry-Supports-Signatures") != "1" {
+			t.Errorf("GET /v2/: %s %v", resp.Status, resp.Header)
 		}
-		if want := "policy enforcement is not wired in yet; refusing to serve unchecked content"; !strings.Contains(s.Stderr(), want) {
-			t.Errorf("stderr lacks %q:\n%s", want, s.Stderr())
+		resp, err := http.Get("http://" + s.Addr + "/v2/library/alpine/manifests/3.20?ns=evil.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("ns= of an unconfigured registry: %s", resp.Status)
+		}
+		if !strings.Contains(s.Stderr(), `"msg":"policy loaded"`) {
+			t.Errorf("no policy loaded line:\n%s", s.Stderr())
 		}
 	})
 
 	t.Run("verify on the example config", func(t *testing.T) {
-		code, stdout, stderr := runPullgate(t, bin, nil, "verify", "--config", example, "docker.io/library/alpine:3.20")
-		if code != 2 || stdout != "" || !strings.Contains(stderr, "policy evaluation is not wired in yet") {
+		code, stdout, stderr := runPullgate(t, bin, nil, "verify", "--config", example, "quay.io/org/app:1")
+		if code != 2 || stdout != "" || !strings.Contains(stderr, "registry quay.io is not a configured upstream") {
 			t.Errorf("exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
 		}
 	})

@@ -19,11 +19,12 @@ const manifestFetchTimeout = 2 * time.Minute
 
 // handler serves the read-only OCI distribution API.
 type handler struct {
-	gate      Gate
-	sources   map[string]Source
-	router    router
-	log       *slog.Logger
-	manifests *manifestFetcher
+	gate       Gate
+	signatures SignatureLister
+	sources    map[string]Source
+	router     router
+	log        *slog.Logger
+	manifests  *manifestFetcher
 }
 
 // New returns the HTTP handler for /v2/. It refuses to work without a Gate (ErrNoGate):
@@ -36,10 +37,11 @@ func New(opts Options) (http.Handler, error) {
 		return nil, errors.New("proxy: no upstream configured")
 	}
 	h := &handler{
-		gate:    opts.Gate,
-		sources: make(map[string]Source, len(opts.Upstreams)),
-		router:  router{registries: make(map[string]bool, len(opts.Upstreams)), defaultRegistry: opts.DefaultUpstream},
-		log:     opts.Logger,
+		gate:       opts.Gate,
+		signatures: opts.Signatures,
+		sources:    make(map[string]Source, len(opts.Upstreams)),
+		router:     router{registries: make(map[string]bool, len(opts.Upstreams)), defaultRegistry: opts.DefaultUpstream},
+		log:        opts.Logger,
 	}
 	for i, u := range opts.Upstreams {
 		switch {
@@ -92,7 +94,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *accessInfo) error {
-	isAPI := r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/")
+	isAPI := r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") || strings.HasPrefix(r.URL.Path, signatureAPIPrefix)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && isAPI {
 		return &Error{Code: errcode.ErrorCodeUnsupported,
 			Message: fmt.Sprintf("pullgate is a read-only mirror: %s is not supported", r.Method)}
@@ -108,6 +110,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *accessInfo
 	}
 	switch rt.endpoint {
 	case endpointPing:
+		if h.signatures != nil {
+			w.Header().Set("X-Registry-Supports-Signatures", "1")
+		}
 		return servePing(w, r)
 	case endpointCatalog:
 		// The catalog is not offered: it would enumerate upstream repositories, which
@@ -126,6 +131,8 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *accessInfo
 		return h.serveTags(w, r, rt)
 	case endpointReferrers:
 		return h.serveReferrers(w, r, rt, info)
+	case endpointSignatures:
+		return h.serveSignatures(w, r, rt)
 	}
 	return &Error{Code: errcode.ErrorCodeUnsupported, Status: http.StatusNotFound, Message: "unknown registry API endpoint"}
 }

@@ -138,7 +138,7 @@ func (h *handler) serveReferrersFromTag(w http.ResponseWriter, r *http.Request, 
 
 // referrersFromTag reads the descriptors of the referrers tag index for d; never nil.
 func (h *handler) referrersFromTag(ctx context.Context, rt route, d digest.Digest) ([]ocispec.Descriptor, error) {
-	m, err := h.manifests.get(ctx, h.sources[rt.registry], rt.registry, rt.repo, referrersTag(d),
+	m, err := h.manifests.get(ctx, h.sources[rt.registry], rt.registry, rt.repo, ReferrersTag(d),
 		[]string{ocispec.MediaTypeImageIndex})
 	if IsNotFound(err) {
 		return []ocispec.Descriptor{}, nil
@@ -157,9 +157,9 @@ func (h *handler) referrersFromTag(ctx context.Context, rt route, d digest.Diges
 	return idx.Manifests, nil
 }
 
-// referrersTag is the referrers tag schema's tag for d: the algorithm truncated to 32
+// ReferrersTag is the referrers tag schema's tag for d: the algorithm truncated to 32
 // characters, "-", the encoded part truncated to 64 characters.
-func referrersTag(d digest.Digest) string {
+func ReferrersTag(d digest.Digest) string {
 	alg, enc := d.Algorithm().String(), d.Encoded()
 	if len(alg) > 32 {
 		alg = alg[:32]

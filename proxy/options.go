@@ -13,6 +13,11 @@ type Options struct {
 	DefaultUpstream string
 	// Gate admits every manifest and blob before it is served. Required.
 	Gate Gate
+	// Signatures, when set, serves the registry signature API extension
+	// (/extensions/v2/<name>/signatures/<digest>) and advertises it on /v2/ with
+	// X-Registry-Supports-Signatures: 1, so that podman and skopeo pointed at pullgate
+	// verify with the signatures pullgate found (SPEC.md 4).
+	Signatures SignatureLister
 	// Logger receives one access line per request; nil discards.
 	Logger *slog.Logger
 	// ManifestCacheBytes bounds the in-memory cache of verified manifest bytes (by

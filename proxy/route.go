@@ -21,6 +21,9 @@ const (
 	endpointBlobUpload
 	endpointTags
 	endpointReferrers
+	// endpointSignatures is the registry signature API extension (SPEC.md 4):
+	// /extensions/v2/<name>/signatures/<digest>.
+	endpointSignatures
 )
 
 func (e endpoint) String() string {
@@ -39,6 +42,8 @@ func (e endpoint) String() string {
 		return "tags"
 	case endpointReferrers:
 		return "referrers"
+	case endpointSignatures:
+		return "signatures"
 	}
 	return "unknown"
 }
@@ -85,8 +90,19 @@ type router struct {
 	defaultRegistry string
 }
 
+// signatureAPIPrefix starts the paths of the registry signature API extension.
+const signatureAPIPrefix = "/extensions/v2/"
+
 // parse resolves path (the decoded URL path) and query. Every error is an *Error.
 func (rt *router) parse(path string, query url.Values) (route, error) {
+	if rest, ok := strings.CutPrefix(path, signatureAPIPrefix); ok {
+		parts := strings.Split(rest, "/")
+		n := len(parts)
+		if n < 3 || parts[n-2] != "signatures" {
+			return route{}, &Error{Code: errcode.ErrorCodeUnsupported, Status: 404, Message: "unknown registry API endpoint"}
+		}
+		return rt.finish(route{endpoint: endpointSignatures, ref: parts[n-1]}, parts[:n-2], query)
+	}
 	rest, ok := strings.CutPrefix(path, "/v2")
 	if !ok || (rest != "" && rest[0] != '/') {
 		return route{}, &Error{Code: errcode.ErrorCodeUnsupported, Status: 404, Message: "not a registry API path"}
@@ -120,6 +136,11 @@ func (rt *router) parse(path string, query url.Values) (route, error) {
 		return route{}, &Error{Code: errcode.ErrorCodeUnsupported, Status: 404, Message: "unknown registry API endpoint"}
 	}
 
+	return rt.finish(r, nameParts, query)
+}
+
+// finish resolves the name of a parsed path and validates its reference.
+func (rt *router) finish(r route, nameParts []string, query url.Values) (route, error) {
 	r.name = strings.Join(nameParts, "/")
 	if err := rt.resolve(&r, nameParts, query); err != nil {
 		return route{}, err
@@ -177,7 +198,7 @@ func checkReference(r route) error {
 		}
 		return &Error{Code: errcode.ErrorCodeTagInvalid,
 			Message: fmt.Sprintf("invalid reference %q: neither a tag nor a digest", r.ref)}
-	case endpointBlob, endpointReferrers:
+	case endpointBlob, endpointReferrers, endpointSignatures:
 		if _, err := digest.Parse(r.ref); err != nil {
 			return &Error{Code: errcode.ErrorCodeDigestInvalid,
 				Message: fmt.Sprintf("invalid digest %q", r.ref), Err: err}

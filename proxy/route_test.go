@@ -145,12 +145,12 @@ func TestRouteParse(t *testing.T) {
 }
 
 func TestReferrersTag(t *testing.T) {
-	if got, want := referrersTag(testDigest), "sha256-"+strings.TrimPrefix(testDigest, "sha256:"); got != want {
+	if got, want := ReferrersTag(testDigest), "sha256-"+strings.TrimPrefix(testDigest, "sha256:"); got != want {
 		t.Fatalf("referrersTag = %q, want %q", got, want)
 	}
 	long := digest.Digest("sha512:" + strings.Repeat("b", 128))
-	if got, want := referrersTag(long), "sha512-"+strings.Repeat("b", 64); got != want {
-		t.Fatalf("referrersTag(%s) = %q, want %q", long, got, want)
+	if got, want := ReferrersTag(long), "sha512-"+strings.Repeat("b", 64); got != want {
+		t.Fatalf("ReferrersTag(%s) = %q, want %q", long, got, want)
 	}
 }
 

@@ -773,7 +773,7 @@ func TestPasswordNeverPrinted(t *testing.T) {
 	}
 
 	t.Run("good configuration", func(t *testing.T) {
-		path := writeConfig(t, "upstreams:\n  - registry: docker.io\n    url: https://r.example\n    username: u\n    password: "+secret+"\npolicy:\n  path: ./policy.json\n")
+		path := writeConfig(t, "listen: 127.0.0.1:0\nupstreams:\n  - registry: docker.io\n    url: https://r.example\n    username: u\n    password: "+secret+"\npolicy:\n  path: ./policy.json\n")
 		cfg, _, err := loadConfig(path)
 		if err != nil {
 			t.Fatal(err)
@@ -797,8 +797,15 @@ func TestPasswordNeverPrinted(t *testing.T) {
 		}
 		var stdout, stderr bytes.Buffer
 		t.Setenv("PULLGATE_LOG_LEVEL", "debug")
-		if code := run(context.Background(), []string{"serve", "--config", path}, &stdout, &stderr); code != exitError {
-			t.Errorf("serve exit code = %d, want %d (no gate yet)", code, exitError)
+		// A context that has already ended: serve starts, logs everything it logs at
+		// start-up, and shuts down at once.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if code := run(ctx, []string{"serve", "--config", path}, &stdout, &stderr); code != exitOK {
+			t.Errorf("serve exit code = %d, want %d:\n%s", code, exitOK, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "pullgate listening") {
+			t.Errorf("serve did not start:\n%s", stderr.String())
 		}
 		if strings.Contains(stderr.String()+stdout.String(), secret) {
 			t.Errorf("serve printed the password:\n%s", stderr.String())

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,6 +25,10 @@ func runCapture(t *testing.T, args ...string) (code int, stdout, stderr string) 
 func TestRunCommands(t *testing.T) {
 	good := writeConfig(t, goodConfig)
 	bad := writeConfig(t, "upstreams: []\nlisten: 1\n")
+	badPolicy := writeConfig(t, goodConfig)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(badPolicy), "policy.json"), []byte(`{"default":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name       string
 		args       []string
@@ -47,14 +53,15 @@ func TestRunCommands(t *testing.T) {
 			"upstreams (line 1): at least one upstream is required",
 			"policy.path: required",
 		}},
-		{"serve refuses without a gate", []string{"serve", "--config", good}, exitError, nil, []string{errGateNotWired.Error()}},
+		{"serve refuses a policy that does not load", []string{"serve", "--config", badPolicy}, exitError, nil, []string{"failed to start", "policy.path", "default"}},
 		{"verify -h", []string{"verify", "-h"}, exitOK, nil, []string{"Usage: pullgate verify --config FILE IMAGE"}},
 		{"verify without --config", []string{"verify", "docker.io/library/alpine:3.20"}, exitError, nil, []string{"--config FILE is required"}},
 		{"verify without an image", []string{"verify", "--config", good}, exitError, nil, []string{"expected exactly one IMAGE"}},
 		{"verify with two images", []string{"verify", "--config", good, "alpine", "busybox"}, exitError, nil, []string{"expected exactly one IMAGE"}},
 		{"verify with a bad image", []string{"verify", "--config", good, "Alpine:3.20"}, exitError, nil, []string{`IMAGE "Alpine:3.20"`}},
 		{"verify with a bad config", []string{"verify", "--config", bad, "alpine"}, exitError, nil, []string{"invalid configuration"}},
-		{"verify is not wired yet", []string{"verify", "--config", good, "docker.io/library/alpine:3.20"}, exitError, nil, []string{"docker.io/library/alpine:3.20: " + errVerifyNotWired.Error()}},
+		{"verify an image of no configured upstream", []string{"verify", "--config", good, "quay.io/org/app:1"}, exitError, nil, []string{"quay.io/org/app:1: registry quay.io is not a configured upstream"}},
+		{"verify with a policy that does not load", []string{"verify", "--config", badPolicy, "127.0.0.1:5001/team/app:1"}, exitError, nil, []string{"policy.path"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

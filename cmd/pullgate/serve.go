@@ -54,7 +54,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, newGate gate
 	}
 
 	// From here on, problems are reported through the configured logger (stderr).
-	handler, err := buildHandler(ctx, cfg, logger, newGate)
+	handler, reloadGates, err := buildHandler(ctx, cfg, logger, newGate)
 	if err != nil {
 		logger.Error("failed to start", "err", err)
 		return exitError
@@ -70,7 +70,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, newGate gate
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	reload := func() { reloadConfig(ctx, cfg.File, logger) }
+	reload := func() { reloadPolicy(ctx, cfg, reloadGates, logger) }
 	if err := serveUntilDone(ctx, srv, ln, logger, hup, reload); err != nil {
 		logger.Error("server failed", "err", err)
 		return exitRejected
@@ -121,9 +121,18 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logg
 	}
 }
 
-// reloadConfig is called on SIGHUP. Reloading the policy, registries.d and key files in
-// place (and bumping the verdict cache's policy generation) is not implemented yet; until
-// then it only says so, and the running configuration stays in force.
-func reloadConfig(ctx context.Context, path string, logger *slog.Logger) {
-	logger.WarnContext(ctx, "reload requested (SIGHUP) but reloading is not implemented yet; restart pullgate to apply changes", "config", path)
+// reloadPolicy is called on SIGHUP: it re-reads the policy file (and every key file it
+// names) and registries.d, as named in the configuration read at start-up. A policy that
+// does not load is refused and the running one stays in force. The rest of the
+// configuration (listen address, upstreams) needs a restart.
+func reloadPolicy(ctx context.Context, cfg *Config, reload func(context.Context) error, logger *slog.Logger) {
+	if reload == nil {
+		logger.WarnContext(ctx, "reload requested (SIGHUP) but this gate cannot reload; restart pullgate to apply changes", "config", cfg.File)
+		return
+	}
+	if err := reload(ctx); err != nil {
+		logger.ErrorContext(ctx, "failed to reload the policy; the previous policy stays in force", "policy", cfg.Policy.Path, "err", err)
+		return
+	}
+	logger.InfoContext(ctx, "policy reloaded", "policy", cfg.Policy.Path, "registriesDir", cfg.Policy.RegistriesDir)
 }

@@ -115,11 +115,27 @@ func TestServeUntilDoneServerFailure(t *testing.T) {
 	}
 }
 
-func TestReloadConfigLogs(t *testing.T) {
-	var logs bytes.Buffer
-	reloadConfig(context.Background(), "/etc/pullgate/config.yaml", slog.New(slog.NewTextHandler(&logs, nil)))
-	if !strings.Contains(logs.String(), "reloading is not implemented yet") || !strings.Contains(logs.String(), "/etc/pullgate/config.yaml") {
-		t.Errorf("log line: %s", logs.String())
+func TestReloadPolicyLogs(t *testing.T) {
+	cfg := &Config{File: "/etc/pullgate/config.yaml", Policy: PolicyConfig{Path: "/etc/pullgate/policy.json"}}
+	tests := []struct {
+		name   string
+		reload func(context.Context) error
+		want   []string
+	}{
+		{"cannot reload", nil, []string{"level=WARN", "restart pullgate", "/etc/pullgate/config.yaml"}},
+		{"refused", func(context.Context) error { return errors.New("policy.path: bad key file") }, []string{"level=ERROR", "previous policy stays in force", "bad key file"}},
+		{"reloaded", func(context.Context) error { return nil }, []string{"level=INFO", "policy reloaded", "/etc/pullgate/policy.json"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			reloadPolicy(context.Background(), cfg, tt.reload, slog.New(slog.NewTextHandler(&logs, nil)))
+			for _, w := range tt.want {
+				if !strings.Contains(logs.String(), w) {
+					t.Errorf("log %q lacks %q", logs.String(), w)
+				}
+			}
+		})
 	}
 }
 

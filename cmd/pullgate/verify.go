@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,18 +10,74 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/pullgate/pullgate/policy"
+	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/enforce"
 )
 
 // evaluateFunc decides on one image the way serve would.
 type evaluateFunc func(ctx context.Context, cfg *Config, image reference.Named, logger *slog.Logger) (policy.Verdict, error)
 
-// errVerifyNotWired is returned by evaluateImage until the policy engine is wired in.
-var errVerifyNotWired = errors.New("policy evaluation is not wired in yet; cannot verify images")
+// manifestAccept is what verify asks upstream for: every manifest type, as podman does.
+var manifestAccept = []string{
+	"application/vnd.oci.image.manifest.v1+json",
+	"application/vnd.docker.distribution.manifest.v2+json",
+	"application/vnd.docker.distribution.manifest.v1+prettyjws",
+	"application/vnd.docker.distribution.manifest.v1+json",
+	"application/vnd.docker.distribution.manifest.list.v2+json",
+	"application/vnd.oci.image.index.v1+json",
+}
 
 // evaluateImage fetches image's manifest from its upstream, finds its signatures and
-// evaluates the policy, exactly as serve does for a pull.
+// evaluates the policy through the same gate serve uses, so that the answer is exactly
+// what a pull through pullgate would get (for an index: accepted when it or one of its
+// children is).
 func evaluateImage(ctx context.Context, cfg *Config, image reference.Named, logger *slog.Logger) (policy.Verdict, error) {
-	return policy.Verdict{}, errVerifyNotWired
+	return evaluateWith(ctx, cfg, image, logger, newGate)
+}
+
+func evaluateWith(ctx context.Context, cfg *Config, image reference.Named, logger *slog.Logger, newGate gateFactory) (policy.Verdict, error) {
+	registry := reference.Domain(image)
+	upstreams, err := newUpstreams(cfg, logger)
+	if err != nil {
+		return policy.Verdict{}, err
+	}
+	var src proxy.Source
+	for _, u := range upstreams {
+		if u.Registry == registry {
+			src = u.Source
+		}
+	}
+	if src == nil {
+		return policy.Verdict{}, fmt.Errorf("registry %s is not a configured upstream (upstreams: %s)", registry, registryList(cfg.Upstreams))
+	}
+	g, err := newGate(ctx, cfg, upstreams, logger)
+	if err != nil {
+		return policy.Verdict{}, err
+	}
+	ref := ""
+	switch r := image.(type) {
+	case reference.Digested:
+		ref = r.Digest().String()
+	case reference.Tagged:
+		ref = r.Tag()
+	}
+	repo := reference.Path(image)
+	m, err := src.Manifest(ctx, repo, ref, manifestAccept)
+	if err != nil {
+		return policy.Verdict{}, fmt.Errorf("fetching the manifest: %w", err)
+	}
+	d, err := g.gate.AdmitManifest(ctx, &proxy.ManifestRequest{
+		Target:    proxy.Target{Registry: registry, Repository: repo, ClientAddr: "pullgate verify"},
+		Reference: ref, Digest: m.Digest, MediaType: m.ContentType, Bytes: m.Bytes,
+	})
+	if err != nil {
+		return policy.Verdict{}, err
+	}
+	v := policy.Verdict{Accepted: d.Allow, Identity: image.String(), Digest: m.Digest, Reason: d.Reason}
+	if detail, ok := d.Detail.(enforce.Detail); ok {
+		v.Identity, v.Scope, v.Requirement, v.Reason = detail.Identity, detail.Scope, detail.Requirement, detail.Reason
+	}
+	return v, nil
 }
 
 // runVerify implements `pullgate verify --config FILE IMAGE`: exit 0 when the policy accepts
@@ -29,6 +85,7 @@ func evaluateImage(ctx context.Context, cfg *Config, image reference.Named, logg
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer, evaluate evaluateFunc) int {
 	fs := newFlagSet("verify", "verify --config FILE IMAGE", stderr)
 	configPath := fs.String("config", "", "configuration file (YAML); see config.example.yaml")
+	asJSON := fs.Bool("json", false, "print the verdict as one JSON object")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return flagExit(err)
@@ -62,7 +119,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer, eva
 		fmt.Fprintf(stderr, "pullgate verify: %s: %v\n", image, err)
 		return exitError
 	}
-	printVerdict(stdout, image, verdict)
+	if *asJSON {
+		printVerdictJSON(stdout, image, verdict)
+	} else {
+		printVerdict(stdout, image, verdict)
+	}
 	if verdict.Accepted {
 		return exitOK
 	}
@@ -107,4 +168,28 @@ func printVerdict(w io.Writer, image reference.Named, v policy.Verdict) {
 	if v.Reason != "" {
 		fmt.Fprintf(w, "  reason:      %s\n", v.Reason)
 	}
+}
+
+// printVerdictJSON writes the verdict as one JSON object, the fields of the decision log
+// line.
+func printVerdictJSON(w io.Writer, image reference.Named, v policy.Verdict) {
+	identity := v.Identity
+	if identity == "" {
+		identity = image.String()
+	}
+	verdict := "deny"
+	if v.Accepted {
+		verdict = "accept"
+	}
+	out := struct {
+		Identity    string `json:"identity"`
+		Digest      string `json:"digest"`
+		Verdict     string `json:"verdict"`
+		Scope       string `json:"scope,omitempty"`
+		Requirement string `json:"requirement,omitempty"`
+		Reason      string `json:"reason"`
+	}{identity, v.Digest.String(), verdict, v.Scope, v.Requirement, v.Reason}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(out)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,31 +12,22 @@ import (
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
 
-// errGateNotWired is returned by newGate until the policy engine is wired in: pullgate never
-// serves unchecked content.
-var errGateNotWired = errors.New("policy enforcement is not wired in yet; refusing to serve unchecked content")
-
-// gateFactory builds the enforcement gate; serve uses newGate, tests an explicit test double.
-type gateFactory func(ctx context.Context, cfg *Config, upstreams []proxy.Upstream, logger *slog.Logger) (proxy.Gate, error)
-
-// buildHandler wires the upstream clients, the enforcement gate and the proxy handler from a
-// validated configuration.
-func buildHandler(ctx context.Context, cfg *Config, logger *slog.Logger, newGate gateFactory) (http.Handler, error) {
+// buildHandler wires the upstream clients, the enforcement gates and the proxy handler from
+// a validated configuration. reload re-reads the policy (nil when the gates cannot reload).
+func buildHandler(ctx context.Context, cfg *Config, logger *slog.Logger, newGate gateFactory) (h http.Handler, reload func(context.Context) error, err error) {
 	upstreams, err := newUpstreams(cfg, logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	gate, err := newGate(ctx, cfg, upstreams, logger)
+	g, err := newGate(ctx, cfg, upstreams, logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return newProxyHandler(cfg, upstreams, gate, logger)
-}
-
-// newGate builds the policy-enforcing gate from cfg.Policy and cfg.Cache.Verdicts; it
-// fetches signatures through upstreams.
-func newGate(ctx context.Context, cfg *Config, upstreams []proxy.Upstream, logger *slog.Logger) (proxy.Gate, error) {
-	return nil, errGateNotWired
+	h, err = newProxyHandler(cfg, upstreams, g, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, g.reload, nil
 }
 
 // newUpstreams builds one upstream client per configured registry, in order. The clients
@@ -58,12 +48,14 @@ func newUpstreams(cfg *Config, logger *slog.Logger) ([]proxy.Upstream, error) {
 	return ups, nil
 }
 
-// newProxyHandler builds the /v2/ handler in front of upstreams, admitting content through gate.
-func newProxyHandler(cfg *Config, upstreams []proxy.Upstream, gate proxy.Gate, logger *slog.Logger) (http.Handler, error) {
+// newProxyHandler builds the /v2/ handler in front of upstreams, admitting content through
+// the gate and serving the signature API when the gates offer it.
+func newProxyHandler(cfg *Config, upstreams []proxy.Upstream, g *gates, logger *slog.Logger) (http.Handler, error) {
 	h, err := proxy.New(proxy.Options{
 		Upstreams:       upstreams,
 		DefaultUpstream: cfg.DefaultUpstream,
-		Gate:            gate,
+		Gate:            g.gate,
+		Signatures:      g.signatures,
 		Logger:          logger,
 	})
 	if err != nil {
@@ -94,7 +86,7 @@ func upstreamOptions(cfg *Config, logger *slog.Logger) ([]upstream.Options, erro
 			CAFile:                u.CAFile,
 			DialTimeout:           cfg.UpstreamTimeouts.Dial,
 			ResponseHeaderTimeout: cfg.UpstreamTimeouts.ResponseHeader,
-			Logger:                logger.With("upstream", u.Registry),
+			Logger:                logger, // the client adds upstream=<registry> itself
 			UserAgent:             userAgent(),
 		})
 	}

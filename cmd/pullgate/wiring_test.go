@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log"
 	"log/slog"
@@ -59,10 +58,7 @@ func TestWiringServesThroughProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newGate(context.Background(), cfg, ups, logger); !errors.Is(err, errGateNotWired) {
-		t.Fatalf("newGate = %v, want errGateNotWired until the policy engine is wired in", err)
-	}
-	h, err := newProxyHandler(cfg, ups, gatetest.AllowAll{}, logger)
+	h, err := newProxyHandler(cfg, ups, &gates{gate: gatetest.AllowAll{}}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +151,8 @@ func TestServeLifecycle(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs, logw := io.Pipe()
-	allowAll := func(context.Context, *Config, []proxy.Upstream, *slog.Logger) (proxy.Gate, error) {
-		return gatetest.AllowAll{}, nil
+	allowAll := func(context.Context, *Config, []proxy.Upstream, *slog.Logger) (*gates, error) {
+		return &gates{gate: gatetest.AllowAll{}}, nil
 	}
 	exit := make(chan int, 1)
 	go func() {
@@ -206,5 +202,96 @@ func TestServeLifecycle(t *testing.T) {
 		if !strings.Contains(seen.String(), msg) {
 			t.Errorf("logs lack %s:\n%s", msg, seen.String())
 		}
+	}
+}
+
+// TestRealGateEnforcesAndReloads builds the handler exactly as serve does, with the real
+// policy gate, in front of an in-process registry: a reject policy answers 403 DENIED for
+// the manifest and its blobs, a reload to an accepting policy lets the pull through, a
+// reload to a broken policy is refused and leaves the last one in force, and the signature
+// API is advertised and answers.
+func TestRealGateEnforcesAndReloads(t *testing.T) {
+	upstreamSrv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(upstreamSrv.Close)
+	host := strings.TrimPrefix(upstreamSrv.URL, "http://")
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upRef, err := name.ParseReference(host+"/team/app:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(upRef, img); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	layerDigest, _ := layers[0].Digest()
+
+	path := writeConfig(t, "upstreams:\n  - registry: upstream.test\n    url: "+upstreamSrv.URL+"\npolicy:\n  path: policy.json\n")
+	policyFile := filepath.Join(filepath.Dir(path), "policy.json") // testDir's: reject everything
+	cfg, _, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	h, reload, err := buildHandler(context.Background(), cfg, logger, newGate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if path == "/v2/" && resp.Header.Get("X-Registry-Supports-Signatures") != "1" {
+			t.Errorf("/v2/ does not advertise the signature API")
+		}
+		return resp.StatusCode, string(body)
+	}
+	manifest := "/v2/upstream.test/team/app/manifests/v1"
+	blob := "/v2/upstream.test/team/app/blobs/" + layerDigest.String()
+
+	if code, _ := get("/v2/"); code != http.StatusOK {
+		t.Fatalf("/v2/: %d", code)
+	}
+	if code, body := get(manifest); code != http.StatusForbidden || !strings.Contains(body, `"DENIED"`) ||
+		!strings.Contains(body, "upstream.test/team/app:v1") || !strings.Contains(body, "reject") {
+		t.Fatalf("manifest under a reject policy: %d %s", code, body)
+	}
+	if code, _ := get(blob); code != http.StatusForbidden {
+		t.Fatalf("blob of a denied image: %d", code)
+	}
+
+	if err := os.WriteFile(policyFile, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(manifest); code != http.StatusOK {
+		t.Fatalf("manifest after reload: %d %s", code, body)
+	}
+	if code, _ := get(blob); code != http.StatusOK {
+		t.Fatalf("blob of an accepted image: %d", code)
+	}
+	d, _ := img.Digest()
+	if code, body := get("/extensions/v2/upstream.test/team/app/signatures/" + d.String()); code != http.StatusOK || body != `{"signatures":[]}` {
+		t.Fatalf("signature API: %d %s", code, body)
+	}
+
+	if err := os.WriteFile(policyFile, []byte(`{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/nonexistent.gpg"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := reload(context.Background()); err == nil || !strings.Contains(err.Error(), "/nonexistent.gpg") {
+		t.Fatalf("reload of a policy with a missing key file = %v", err)
+	}
+	if code, _ := get(manifest); code != http.StatusOK {
+		t.Fatalf("the previous policy did not stay in force: %d", code)
 	}
 }

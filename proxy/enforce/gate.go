@@ -22,21 +22,12 @@ type Evaluator interface {
 	Evaluate(ctx context.Context, img policy.Image, src policy.SignatureSource) (policy.Verdict, error)
 }
 
-// Subject names the image whose signatures are wanted.
-type Subject struct {
-	// Registry and Repository locate it upstream (docker.io, library/alpine).
-	Registry   string
-	Repository string
-	// Identity is the policy identity (with tag or digest); registries.d is looked up by it.
-	Identity reference.Named
-	// Digest is the manifest digest whose signatures are wanted.
-	Digest digest.Digest
-}
-
-// Finder fetches an image's signatures from wherever they are stored. An error means they
-// could not be obtained; the decision is then indeterminate.
+// Finder fetches the signatures of manifest d of registry/repository (docker.io,
+// library/alpine) from wherever they are stored; identity is the policy identity, by
+// which registries.d is looked up. An error means they could not be obtained: the
+// decision is then indeterminate. *sigsource.Finder implements it.
 type Finder interface {
-	Signatures(ctx context.Context, s Subject) ([]policy.Signature, error)
+	Signatures(ctx context.Context, registry, repository string, identity reference.Named, d digest.Digest) ([]policy.Signature, error)
 }
 
 // Options configures a Gate.
@@ -324,7 +315,7 @@ func (g *Gate) evaluate(ctx context.Context, st *state, t proxy.Target, identity
 			return v, nil
 		}
 		src := policy.SignatureSourceFunc(func(ctx context.Context, img policy.Image) ([]policy.Signature, error) {
-			return st.finder.Signatures(ctx, Subject{Registry: t.Registry, Repository: t.Repository, Identity: identity, Digest: d})
+			return st.finder.Signatures(ctx, t.Registry, t.Repository, identity, d)
 		})
 		v, err := st.policy.Evaluate(ctx, policy.Image{Identity: identity, Digest: d, Manifest: manifest}, src)
 		if err != nil {

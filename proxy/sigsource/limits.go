@@ -15,6 +15,9 @@ const (
 	// maxSigstoreLayers bounds how many layers of one .sig manifest are fetched; cosign
 	// appends one per signing, so real attachments have a handful.
 	maxSigstoreLayers = 128
+	// maxReferrerManifests bounds how many referrer manifests of one image are read when
+	// looking for Sigstore bundles; each signing adds one.
+	maxReferrerManifests = 64
 	// defaultLookasideTimeout bounds each lookaside request, body included: signature
 	// files are small, and a hanging server must become a prompt 503, not a hung pull.
 	defaultLookasideTimeout = 15 * time.Second

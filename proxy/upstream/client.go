@@ -34,6 +34,8 @@ type Client struct {
 	// setup makes concurrent first requests for a repository share one Ping and one
 	// token fetch.
 	setup singleflight.Group
+	// extension remembers whether the upstream offers the signature API extension.
+	extension extensionProbe
 }
 
 var _ proxy.Source = (*Client)(nil)
@@ -156,12 +158,17 @@ func (c *Client) transportFor(ctx context.Context, repo string) (http.RoundTripp
 
 // do sends one request for a repository: /v2/<repo>/<suffix>?<query>.
 func (c *Client) do(ctx context.Context, method, repo, suffix string, query url.Values, header http.Header) (*http.Response, error) {
+	return c.doPath(ctx, method, repo, "/v2/"+repo+"/"+suffix, query, header)
+}
+
+// doPath sends one request with the repository's pull credentials to path.
+func (c *Client) doPath(ctx context.Context, method, repo, path string, query url.Values, header http.Header) (*http.Response, error) {
 	t, err := c.transportFor(ctx, repo)
 	if err != nil {
 		return nil, err
 	}
 	u := *c.base
-	u.Path = "/v2/" + repo + "/" + suffix
+	u.Path = path
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {

@@ -24,6 +24,7 @@ const (
 	kindBlob
 	kindTags
 	kindReferrers
+	kindSignatures
 )
 
 func (k kind) notFound() errcode.ErrorCode {

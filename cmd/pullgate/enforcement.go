@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/policy"
+	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/enforce"
+	"github.com/pullgate/pullgate/proxy/sigsource"
+)
+
+// gates is what the proxy handler is built with: the gate every manifest and blob goes
+// through, and optionally the signature API and a reload of the policy (SIGHUP).
+type gates struct {
+	gate       proxy.Gate
+	signatures proxy.SignatureLister
+	reload     func(ctx context.Context) error
+}
+
+// gateFactory builds the gates; serve and verify use newGate, tests an explicit test double.
+type gateFactory func(ctx context.Context, cfg *Config, upstreams []proxy.Upstream, logger *slog.Logger) (*gates, error)
+
+// enforcement joins the policy engine, the signature sources and the gate.
+type enforcement struct {
+	cfg        *Config
+	registries map[string]sigsource.Registry
+	gate       *enforce.Gate
+	// finder is replaced on reload (registries.d may have changed); the signature API
+	// always asks the current one.
+	finder atomic.Pointer[sigsource.Finder]
+	log    *slog.Logger
+}
+
+var _ proxy.SignatureLister = (*enforcement)(nil)
+
+// newGate loads the policy (with every key file it names) and registries.d, and builds the
+// enforcing gate. Any problem stops the start-up: pullgate never serves unchecked content.
+func newGate(ctx context.Context, cfg *Config, upstreams []proxy.Upstream, logger *slog.Logger) (*gates, error) {
+	e, err := newEnforcement(cfg, upstreams, logger)
+	if err != nil {
+		return nil, err
+	}
+	return &gates{gate: e.gate, signatures: e, reload: e.reload}, nil
+}
+
+func newEnforcement(cfg *Config, upstreams []proxy.Upstream, logger *slog.Logger) (*enforcement, error) {
+	e := &enforcement{cfg: cfg, registries: make(map[string]sigsource.Registry, len(upstreams)), log: logger}
+	for _, u := range upstreams {
+		reg, ok := u.Source.(sigsource.Registry)
+		if !ok {
+			return nil, fmt.Errorf("upstream %s cannot be read for signatures", u.Registry)
+		}
+		e.registries[u.Registry] = reg
+	}
+	pol, finder, err := e.load()
+	if err != nil {
+		return nil, err
+	}
+	vc := cfg.Cache.Verdicts
+	gate, err := enforce.New(enforce.Options{Policy: pol, Finder: finder, AcceptTTL: vc.AcceptTTL,
+		DenyTTL: vc.DenyTTL, CacheSize: vc.Size, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	e.gate = gate
+	e.finder.Store(finder)
+	logger.Info("policy loaded", "policy", cfg.Policy.Path, "registriesDir", cfg.Policy.RegistriesDir,
+		"generation", gate.Generation())
+	return e, nil
+}
+
+// load reads the policy file and registries.d and builds a signature finder over them.
+func (e *enforcement) load() (*policy.Policy, *sigsource.Finder, error) {
+	pol, err := policy.LoadFile(e.cfg.Policy.Path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("policy.path: %w", err)
+	}
+	regd, err := sigsource.LoadRegistriesD(e.cfg.Policy.RegistriesDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("policy.registriesDir: %w", err)
+	}
+	vc := e.cfg.Cache.Verdicts
+	finder, err := sigsource.NewFinder(sigsource.FinderOptions{Registries: e.registries, RegistriesD: regd,
+		CacheTTL: vc.AcceptTTL, CacheSize: vc.Size, Logger: e.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return pol, finder, nil
+}
+
+// reload puts a freshly read policy and registries.d in force. When either cannot be
+// loaded the running ones stay in force and the error is returned.
+func (e *enforcement) reload(ctx context.Context) error {
+	pol, finder, err := e.load()
+	if err != nil {
+		return err
+	}
+	e.gate.Reload(pol, finder)
+	e.finder.Store(finder)
+	return nil
+}
+
+// SimpleSignatures implements proxy.SignatureLister with the current finder.
+func (e *enforcement) SimpleSignatures(ctx context.Context, t proxy.Target, d digest.Digest) ([][]byte, error) {
+	return e.finder.Load().SimpleSignatures(ctx, t, d)
+}

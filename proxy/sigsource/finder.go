@@ -1,0 +1,205 @@
+package sigsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/cache"
+	"github.com/pullgate/pullgate/policy"
+	"github.com/pullgate/pullgate/proxy"
+)
+
+// Finder finds an image's signatures in the places containers/image looks, configured
+// by registries.d and looked up by the image's upstream name (DESIGN.md, difference 4):
+//   - the registry signature API when the upstream advertises it, otherwise the
+//     lookaside, if one is configured;
+//   - plus, where use-sigstore-attachments applies, the cosign sha256-<hex>.sig
+//     attachment and (beyond containers/image) Sigstore bundles attached as referrers.
+//
+// Found signatures are cached (errors never are), so that an image verified once needs
+// no further round trip while its verdict is fresh, and so that pullgate can serve them
+// through its own signature API.
+type Finder struct {
+	registries  map[string]Registry
+	registriesD *RegistriesD
+	lookaside   *Lookaside
+	found       *cache.TTL[findKey, []policy.Signature]
+	ttl         time.Duration
+	flights     cache.Group[[]policy.Signature]
+	log         *slog.Logger
+}
+
+var _ proxy.SignatureLister = (*Finder)(nil)
+
+// FinderOptions configures a Finder.
+type FinderOptions struct {
+	// Registries maps upstream registry names to their clients. Required.
+	Registries map[string]Registry
+	// RegistriesD is the parsed registries.d; nil means an empty one.
+	RegistriesD *RegistriesD
+	// Lookaside reads lookaside storage; nil means the default reader.
+	Lookaside *Lookaside
+	// CacheTTL is how long found signatures are reused; CacheSize bounds how many images'
+	// signatures are kept. Zero means defaults.
+	CacheTTL  time.Duration
+	CacheSize int
+	Logger    *slog.Logger
+}
+
+const (
+	defaultFoundTTL  = 10 * time.Minute
+	defaultFoundSize = 10000
+	// findTimeout bounds one shared lookup; every lookaside and registry request in it
+	// has its own tighter bounds.
+	findTimeout = 2 * time.Minute
+)
+
+// findKey identifies one lookup: the same image with the same resolved settings.
+type findKey struct {
+	registry, repository string
+	digest               digest.Digest
+	lookaside            string
+	attachments          bool
+}
+
+// NewFinder returns a Finder.
+func NewFinder(opts FinderOptions) (*Finder, error) {
+	if len(opts.Registries) == 0 {
+		return nil, errors.New("sigsource: no registries")
+	}
+	if opts.RegistriesD == nil {
+		opts.RegistriesD = &RegistriesD{docker: map[string]namespace{}}
+	}
+	if opts.Lookaside == nil {
+		opts.Lookaside = &Lookaside{Logger: opts.Logger}
+	}
+	if opts.CacheTTL == 0 {
+		opts.CacheTTL = defaultFoundTTL
+	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = defaultFoundSize
+	}
+	found, err := cache.NewTTL[findKey, []policy.Signature](opts.CacheSize)
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Finder{registries: opts.Registries, registriesD: opts.RegistriesD, lookaside: opts.Lookaside,
+		found: found, ttl: opts.CacheTTL, flights: cache.Group[[]policy.Signature]{Timeout: findTimeout}, log: log}, nil
+}
+
+// Signatures returns the signatures stored for manifest d of registry/repository. identity
+// is the image's policy identity (with tag or digest): registries.d is looked up by it.
+func (f *Finder) Signatures(ctx context.Context, registry, repository string, identity reference.Named, d digest.Digest) ([]policy.Signature, error) {
+	reg, ok := f.registries[registry]
+	if !ok {
+		return nil, fmt.Errorf("sigsource: %q is not a configured upstream", registry)
+	}
+	settings, err := f.registriesD.Lookup(identity)
+	if err != nil {
+		return nil, err
+	}
+	key := findKey{registry: registry, repository: repository, digest: d, attachments: settings.UseSigstoreAttachments}
+	if settings.Lookaside != nil {
+		key.lookaside = settings.Lookaside.String()
+	}
+	if sigs, ok := f.found.Get(key); ok {
+		return sigs, nil
+	}
+	flight := fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%v", key.registry, key.repository, key.digest, key.lookaside, key.attachments)
+	sigs, _, err := f.flights.Do(ctx, flight, func(ctx context.Context) ([]policy.Signature, error) {
+		if sigs, ok := f.found.Get(key); ok {
+			return sigs, nil
+		}
+		sigs, err := f.fetch(ctx, reg, repository, d, settings)
+		if err != nil {
+			return nil, err
+		}
+		f.found.Add(key, sigs, f.ttl)
+		return sigs, nil
+	})
+	return sigs, err
+}
+
+// fetch reads every configured source, in containers/image's order: simple signatures,
+// then sigstore attachments, then (pullgate's addition) Sigstore bundles.
+func (f *Finder) fetch(ctx context.Context, reg Registry, repository string, d digest.Digest, s Settings) ([]policy.Signature, error) {
+	start := time.Now()
+	var sigs []policy.Signature
+	ext, err := reg.SupportsSignatureExtension(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: probing for the signature API: %w", ErrRegistryFetch, err)
+	}
+	switch {
+	case ext:
+		// containers/image does not consult the lookaside when the registry has the API.
+		found, err := extensionSignatures(ctx, reg, repository, d)
+		if err != nil {
+			return nil, err
+		}
+		sigs = append(sigs, found...)
+	case s.Lookaside != nil:
+		raw, err := f.lookaside.Read(ctx, s.Lookaside, d)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range raw {
+			sig, err := policy.ParseSignatureBlob(r.Data)
+			if err != nil {
+				// One unreadable file fails the lookup, as in containers/image.
+				return nil, fmt.Errorf("%w: %s: %w", ErrLookasideFetch, r.Origin, err)
+			}
+			sig.Origin = r.Origin
+			sigs = append(sigs, sig)
+		}
+	}
+	if s.UseSigstoreAttachments {
+		found, err := sigstoreAttachments(ctx, reg, repository, d)
+		if err != nil {
+			return nil, err
+		}
+		sigs = append(sigs, found...)
+		bundles, err := referrerBundles(ctx, reg, repository, d)
+		if err != nil {
+			return nil, err
+		}
+		sigs = append(sigs, bundles...)
+	}
+	f.log.Debug("signatures found", "repository", repository, "digest", d.String(), "count", len(sigs),
+		"signature_api", ext, "lookaside", s.Lookaside != nil, "sigstore_attachments", s.UseSigstoreAttachments,
+		"duration", time.Since(start))
+	return sigs, nil
+}
+
+// SimpleSignatures implements proxy.SignatureLister: the OpenPGP signatures found for a
+// manifest digest, for pullgate's own signature API.
+func (f *Finder) SimpleSignatures(ctx context.Context, t proxy.Target, d digest.Digest) ([][]byte, error) {
+	named, err := reference.ParseNormalizedNamed(t.Registry + "/" + t.Repository)
+	if err != nil {
+		return nil, fmt.Errorf("sigsource: %w", err)
+	}
+	identity, err := reference.WithDigest(named, d)
+	if err != nil {
+		return nil, fmt.Errorf("sigsource: %w", err)
+	}
+	sigs, err := f.Signatures(ctx, t.Registry, t.Repository, identity, d)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, s := range sigs {
+		if s.Format == policy.FormatSimpleSigning {
+			out = append(out, s.Data)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,228 @@
+package sigsource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/url"
+	"strings"
+
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/pullgate/pullgate/policy"
+	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/verify"
+)
+
+// Registry is the upstream access the in-registry sources need (*upstream.Client).
+type Registry interface {
+	proxy.ManifestSource
+	proxy.BlobSource
+	proxy.ListingSource
+	// SupportsSignatureExtension reports whether the registry offers the signature API.
+	SupportsSignatureExtension(ctx context.Context) (bool, error)
+	// ExtensionSignatures returns the signature API's JSON list for a manifest digest.
+	ExtensionSignatures(ctx context.Context, repo string, d digest.Digest) ([]byte, error)
+}
+
+// manifestAccept is the Accept list for signature manifests: every manifest type, as
+// containers/image sends (the Content-Type is checked afterwards).
+var manifestAccept = []string{
+	ocispec.MediaTypeImageManifest,
+	"application/vnd.docker.distribution.manifest.v2+json",
+	ocispec.MediaTypeImageIndex,
+	"application/vnd.docker.distribution.manifest.list.v2+json",
+}
+
+// sigstoreBundleTypes are the media types of Sigstore bundles (cosign v3 writes v0.3).
+var sigstoreBundleTypes = map[string]bool{
+	"application/vnd.dev.sigstore.bundle.v0.3+json":        true,
+	"application/vnd.dev.sigstore.bundle+json;version=0.1": true,
+	"application/vnd.dev.sigstore.bundle+json;version=0.2": true,
+	"application/vnd.dev.sigstore.bundle+json;version=0.3": true,
+}
+
+// ErrRegistryFetch is wrapped by failures to read signatures stored in the registry.
+var ErrRegistryFetch = errors.New("reading signatures from the registry failed")
+
+// extensionSignatures reads the registry signature API (SPEC.md 4). Entries other than
+// schemaVersion 2 "atomic" are skipped; the content is a raw OpenPGP message.
+func extensionSignatures(ctx context.Context, reg Registry, repo string, d digest.Digest) ([]policy.Signature, error) {
+	body, err := reg.ExtensionSignatures(ctx, repo, d)
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature API: %w", ErrRegistryFetch, err)
+	}
+	var list struct {
+		Signatures []struct {
+			SchemaVersion int    `json:"schemaVersion"`
+			Type          string `json:"type"`
+			Content       []byte `json:"content"`
+		} `json:"signatures"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("%w: signature API answered an unreadable list: %w", ErrRegistryFetch, err)
+	}
+	var out []policy.Signature
+	for i, s := range list.Signatures {
+		if s.SchemaVersion != 2 || s.Type != "atomic" {
+			continue
+		}
+		out = append(out, policy.Signature{Format: policy.FormatSimpleSigning, Data: s.Content,
+			Origin: fmt.Sprintf("signature API entry %d", i+1)})
+	}
+	return out, nil
+}
+
+// sigstoreAttachments reads the cosign attachment sha256-<hex>.sig (SPEC.md 5.1): every
+// layer becomes a candidate signature. A missing tag means none; any other failure, or a
+// manifest that is not an OCI image manifest, fails the lookup.
+func sigstoreAttachments(ctx context.Context, reg Registry, repo string, d digest.Digest) ([]policy.Signature, error) {
+	tag := strings.Replace(d.String(), ":", "-", 1) + ".sig"
+	m, err := reg.Manifest(ctx, repo, tag, manifestAccept)
+	if isSignatureNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrRegistryFetch, tag, err)
+	}
+	if mt, _, _ := mime.ParseMediaType(m.ContentType); mt != ocispec.MediaTypeImageManifest {
+		return nil, fmt.Errorf("%w: %s has Content-Type %q, not an OCI image manifest", ErrRegistryFetch, tag, m.ContentType)
+	}
+	var sm ocispec.Manifest
+	if err := json.Unmarshal(m.Bytes, &sm); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrRegistryFetch, tag, err)
+	}
+	if len(sm.Layers) > maxSigstoreLayers {
+		return nil, fmt.Errorf("%w: %s has %d layers, more than %d", ErrRegistryFetch, tag, len(sm.Layers), maxSigstoreLayers)
+	}
+	out := make([]policy.Signature, 0, len(sm.Layers))
+	for i, l := range sm.Layers {
+		data, err := smallBlob(ctx, reg, repo, l)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s layer %d: %w", ErrRegistryFetch, tag, i+1, err)
+		}
+		out = append(out, policy.Signature{Format: policy.FormatCosign, Data: data, MIMEType: l.MediaType,
+			Annotations: l.Annotations, Origin: fmt.Sprintf("%s layer %d", tag, i+1)})
+	}
+	return out, nil
+}
+
+// referrerBundles reads the Sigstore bundles attached to d through the OCI referrers API,
+// or the referrers tag schema where the registry has no such API (SPEC.md 5.5).
+func referrerBundles(ctx context.Context, reg Registry, repo string, d digest.Digest) ([]policy.Signature, error) {
+	descs, err := referrers(ctx, reg, repo, d)
+	if err != nil {
+		return nil, fmt.Errorf("%w: referrers of %s: %w", ErrRegistryFetch, d, err)
+	}
+	var out []policy.Signature
+	seen := 0
+	for _, desc := range descs {
+		// cosign v2 writes no artifactType, so the listing shows the empty config type;
+		// other artifact types (SBOMs, attestations) are not bundles and are not read.
+		if desc.ArtifactType != "" && desc.ArtifactType != ocispec.MediaTypeEmptyJSON && !sigstoreBundleTypes[normalise(desc.ArtifactType)] {
+			continue
+		}
+		if seen++; seen > maxReferrerManifests {
+			return nil, fmt.Errorf("%w: more than %d candidate referrers of %s", ErrRegistryFetch, maxReferrerManifests, d)
+		}
+		if err := desc.Digest.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: referrer digest: %w", ErrRegistryFetch, err)
+		}
+		m, err := reg.Manifest(ctx, repo, desc.Digest.String(), manifestAccept)
+		if err != nil {
+			return nil, fmt.Errorf("%w: referrer %s: %w", ErrRegistryFetch, desc.Digest, err)
+		}
+		var am ocispec.Manifest
+		if err := json.Unmarshal(m.Bytes, &am); err != nil {
+			continue // an index or something else that is not a bundle manifest
+		}
+		for _, l := range am.Layers {
+			if !sigstoreBundleTypes[normalise(l.MediaType)] {
+				continue
+			}
+			data, err := smallBlob(ctx, reg, repo, l)
+			if err != nil {
+				return nil, fmt.Errorf("%w: bundle %s of referrer %s: %w", ErrRegistryFetch, l.Digest, desc.Digest, err)
+			}
+			out = append(out, policy.Signature{Format: policy.FormatSigstoreBundle, Data: data, MIMEType: l.MediaType,
+				Annotations: am.Annotations, Origin: "referrer " + desc.Digest.String()})
+		}
+	}
+	return out, nil
+}
+
+// referrers lists the descriptors whose subject is d.
+func referrers(ctx context.Context, reg Registry, repo string, d digest.Digest) ([]ocispec.Descriptor, error) {
+	l, err := reg.Referrers(ctx, repo, d, url.Values{})
+	if errors.Is(err, proxy.ErrReferrersUnsupported) {
+		m, err := reg.Manifest(ctx, repo, proxy.ReferrersTag(d), []string{ocispec.MediaTypeImageIndex})
+		if proxy.IsNotFound(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var idx ocispec.Index
+		if err := json.Unmarshal(m.Bytes, &idx); err != nil {
+			return nil, fmt.Errorf("the referrers tag does not hold an image index: %w", err)
+		}
+		return idx.Manifests, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(l.Body, &idx); err != nil {
+		return nil, fmt.Errorf("unreadable referrers list: %w", err)
+	}
+	return idx.Manifests, nil
+}
+
+// smallBlob reads a signature-sized blob, verifying its size and digest.
+func smallBlob(ctx context.Context, reg Registry, repo string, desc ocispec.Descriptor) ([]byte, error) {
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, err
+	}
+	if desc.Size < 0 || desc.Size > maxSignatureSize {
+		return nil, fmt.Errorf("blob %s: size %d is outside 0..%d", desc.Digest, desc.Size, maxSignatureSize)
+	}
+	b, err := reg.Blob(ctx, repo, desc.Digest, "")
+	if err != nil {
+		return nil, err
+	}
+	vr, err := verify.NewReader(b.Body, desc.Digest, desc.Size)
+	if err != nil {
+		b.Body.Close()
+		return nil, err
+	}
+	defer vr.Close()
+	data, err := io.ReadAll(vr)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", desc.Digest, err)
+	}
+	return data, nil
+}
+
+// isSignatureNotFound recognises "no such signature manifest" the way containers/image
+// does: MANIFEST_UNKNOWN or any 404, or UNKNOWN with a "not found" message (Harbor,
+// registry.redhat.io).
+func isSignatureNotFound(err error) bool {
+	if err == nil {
+		return false
+	}
+	if proxy.IsNotFound(err) {
+		return true
+	}
+	var pe *proxy.Error
+	return errors.As(err, &pe) && pe.Code == errcode.ErrorCodeUnknown &&
+		strings.Contains(strings.ToLower(pe.Message), "not found")
+}
+
+func normalise(mt string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(mt)), "; ", ";")
+}
