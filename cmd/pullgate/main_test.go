@@ -135,6 +135,22 @@ func TestVerifyVerdicts(t *testing.T) {
 			wantStderr: "lookaside unreachable",
 		},
 		{
+			name:      "accepted, as JSON",
+			args:      []string{"--json", "--config", good, "docker.io/library/alpine:3.20"},
+			verdict:   policy.Verdict{Accepted: true, Identity: "docker.io/library/alpine:3.20", Digest: dgst, Scope: "default", Reason: "[0] insecureAcceptAnything: accepted"},
+			wantImage: "docker.io/library/alpine:3.20",
+			wantCode:  exitOK,
+			wantStdout: `{"identity":"docker.io/library/alpine:3.20","digest":"` + dgst + `","verdict":"accept","scope":"default","reason":"[0] insecureAcceptAnything: accepted"}` + "\n",
+		},
+		{
+			name:       "rejected, as JSON",
+			args:       []string{"--config", good, "--json", "busybox"},
+			verdict:    policy.Verdict{Identity: "docker.io/library/busybox:latest", Scope: "default", Requirement: "[0] reject", Reason: "rejected by policy"},
+			wantImage:  "docker.io/library/busybox:latest",
+			wantCode:   exitRejected,
+			wantStdout: `{"identity":"docker.io/library/busybox:latest","digest":"","verdict":"deny","scope":"default","requirement":"[0] reject","reason":"rejected by policy"}` + "\n",
+		},
+		{
 			name:       "tag and digest",
 			args:       []string{"--config", good, "alpine:3.20@" + dgst},
 			wantCode:   exitError,

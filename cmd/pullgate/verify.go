@@ -170,26 +170,18 @@ func printVerdict(w io.Writer, image reference.Named, v policy.Verdict) {
 	}
 }
 
-// printVerdictJSON writes the verdict as one JSON object, the fields of the decision log
-// line.
+// printVerdictJSON writes the verdict as one JSON object: the gate's Detail, the fields of
+// the decision log line and of a DENIED error's detail.
 func printVerdictJSON(w io.Writer, image reference.Named, v policy.Verdict) {
-	identity := v.Identity
-	if identity == "" {
-		identity = image.String()
+	d := enforce.Detail{Identity: v.Identity, Digest: v.Digest.String(), Verdict: "deny", Scope: v.Scope,
+		Requirement: v.Requirement, Reason: v.Reason}
+	if d.Identity == "" {
+		d.Identity = image.String()
 	}
-	verdict := "deny"
 	if v.Accepted {
-		verdict = "accept"
+		d.Verdict = "accept"
 	}
-	out := struct {
-		Identity    string `json:"identity"`
-		Digest      string `json:"digest"`
-		Verdict     string `json:"verdict"`
-		Scope       string `json:"scope,omitempty"`
-		Requirement string `json:"requirement,omitempty"`
-		Reason      string `json:"reason"`
-	}{identity, v.Digest.String(), verdict, v.Scope, v.Requirement, v.Reason}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(out)
+	_ = enc.Encode(d)
 }
