@@ -1,6 +1,7 @@
 package sigsource
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -14,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	openpgparmor "github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/policy"
+	"github.com/pullgate/pullgate/policy/policytest"
 )
 
 var testDigest = digest.FromString("manifest")
@@ -145,5 +150,119 @@ func TestLookasideFile(t *testing.T) {
 	}
 	if _, err := (&Lookaside{}).Read(context.Background(), base, testDigest); !errors.Is(err, ErrLookasideFetch) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestLookasideVerdicts: SPEC.md 10.4 #32 and #35 through the Finder and the policy
+// engine: each lookaside file is recognised by policy.ParseSignatureBlob, one unreadable
+// file fails the whole lookup (indeterminate, never an accept), and the read stops at the
+// first missing number.
+func TestLookasideVerdicts(t *testing.T) {
+	trusted := policytest.NewKey(t, "trusted", policytest.KeyOptions{})
+	other := policytest.NewKey(t, "other", policytest.KeyOptions{})
+	d := digest.FromString("manifest of registry.test/org/app:1")
+	ref := testRegistryName + "/" + testRepo + ":1"
+	good := policytest.SimpleSignature(t, trusted, d.String(), ref)
+	wrongKey := policytest.SimpleSignature(t, other, d.String(), ref)
+	armored := armor(t, good)
+	html := func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte("<html><body>Welcome</body></html>"))
+	}
+	file := func(data []byte) http.HandlerFunc {
+		return func(w http.ResponseWriter, _ *http.Request) { w.Write(data) }
+	}
+	status := func(code int) http.HandlerFunc {
+		return func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }
+	}
+	const indeterminate = "indeterminate"
+	tests := []struct {
+		name  string
+		files []http.HandlerFunc // signature-1, -2, ...; nil is a 404
+		want  string             // "accept", "deny" or indeterminate
+		why   string             // in the reason or error
+		reads int                // signature files requested (all are read before any is parsed)
+	}{
+		{"1 and 2 by another key, 3 valid", []http.HandlerFunc{file(wrongKey), file(wrongKey), file(good)}, "accept", "", 4},
+		{"2 is an HTML page", []http.HandlerFunc{file(wrongKey), html, file(good)}, indeterminate, "unrecognized signature format", 4},
+		{"2 answers 500", []http.HandlerFunc{file(wrongKey), status(500), file(good)}, indeterminate, "status 500", 2},
+		{"1 is missing", []http.HandlerFunc{nil, file(good)}, "deny", "no signature exists", 1},
+		{"gap: 2 missing, 3 never read", []http.HandlerFunc{file(wrongKey), nil, file(good)}, "deny", "signature 1", 2},
+		{"armored", []http.HandlerFunc{file(armored)}, indeterminate, "unrecognized signature format", 2},
+		{"0x00 simple-signing wrapper", []http.HandlerFunc{file(append([]byte("\x00simple-signing\n"), good...))}, "accept", "", 2},
+		{"0x00 bogus format", []http.HandlerFunc{file(append([]byte("\x00bogus\n"), good...))}, indeterminate, `"bogus"`, 2},
+		{"empty file", []http.HandlerFunc{file(nil)}, indeterminate, "empty", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lookaside := newSigServer(t)
+			for i, h := range tt.files {
+				if h != nil {
+					lookaside.answer(sigPath(testRepo, d, i+1), h)
+				}
+			}
+			f := newTestFinder(t, newTestRegistry(t, false), lookaside.registriesD(""), nil)
+			v, err := evaluate(t, signedByPolicy(t, trusted), f, "1", d)
+			if n := len(lookaside.requests()); n != tt.reads {
+				t.Fatalf("%d lookaside requests, want %d: %v", n, tt.reads, lookaside.requests())
+			}
+			if tt.want == indeterminate {
+				if !errors.Is(err, policy.ErrIndeterminate) || !errors.Is(err, ErrLookasideFetch) || !strings.Contains(err.Error(), tt.why) {
+					t.Fatalf("err = %v, want an indeterminate lookaside failure mentioning %q", err, tt.why)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Accepted != (tt.want == "accept") || !strings.Contains(v.Reason, tt.why) {
+				t.Fatalf("verdict %+v, want %s with %q", v, tt.want, tt.why)
+			}
+		})
+	}
+}
+
+// armor is gpg --armor's form of an OpenPGP message.
+func armor(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := openpgparmor.Encode(&b, "PGP MESSAGE", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestLookasideFinderURL: SPEC.md 10.4 #33 as the Finder requests it: the base from
+// registries.d, the repository path of the upstream name (not pullgate's), the manifest
+// digest with '=', and no slash trimming.
+func TestLookasideFinderURL(t *testing.T) {
+	d := digest.FromString("m")
+	tests := []struct {
+		name, yaml, repo, want string
+	}{
+		{"base", "default-docker:\n  lookaside: $URL/b\n", "org/app", "/b/org/app@sha256=" + d.Encoded() + "/signature-1"},
+		{"trailing slash", "default-docker:\n  lookaside: $URL/b/\n", "org/app", "/b//org/app@sha256=" + d.Encoded() + "/signature-1"},
+		{"nested repository", "docker:\n  registry.test/team:\n    sigstore: $URL/old\n", "team/sub/app", "/old/team/sub/app@sha256=" + d.Encoded() + "/signature-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lookaside := newSigServer(t)
+			files := map[string]string{"r.yaml": strings.ReplaceAll(tt.yaml, "$URL", lookaside.URL)}
+			f := newTestFinder(t, newTestRegistry(t, false), files, nil)
+			ref := mustRef(t, testRegistryName+"/"+tt.repo+":1")
+			if _, err := f.Signatures(context.Background(), testRegistryName, tt.repo, ref, d); err != nil {
+				t.Fatal(err)
+			}
+			if got := lookaside.requests(); len(got) != 1 || got[0] != tt.want {
+				t.Fatalf("requested %v, want [%s]", got, tt.want)
+			}
+		})
 	}
 }
