@@ -1,0 +1,239 @@
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BuildPullgate builds cmd/pullgate into dir (a folder the caller cleans up, such as its
+// t.TempDir()) and returns the binary's path. The build cache makes every build after
+// the first a link of a second or so; tests build once and share the binary among their
+// subtests.
+func BuildPullgate(t testing.TB, dir string) string {
+	t.Helper()
+	_, here, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("harness: cannot locate the module")
+	}
+	root := filepath.Join(filepath.Dir(here), "..", "..")
+	bin := filepath.Join(dir, "pullgate")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/pullgate")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("harness: go build ./cmd/pullgate: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// PullgateConfig is what WritePullgateConfig puts in a configuration file.
+type PullgateConfig struct {
+	// Upstreams are registry name → URL (http://127.0.0.1:<port> for harness registries).
+	Upstreams       []Upstream
+	DefaultUpstream string
+	// Policy and RegistriesD are absolute paths.
+	Policy, RegistriesD string
+	// Extra is appended verbatim (YAML), for keys such as cache.
+	Extra string
+}
+
+// WritePullgateConfig writes a configuration file listening on 127.0.0.1:0 with JSON
+// logs at info level and returns its path.
+func WritePullgateConfig(t testing.TB, c PullgateConfig) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("listen: 127.0.0.1:0\nupstreams:\n")
+	for _, u := range c.Upstreams {
+		fmt.Fprintf(&b, "  - registry: %q\n    url: %q\n", u.Registry, u.URL.String())
+	}
+	if c.DefaultUpstream != "" {
+		fmt.Fprintf(&b, "defaultUpstream: %q\n", c.DefaultUpstream)
+	}
+	fmt.Fprintf(&b, "policy:\n  path: %q\n", c.Policy)
+	if c.RegistriesD != "" {
+		fmt.Fprintf(&b, "  registriesDir: %q\n", c.RegistriesD)
+	}
+	b.WriteString("log:\n  level: info\n  format: json\n")
+	b.WriteString(c.Extra)
+	path := filepath.Join(t.TempDir(), "pullgate.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Pullgate is a `pullgate serve` process.
+type Pullgate struct {
+	// Host is 127.0.0.1:<port>, where it listens.
+	Host string
+	// Logs holds its stderr: one JSON object per line.
+	Logs *LogBuffer
+
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// pullgateStartTimeout bounds the wait for the "pullgate listening" line.
+const pullgateStartTimeout = 30 * time.Second
+
+// StartPullgate runs `pullgate serve --config config` and returns once it listens. When
+// the test ends it is stopped with SIGTERM and must exit 0.
+func StartPullgate(t testing.TB, bin, config string) *Pullgate {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--config", config)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PULLGATE_") { // a developer's shell must not change the test
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("harness: start pullgate: %v", err)
+	}
+	p := &Pullgate{Logs: &LogBuffer{}, cmd: cmd, done: make(chan struct{})}
+	listening := make(chan string, 1)
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(pipe)
+		sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			p.Logs.Write(append(append([]byte(nil), line...), '\n'))
+			var entry struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(line, &entry) == nil && entry.Msg == "pullgate listening" {
+				select {
+				case listening <- entry.Addr:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, pipe)
+	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pullgate log:\n%s", tail(p.Logs.String(), maxLogLines))
+		}
+	})
+	select {
+	case p.Host = <-listening:
+	case <-p.done:
+		err := cmd.Wait()
+		t.Fatalf("harness: pullgate exited before listening (%v):\n%s", err, p.Logs)
+	case <-time.After(pullgateStartTimeout):
+		_ = cmd.Process.Kill()
+		<-p.done
+		_ = cmd.Wait()
+		t.Fatalf("harness: pullgate did not listen within %s:\n%s", pullgateStartTimeout, p.Logs)
+	}
+	t.Cleanup(func() {
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Errorf("harness: SIGTERM to pullgate: %v", err)
+		}
+		<-p.done
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("harness: pullgate did not stop cleanly on SIGTERM: %v", err)
+		}
+	})
+	return p
+}
+
+// Signal sends sig to the process.
+func (p *Pullgate) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("harness: signal pullgate: %v", err)
+	}
+}
+
+// LogEntries returns the JSON log lines whose "msg" is msg, decoded.
+func (p *Pullgate) LogEntries(msg string) []map[string]any {
+	return JSONLogEntries(p.Logs.String(), msg)
+}
+
+// WaitLog waits until a line with "msg" msg has been logged more than after times (the
+// count before the action the test waits on), and returns the newest one.
+func (p *Pullgate) WaitLog(t testing.TB, msg string, after int) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(pullgateStartTimeout)
+	for time.Now().Before(deadline) {
+		if e := p.LogEntries(msg); len(e) > after {
+			return e[len(e)-1]
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("harness: pullgate exited while waiting for %q", msg)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("harness: pullgate did not log %q within %s", msg, pullgateStartTimeout)
+	return nil
+}
+
+// JSONLogEntries decodes the JSON lines of log whose "msg" is msg (all when msg is
+// empty); other lines are skipped.
+func JSONLogEntries(log, msg string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(log, "\n") {
+		var e map[string]any
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		if msg == "" || e["msg"] == msg {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// RunPullgate runs the binary to completion (pullgate verify ...) and returns its exit
+// status and output.
+func RunPullgate(t testing.TB, bin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), ToolTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PULLGATE_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr) && ctx.Err() == nil:
+		code = exitErr.ExitCode()
+	default:
+		t.Fatalf("harness: pullgate %v: %v\n%s", args, err, errOut.String())
+	}
+	return code, out.String(), errOut.String()
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
