@@ -1,0 +1,465 @@
+package enforce
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/policy"
+	"github.com/pullgate/pullgate/policy/policytest"
+	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/sigsource"
+)
+
+const (
+	tagIdentity = testRegistry + "/" + testRepo + ":1"
+	scopeName   = `transports.docker["registry.test"]`
+)
+
+// TestGateVerdicts: a manifest is served when its signatures satisfy the policy, refused
+// when they do not, and undecided (an error, nothing cached) when they cannot be read.
+func TestGateVerdicts(t *testing.T) {
+	tests := []struct {
+		name string
+		ref  string // "" is the tag "1"; "digest" is the manifest's digest
+		// sign stores signatures for img.
+		sign   func(w *world, img manifest)
+		policy string
+		allow  bool
+		reason string
+	}{
+		{name: "signed by the trusted key", allow: true, reason: "",
+			sign: func(w *world, img manifest) { w.sign(w.trusted, testRepo, img.digest, tagIdentity) }},
+		{name: "signed by another key", reason: "not trusted",
+			sign: func(w *world, img manifest) { w.sign(w.other, testRepo, img.digest, tagIdentity) }},
+		{name: "unsigned", reason: "no signature exists", sign: func(*world, manifest) {}},
+		{name: "signed for another tag", reason: "not accepted",
+			sign: func(w *world, img manifest) { w.sign(w.trusted, testRepo, img.digest, testRegistry+"/"+testRepo+":2") }},
+		{name: "signed for another digest", reason: "does not match",
+			sign: func(w *world, img manifest) {
+				w.lookaside.add(testRepo, img.digest, policytest.SimpleSignature(w.t, w.trusted, digest.FromString("x").String(), tagIdentity))
+			}},
+		{name: "pulled by digest, signed with the tag", ref: "digest", allow: true,
+			sign: func(w *world, img manifest) { w.sign(w.trusted, testRepo, img.digest, tagIdentity) }},
+		{name: "a bad signature, then a good one", allow: true,
+			sign: func(w *world, img manifest) {
+				w.sign(w.other, testRepo, img.digest, tagIdentity)
+				w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+			}},
+		{name: "insecureAcceptAnything needs no signature", allow: true, sign: func(*world, manifest) {},
+			policy: `{"default":[{"type":"insecureAcceptAnything"}]}`},
+		{name: "reject", reason: "requirement [0] reject rejected it", sign: func(w *world, img manifest) { w.sign(w.trusted, testRepo, img.digest, tagIdentity) },
+			policy: `{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"registry.test/org":[{"type":"reject"}]}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			img := image(t, "app")
+			tt.sign(w, img)
+			text := signedByTrusted
+			if tt.policy != "" {
+				text = tt.policy
+			}
+			g := w.gate(w.policy(text), nil)
+			ref := "1"
+			if tt.ref == "digest" {
+				ref = img.digest.String()
+			}
+			d := mustAdmit(t, g, testRepo, ref, img, tt.allow)
+			if !strings.Contains(d.Reason, tt.reason) {
+				t.Fatalf("reason %q, want it to contain %q", d.Reason, tt.reason)
+			}
+			detail := d.Detail.(Detail)
+			wantVerdict := map[bool]string{true: "accept", false: "deny"}[tt.allow]
+			if detail.Verdict != wantVerdict || detail.Digest != img.digest.String() ||
+				detail.Identity != testRegistry+"/"+testRepo+map[bool]string{true: "@", false: ":"}[tt.ref == "digest"]+ref {
+				t.Fatalf("detail %+v", detail)
+			}
+		})
+	}
+}
+
+// TestGateIndeterminate: signatures that cannot be read make an error that wraps the
+// cause, is logged with verdict=error, and is never cached: the next request evaluates
+// afresh and, the lookaside having recovered, is accepted.
+func TestGateIndeterminate(t *testing.T) {
+	w := newWorld(t)
+	img := image(t, "app")
+	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	w.lookaside.fail(testRepo, img.digest, 1, 1)
+	p := w.policy(signedByTrusted)
+	g := w.gate(p, nil)
+
+	_, err := admit(t, g, testRepo, "1", img)
+	var ie *IndeterminateError
+	if !errors.As(err, &ie) || ie.Identity != tagIdentity || ie.Digest != img.digest {
+		t.Fatalf("err = %v, want an *IndeterminateError for %s", err, tagIdentity)
+	}
+	if !errors.Is(err, sigsource.ErrLookasideFetch) || !errors.Is(err, policy.ErrIndeterminate) {
+		t.Fatalf("err = %v does not wrap its cause", err)
+	}
+	rec := w.logs.lastDecision(t)
+	if rec["verdict"] != "error" || rec["level"] != "WARN" || !strings.Contains(rec["reason"].(string), "lookaside") {
+		t.Fatalf("logged %v", rec)
+	}
+
+	mustAdmit(t, g, testRepo, "1", img, true)
+	if n := p.calls.Load(); n != 2 {
+		t.Fatalf("%d evaluations, want 2 (errors are not cached)", n)
+	}
+	if rec := w.logs.lastDecision(t); rec["cache"] != "miss" {
+		t.Fatalf("logged %v after an error, want cache=miss", rec)
+	}
+}
+
+// TestGateVerdictCache: verdicts are reused for their TTL, accepted and rejected ones
+// each with their own; the key holds the identity as well as the digest.
+func TestGateVerdictCache(t *testing.T) {
+	tests := []struct {
+		name      string
+		signed    bool
+		acceptTTL time.Duration
+		denyTTL   time.Duration
+		wantCalls int32
+		wantCache string // of the second request
+	}{
+		{"accepted, reused", true, time.Hour, time.Nanosecond, 1, "hit"},
+		{"accepted, expired", true, time.Nanosecond, time.Hour, 2, "miss"},
+		{"denied, reused", false, time.Nanosecond, time.Hour, 1, "hit"},
+		{"denied, expired", false, time.Hour, time.Nanosecond, 2, "miss"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			img := image(t, "app")
+			if tt.signed {
+				w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+			}
+			p := w.policy(signedByTrusted)
+			g := w.gate(p, func(o *Options) { o.AcceptTTL, o.DenyTTL = tt.acceptTTL, tt.denyTTL })
+			mustAdmit(t, g, testRepo, "1", img, tt.signed)
+			if rec := w.logs.lastDecision(t); rec["cache"] != "miss" {
+				t.Fatalf("first request logged cache=%v", rec["cache"])
+			}
+			second := mustAdmit(t, g, testRepo, "1", img, tt.signed)
+			if rec := w.logs.lastDecision(t); rec["cache"] != tt.wantCache {
+				t.Fatalf("second request logged cache=%v, want %s", rec["cache"], tt.wantCache)
+			}
+			if n := p.calls.Load(); n != tt.wantCalls {
+				t.Fatalf("%d evaluations, want %d", n, tt.wantCalls)
+			}
+			if d := second.Detail.(Detail); d.Verdict != map[bool]string{true: "accept", false: "deny"}[tt.signed] {
+				t.Fatalf("cached detail %+v", d)
+			}
+		})
+	}
+
+	t.Run("another identity is another verdict", func(t *testing.T) {
+		w := newWorld(t)
+		img := image(t, "app")
+		w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+		p := w.policy(signedByTrusted)
+		g := w.gate(p, nil)
+		mustAdmit(t, g, testRepo, "1", img, true)
+		// The same bytes under tag 2: signed for tag 1 only.
+		mustAdmit(t, g, testRepo, "2", img, false)
+		if n := p.calls.Load(); n != 2 {
+			t.Fatalf("%d evaluations, want 2", n)
+		}
+	})
+}
+
+// TestGateConcurrentEvaluation: identical concurrent requests share one evaluation.
+func TestGateConcurrentEvaluation(t *testing.T) {
+	w := newWorld(t)
+	img := image(t, "app")
+	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	p := w.policy(signedByTrusted)
+	p.hold = make(chan struct{})
+	g := w.gate(p, nil)
+
+	const callers = 8
+	var wg sync.WaitGroup
+	decisions := make([]proxy.Decision, callers)
+	errs := make([]error, callers)
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			decisions[i], errs[i] = admit(t, g, testRepo, "1", img)
+		}()
+	}
+	waitForCallers(t, "cache.(*Group[...]).Do(", callers)
+	close(p.hold)
+	wg.Wait()
+	for i := range callers {
+		if errs[i] != nil || !decisions[i].Allow {
+			t.Fatalf("caller %d: %+v, %v", i, decisions[i], errs[i])
+		}
+	}
+	if n := p.calls.Load(); n != 1 {
+		t.Fatalf("%d evaluations for %d concurrent requests, want 1", n, callers)
+	}
+}
+
+// TestGateReload: a reload puts the new policy in force at once: the generation is
+// bumped, verdicts are forgotten, and blobs admitted under the old policy are refused
+// until their manifest is admitted again.
+func TestGateReload(t *testing.T) {
+	w := newWorld(t)
+	img := image(t, "app")
+	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	old := w.policy(signedByTrusted)
+	g := w.gate(old, nil)
+	if g.Generation() != 1 {
+		t.Fatalf("generation %d", g.Generation())
+	}
+	mustAdmit(t, g, testRepo, "1", img, true)
+	if !blobAllowed(t, g, testRegistry, testRepo, img.blobs[1]) {
+		t.Fatal("layer of an accepted image refused")
+	}
+
+	same := w.policy(signedByTrusted)
+	g.Reload(same, w.newFinder())
+	if g.Generation() != 2 {
+		t.Fatalf("generation %d after reload", g.Generation())
+	}
+	if blobAllowed(t, g, testRegistry, testRepo, img.blobs[1]) {
+		t.Fatal("a blob admitted under the old policy is still served after the reload")
+	}
+	mustAdmit(t, g, testRepo, "1", img, true)
+	if rec := w.logs.lastDecision(t); rec["cache"] != "miss" || same.calls.Load() != 1 || old.calls.Load() != 1 {
+		t.Fatalf("after reload: cache=%v, new policy %d evaluations, old %d", rec["cache"], same.calls.Load(), old.calls.Load())
+	}
+	if !blobAllowed(t, g, testRegistry, testRepo, img.blobs[1]) {
+		t.Fatal("layer refused after its manifest was admitted again")
+	}
+
+	g.Reload(w.policy(`{"default":[{"type":"reject"}]}`), w.newFinder())
+	mustAdmit(t, g, testRepo, "1", img, false)
+	if blobAllowed(t, g, testRegistry, testRepo, img.blobs[0]) {
+		t.Fatal("config served under a policy that rejects the image")
+	}
+}
+
+// TestGateBlobs: a blob is served only when an accepted manifest of the same registry
+// and repository referenced it.
+func TestGateBlobs(t *testing.T) {
+	w := newWorld(t)
+	accepted, denied := image(t, "accepted"), image(t, "denied")
+	w.sign(w.trusted, testRepo, accepted.digest, tagIdentity)
+	g := w.gate(w.policy(signedByTrusted), nil)
+
+	if blobAllowed(t, g, testRegistry, testRepo, accepted.blobs[0]) {
+		t.Fatal("blob served before any manifest was admitted")
+	}
+	mustAdmit(t, g, testRepo, "1", accepted, true)
+	mustAdmit(t, g, testRepo, "1", denied, false)
+	tests := []struct {
+		name           string
+		registry, repo string
+		blob           digest.Digest
+		allow          bool
+	}{
+		{"config", testRegistry, testRepo, accepted.blobs[0], true},
+		{"layer", testRegistry, testRepo, accepted.blobs[1], true},
+		{"same layer, another repository", testRegistry, "org/other", accepted.blobs[1], false},
+		{"same layer, parent namespace", testRegistry, "org", accepted.blobs[1], false},
+		{"same layer, another registry", "other.test", testRepo, accepted.blobs[1], false},
+		{"the manifest's own digest", testRegistry, testRepo, accepted.digest, false},
+		{"a layer of a denied image", testRegistry, testRepo, denied.blobs[1], false},
+		{"an unknown blob", testRegistry, testRepo, digest.FromString("nothing"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := g.AdmitBlob(context.Background(), &proxy.BlobRequest{
+				Target: proxy.Target{Registry: tt.registry, Repository: tt.repo, ClientAddr: testClient}, Digest: tt.blob, Head: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allow != tt.allow {
+				t.Fatalf("allow = %v, want %v", d.Allow, tt.allow)
+			}
+			if tt.allow {
+				return
+			}
+			detail := d.Detail.(Detail)
+			if !strings.Contains(d.Reason, tt.blob.String()) || !strings.Contains(d.Reason, tt.registry+"/"+tt.repo) ||
+				detail.Identity != tt.registry+"/"+tt.repo || detail.Digest != tt.blob.String() || detail.Verdict != "deny" || detail.Reason != d.Reason {
+				t.Fatalf("denial %q, detail %+v", d.Reason, detail)
+			}
+			rec := w.logs.lastDecision(t)
+			if rec["kind"] != "blob" || rec["verdict"] != "deny" || rec["digest"] != tt.blob.String() ||
+				rec["upstream"] != tt.registry || rec["repository"] != tt.repo || rec["client"] != testClient {
+				t.Fatalf("logged %v", rec)
+			}
+		})
+	}
+}
+
+// TestGateSignatureArtifacts: signatures, attestations and bundles are served without a
+// policy check, so that clients can verify for themselves through pullgate, and their
+// blobs become servable. Anything with a runnable layer is an image.
+func TestGateSignatureArtifacts(t *testing.T) {
+	target := image(t, "signed")
+	desc := func(mt, name string) map[string]any {
+		return map[string]any{"mediaType": mt, "digest": digest.FromString(name).String(), "size": 10}
+	}
+	sig := newManifest(t, mediaTypeOCIManifest, map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIManifest,
+		"config": desc("application/vnd.oci.image.config.v1+json", "sig config"),
+		"layers": []any{desc("application/vnd.dev.cosign.simplesigning.v1+json", "sig 1"), desc("application/vnd.dsse.envelope.v1+json", "att 1")}})
+	bundle := newManifest(t, mediaTypeOCIManifest, map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIManifest,
+		"artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+		"config":       desc("application/vnd.oci.empty.v1+json", "{}"),
+		"layers":       []any{desc("application/vnd.dev.sigstore.bundle.v0.3+json", "bundle")},
+		"subject":      map[string]any{"mediaType": mediaTypeOCIManifest, "digest": target.digest.String(), "size": len(target.bytes)}})
+	referrersTag := newManifest(t, mediaTypeOCIIndex, map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIIndex,
+		"manifests": []any{map[string]any{"mediaType": mediaTypeOCIManifest, "digest": bundle.digest.String(), "size": len(bundle.bytes),
+			"artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json"}}})
+	disguised := newManifest(t, mediaTypeOCIManifest, map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIManifest,
+		"config": desc("application/vnd.oci.image.config.v1+json", "disguised config"),
+		"layers": []any{desc("application/vnd.dev.cosign.simplesigning.v1+json", "sig"), desc("application/vnd.oci.image.layer.v1.tar+gzip", "rootfs")}})
+	sigTag := "sha256-" + target.digest.Encoded() + ".sig"
+
+	tests := []struct {
+		name      string
+		ref       string
+		m         manifest
+		allow     bool
+		evaluated bool
+		blobs     []string // names of the blobs that must then be servable
+	}{
+		{"cosign .sig", sigTag, sig, true, false, []string{"sig config", "sig 1", "att 1"}},
+		{"sigstore bundle by digest", bundle.digest.String(), bundle, true, false, []string{"{}", "bundle"}},
+		{"referrers tag index", "sha256-" + target.digest.Encoded(), referrersTag, true, false, nil},
+		{"a runnable layer makes it an image", sigTag, disguised, false, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			p := w.policy(signedByTrusted)
+			g := w.gate(p, nil)
+			d := mustAdmit(t, g, testRepo, tt.ref, tt.m, tt.allow)
+			if evaluated := p.calls.Load() != 0; evaluated != tt.evaluated {
+				t.Fatalf("evaluated = %v, want %v", evaluated, tt.evaluated)
+			}
+			if tt.allow && !strings.Contains(d.Reason, "signature artifact") {
+				t.Fatalf("reason %q", d.Reason)
+			}
+			for _, name := range tt.blobs {
+				if !blobAllowed(t, g, testRegistry, testRepo, digest.FromString(name)) {
+					t.Fatalf("blob %q of the artifact refused", name)
+				}
+			}
+			if tt.name == "a runnable layer makes it an image" && blobAllowed(t, g, testRegistry, testRepo, digest.FromString("rootfs")) {
+				t.Fatal("layer of a refused manifest served")
+			}
+		})
+	}
+}
+
+// TestGateUnrecognisedManifest: what cannot be classified is not served and not
+// evaluated.
+func TestGateUnrecognisedManifest(t *testing.T) {
+	for _, m := range []manifest{
+		{mediaType: "application/vnd.example.thing+json", bytes: []byte(`{"schemaVersion":2}`)},
+		{mediaType: mediaTypeOCIManifest, bytes: []byte(`<html>`)},
+		{mediaType: mediaTypeOCIManifest, bytes: []byte(`{"schemaVersion":2,"layers":[]}`)},
+	} {
+		m.digest = digest.FromBytes(m.bytes)
+		w := newWorld(t)
+		p := w.policy(`{"default":[{"type":"insecureAcceptAnything"}]}`)
+		g := w.gate(p, nil)
+		d := mustAdmit(t, g, testRepo, "1", m, false)
+		if !strings.Contains(d.Reason, "unrecognised manifest") || p.calls.Load() != 0 {
+			t.Fatalf("%s: reason %q, %d evaluations", m.bytes, d.Reason, p.calls.Load())
+		}
+		if detail := d.Detail.(Detail); detail.Verdict != "deny" || detail.Identity != tagIdentity {
+			t.Fatalf("detail %+v", detail)
+		}
+	}
+}
+
+// TestGateDenial: the DENIED message names the identity, the digest, the scope and
+// requirement that failed and why; the detail carries the same fields apart.
+func TestGateDenial(t *testing.T) {
+	w := newWorld(t)
+	img := image(t, "app")
+	w.sign(w.other, testRepo, img.digest, tagIdentity)
+	g := w.gate(w.policy(signedByTrusted), nil)
+	d := mustAdmit(t, g, testRepo, "1", img, false)
+	detail, ok := d.Detail.(Detail)
+	if !ok {
+		t.Fatalf("detail is %T", d.Detail)
+	}
+	if detail.Identity != tagIdentity || detail.Digest != img.digest.String() || detail.Verdict != "deny" ||
+		detail.Scope != scopeName || detail.Requirement != "[0] signedBy" || !strings.Contains(detail.Reason, "signature 1") {
+		t.Fatalf("detail %+v", detail)
+	}
+	want := tagIdentity + " (" + img.digest.String() + `) is not trusted: policy ` + scopeName + " requirement [0] signedBy rejected it: " + detail.Reason
+	if d.Reason != want {
+		t.Fatalf("message\n%q\nwant\n%q", d.Reason, want)
+	}
+	b, err := json.Marshal(d.Detail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]string
+	if err := json.Unmarshal(b, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"identity", "digest", "verdict", "scope", "requirement", "reason"} {
+		if fields[k] == "" {
+			t.Fatalf("detail JSON %s lacks %q", b, k)
+		}
+	}
+}
+
+// TestGateDecisionLog: one structured line per manifest decision, with every field.
+func TestGateDecisionLog(t *testing.T) {
+	w := newWorld(t)
+	img := image(t, "app")
+	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	unsigned := image(t, "unsigned")
+	g := w.gate(w.policy(signedByTrusted), nil)
+
+	check := func(rec map[string]any, want map[string]string) {
+		t.Helper()
+		for k, v := range want {
+			if got, _ := rec[k].(string); got != v {
+				t.Fatalf("%s = %v, want %q in %v", k, rec[k], v, rec)
+			}
+		}
+		if _, ok := rec["duration"]; !ok {
+			t.Fatalf("no duration in %v", rec)
+		}
+	}
+	mustAdmit(t, g, testRepo, "1", img, true)
+	recs := w.logs.decisions(t)
+	if len(recs) != 1 {
+		t.Fatalf("%d decision lines for one request", len(recs))
+	}
+	check(recs[0], map[string]string{"level": "INFO", "kind": "manifest", "client": testClient, "upstream": testRegistry,
+		"repository": testRepo, "reference": "1", "digest": img.digest.String(), "identity": tagIdentity, "verdict": "accept",
+		"scope": scopeName, "requirement": "", "cache": "miss"})
+	if !strings.Contains(recs[0]["reason"].(string), "signature") {
+		t.Fatalf("accept reason %v", recs[0]["reason"])
+	}
+	mustAdmit(t, g, testRepo, "1", img, true)
+	check(w.logs.lastDecision(t), map[string]string{"verdict": "accept", "cache": "hit"})
+
+	mustAdmit(t, g, testRepo, unsigned.digest.String(), unsigned, false)
+	rec := w.logs.lastDecision(t)
+	check(rec, map[string]string{"verdict": "deny", "reference": unsigned.digest.String(),
+		"identity": testRegistry + "/" + testRepo + "@" + unsigned.digest.String(), "scope": scopeName,
+		"requirement": "[0] signedBy", "cache": "miss"})
+	if !strings.Contains(rec["reason"].(string), "no signature exists") {
+		t.Fatalf("deny reason %v", rec["reason"])
+	}
+}
