@@ -253,7 +253,9 @@ func (g *Gate) decideImage(ctx context.Context, st *state, m *proxy.ManifestRequ
 		return outcome{}, err
 	}
 	out := outcome{accepted: v.Accepted, detail: detailOf(v), cacheHit: hit}
-	if !v.Accepted && hasParent && par.accepted {
+	// The index vouches for its children only under the identity it was accepted for: the
+	// same manifest requested by another tag is judged by that tag's own policy scope.
+	if !v.Accepted && hasParent && par.accepted && identity.String() == par.identity.String() {
 		out.accepted = true
 		out.detail.Verdict = "accept"
 		out.detail.Reason = fmt.Sprintf("listed by index %s, whose signatures the policy accepts for %s", par.index, par.identity)

@@ -184,3 +184,23 @@ func TestGateMultiArch(t *testing.T) {
 		})
 	}
 }
+
+// TestGateParentDoesNotCrossScopes: a child is accepted on the strength of its index
+// only under the identity the index was accepted for. The same manifest requested under
+// another tag is judged by that tag's own policy scope, as podman would judge it.
+func TestGateParentDoesNotCrossScopes(t *testing.T) {
+	w := newWorld(t)
+	a, b := image(t, "amd64"), image(t, "arm64")
+	idx := index(t, a, b)
+	// dev images need nothing; everything else of the repository must be signed.
+	p := w.policy(`{"default":[{"type":"reject"}],"transports":{"docker":{
+		"registry.test/org/app:dev":[{"type":"insecureAcceptAnything"}],
+		"registry.test":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"$TRUSTED"}]}}}`)
+	g := w.gate(p, nil)
+	mustAdmit(t, g, testRepo, "dev", idx, true)
+	mustAdmit(t, g, testRepo, a.digest.String(), a, true) // reached through :dev
+	d := mustAdmit(t, g, testRepo, "prod", a, false)
+	if !strings.Contains(d.Reason, "registry.test/org/app:prod") || !strings.Contains(d.Reason, "no signature exists") {
+		t.Fatalf("reason %q", d.Reason)
+	}
+}
