@@ -38,7 +38,7 @@ func testRoutingParity(t *testing.T, w *enforceWorld, pg *harness.Pullgate, dige
 			} else {
 				a.denied(t, u)
 			}
-			d := waitDecisions(t, pg, c.repo, i+1)[i]
+			d := waitDecisions(t, pg, c.repo, "", i+1)[i]
 			verdict := map[bool]string{true: "accept", false: "deny"}[c.allowed]
 			if d["identity"] != fullName(c.repo)+":v1" || d["upstream"] != upstreamName || d["verdict"] != verdict ||
 				d["digest"] != digests[c.repo].String() {
@@ -57,7 +57,7 @@ func testRoutingParity(t *testing.T, w *enforceWorld, pg *harness.Pullgate, dige
 			t.Errorf("the upstream received %s %s", r.Method, r.Path)
 		}
 	}
-	if d := decisions(pg, "parity/evil"); len(d) != 0 {
+	if d := decisions(pg, "parity/evil", ""); len(d) != 0 {
 		t.Errorf("decisions about an unrouted request: %v", d)
 	}
 }
@@ -68,8 +68,8 @@ func testDecisionLog(t *testing.T, w *enforceWorld, pg *harness.Pullgate, digest
 	call(t, http.MethodGet, base+"logs/ok/manifests/v1").served(t, "logs/ok", digests["logs/ok"])
 	call(t, http.MethodGet, base+"logs/no/manifests/v1").denied(t, "logs/no")
 	call(t, http.MethodGet, base+"logs/ok/manifests/v1").served(t, "logs/ok again", digests["logs/ok"])
-	ok := waitDecisions(t, pg, "logs/ok", 2)
-	no := waitDecisions(t, pg, "logs/no", 1)[0]
+	ok := waitDecisions(t, pg, "logs/ok", "", 2)
+	no := waitDecisions(t, pg, "logs/no", "", 1)[0]
 
 	check := func(d map[string]any, want map[string]string) {
 		t.Helper()
@@ -104,7 +104,7 @@ func testDecisionLog(t *testing.T, w *enforceWorld, pg *harness.Pullgate, digest
 
 	// A refused blob is a decision too.
 	call(t, http.MethodGet, base+"logs/no/blobs/"+digests["logs/no"].String()).denied(t, "blob")
-	blob := waitDecisions(t, pg, "logs/no", 2)[1]
+	blob := waitDecisions(t, pg, "logs/no", "", 2)[1]
 	if blob["kind"] != "blob" || blob["verdict"] != "deny" || blob["digest"] != digests["logs/no"].String() {
 		t.Errorf("blob decision %v", blob)
 	}

@@ -239,24 +239,25 @@ func (a answer) served(t *testing.T, what string, want v1.Hash) {
 	}
 }
 
-// decisions returns the decision log lines pullgate wrote about repo (on registry.test).
-func decisions(pg *harness.Pullgate, repo string) []map[string]any {
+// decisions returns the decision log lines pullgate wrote about repo (on registry.test),
+// of kind (manifest, blob; empty for both).
+func decisions(pg *harness.Pullgate, repo, kind string) []map[string]any {
 	var out []map[string]any
 	for _, e := range pg.LogEntries("decision") {
-		if e["repository"] == repo {
+		if e["repository"] == repo && (kind == "" || e["kind"] == kind) {
 			out = append(out, e)
 		}
 	}
 	return out
 }
 
-// waitDecisions waits until pullgate has logged n decisions about repo (its log is read
-// from a pipe, so a line may arrive just after the answer) and returns them.
-func waitDecisions(t *testing.T, pg *harness.Pullgate, repo string, n int) []map[string]any {
+// waitDecisions waits until pullgate has logged n decisions of kind about repo (its log
+// is read from a pipe, so a line may arrive just after the answer) and returns them.
+func waitDecisions(t *testing.T, pg *harness.Pullgate, repo, kind string, n int) []map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		d := decisions(pg, repo)
+		d := decisions(pg, repo, kind)
 		if len(d) >= n {
 			if len(d) > n {
 				t.Fatalf("%d decisions about %s, want %d: %v", len(d), repo, n, d)
