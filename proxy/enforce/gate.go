@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
@@ -188,7 +189,7 @@ func (g *Gate) AdmitManifest(ctx context.Context, m *proxy.ManifestRequest) (pro
 	out, err := g.decideManifest(ctx, st, m)
 	g.logDecision(m, out, err, time.Since(start))
 	if err != nil {
-		return proxy.Decision{}, err
+		return proxy.Decision{}, unavailable(err)
 	}
 	d := proxy.Decision{Allow: out.accepted, Reason: out.detail.Reason, Detail: out.detail}
 	if !out.accepted {
@@ -357,6 +358,17 @@ func (e *IndeterminateError) Error() string {
 }
 
 func (e *IndeterminateError) Unwrap() error { return e.Err }
+
+// unavailable is what the proxy answers when a manifest could not be decided: 503
+// UNAVAILABLE, whatever upstream answer caused it. The proxy relays a *proxy.Error found
+// in a gate error as is, and an upstream's own answer while signatures were read (403 on a
+// .sig tag, 404 on a listed referrer) would otherwise reach the client as if it were about
+// the manifest it asked for. The cause stays in the chain for logs and errors.As.
+func unavailable(err error) error {
+	return &proxy.Error{Code: errcode.ErrorCodeUnavailable,
+		Message: "could not decide whether the content may be served: its signatures could not be read; try again later",
+		Err:     err}
+}
 
 func (g *Gate) admitBlobs(st *state, t proxy.Target, blobs []digest.Digest) {
 	for _, b := range blobs {

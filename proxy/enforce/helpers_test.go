@@ -52,12 +52,51 @@ type world struct {
 	trusted   *policytest.Key
 	other     *policytest.Key
 	logs      *logBuffer
+
+	mu        sync.Mutex
+	overrides map[string]http.HandlerFunc // "METHOD path" of the registry -> answer
+}
+
+// override makes h answer "method path" instead of the registry.
+func (w *world) override(method, path string, h http.HandlerFunc) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.overrides[method+" "+path] = h
+}
+
+// push stores m in the registry as repo:ref.
+func (w *world) push(repo, ref string, m manifest) {
+	w.t.Helper()
+	req, err := http.NewRequest(http.MethodPut, w.registry.URL+"/v2/"+repo+"/manifests/"+ref, bytes.NewReader(m.bytes))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", m.mediaType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		w.t.Fatalf("pushing %s:%s: status %d", repo, ref, resp.StatusCode)
+	}
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir(), logs: &logBuffer{}}
-	w.registry = httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	w.overrides = map[string]http.HandlerFunc{}
+	w.registry = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.mu.Lock()
+		h := w.overrides[r.Method+" "+r.URL.Path]
+		w.mu.Unlock()
+		if h != nil {
+			h(rw, r)
+			return
+		}
+		inner.ServeHTTP(rw, r)
+	}))
 	t.Cleanup(w.registry.Close)
 	u, err := url.Parse(w.registry.URL)
 	if err != nil {
