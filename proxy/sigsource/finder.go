@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
@@ -193,7 +194,11 @@ func (f *Finder) SimpleSignatures(ctx context.Context, t proxy.Target, d digest.
 	}
 	sigs, err := f.Signatures(ctx, t.Registry, t.Repository, identity, d)
 	if err != nil {
-		return nil, err
+		// 503 whatever the upstream answered while they were read: its 403 on a .sig tag
+		// or 404 on a referrer says nothing about the signature list asked for, and the
+		// handler would relay such an answer as is.
+		return nil, &proxy.Error{Code: errcode.ErrorCodeUnavailable,
+			Message: "the signatures could not be read; try again later", Err: err}
 	}
 	var out [][]byte
 	for _, s := range sigs {

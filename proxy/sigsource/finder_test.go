@@ -4,17 +4,20 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/policy/policytest"
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/gatetest"
 )
 
 // TestUseSigstoreAttachments: attachments are read only where registries.d enables them
@@ -262,5 +265,40 @@ func TestSimpleSignaturesFailure(t *testing.T) {
 	f := newTestFinder(t, reg, lookaside.registriesD(""), nil)
 	if _, err := f.SimpleSignatures(context.Background(), proxy.Target{Registry: testRegistryName, Repository: testRepo}, d); !errors.Is(err, ErrLookasideFetch) {
 		t.Fatalf("err = %v, want ErrLookasideFetch", err)
+	}
+}
+
+// TestSimpleSignaturesUnavailable: pullgate's signature API answers 503 when the
+// signatures cannot be read, not the upstream's own answer to whatever failed (a 403 on
+// the .sig tag is not a DENIED about the signatures asked for).
+func TestSimpleSignaturesUnavailable(t *testing.T) {
+	reg := newTestRegistry(t, false)
+	img := reg.putImage(t, testRepo, "1")
+	reg.override(http.MethodGet, "/v2/"+testRepo+"/manifests/"+sigTag(img.Digest), func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		w.Write([]byte(`{"errors":[{"code":"DENIED","message":"no"}]}`))
+	})
+	f := newTestFinder(t, reg, attachmentsOn, nil)
+	_, err := f.SimpleSignatures(context.Background(), proxy.Target{Registry: testRegistryName, Repository: testRepo}, img.Digest)
+	var pe *proxy.Error
+	if !errors.As(err, &pe) || pe.Code != errcode.ErrorCodeUnavailable || !errors.Is(err, ErrRegistryFetch) {
+		t.Fatalf("err = %v, want UNAVAILABLE wrapping ErrRegistryFetch", err)
+	}
+
+	h, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Registry: testRegistryName, Source: reg.client}},
+		Gate: gatetest.AllowAll{}, Signatures: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/extensions/v2/" + testRegistryName + "/" + testRepo + "/signatures/" + img.Digest.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("pullgate's signature API answered %d, want 503", resp.StatusCode)
 	}
 }
