@@ -50,13 +50,18 @@ var sigstoreBundleTypes = map[string]bool{
 // ErrRegistryFetch is wrapped by failures to read signatures stored in the registry.
 var ErrRegistryFetch = errors.New("reading signatures from the registry failed")
 
-// extensionSignatures reads the registry signature API (SPEC.md 4). Entries other than
-// schemaVersion 2 "atomic" are skipped; the content is a raw OpenPGP message.
+// extensionSignatures reads the registry signature API (SPEC.md 4).
 func extensionSignatures(ctx context.Context, reg Registry, repo string, d digest.Digest) ([]policy.Signature, error) {
 	body, err := reg.ExtensionSignatures(ctx, repo, d)
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature API: %w", ErrRegistryFetch, err)
 	}
+	return parseSignatureList(body)
+}
+
+// parseSignatureList reads the signature API's JSON list (SPEC.md 4). Entries other than
+// schemaVersion 2 "atomic" are skipped; the content is a raw OpenPGP message.
+func parseSignatureList(body []byte) ([]policy.Signature, error) {
 	var list struct {
 		Signatures []struct {
 			SchemaVersion int    `json:"schemaVersion"`
@@ -90,18 +95,12 @@ func sigstoreAttachments(ctx context.Context, reg Registry, repo string, d diges
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrRegistryFetch, tag, err)
 	}
-	if mt, _, _ := mime.ParseMediaType(m.ContentType); mt != ocispec.MediaTypeImageManifest {
-		return nil, fmt.Errorf("%w: %s has Content-Type %q, not an OCI image manifest", ErrRegistryFetch, tag, m.ContentType)
-	}
-	var sm ocispec.Manifest
-	if err := json.Unmarshal(m.Bytes, &sm); err != nil {
+	layers, err := parseSigManifest(m.ContentType, m.Bytes)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrRegistryFetch, tag, err)
 	}
-	if len(sm.Layers) > maxSigstoreLayers {
-		return nil, fmt.Errorf("%w: %s has %d layers, more than %d", ErrRegistryFetch, tag, len(sm.Layers), maxSigstoreLayers)
-	}
-	out := make([]policy.Signature, 0, len(sm.Layers))
-	for i, l := range sm.Layers {
+	out := make([]policy.Signature, 0, len(layers))
+	for i, l := range layers {
 		data, err := smallBlob(ctx, reg, repo, l)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s layer %d: %w", ErrRegistryFetch, tag, i+1, err)
@@ -110,6 +109,28 @@ func sigstoreAttachments(ctx context.Context, reg Registry, repo string, d diges
 			Annotations: l.Annotations, Origin: fmt.Sprintf("%s layer %d", tag, i+1)})
 	}
 	return out, nil
+}
+
+// parseSigManifest returns the layers of a .sig manifest, each a candidate signature to
+// fetch. The Content-Type must be the OCI image manifest type, as containers/image
+// requires, and every layer must name a valid digest and a signature-sized blob.
+func parseSigManifest(contentType string, data []byte) ([]ocispec.Descriptor, error) {
+	if mt, _, _ := mime.ParseMediaType(contentType); mt != ocispec.MediaTypeImageManifest {
+		return nil, fmt.Errorf("Content-Type %q is not an OCI image manifest", contentType)
+	}
+	var sm ocispec.Manifest
+	if err := json.Unmarshal(data, &sm); err != nil {
+		return nil, err
+	}
+	if len(sm.Layers) > maxSigstoreLayers {
+		return nil, fmt.Errorf("%d layers, more than %d", len(sm.Layers), maxSigstoreLayers)
+	}
+	for i, l := range sm.Layers {
+		if err := checkSignatureDescriptor(l); err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i+1, err)
+		}
+	}
+	return sm.Layers, nil
 }
 
 // referrerBundles reads the Sigstore bundles attached to d through the OCI referrers API,
@@ -183,13 +204,22 @@ func referrers(ctx context.Context, reg Registry, repo string, d digest.Digest) 
 	return idx.Manifests, nil
 }
 
-// smallBlob reads a signature-sized blob, verifying its size and digest.
-func smallBlob(ctx context.Context, reg Registry, repo string, desc ocispec.Descriptor) ([]byte, error) {
+// checkSignatureDescriptor refuses a descriptor that cannot name a signature blob: an
+// invalid digest, or a size outside 0..maxSignatureSize.
+func checkSignatureDescriptor(desc ocispec.Descriptor) error {
 	if err := desc.Digest.Validate(); err != nil {
-		return nil, err
+		return err
 	}
 	if desc.Size < 0 || desc.Size > maxSignatureSize {
-		return nil, fmt.Errorf("blob %s: size %d is outside 0..%d", desc.Digest, desc.Size, maxSignatureSize)
+		return fmt.Errorf("blob %s: size %d is outside 0..%d", desc.Digest, desc.Size, maxSignatureSize)
+	}
+	return nil
+}
+
+// smallBlob reads a signature-sized blob, verifying its size and digest.
+func smallBlob(ctx context.Context, reg Registry, repo string, desc ocispec.Descriptor) ([]byte, error) {
+	if err := checkSignatureDescriptor(desc); err != nil {
+		return nil, err
 	}
 	b, err := reg.Blob(ctx, repo, desc.Digest, "")
 	if err != nil {
