@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+)
+
+// coldLayerBytes is the size of the one layer of each image used for cold pulls: the
+// blob does not matter there, only the manifest and its signature.
+const coldLayerBytes = 4096
+
+// runBench sets everything up, measures, and returns the report. Every process it starts
+// is stopped and its temporary folder removed before it returns, whatever happened.
+func runBench(ctx context.Context, o *options, progress io.Writer) (_ *report, err error) {
+	start := time.Now()
+	logf := func(format string, a ...any) { fmt.Fprintf(progress, "pullgate-bench: "+format+"\n", a...) }
+	r := &report{Options: o, Machine: machineInfo{
+		CPUs: runtime.NumCPU(), CPUModel: cpuModel(os.ReadFile), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		GoVersion: runtime.Version(), LoadAvgStart: loadAvg(os.ReadFile),
+	}}
+
+	dir, err := os.MkdirTemp("", "pullgate-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	registryBin, err := findRegistry(ctx, o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	r.Machine.Registry = toolVersion(ctx, registryBin, "--version")
+
+	// pullgate builds while the images are generated and pushed.
+	type built struct {
+		path string
+		err  error
+	}
+	buildc := make(chan built, 1)
+	buildCtx, cancelBuild := context.WithCancel(ctx)
+	defer func() { cancelBuild(); <-buildc }() // the build writes into dir: wait before removing it
+	go func() {
+		if o.Pullgate != "" {
+			buildc <- built{path: o.Pullgate}
+			return
+		}
+		p, err := buildPullgate(buildCtx, dir)
+		buildc <- built{path: p, err: err}
+	}()
+
+	client := newHTTPClient()
+	defer client.CloseIdleConnections()
+
+	logf("starting distribution's registry (%s)", registryBin)
+	reg, regAddr, err := startRegistry(ctx, registryBin, dir, client)
+	if err != nil {
+		return nil, err
+	}
+	defer reg.stop()
+
+	logf("generating an RSA-%d OpenPGP signing key", signerRSABits)
+	sigDir := filepath.Join(dir, "lookaside")
+	signer, err := newSigner(sigDir)
+	if err != nil {
+		return nil, err
+	}
+	layersDir := filepath.Join(dir, "layers")
+	push := func(repo, tag string, count int, size int64) (*pushedImage, error) {
+		d := filepath.Join(layersDir, filepath.FromSlash(repo)+"-"+tag)
+		img, err := buildAndPush(ctx, client, regAddr, d, repo, tag, count, size)
+		if err != nil {
+			return nil, err
+		}
+		// The registry holds the layers now; free the disk.
+		if err := os.RemoveAll(d); err != nil {
+			return nil, err
+		}
+		return img, signer.sign(repo, tag, img.digest)
+	}
+	logf("pushing and signing bench/big:v1 (1 layer × %d MiB)", o.BigLayerMiB)
+	big, err := push("bench/big", "v1", 1, int64(o.BigLayerMiB)*mib)
+	if err != nil {
+		return nil, err
+	}
+	logf("pushing and signing bench/multi:v1 (%d layers × %d MiB)", o.Layers, o.LayerMiB)
+	multi, err := push("bench/multi", "v1", o.Layers, int64(o.LayerMiB)*mib)
+	if err != nil {
+		return nil, err
+	}
+	logf("pushing and signing %d small images for cold pulls", o.Cold)
+	cold := make([]*pushedImage, 0, o.Cold)
+	for i := range o.Cold {
+		img, err := push("bench/cold", fmt.Sprintf("c%d", i), 1, coldLayerBytes)
+		if err != nil {
+			return nil, err
+		}
+		cold = append(cold, img)
+	}
+
+	lookaside := &url.URL{Scheme: "file", Path: sigDir}
+	if o.Lookaside == "http" {
+		ls, err := startLookaside(sigDir)
+		if err != nil {
+			return nil, err
+		}
+		defer ls.close()
+		lookaside = ls.url
+	}
+	trust, err := signer.writeTrust(dir, lookaside)
+	if err != nil {
+		return nil, err
+	}
+
+	b := <-buildc
+	buildc <- b // for the deferred wait
+	if b.err != nil {
+		return nil, b.err
+	}
+	logf("starting pullgate (%s)", b.path)
+	r.Machine.Pullgate = toolVersion(ctx, b.path, "version")
+	pg, pgAddr, err := startPullgate(ctx, b.path, dir, regAddr, trust, o.ProxyLogLevel, client)
+	if err != nil {
+		return nil, err
+	}
+	defer pg.stop()
+	defer func() {
+		if err != nil && pg.exited() {
+			err = fmt.Errorf("%w\npullgate exited (%v); its log:\n%s", err, pg.waitErr, pg.logTail())
+		}
+	}()
+
+	m := measurer{
+		p:      newPuller(client, o.ClientHash),
+		direct: endpoint{name: "registry", base: "http://" + regAddr + "/v2"},
+		proxy:  endpoint{name: "pullgate", base: "http://" + pgAddr + "/v2/" + upstreamName},
+		pid:    pg.pid(),
+		cpu:    cpuMeter{registryPID: reg.pid(), pullgatePID: pg.pid()},
+		logf:   logf,
+	}
+	if err := m.all(ctx, o, r, big, multi, cold); err != nil {
+		return nil, err
+	}
+	if pg.exited() {
+		return nil, errors.New("pullgate exited during the benchmark")
+	}
+	r.Machine.LoadAvgEnd = loadAvg(os.ReadFile)
+	r.ElapsedSeconds = time.Since(start).Seconds()
+	r.checkTargets()
+	return r, nil
+}
+
+// measurer runs the measurements against the two sides.
+type measurer struct {
+	p             *puller
+	direct, proxy endpoint
+	pid           int // pullgate's
+	cpu           cpuMeter
+	logf          func(string, ...any)
+}
+
+// all measures in an order that lets pullgate's memory be compared before and after the
+// big layer: manifests, cold pulls, the multi-layer blobs, then the big layer.
+func (m *measurer) all(ctx context.Context, o *options, r *report, big, multi *pushedImage, cold []*pushedImage) error {
+	var err error
+	if r.Memory.Startup, err = readMemory(m.pid); err != nil {
+		return err
+	}
+	// A first pull through pullgate admits the images (and their blobs) and warms the
+	// verdicts; the cold repository's connection set-up is done by asking for a tag that
+	// does not exist, so the cold pulls time signatures, not the first contact.
+	for _, img := range []*pushedImage{big, multi} {
+		if _, err := m.p.manifest(ctx, m.proxy.manifestURL(img.repo, img.tag)); err != nil {
+			return fmt.Errorf("first pull through pullgate: %w", err)
+		}
+	}
+	if len(cold) > 0 {
+		if err := m.p.expectStatus(ctx, m.proxy.manifestURL(cold[0].repo, "absent"), http.StatusNotFound); err != nil {
+			return err
+		}
+	}
+
+	m.logf("manifest GETs: %d per side by tag and by digest", o.N)
+	r.ManifestLatency.ManifestBytes = multi.manifestBytes
+	d, x, err := manifestLatency(ctx, m.p, m.direct, m.proxy, multi.repo, multi.tag, o.N)
+	if err != nil {
+		return err
+	}
+	r.ManifestLatency.ByTag = newLatency(d, x)
+	if d, x, err = manifestLatency(ctx, m.p, m.direct, m.proxy, multi.repo, multi.digest.String(), o.N); err != nil {
+		return err
+	}
+	r.ManifestLatency.ByDigest = newLatency(d, x)
+
+	m.logf("cold first pulls of %d signed images", len(cold))
+	samples, err := coldPulls(ctx, m.p, m.direct, m.proxy, cold)
+	if err != nil {
+		return err
+	}
+	r.ColdPull = newCold(samples)
+
+	m.logf("blob throughput: %d layers × %d MiB, %d runs per side", o.Layers, o.LayerMiB, o.Runs)
+	d2, x2, err := blobThroughput(ctx, m.p, m.cpu, m.direct, m.proxy, multi.repo, multi.layers, o.Runs)
+	if err != nil {
+		return err
+	}
+	r.Throughput.MultiLayer = newThroughput(sumSizes(multi), len(multi.layers), d2, x2)
+	if r.Memory.AfterMultiLayer, err = readMemory(m.pid); err != nil {
+		return err
+	}
+
+	m.logf("blob throughput: 1 layer × %d MiB, %d runs per side", o.BigLayerMiB, o.Runs)
+	sampler := startRSSSampler(m.pid)
+	d2, x2, err = blobThroughput(ctx, m.p, m.cpu, m.direct, m.proxy, big.repo, big.layers, o.Runs)
+	r.Memory.SampledMaxDuringBigKiB, r.Memory.Samples = sampler.stop()
+	if err != nil {
+		return err
+	}
+	r.Throughput.BigLayer = newThroughput(sumSizes(big), len(big.layers), d2, x2)
+	if r.Memory.AfterBigLayer, err = readMemory(m.pid); err != nil {
+		return err
+	}
+	r.Memory.PeakGrowthKiB = r.Memory.AfterBigLayer.HWMKiB - r.Memory.AfterMultiLayer.HWMKiB
+	return nil
+}
+
+func sumSizes(img *pushedImage) int64 {
+	var n int64
+	for _, l := range img.layers {
+		n += l.Size
+	}
+	return n
+}

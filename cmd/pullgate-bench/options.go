@@ -1,0 +1,101 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// options are the benchmark's flags.
+type options struct {
+	// BigLayerMiB is the size of the single layer of the "big" image.
+	BigLayerMiB int `json:"bigLayerMiB"`
+	// Layers and LayerMiB shape the multi-layer image.
+	Layers   int `json:"layers"`
+	LayerMiB int `json:"layerMiB"`
+	// N is the number of manifest GETs per side and reference kind (latency samples).
+	N int `json:"n"`
+	// Runs is how often each blob transfer is repeated per side; the median is reported.
+	Runs int `json:"runs"`
+	// Cold is the number of fresh signed images whose first pull is timed.
+	Cold int `json:"cold"`
+	// ClientHash makes the client hash every blob body (sha256, checked against the
+	// digest) instead of only discarding it, on both sides alike.
+	ClientHash bool `json:"clientHash"`
+	// Lookaside is where pullgate reads the signatures: "http" (a server in this
+	// process) or "file".
+	Lookaside string `json:"lookaside"`
+	// ProxyLogLevel is pullgate's log.level.
+	ProxyLogLevel string `json:"proxyLogLevel"`
+
+	// Registry and Pullgate are binaries; empty means the defaults (GOPATH/bin/registry,
+	// and pullgate built from this module).
+	Registry string `json:"-"`
+	Pullgate string `json:"-"`
+	// JSON prints the report as JSON instead of a table.
+	JSON bool `json:"-"`
+}
+
+// maxLayerMiB bounds every size flag: the benchmark writes the layers to disk and the
+// registry stores them again, so a typo must not fill the disk.
+const maxLayerMiB = 16 << 10
+
+func parseOptions(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("pullgate-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.BigLayerMiB, "big-layer-mib", 256, "size of the single layer of the big image, MiB")
+	fs.IntVar(&o.Layers, "layers", 20, "number of layers of the multi-layer image")
+	fs.IntVar(&o.LayerMiB, "layer-mib", 4, "size of each layer of the multi-layer image, MiB")
+	fs.IntVar(&o.N, "n", 500, "manifest GETs per side and per reference kind (latency samples)")
+	fs.IntVar(&o.Runs, "runs", 5, "repetitions of each blob transfer per side (the median is reported)")
+	fs.IntVar(&o.Cold, "cold", 7, "fresh signed images whose first (unverified) pull is timed")
+	fs.BoolVar(&o.ClientHash, "client-hash", false, "hash blob bodies on the client (both sides) instead of discarding them")
+	fs.StringVar(&o.Lookaside, "lookaside", "http", "signature lookaside pullgate reads: http (a local server) or file")
+	fs.StringVar(&o.ProxyLogLevel, "proxy-log-level", "warn", "pullgate's log level (info logs every request and decision)")
+	fs.StringVar(&o.Registry, "registry", "", "distribution's registry binary (default $(go env GOPATH)/bin/registry)")
+	fs.StringVar(&o.Pullgate, "pullgate", "", "pullgate binary to measure (default: go build ./cmd/pullgate)")
+	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: go run ./cmd/pullgate-bench [flags]\n\n"+
+			"Starts distribution's registry and pullgate on 127.0.0.1 and compares pulls\n"+
+			"directly from the registry with pulls through pullgate. See docs/benchmarks.md.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return o, o.validate()
+}
+
+func (o *options) validate() error {
+	var errs []error
+	positive := func(name string, v, max int) {
+		if v < 1 || v > max {
+			errs = append(errs, fmt.Errorf("-%s must be between 1 and %d, not %d", name, max, v))
+		}
+	}
+	positive("big-layer-mib", o.BigLayerMiB, maxLayerMiB)
+	positive("layers", o.Layers, 256)
+	positive("layer-mib", o.LayerMiB, maxLayerMiB)
+	positive("n", o.N, 1_000_000)
+	positive("runs", o.Runs, 1000)
+	positive("cold", o.Cold, 1000)
+	if o.Layers*o.LayerMiB > maxLayerMiB {
+		errs = append(errs, fmt.Errorf("-layers × -layer-mib must be at most %d MiB", maxLayerMiB))
+	}
+	if o.Lookaside != "http" && o.Lookaside != "file" {
+		errs = append(errs, fmt.Errorf("-lookaside must be http or file, not %q", o.Lookaside))
+	}
+	switch strings.ToLower(o.ProxyLogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("-proxy-log-level must be debug, info, warn or error, not %q", o.ProxyLogLevel))
+	}
+	return errors.Join(errs...)
+}
