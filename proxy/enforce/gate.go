@@ -285,6 +285,12 @@ func (g *Gate) decideIndex(ctx context.Context, st *state, m *proxy.ManifestRequ
 	}
 	var childReasons []string
 	for _, c := range parsed.children {
+		if c.Algorithm() != digest.SHA256 {
+			// Without its bytes the engine can only take a sha256 digest as the manifest's;
+			// this child is gated when it is fetched.
+			childReasons = append(childReasons, fmt.Sprintf("child %s: not evaluated before it is fetched (not a sha256 digest)", c))
+			continue
+		}
 		cv, _, err := g.evaluate(ctx, st, m.Target, identity, c, nil)
 		if err != nil {
 			return outcome{}, err

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/pullgate/pullgate/policy/policytest"
 )
 
@@ -203,4 +205,30 @@ func TestGateParentDoesNotCrossScopes(t *testing.T) {
 	if !strings.Contains(d.Reason, "registry.test/org/app:prod") || !strings.Contains(d.Reason, "no signature exists") {
 		t.Fatalf("reason %q", d.Reason)
 	}
+}
+
+// TestGateIndexWithSHA512Child: a child named by a sha512 digest cannot be evaluated
+// before its bytes are fetched (the engine needs sha256 without them). It is skipped
+// when looking for an accepted child, not turned into an undecidable index: the index is
+// served for its signed sha256 child, or refused, and the sha512 child is gated when
+// fetched.
+func TestGateIndexWithSHA512Child(t *testing.T) {
+	w := newWorld(t)
+	a := image(t, "amd64")
+	other := image(t, "s390x")
+	sha512Child := digest.SHA512.FromBytes(other.bytes)
+	idx := newManifest(t, mediaTypeOCIIndex, map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIIndex,
+		"manifests": []any{
+			map[string]any{"mediaType": mediaTypeOCIManifest, "digest": sha512Child.String(), "size": len(other.bytes)},
+			map[string]any{"mediaType": mediaTypeOCIManifest, "digest": a.digest.String(), "size": len(a.bytes)},
+		}})
+	g := w.gate(w.policy(signedByTrusted), nil)
+	d := mustAdmit(t, g, testRepo, "1", idx, false)
+	if !strings.Contains(d.Reason, sha512Child.String()) {
+		t.Fatalf("reason %q does not account for the sha512 child", d.Reason)
+	}
+
+	w.sign(w.trusted, testRepo, a.digest, tagIdentity)
+	g = w.gate(w.policy(signedByTrusted), nil)
+	mustAdmit(t, g, testRepo, "1", idx, true)
 }
