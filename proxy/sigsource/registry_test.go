@@ -163,6 +163,22 @@ func TestSignatureAPIProbe(t *testing.T) {
 			t.Fatalf("err = %v, want ErrRegistryFetch", err)
 		}
 	})
+	t.Run("a failed probe is retried", func(t *testing.T) {
+		reg := newTestRegistry(t, false)
+		reg.override(http.MethodGet, "/v2/", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) })
+		f := newTestFinder(t, reg, nil, nil)
+		if _, err := signaturesOf(t, f, testRepo, d); !errors.Is(err, ErrRegistryFetch) {
+			t.Fatalf("err = %v, want ErrRegistryFetch", err)
+		}
+		reg.override(http.MethodGet, "/v2/", nil)
+		reg.enableSignatureAPI(map[string]string{testRepo + "@" + d.String(): `{"signatures":[]}`})
+		if _, err := signaturesOf(t, f, testRepo, d); err != nil {
+			t.Fatal(err)
+		}
+		if n := reg.count(http.MethodGet, "/extensions/"); n != 1 {
+			t.Fatalf("signature API read %d times after the probe recovered, want 1", n)
+		}
+	})
 	t.Run("401 with the header", func(t *testing.T) {
 		reg := newTestRegistry(t, false)
 		reg.enableSignatureAPI(map[string]string{testRepo + "@" + d.String(): `{"signatures":[]}`})
