@@ -28,7 +28,9 @@ type (
 func NewKey(t testing.TB, name string, opts KeyOptions) *Key { return pgptest.NewKey(t, name, opts) }
 
 // Sign returns an OpenPGP message holding content as literal data, signed as opts says.
-func Sign(t testing.TB, content []byte, opts SignOptions) []byte { return pgptest.Sign(t, content, opts) }
+func Sign(t testing.TB, content []byte, opts SignOptions) []byte {
+	return pgptest.Sign(t, content, opts)
+}
 
 // Payload returns a simple-signing payload for a manifest digest and a docker reference,
 // formatted as containers/image writes it.
