@@ -79,7 +79,7 @@ func testDecisionLog(t *testing.T, w *enforceWorld, pg *harness.Pullgate, digest
 			}
 		}
 		for _, k := range []string{"time", "client", "duration", "reason"} {
-			if s, _ := d[k].(string); s == "" && d[k] == nil {
+			if d[k] == nil || d[k] == "" {
 				t.Errorf("decision without %s: %v", k, d)
 			}
 		}
@@ -188,7 +188,7 @@ func testReload(t *testing.T, w *enforceWorld, want v1.Hash) {
 	writeFile(t, policy, `{"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": {"x": [}}}`)
 	pg.Signal(t, syscall.SIGHUP)
 	line := pg.WaitLog(t, "failed to reload the policy; the previous policy stays in force", 0)
-	if line["level"] != "ERROR" || !strings.Contains(line["err"].(string), policy) {
+	if msg, _ := line["err"].(string); line["level"] != "ERROR" || !strings.Contains(msg, policy) {
 		t.Errorf("reload error line %v", line)
 	}
 	// Not cached before: evaluated now, under the signedBy policy still in force.
