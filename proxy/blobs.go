@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
@@ -85,7 +86,7 @@ func (h *handler) streamVerified(w http.ResponseWriter, r *http.Request, b *Blob
 		hdr.Set("Accept-Ranges", b.AcceptRanges)
 	}
 	w.WriteHeader(http.StatusOK)
-	if _, err := io.Copy(w, body); err != nil {
+	if _, err := relay(w, body); err != nil {
 		h.abort(r, info, err)
 	}
 	return nil
@@ -110,7 +111,7 @@ func (h *handler) relayPartial(w http.ResponseWriter, r *http.Request, b *Blob, 
 		hdr.Set("Accept-Ranges", b.AcceptRanges)
 	}
 	w.WriteHeader(http.StatusPartialContent)
-	n, err := io.Copy(w, io.LimitReader(b.Body, b.ContentLength))
+	n, err := relay(w, io.LimitReader(b.Body, b.ContentLength))
 	if err == nil && n != b.ContentLength {
 		err = fmt.Errorf("partial blob ended after %d of %d bytes: %w", n, b.ContentLength, ErrSizeMismatch)
 	}
@@ -119,6 +120,25 @@ func (h *handler) relayPartial(w http.ResponseWriter, r *http.Request, b *Blob, 
 	}
 	return nil
 }
+
+// blobCopyBuffers recycles the buffers blob bodies are relayed through, so that a busy
+// proxy does not allocate blobCopyBufferBytes per transfer. It holds no request state.
+var blobCopyBuffers = sync.Pool{New: func() any {
+	b := make([]byte, blobCopyBufferBytes)
+	return &b
+}}
+
+// relay copies a blob body to the client through a pooled blobCopyBufferBytes buffer.
+// io.Copy would hand the body to the ResponseWriter's ReadFrom, which moves it in 32 KiB
+// pieces: a read, a hash and a write system call per 32 KiB on each side of pullgate.
+func relay(w io.Writer, body io.Reader) (int64, error) {
+	bp := blobCopyBuffers.Get().(*[]byte)
+	defer blobCopyBuffers.Put(bp)
+	return io.CopyBuffer(writerOnly{w}, body, *bp)
+}
+
+// writerOnly hides a writer's ReadFrom, so that io.CopyBuffer uses the buffer given.
+type writerOnly struct{ io.Writer }
 
 // abort logs why a response that already started cannot be completed, then aborts it
 // (net/http closes the connection without finishing the body).
