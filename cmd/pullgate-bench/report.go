@@ -64,6 +64,10 @@ type throughputResult struct {
 	// DirectCPU and ProxyCPU are the CPU seconds each party spent per GiB transferred.
 	DirectCPU cpuPerGiB `json:"directCPUSecondsPerGiB"`
 	ProxyCPU  cpuPerGiB `json:"proxyCPUSecondsPerGiB"`
+	// PullgateMiBpsPerCore is what one fully used core lets pullgate relay at this CPU
+	// cost (1 GiB / pullgate's CPU seconds per GiB): its ceiling where the network is not
+	// the bottleneck. Zero when no CPU time was measured.
+	PullgateMiBpsPerCore float64 `json:"pullgateMiBpsPerCore"`
 }
 
 type cpuPerGiB struct {
@@ -83,6 +87,9 @@ func newThroughput(layersBytes int64, blobs int, direct, proxied transferSide) t
 		DirectMiBps: median(direct.runs), ProxyMiBps: median(proxied.runs),
 		DirectCPU: perGiB(direct), ProxyCPU: perGiB(proxied)}
 	r.Ratio = r.ProxyMiBps / r.DirectMiBps
+	if r.ProxyCPU.Pullgate > 0 {
+		r.PullgateMiBpsPerCore = 1024 / r.ProxyCPU.Pullgate
+	}
 	return r
 }
 
@@ -207,7 +214,8 @@ func (r *report) writeTable(w io.Writer) error {
 	} {
 		p("  %s\t%.0f MiB/s\t%.0f MiB/s\t%.2f×", t.name, t.r.DirectMiBps, t.r.ProxyMiBps, t.r.Ratio)
 		dc, xc := t.r.DirectCPU, t.r.ProxyCPU
-		p("    CPU s/GiB registry, pullgate, client\t%.2f, -, %.2f\t%.2f, %.2f, %.2f\t", dc.Registry, dc.Client, xc.Registry, xc.Pullgate, xc.Client)
+		p("    CPU s per GiB: registry, pullgate, client\t%.2f, -, %.2f\t%.2f, %.2f, %.2f", dc.Registry, dc.Client, xc.Registry, xc.Pullgate, xc.Client)
+		p("    pullgate's CPU-bound ceiling\t\t%.0f MiB/s per core", t.r.PullgateMiBpsPerCore)
 	}
 	p("")
 	p("MANIFEST GET, warm verdict (%d each, %d bytes)\tdirect\tpullgate\tratio\tpullgate − direct", o.N, r.ManifestLatency.ManifestBytes)
@@ -223,7 +231,7 @@ func (r *report) writeTable(w io.Writer) error {
 	}
 	p("")
 	c := r.ColdPull
-	p("COLD FIRST PULL, signed image (median of %d fresh images, %s lookaside)\t", c.Images, o.Lookaside)
+	p("COLD FIRST PULL, signed image (median of %d fresh images, %s lookaside)", c.Images, o.Lookaside)
 	p("  manifest GET direct\t%.3f ms", c.DirectMs)
 	p("  first GET through pullgate\t%.3f ms", c.ProxyFirstMs)
 	p("  second GET through pullgate\t%.3f ms", c.ProxyWarmMs)
@@ -231,13 +239,13 @@ func (r *report) writeTable(w io.Writer) error {
 	p("  signature fetch + verification (first − second)\t%.3f ms", c.VerifyMs)
 	p("")
 	mm := r.Memory
-	p("PULLGATE MEMORY (VmRSS / VmHWM peak)\t")
+	p("PULLGATE MEMORY (VmRSS / VmHWM peak)")
 	p("  at start\t%s / %s", kib(mm.Startup.RSSKiB), kib(mm.Startup.HWMKiB))
 	p("  after manifests and %d × %d MiB\t%s / %s", o.Layers, o.LayerMiB, kib(mm.AfterMultiLayer.RSSKiB), kib(mm.AfterMultiLayer.HWMKiB))
 	p("  after %d × %d MiB more\t%s / %s", o.Runs, o.BigLayerMiB, kib(mm.AfterBigLayer.RSSKiB), kib(mm.AfterBigLayer.HWMKiB))
 	p("  largest VmRSS while %d MiB streamed\t%s (%d samples)", o.BigLayerMiB, kib(mm.SampledMaxDuringBigKiB), mm.Samples)
 	p("")
-	p("TARGETS (information only, not an exit status)\ttarget\tmeasured\t")
+	p("TARGETS (information only, not an exit status)\ttarget\tmeasured")
 	for _, t := range r.Targets {
 		p("  %s\t%s\t%s\t%s", t.Name, t.Target, t.Measured, map[bool]string{true: "met", false: "NOT MET"}[t.Met])
 	}
