@@ -2,6 +2,8 @@
 # install-test-tools.sh: installs, idempotently, every third-party program pullgate's tests use.
 # Debian packages: skopeo (GPG simple signing, sigstore compiled out in Debian), gnupg.
 # Go tools at pinned versions: distribution's registry, crane, cosign, the OCI conformance suite.
+# policypull: the containers/image oracle of the sigstore tests, built from integration/oracle (a
+# Go module of its own, pinned by its go.mod and go.sum).
 # Fails loudly (non-zero exit) when something cannot be installed; the tests never skip silently.
 set -euo pipefail
 
@@ -29,6 +31,26 @@ go_tool() {
   log "$bin $ver installed in $((SECONDS - t0)) s"
 }
 
+# oracle_tool: builds integration/oracle into $GOBIN/policypull unless the binary there was built
+# from the current sources. policypull --source-hash prints the SHA-256 of go.mod, go.sum and
+# main.go (concatenated) it was built from; the integration tests compare the same hash and build
+# their own copy when it differs.
+oracle_tool() {
+  local dir hash t0
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../integration/oracle" && pwd)"
+  hash=$(cat "$dir/go.mod" "$dir/go.sum" "$dir/main.go" | sha256sum | cut -d' ' -f1)
+  if [ -x "$GOBIN/policypull" ] && [ "$("$GOBIN/policypull" --source-hash 2>/dev/null)" = "$hash" ]; then
+    return 0
+  fi
+  log "go build integration/oracle -> $GOBIN/policypull"
+  t0=$SECONDS
+  mkdir -p "$GOBIN"
+  # Pure Go: the OpenPGP backend instead of cgo gpgme, and no containers/storage.
+  (cd "$dir" && GOFLAGS="-mod=mod -buildvcs=false" GOWORK=off CGO_ENABLED=0 \
+    go build -tags containers_image_openpgp -trimpath -ldflags "-X main.sourceHash=$hash" -o "$GOBIN/policypull" .)
+  log "policypull built in $((SECONDS - t0)) s"
+}
+
 apt_pkgs() {
   local missing=() p
   for p in "$@"; do
@@ -53,8 +75,9 @@ go_tool registry    github.com/distribution/distribution/v3 github.com/distribut
 go_tool crane       github.com/google/go-containerregistry  github.com/google/go-containerregistry/cmd/crane   "$V_GGCR"
 go_tool conformance github.com/opencontainers/distribution-spec/conformance github.com/opencontainers/distribution-spec/conformance "$V_CONFORMANCE"
 go_tool cosign      github.com/sigstore/cosign/v2           github.com/sigstore/cosign/v2/cmd/cosign          "$V_COSIGN"
+oracle_tool
 
-for b in skopeo gpg registry crane conformance cosign; do
+for b in skopeo gpg registry crane conformance cosign policypull; do
   command -v "$b" >/dev/null || { log "missing after install: $b"; exit 1; }
 done
 log "tools ready in $GOBIN"
