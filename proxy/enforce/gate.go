@@ -55,6 +55,10 @@ const (
 	// admissionsPerVerdict sizes the admission memory relative to the verdict cache: an
 	// image has a config and a handful of layers, an index a handful of children.
 	admissionsPerVerdict = 16
+	// maxChildrenEvaluated bounds how many children of an unaccepted index are evaluated
+	// to decide whether to serve it (real indexes list a handful of platforms); the rest
+	// are still gated one by one when fetched.
+	maxChildrenEvaluated = 64
 	// evaluationTimeout bounds one shared evaluation (signature fetches included); callers
 	// stop waiting earlier when their own request ends.
 	evaluationTimeout = 2 * time.Minute
@@ -69,6 +73,10 @@ type Gate struct {
 	flights   cache.Group[policy.Verdict]
 	blobs     *cache.TTL[blobKey, struct{}]
 	parents   *cache.TTL[blobKey, parent]
+	// manifests remembers the digests served or refused as manifests: they are never
+	// served as blobs, whatever an artifact lists (containerd falls back to
+	// /blobs/<digest> for a manifest).
+	manifests *cache.TTL[blobKey, struct{}]
 	log       *slog.Logger
 }
 
@@ -131,6 +139,10 @@ func New(opts Options) (*Gate, error) {
 	if err != nil {
 		return nil, err
 	}
+	manifests, err := cache.NewTTL[blobKey, struct{}](opts.CacheSize * admissionsPerVerdict)
+	if err != nil {
+		return nil, err
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -142,6 +154,7 @@ func New(opts Options) (*Gate, error) {
 		flights:   cache.Group[policy.Verdict]{Timeout: evaluationTimeout},
 		blobs:     blobs,
 		parents:   parents,
+		manifests: manifests,
 		log:       log,
 	}
 	g.state.Store(&state{policy: opts.Policy, finder: opts.Finder, gen: 1})
@@ -160,6 +173,7 @@ func (g *Gate) Reload(p Evaluator, f Finder) {
 	g.verdicts.Purge()
 	g.blobs.Purge()
 	g.parents.Purge()
+	g.manifests.Purge()
 }
 
 // Generation is the number of policies put in force so far.
@@ -179,7 +193,9 @@ type Detail struct {
 type outcome struct {
 	accepted bool
 	detail   Detail
-	cacheHit bool
+	// cache says where the verdict came from: "hit" (the verdict cache), "miss" (this
+	// request evaluated the policy) or "shared" (it joined another request's evaluation).
+	cache string
 }
 
 // AdmitManifest implements proxy.Gate.
@@ -218,6 +234,7 @@ func denialMessage(d Detail) string {
 }
 
 func (g *Gate) decideManifest(ctx context.Context, st *state, m *proxy.ManifestRequest) (outcome, error) {
+	g.manifests.Add(blobKey{st.gen, m.Registry, m.Repository, m.Digest}, struct{}{}, admissionTTL)
 	identity, err := requestIdentity(m.Registry, m.Repository, m.Reference)
 	if err != nil {
 		return outcome{}, err
@@ -249,11 +266,11 @@ func (g *Gate) decideImage(ctx context.Context, st *state, m *proxy.ManifestRequ
 		// requested by, as podman does for the instance it picked.
 		identity = par.identity
 	}
-	v, hit, err := g.evaluate(ctx, st, m.Target, identity, m.Digest, m.Bytes)
+	v, cacheState, err := g.evaluate(ctx, st, m.Target, identity, m.Digest, m.Bytes)
 	if err != nil {
 		return outcome{}, err
 	}
-	out := outcome{accepted: v.Accepted, detail: detailOf(v), cacheHit: hit}
+	out := outcome{accepted: v.Accepted, detail: detailOf(v), cache: cacheState}
 	// The index vouches for its children only under the identity it was accepted for: the
 	// same manifest requested by another tag is judged by that tag's own policy scope.
 	if !v.Accepted && hasParent && par.accepted && identity.String() == par.identity.String() {
@@ -272,19 +289,23 @@ func (g *Gate) decideImage(ctx context.Context, st *state, m *proxy.ManifestRequ
 // one of its children is (DESIGN.md difference 2). Its children remember it either way, so
 // that each is evaluated with this identity when fetched.
 func (g *Gate) decideIndex(ctx context.Context, st *state, m *proxy.ManifestRequest, identity reference.Named, parsed parsedManifest) (outcome, error) {
-	v, hit, err := g.evaluate(ctx, st, m.Target, identity, m.Digest, m.Bytes)
+	v, cacheState, err := g.evaluate(ctx, st, m.Target, identity, m.Digest, m.Bytes)
 	if err != nil {
 		return outcome{}, err
 	}
 	for _, c := range parsed.children {
 		g.parents.Add(blobKey{st.gen, m.Registry, m.Repository, c}, parent{index: m.Digest, identity: identity, accepted: v.Accepted}, admissionTTL)
 	}
-	out := outcome{accepted: v.Accepted, detail: detailOf(v), cacheHit: hit}
+	out := outcome{accepted: v.Accepted, detail: detailOf(v), cache: cacheState}
 	if v.Accepted {
 		return out, nil
 	}
 	var childReasons []string
-	for _, c := range parsed.children {
+	for i, c := range parsed.children {
+		if i == maxChildrenEvaluated {
+			childReasons = append(childReasons, fmt.Sprintf("the other %d children were not evaluated (at most %d are)", len(parsed.children)-i, maxChildrenEvaluated))
+			break
+		}
 		if c.Algorithm() != digest.SHA256 {
 			// Without its bytes the engine can only take a sha256 digest as the manifest's;
 			// this child is gated when it is fetched.
@@ -311,16 +332,19 @@ func (g *Gate) decideIndex(ctx context.Context, st *state, m *proxy.ManifestRequ
 }
 
 // evaluate returns the verdict for (identity, digest), from the cache or by running the
-// policy once for all concurrent callers. Indeterminate outcomes are returned as errors and
-// never cached.
-func (g *Gate) evaluate(ctx context.Context, st *state, t proxy.Target, identity reference.Named, d digest.Digest, manifest []byte) (policy.Verdict, bool, error) {
+// policy once for all concurrent callers, and where it came from ("hit", "miss" or
+// "shared"). Indeterminate outcomes are returned as errors and never cached.
+func (g *Gate) evaluate(ctx context.Context, st *state, t proxy.Target, identity reference.Named, d digest.Digest, manifest []byte) (policy.Verdict, string, error) {
 	key := verdictKey{gen: st.gen, identity: identity.String(), digest: d}
 	if v, ok := g.verdicts.Get(key); ok {
-		return v, true, nil
+		return v, "hit", nil
 	}
 	flightKey := fmt.Sprintf("%d\x00%s\x00%s", key.gen, key.identity, key.digest)
+	cacheState := "shared" // unless this caller's own function is the one that runs
 	v, _, err := g.flights.Do(ctx, flightKey, func(ctx context.Context) (policy.Verdict, error) {
+		cacheState = "miss"
 		if v, ok := g.verdicts.Get(key); ok { // decided while this call was being set up
+			cacheState = "hit"
 			return v, nil
 		}
 		src := policy.SignatureSourceFunc(func(ctx context.Context, img policy.Image) ([]policy.Signature, error) {
@@ -346,9 +370,9 @@ func (g *Gate) evaluate(ctx context.Context, st *state, t proxy.Target, identity
 		return v, nil
 	})
 	if err != nil {
-		return policy.Verdict{}, false, &IndeterminateError{Identity: identity.String(), Digest: d, Err: err}
+		return policy.Verdict{}, cacheState, &IndeterminateError{Identity: identity.String(), Digest: d, Err: err}
 	}
-	return v, false, nil
+	return v, cacheState, nil
 }
 
 // IndeterminateError says that a manifest's trust could not be decided (signatures could
@@ -387,10 +411,13 @@ func (g *Gate) admitBlobs(st *state, t proxy.Target, blobs []digest.Digest) {
 // such a blob, so /blobs/<manifest digest> (containerd's fallback) is refused too.
 func (g *Gate) AdmitBlob(ctx context.Context, b *proxy.BlobRequest) (proxy.Decision, error) {
 	st := g.state.Load()
-	if _, ok := g.blobs.Get(blobKey{st.gen, b.Registry, b.Repository, b.Digest}); ok {
+	key := blobKey{st.gen, b.Registry, b.Repository, b.Digest}
+	reason := fmt.Sprintf("blob %s is not referenced by a manifest of %s/%s that pullgate accepted; fetch an accepted image's manifest first", b.Digest, b.Registry, b.Repository)
+	if _, isManifest := g.manifests.Get(key); isManifest {
+		reason = fmt.Sprintf("%s is a manifest of %s/%s: it is served only as a manifest, where the policy applies", b.Digest, b.Registry, b.Repository)
+	} else if _, ok := g.blobs.Get(key); ok {
 		return proxy.Decision{Allow: true}, nil
 	}
-	reason := fmt.Sprintf("blob %s is not referenced by a manifest of %s/%s that pullgate accepted; fetch an accepted image's manifest first", b.Digest, b.Registry, b.Repository)
 	g.log.Info("decision", "kind", "blob", "client", b.ClientAddr, "upstream", b.Registry, "repository", b.Repository,
 		"digest", b.Digest.String(), "verdict", "deny", "reason", reason)
 	return proxy.Decision{Reason: reason, Detail: Detail{Identity: b.Registry + "/" + b.Repository, Digest: b.Digest.String(), Verdict: "deny", Reason: reason}}, nil
@@ -403,9 +430,9 @@ func (g *Gate) logDecision(m *proxy.ManifestRequest, out outcome, err error, too
 		g.log.Warn("decision", append(attrs, "verdict", "error", "reason", err.Error(), "duration", took)...)
 		return
 	}
-	cacheState := "miss"
-	if out.cacheHit {
-		cacheState = "hit"
+	cacheState := out.cache
+	if cacheState == "" { // decided without the policy (artifacts, unrecognised manifests)
+		cacheState = "none"
 	}
 	g.log.Info("decision", append(attrs, "identity", out.detail.Identity, "verdict", out.detail.Verdict,
 		"scope", out.detail.Scope, "requirement", out.detail.Requirement, "reason", out.detail.Reason,

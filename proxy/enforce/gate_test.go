@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -205,6 +206,14 @@ func TestGateConcurrentEvaluation(t *testing.T) {
 	}
 	if n := p.calls.Load(); n != 1 {
 		t.Fatalf("%d evaluations for %d concurrent requests, want 1", n, callers)
+	}
+	// The decision log tells the one evaluation from the requests that shared it.
+	states := map[any]int{}
+	for _, d := range w.logs.decisions(t) {
+		states[d["cache"]]++
+	}
+	if states["miss"] != 1 || states["shared"] != callers-1 {
+		t.Fatalf("cache states in the decision log: %v, want 1 miss and %d shared", states, callers-1)
 	}
 }
 
@@ -461,5 +470,48 @@ func TestGateDecisionLog(t *testing.T) {
 		"requirement": "[0] signedBy", "cache": "miss"})
 	if !strings.Contains(rec["reason"].(string), "no signature exists") {
 		t.Fatalf("deny reason %v", rec["reason"])
+	}
+}
+
+// TestGateManifestNeverServedAsBlob: a manifest digest is refused on /blobs/ even when an
+// artifact lists it as one of its layers (a forged "signature" artifact pushed next to an
+// unsigned image must not open containerd's /blobs/<manifest> fallback).
+func TestGateManifestNeverServedAsBlob(t *testing.T) {
+	w := newWorld(t)
+	unsigned := image(t, "unsigned")
+	forged := newManifest(t, mediaTypeOCIManifest, map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIManifest,
+		"config": map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest.FromString("{}").String(), "size": 2},
+		"layers": []any{map[string]any{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+			"digest": unsigned.digest.String(), "size": len(unsigned.bytes)}}})
+	g := w.gate(w.policy(signedByTrusted), nil)
+	mustAdmit(t, g, testRepo, unsigned.digest.String(), unsigned, false)
+	mustAdmit(t, g, testRepo, "sha256-"+unsigned.digest.Encoded()+".sig", forged, true)
+	if blobAllowed(t, g, testRegistry, testRepo, unsigned.digest) {
+		t.Fatal("a refused manifest was admitted as a blob through a forged artifact")
+	}
+	last := w.logs.lastDecision(t)
+	if last["kind"] != "blob" || !strings.Contains(last["reason"].(string), "served only as a manifest") {
+		t.Fatalf("decision %v", last)
+	}
+}
+
+// TestGateBoundsChildEvaluations: an unaccepted index with very many children is not
+// turned into as many signature lookups; the ones beyond the bound are left to be gated
+// when fetched.
+func TestGateBoundsChildEvaluations(t *testing.T) {
+	w := newWorld(t)
+	var children []manifest
+	for i := range maxChildrenEvaluated + 3 {
+		children = append(children, image(t, fmt.Sprintf("child %d", i)))
+	}
+	idx := index(t, children...)
+	p := w.policy(signedByTrusted)
+	g := w.gate(p, nil)
+	d := mustAdmit(t, g, testRepo, "1", idx, false)
+	if n := p.calls.Load(); n != maxChildrenEvaluated+1 {
+		t.Fatalf("%d evaluations, want the index and %d children", n, maxChildrenEvaluated)
+	}
+	if !strings.Contains(d.Reason, "the other 3 children were not evaluated") {
+		t.Fatalf("reason %q", d.Reason)
 	}
 }
