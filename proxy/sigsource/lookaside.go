@@ -35,25 +35,28 @@ type Lookaside struct {
 // failure), which makes the whole signature lookup fail.
 var ErrLookasideFetch = errors.New("lookaside fetch failed")
 
-// Read returns every signature stored for manifest digest d below base (the lookaside URL
-// with the repository path already appended, as Settings.Lookaside).
-func (l *Lookaside) Read(ctx context.Context, base *url.URL, d digest.Digest) ([]RawSignature, error) {
-	var out []RawSignature
+// Read reads every signature stored for manifest digest d below base (the lookaside URL
+// with the repository path already appended, as Settings.Lookaside), handing each to each
+// as soon as it is read. An error from each stops the loop and fails the read, as
+// containers/image stops at the first file it cannot use.
+func (l *Lookaside) Read(ctx context.Context, base *url.URL, d digest.Digest, each func(RawSignature) error) error {
 	for i := 1; ; i++ {
 		// Reading signature-128 is how the end of 127 signatures is found; when it exists
 		// too, the list is judged unreasonable.
 		if i > maxLookasideSignatures+1 {
-			return nil, fmt.Errorf("%w: more than %d signatures at %s", ErrLookasideFetch, maxLookasideSignatures, base.Redacted())
+			return fmt.Errorf("%w: more than %d signatures at %s", ErrLookasideFetch, maxLookasideSignatures, base.Redacted())
 		}
 		u := signatureURL(base, d, i)
 		data, found, err := l.readOne(ctx, u)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrLookasideFetch, u.Redacted(), err)
+			return fmt.Errorf("%w: %s: %w", ErrLookasideFetch, u.Redacted(), err)
 		}
 		if !found {
-			return out, nil
+			return nil
 		}
-		out = append(out, RawSignature{Data: data, Origin: "lookaside " + u.Redacted()})
+		if err := each(RawSignature{Data: data, Origin: "lookaside " + u.Redacted()}); err != nil {
+			return err
+		}
 	}
 }
 

@@ -26,6 +26,16 @@ var testDigest = digest.FromString("manifest")
 
 // lookasideServer serves count signatures below /base/org/app@sha256=<hex>/; override
 // answers chosen signature numbers differently.
+// readAll reads every signature below base.
+func readAll(l *Lookaside, base *url.URL) ([]RawSignature, error) {
+	var out []RawSignature
+	err := l.Read(context.Background(), base, testDigest, func(r RawSignature) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
 func lookasideServer(t *testing.T, count int, override map[int]func(http.ResponseWriter)) (*url.URL, *[]string) {
 	t.Helper()
 	var mu sync.Mutex
@@ -83,7 +93,7 @@ func TestLookasideHTTP(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			base, _ := lookasideServer(t, tt.count, tt.override)
-			got, err := (&Lookaside{}).Read(context.Background(), base, testDigest)
+			got, err := readAll(&Lookaside{}, base)
 			if tt.want < 0 {
 				if !errors.Is(err, ErrLookasideFetch) {
 					t.Fatalf("err = %v, want ErrLookasideFetch", err)
@@ -105,7 +115,7 @@ func TestLookasideHTTP(t *testing.T) {
 
 func TestLookasideURLLayout(t *testing.T) {
 	base, paths := lookasideServer(t, 1, nil)
-	if _, err := (&Lookaside{}).Read(context.Background(), base, testDigest); err != nil {
+	if _, err := readAll(&Lookaside{}, base); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -123,7 +133,7 @@ func TestLookasideHangingServer(t *testing.T) {
 	t.Cleanup(func() { close(block); srv.Close() })
 	u, _ := url.Parse(srv.URL + "/x")
 	l := &Lookaside{Client: &http.Client{Timeout: 100 * time.Millisecond}}
-	if _, err := l.Read(context.Background(), u, testDigest); !errors.Is(err, ErrLookasideFetch) {
+	if _, err := readAll(l, u); !errors.Is(err, ErrLookasideFetch) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -140,7 +150,7 @@ func TestLookasideFile(t *testing.T) {
 		}
 	}
 	base := &url.URL{Scheme: "file", Path: root + "/org/app"}
-	got, err := (&Lookaside{}).Read(context.Background(), base, testDigest)
+	got, err := readAll(&Lookaside{}, base)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("got %d, %v", len(got), err)
 	}
@@ -148,7 +158,7 @@ func TestLookasideFile(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "signature-3"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&Lookaside{}).Read(context.Background(), base, testDigest); !errors.Is(err, ErrLookasideFetch) {
+	if _, err := readAll(&Lookaside{}, base); !errors.Is(err, ErrLookasideFetch) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -181,17 +191,17 @@ func TestLookasideVerdicts(t *testing.T) {
 		files []http.HandlerFunc // signature-1, -2, ...; nil is a 404
 		want  string             // "accept", "deny" or indeterminate
 		why   string             // in the reason or error
-		reads int                // signature files requested (all are read before any is parsed)
+		reads int                // signature files requested (reading stops at the first unusable one)
 	}{
 		{"1 and 2 by another key, 3 valid", []http.HandlerFunc{file(wrongKey), file(wrongKey), file(good)}, "accept", "", 4},
-		{"2 is an HTML page", []http.HandlerFunc{file(wrongKey), html, file(good)}, indeterminate, "unrecognized signature format", 4},
+		{"2 is an HTML page", []http.HandlerFunc{file(wrongKey), html, file(good)}, indeterminate, "unrecognized signature format", 2},
 		{"2 answers 500", []http.HandlerFunc{file(wrongKey), status(500), file(good)}, indeterminate, "status 500", 2},
 		{"1 is missing", []http.HandlerFunc{nil, file(good)}, "deny", "no signature exists", 1},
 		{"gap: 2 missing, 3 never read", []http.HandlerFunc{file(wrongKey), nil, file(good)}, "deny", "signature 1", 2},
-		{"armored", []http.HandlerFunc{file(armored)}, indeterminate, "unrecognized signature format", 2},
+		{"armored", []http.HandlerFunc{file(armored)}, indeterminate, "unrecognized signature format", 1},
 		{"0x00 simple-signing wrapper", []http.HandlerFunc{file(append([]byte("\x00simple-signing\n"), good...))}, "accept", "", 2},
-		{"0x00 bogus format", []http.HandlerFunc{file(append([]byte("\x00bogus\n"), good...))}, indeterminate, `"bogus"`, 2},
-		{"empty file", []http.HandlerFunc{file(nil)}, indeterminate, "empty", 2},
+		{"0x00 bogus format", []http.HandlerFunc{file(append([]byte("\x00bogus\n"), good...))}, indeterminate, `"bogus"`, 1},
+		{"empty file", []http.HandlerFunc{file(nil)}, indeterminate, "empty", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
