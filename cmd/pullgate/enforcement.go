@@ -85,8 +85,10 @@ func (e *enforcement) load() (*policy.Policy, *sigsource.Finder, error) {
 		return nil, nil, fmt.Errorf("policy.registriesDir: %w", err)
 	}
 	vc := e.cfg.Cache.Verdicts
+	// Found signatures are reused no longer than a denial, so that an image signed after it
+	// was denied is accepted as soon as its denial expires.
 	finder, err := sigsource.NewFinder(sigsource.FinderOptions{Registries: e.registries, RegistriesD: regd,
-		CacheTTL: vc.AcceptTTL, CacheSize: vc.Size, Logger: e.log})
+		CacheTTL: min(vc.AcceptTTL, vc.DenyTTL), CacheSize: vc.Size, Logger: e.log})
 	if err != nil {
 		return nil, nil, err
 	}

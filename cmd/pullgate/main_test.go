@@ -135,11 +135,11 @@ func TestVerifyVerdicts(t *testing.T) {
 			wantStderr: "lookaside unreachable",
 		},
 		{
-			name:      "accepted, as JSON",
-			args:      []string{"--json", "--config", good, "docker.io/library/alpine:3.20"},
-			verdict:   policy.Verdict{Accepted: true, Identity: "docker.io/library/alpine:3.20", Digest: dgst, Scope: "default", Reason: "[0] insecureAcceptAnything: accepted"},
-			wantImage: "docker.io/library/alpine:3.20",
-			wantCode:  exitOK,
+			name:       "accepted, as JSON",
+			args:       []string{"--json", "--config", good, "docker.io/library/alpine:3.20"},
+			verdict:    policy.Verdict{Accepted: true, Identity: "docker.io/library/alpine:3.20", Digest: dgst, Scope: "default", Reason: "[0] insecureAcceptAnything: accepted"},
+			wantImage:  "docker.io/library/alpine:3.20",
+			wantCode:   exitOK,
 			wantStdout: `{"identity":"docker.io/library/alpine:3.20","digest":"` + dgst + `","verdict":"accept","scope":"default","reason":"[0] insecureAcceptAnything: accepted"}` + "\n",
 		},
 		{

@@ -47,7 +47,9 @@ type FinderOptions struct {
 	// Lookaside reads lookaside storage; nil means the default reader.
 	Lookaside *Lookaside
 	// CacheTTL is how long found signatures are reused; CacheSize bounds how many images'
-	// signatures are kept. Zero means defaults.
+	// signatures are kept (lookups larger than maxCachedSignatureBytes are not kept). Zero
+	// means defaults. A TTL no longer than the gate's deny TTL keeps an image that was
+	// denied for lack of signatures from being denied again on stale signatures.
 	CacheTTL  time.Duration
 	CacheSize int
 	Logger    *slog.Logger
@@ -125,10 +127,24 @@ func (f *Finder) Signatures(ctx context.Context, registry, repository string, id
 		if err != nil {
 			return nil, err
 		}
-		f.found.Add(key, sigs, f.ttl)
+		if signatureBytes(sigs) <= maxCachedSignatureBytes {
+			f.found.Add(key, sigs, f.ttl)
+		}
 		return sigs, nil
 	})
 	return sigs, err
+}
+
+// signatureBytes is what caching sigs costs, roughly.
+func signatureBytes(sigs []policy.Signature) int {
+	n := 0
+	for _, s := range sigs {
+		n += len(s.Data)
+		for k, v := range s.Annotations {
+			n += len(k) + len(v)
+		}
+	}
+	return n
 }
 
 // fetch reads every configured source, in containers/image's order: simple signatures,
@@ -149,18 +165,18 @@ func (f *Finder) fetch(ctx context.Context, reg Registry, repository string, d d
 		}
 		sigs = append(sigs, found...)
 	case s.Lookaside != nil:
-		raw, err := f.lookaside.Read(ctx, s.Lookaside, d)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range raw {
+		err := f.lookaside.Read(ctx, s.Lookaside, d, func(r RawSignature) error {
 			sig, err := policy.ParseSignatureBlob(r.Data)
 			if err != nil {
 				// One unreadable file fails the lookup, as in containers/image.
-				return nil, fmt.Errorf("%w: %s: %w", ErrLookasideFetch, r.Origin, err)
+				return fmt.Errorf("%w: %s: %w", ErrLookasideFetch, r.Origin, err)
 			}
 			sig.Origin = r.Origin
 			sigs = append(sigs, sig)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if s.UseSigstoreAttachments {

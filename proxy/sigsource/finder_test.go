@@ -127,6 +127,22 @@ func TestFinderCache(t *testing.T) {
 			t.Fatalf("the second lookup made %d requests", after-before)
 		}
 	})
+	t.Run("large lookups are not kept", func(t *testing.T) {
+		reg := newTestRegistry(t, false)
+		img := reg.putImage(t, testRepo, "1")
+		big := cosignLayer(img.Digest, 1)
+		big.annotations["padding"] = strings.Repeat("x", maxCachedSignatureBytes)
+		reg.putSigManifest(t, testRepo, img.Digest, big)
+		f := newTestFinder(t, reg, attachmentsOn, nil)
+		for range 2 {
+			if sigs, err := signaturesOf(t, f, testRepo, img.Digest); err != nil || len(sigs) != 1 {
+				t.Fatalf("%d signatures, %v", len(sigs), err)
+			}
+		}
+		if n := reg.count(http.MethodGet, "/manifests/"+sigTag(img.Digest)); n != 2 {
+			t.Fatalf(".sig read %d times, want 2 (a lookup over %d bytes is not cached)", n, maxCachedSignatureBytes)
+		}
+	})
 	t.Run("expired", func(t *testing.T) {
 		reg := newTestRegistry(t, false)
 		img := reg.putImage(t, testRepo, "1")

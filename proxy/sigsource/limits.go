@@ -18,6 +18,10 @@ const (
 	// maxReferrerManifests bounds how many referrer manifests of one image are read when
 	// looking for Sigstore bundles; each signing adds one.
 	maxReferrerManifests = 64
+	// maxCachedSignatureBytes: the signatures of one image are cached only up to this size
+	// (real ones are a few KiB), so that the cache's memory stays bounded by its entry count
+	// times this.
+	maxCachedSignatureBytes = 64 << 10
 	// defaultLookasideTimeout bounds each lookaside request, body included: signature
 	// files are small, and a hanging server must become a prompt 503, not a hung pull.
 	defaultLookasideTimeout = 15 * time.Second
