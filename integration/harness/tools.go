@@ -59,7 +59,8 @@ func Run(t testing.TB, timeout time.Duration, env []string, name string, args ..
 // policy.json plays no part) and fails the test if it fails.
 func Skopeo(t testing.TB, args ...string) string {
 	t.Helper()
-	out, errOut, err := Run(t, ToolTimeout, skopeoEnv(t), "skopeo", append([]string{"--insecure-policy"}, args...)...)
+	env, global := skopeoEnv(t)
+	out, errOut, err := Run(t, ToolTimeout, env, "skopeo", append(global, args...)...)
 	if err != nil {
 		t.Fatalf("skopeo %v: %v\nstdout: %s\nstderr: %s", args, err, out, errOut)
 	}
@@ -69,22 +70,27 @@ func Skopeo(t testing.TB, args ...string) string {
 // SkopeoFails runs skopeo expecting it to fail and returns its error output.
 func SkopeoFails(t testing.TB, args ...string) string {
 	t.Helper()
-	out, errOut, err := Run(t, ToolTimeout, skopeoEnv(t), "skopeo", append([]string{"--insecure-policy"}, args...)...)
+	env, global := skopeoEnv(t)
+	out, errOut, err := Run(t, ToolTimeout, env, "skopeo", append(global, args...)...)
 	if err == nil {
 		t.Fatalf("skopeo %v succeeded, want a failure\nstdout: %s", args, out)
 	}
 	return errOut
 }
 
-// skopeoEnv keeps skopeo away from the user's configuration: an empty registries.conf
-// (no mirrors, no search registries) and a private HOME.
-func skopeoEnv(t testing.TB) []string {
+// skopeoEnv keeps skopeo away from the host's and the user's configuration: an empty
+// registries.conf (no mirrors, no search registries), passed with --registries-conf
+// because skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF, and a private HOME. It returns
+// the environment and the global options, --insecure-policy included (the host's
+// policy.json plays no part).
+func skopeoEnv(t testing.TB) (env, global []string) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "registries.conf")
 	if err := os.WriteFile(conf, []byte("unqualified-search-registries = []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return []string{"CONTAINERS_REGISTRIES_CONF=" + conf, "HOME=" + dir, "REGISTRY_AUTH_FILE=" + filepath.Join(dir, "auth.json")}
+	return []string{"HOME=" + dir, "REGISTRY_AUTH_FILE=" + filepath.Join(dir, "auth.json")},
+		[]string{"--insecure-policy", "--registries-conf", conf}
 }
 
 // Crane runs crane with the given arguments (after --insecure: the test servers speak
