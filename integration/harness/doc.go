@@ -17,6 +17,10 @@
 //   - Tool, Run, Skopeo, SkopeoFails, Crane: external programs with timeouts and a
 //     private HOME. A missing tool fails the test with a hint to run
 //     hack/install-test-tools.sh; nothing is skipped.
+//   - Cosign (real cosign, private HOME and keys), NewOracle (policypull, the
+//     containers/image oracle from integration/oracle), TestCA and FakeRekor (offline
+//     Fulcio and Rekor stand-ins), SigLayers / PutSigLayers / CopySignatures (cosign's
+//     sha256-<hex>.sig manifests): the sigstore tests.
 //
 // A typical test:
 //
