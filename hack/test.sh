@@ -2,7 +2,7 @@
 # test.sh: pullgate's single test command (the README's, and CI's through .ci/run).
 #
 #   1. installs the third-party programs the tests use (hack/install-test-tools.sh);
-#   2. go vet ./...
+#   2. go vet ./... (and the oracle module), go mod tidy -diff
 #   3. gofmt: fails if any Go file is not formatted;
 #   4. go test -count=1 ./... (unit, integration and CLI tests);
 #   5. runs every fuzz target briefly (FUZZTIME, default 10s each);
@@ -67,6 +67,9 @@ fi
 summary+=("ok    install test tools")
 
 step "go vet ./..." go vet ./...
+# The containers/image oracle is a module of its own, outside ./... of the main module.
+step "go vet (integration/oracle)" bash -c 'cd integration/oracle && GOFLAGS=-mod=mod go vet -tags containers_image_openpgp ./...'
+step "go mod tidy -diff" go mod tidy -diff
 step "gofmt -l ." check_gofmt
 step "go test -count=1 -timeout $TEST_TIMEOUT ./..." go test -count=1 -timeout "$TEST_TIMEOUT" ./...
 
