@@ -64,6 +64,15 @@ func runBench(ctx context.Context, o *options, progress io.Writer) (_ *report, e
 		return nil, err
 	}
 	defer reg.stop()
+	if o.UpstreamMbit > 0 {
+		th, err := startThrottle(regAddr, o.UpstreamMbit)
+		if err != nil {
+			return nil, err
+		}
+		defer th.close()
+		logf("pacing the registry's answers to %d Mbit/s, on both sides", o.UpstreamMbit)
+		regAddr = th.addr()
+	}
 
 	logf("generating an RSA-%d OpenPGP signing key", signerRSABits)
 	sigDir := filepath.Join(dir, "lookaside")

@@ -27,6 +27,9 @@ type options struct {
 	// Lookaside is where pullgate reads the signatures: "http" (a server in this
 	// process) or "file".
 	Lookaside string `json:"lookaside"`
+	// UpstreamMbit, when not zero, puts a relay paced to that many Mbit/s between the
+	// registry and both sides: a network-bound upstream instead of the loopback's CPU.
+	UpstreamMbit int `json:"upstreamMbit"`
 	// ProxyLogLevel is pullgate's log.level.
 	ProxyLogLevel string `json:"proxyLogLevel"`
 
@@ -54,6 +57,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.Cold, "cold", 7, "fresh signed images whose first (unverified) pull is timed")
 	fs.BoolVar(&o.ClientHash, "client-hash", false, "hash blob bodies on the client (both sides) instead of discarding them")
 	fs.StringVar(&o.Lookaside, "lookaside", "http", "signature lookaside pullgate reads: http (a local server) or file")
+	fs.IntVar(&o.UpstreamMbit, "upstream-mbit", 0, "pace the registry's answers to this many Mbit/s, on both sides (0: plain loopback)")
 	fs.StringVar(&o.ProxyLogLevel, "proxy-log-level", "warn", "pullgate's log level (info logs every request and decision)")
 	fs.StringVar(&o.Registry, "registry", "", "distribution's registry binary (default $(go env GOPATH)/bin/registry)")
 	fs.StringVar(&o.Pullgate, "pullgate", "", "pullgate binary to measure (default: go build ./cmd/pullgate)")
@@ -88,6 +92,9 @@ func (o *options) validate() error {
 	positive("cold", o.Cold, 1000)
 	if o.Layers*o.LayerMiB > maxLayerMiB {
 		errs = append(errs, fmt.Errorf("-layers × -layer-mib must be at most %d MiB", maxLayerMiB))
+	}
+	if o.UpstreamMbit < 0 || o.UpstreamMbit > 100000 {
+		errs = append(errs, fmt.Errorf("-upstream-mbit must be between 0 (no pacing) and 100000, not %d", o.UpstreamMbit))
 	}
 	if o.Lookaside != "http" && o.Lookaside != "file" {
 		errs = append(errs, fmt.Errorf("-lookaside must be http or file, not %q", o.Lookaside))

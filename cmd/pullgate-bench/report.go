@@ -201,6 +201,11 @@ func (r *report) writeTable(w io.Writer) error {
 	p("pullgate-bench\t%s, %d CPUs, %s/%s, %s", m.CPUModel, m.CPUs, m.OS, m.Arch, m.GoVersion)
 	p("load average\tbefore %s, after %s", m.LoadAvgStart, m.LoadAvgEnd)
 	p("upstream\t%s", m.Registry)
+	if o.UpstreamMbit > 0 {
+		p("upstream link\tanswers paced to %d Mbit/s (%.0f MiB/s) on both sides", o.UpstreamMbit, float64(o.UpstreamMbit)*1e6/8/mib)
+	} else {
+		p("upstream link\tplain loopback: every process is CPU-bound (see docs/benchmarks.md)")
+	}
 	p("client\tsequential GETs on keep-alive loopback connections; blob bodies %s",
 		map[bool]string{true: "hashed (sha256)", false: "read and discarded"}[o.ClientHash])
 	p("")
