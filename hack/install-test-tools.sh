@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # install-test-tools.sh: installs, idempotently, every third-party program pullgate's tests use.
 # Debian packages: skopeo (GPG simple signing, sigstore compiled out in Debian), gnupg.
-# Go tools at pinned versions: distribution's registry, crane, cosign, the OCI conformance suite.
+# Go tools at pinned versions: crane, cosign, the OCI conformance suite, and the containers/image
+# oracle (integration/oracle). Registries in tests are distribution's, in-process.
 # policypull: the containers/image oracle of the sigstore tests, built from integration/oracle (a
 # Go module of its own, pinned by its go.mod and go.sum).
 # Fails loudly (non-zero exit) when something cannot be installed; the tests never skip silently.
@@ -12,7 +13,6 @@ export GOTOOLCHAIN=local            # newer @latest modules want go1.27: pin, ne
 GOBIN="${GOBIN:-$(go env GOPATH)/bin}"
 export GOBIN PATH="$GOBIN:$PATH"
 
-V_DISTRIBUTION=v3.1.2
 V_GGCR=v0.22.1
 V_COSIGN=v2.6.5
 V_CONFORMANCE=v0.0.0-20260831232431-97274622c111   # the module has no tags
@@ -71,13 +71,12 @@ command -v go >/dev/null || { log "go is not installed"; exit 1; }
 command -v dpkg-query >/dev/null || { log "this script needs a Debian-like system (dpkg/apt)"; exit 1; }
 
 apt_pkgs skopeo gnupg ca-certificates
-go_tool registry    github.com/distribution/distribution/v3 github.com/distribution/distribution/v3/cmd/registry "$V_DISTRIBUTION"
 go_tool crane       github.com/google/go-containerregistry  github.com/google/go-containerregistry/cmd/crane   "$V_GGCR"
 go_tool conformance github.com/opencontainers/distribution-spec/conformance github.com/opencontainers/distribution-spec/conformance "$V_CONFORMANCE"
 go_tool cosign      github.com/sigstore/cosign/v2           github.com/sigstore/cosign/v2/cmd/cosign          "$V_COSIGN"
 oracle_tool
 
-for b in skopeo gpg registry crane conformance cosign policypull; do
+for b in skopeo gpg crane conformance cosign policypull; do
   command -v "$b" >/dev/null || { log "missing after install: $b"; exit 1; }
 done
 log "tools ready in $GOBIN"

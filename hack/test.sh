@@ -5,10 +5,10 @@
 #   2. go vet ./... (and the oracle module), go mod tidy -diff
 #   3. gofmt: fails if any Go file is not formatted;
 #   4. go test -count=1 ./... (unit, integration and CLI tests);
-#   5. runs every fuzz target briefly (FUZZTIME, default 10s each);
+#   5. runs every fuzz target briefly (FUZZTIME, default 5s each; their seeds also run in step 4);
 # then prints a summary. Exits non-zero if any step failed.
 #
-# Environment: FUZZTIME (default 10s; 0 skips fuzzing), TEST_TIMEOUT (default 20m),
+# Environment: FUZZTIME (default 5s; 0 skips fuzzing), TEST_TIMEOUT (default 20m),
 # GOFLAGS as usual.
 set -euo pipefail
 
@@ -19,7 +19,7 @@ export GOTOOLCHAIN=local   # never download another toolchain behind the user's 
 command -v go >/dev/null || { echo "test.sh: go is not installed (see README)" >&2; exit 1; }
 export PATH="$(go env GOPATH)/bin:$PATH"
 
-FUZZTIME="${FUZZTIME:-10s}"
+FUZZTIME="${FUZZTIME:-5s}"
 TEST_TIMEOUT="${TEST_TIMEOUT:-20m}"
 
 summary=()

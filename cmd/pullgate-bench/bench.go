@@ -32,11 +32,11 @@ func runBench(ctx context.Context, o *options, progress io.Writer) (_ *report, e
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	registryBin, err := findRegistry(ctx, o.Registry)
+	upstream, err := findRegistry(ctx, o.Registry)
 	if err != nil {
 		return nil, err
 	}
-	r.Machine.Registry = toolVersion(ctx, registryBin, "--version")
+	r.Machine.Registry = upstream.version
 
 	// pullgate builds while the images are generated and pushed.
 	type built struct {
@@ -58,8 +58,8 @@ func runBench(ctx context.Context, o *options, progress io.Writer) (_ *report, e
 	client := newHTTPClient()
 	defer client.CloseIdleConnections()
 
-	logf("starting distribution's registry (%s)", registryBin)
-	reg, regAddr, err := startRegistry(ctx, registryBin, dir, client)
+	logf("starting %s", upstream.version)
+	reg, regAddr, err := startRegistry(ctx, upstream, dir, client)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,15 @@ import (
 // TestSmoke runs the whole benchmark with tiny sizes against the real registry binary and
 // a freshly built pullgate, and checks that the report is complete. It asserts nothing
 // about the figures: they depend on the machine.
+// TestMain lets the test binary serve as the upstream registry too: the benchmark starts
+// its own executable in registry mode, and under `go test` that is this binary.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == serveRegistryArg {
+		os.Exit(serveRegistry(os.Args[2], os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
 func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

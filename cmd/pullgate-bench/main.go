@@ -1,8 +1,9 @@
 // Command pullgate-bench compares pulling images directly from an upstream registry with
 // pulling them through pullgate, in one run on 127.0.0.1: blob throughput, warm manifest
 // latency, the cold first pull of a signed image (signature fetch and verification), and
-// pullgate's peak memory. It starts distribution's registry binary and a freshly built
-// pullgate as separate processes and removes everything it made when it ends, also on
+// pullgate's peak memory. It starts distribution's registry (itself, re-executed in a
+// registry mode, or a registry binary given with -registry) and a freshly built pullgate
+// as separate processes and removes everything it made when it ends, also on
 // Ctrl-C. See docs/benchmarks.md.
 //
 //	go run ./cmd/pullgate-bench [-big-layer-mib 256] [-layers 20 -layer-mib 4] [-n 500] [-runs 5] [-json]
@@ -28,6 +29,9 @@ const (
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == serveRegistryArg {
+		os.Exit(serveRegistry(os.Args[2], os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

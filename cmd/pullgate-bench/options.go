@@ -59,7 +59,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.Lookaside, "lookaside", "http", "signature lookaside pullgate reads: http (a local server) or file")
 	fs.IntVar(&o.UpstreamMbit, "upstream-mbit", 0, "pace the registry's answers to this many Mbit/s, on both sides (0: plain loopback)")
 	fs.StringVar(&o.ProxyLogLevel, "proxy-log-level", "warn", "pullgate's log level (info logs every request and decision)")
-	fs.StringVar(&o.Registry, "registry", "", "distribution's registry binary (default $(go env GOPATH)/bin/registry)")
+	fs.StringVar(&o.Registry, "registry", "", "a registry binary to start with \"serve CONFIG\" (default: this binary serves distribution's registry in a process of its own)")
 	fs.StringVar(&o.Pullgate, "pullgate", "", "pullgate binary to measure (default: go build ./cmd/pullgate)")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	fs.Usage = func() {

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,45 +29,32 @@ http:
   addr: %q
 `
 
-// findRegistry returns the registry binary: the flag's, else the one
-// hack/install-test-tools.sh installs in $(go env GOBIN) or $(go env GOPATH)/bin.
-func findRegistry(ctx context.Context, flagPath string) (string, error) {
+// upstreamCommand is how the upstream registry is started: the -registry binary with
+// "serve", or else this very binary in its registry mode (serveRegistryArg).
+type upstreamCommand struct {
+	bin     string
+	arg     string // before the configuration file
+	version string
+}
+
+// findRegistry returns how to start the upstream registry.
+func findRegistry(ctx context.Context, flagPath string) (upstreamCommand, error) {
 	if flagPath != "" {
 		if _, err := os.Stat(flagPath); err != nil {
-			return "", fmt.Errorf("-registry: %w", err)
+			return upstreamCommand{}, fmt.Errorf("-registry: %w", err)
 		}
-		return flagPath, nil
+		return upstreamCommand{bin: flagPath, arg: "serve", version: toolVersion(ctx, flagPath, "--version")}, nil
 	}
-	out, err := exec.CommandContext(ctx, "go", "env", "GOBIN", "GOPATH").Output()
+	self, err := os.Executable()
 	if err != nil {
-		return "", fmt.Errorf("go env GOBIN GOPATH: %w", err)
+		return upstreamCommand{}, err
 	}
-	// One line per variable, in order; an unset GOBIN is an empty line.
-	lines := strings.Split(string(out), "\n")
-	var dirs []string
-	if len(lines) > 0 && strings.TrimSpace(lines[0]) != "" {
-		dirs = append(dirs, strings.TrimSpace(lines[0]))
-	}
-	if len(lines) > 1 {
-		for _, p := range filepath.SplitList(strings.TrimSpace(lines[1])) {
-			dirs = append(dirs, filepath.Join(p, "bin"))
-		}
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, "registry")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-	}
-	return "", fmt.Errorf("distribution's registry binary was not found in %s: run hack/install-test-tools.sh "+
-		"(it installs registry v3.1.2), or pass -registry PATH", strings.Join(dirs, ", "))
+	return upstreamCommand{bin: self, arg: serveRegistryArg, version: distributionVersion()}, nil
 }
 
 // startRegistry starts distribution's registry on a free port with its storage under
 // dir and returns the process and its address.
-func startRegistry(ctx context.Context, bin, dir string, client *http.Client) (*process, string, error) {
+func startRegistry(ctx context.Context, up upstreamCommand, dir string, client *http.Client) (*process, string, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
@@ -82,7 +67,7 @@ func startRegistry(ctx context.Context, bin, dir string, client *http.Client) (*
 	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, registryConfig, storage, addr), 0o600); err != nil {
 		return nil, "", err
 	}
-	p, err := startProcess("registry", filepath.Join(dir, "registry.log"), bin, "serve", cfgPath)
+	p, err := startProcess("registry", filepath.Join(dir, "registry.log"), up.bin, up.arg, cfgPath)
 	if err != nil {
 		return nil, "", err
 	}

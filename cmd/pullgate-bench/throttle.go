@@ -130,4 +130,3 @@ func (p *pacer) wait(n int) {
 	p.mu.Unlock()
 	time.Sleep(d)
 }
-
