@@ -1,15 +1,10 @@
 package harness
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Cosign runs the real cosign CLI (hack/install-test-tools.sh installs the pinned
@@ -92,21 +87,9 @@ func (c *Cosign) MustRun(t testing.TB, env []string, args ...string) string {
 // Run runs cosign in the folder with a timeout.
 func (c *Cosign) Run(t testing.TB, env []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), ToolTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, c.bin, args...)
-	cmd.Dir = c.Dir
-	cmd.Env = append(privateEnv(c.Dir, "COSIGN_", "SIGSTORE_", "TUF_"),
+	full := append(privateEnv(c.Dir, "COSIGN_", "SIGSTORE_", "TUF_"),
 		"COSIGN_PASSWORD=", "TUF_ROOT="+filepath.Join(c.Dir, "tuf"), "SIGSTORE_NO_CACHE=true")
-	cmd.Env = append(cmd.Env, env...)
-	cmd.WaitDelay = 5 * time.Second
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		err = errors.Join(err, ctx.Err())
-	}
-	return out.String(), errOut.String(), err
+	return runCommand(ToolTimeout, c.bin, c.Dir, append(full, env...), args...)
 }
 
 // privateEnv is the caller's environment with HOME and DOCKER_CONFIG pointing at dir

@@ -2,8 +2,6 @@ package harness
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"testing"
 	"time"
 
@@ -86,12 +84,6 @@ func StartEnforcingProxy(t testing.TB, opts EnforcingProxyOptions) *EnforcingPro
 	if err != nil {
 		t.Fatalf("harness: proxy: %v", err)
 	}
-	if opts.Wrap != nil {
-		h = opts.Wrap(h)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	p.URL, _ = url.Parse(srv.URL)
-	p.Host = p.URL.Host
+	p.serve(t, h, opts.Wrap)
 	return p
 }

@@ -100,12 +100,18 @@ func StartProxy(t testing.TB, opts ProxyOptions) *Proxy {
 	if err != nil {
 		t.Fatalf("harness: proxy: %v", err)
 	}
-	if opts.Wrap != nil {
-		h = opts.Wrap(h)
+	p.serve(t, h, opts.Wrap)
+	return p
+}
+
+// serve serves h (wrapped by wrap, if any) on 127.0.0.1 until the test ends and records
+// its address.
+func (p *Proxy) serve(t testing.TB, h http.Handler, wrap func(http.Handler) http.Handler) {
+	if wrap != nil {
+		h = wrap(h)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	p.URL, _ = url.Parse(srv.URL)
 	p.Host = p.URL.Host
-	return p
 }

@@ -41,10 +41,17 @@ func Tool(t testing.TB, name string) string {
 // at the timeout is killed; err then wraps context.DeadlineExceeded.
 func Run(t testing.TB, timeout time.Duration, env []string, name string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	return runCommand(timeout, Tool(t, name), "", append(os.Environ(), env...), args...)
+}
+
+// runCommand runs bin in dir (empty: the current folder) with exactly env, killing it at
+// the timeout; err then wraps context.DeadlineExceeded.
+func runCommand(timeout time.Duration, bin, dir string, env []string, args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Tool(t, name), args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	cmd.Env = env
 	cmd.WaitDelay = 5 * time.Second
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
