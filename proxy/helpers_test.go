@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/upstream"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // testRegistry is the registry name the proxy under test knows its upstream by.
@@ -109,34 +110,16 @@ func randomImage(t *testing.T) v1.Image {
 	return img
 }
 
-// logBuffer collects log output for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type testProxy struct {
 	*httptest.Server
-	logs *logBuffer
+	logs *testsupport.LogBuffer
 }
 
 // startProxy serves the proxy in front of u on 127.0.0.1 with gate, u being both the
 // registry.test upstream and the default upstream.
 func startProxy(t *testing.T, gate proxy.Gate, u *upstreamServer) *testProxy {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testsupport.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	client, err := upstream.New(upstream.Options{
 		Registry: testRegistry,

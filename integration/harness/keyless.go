@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // Offline stand-ins for Fulcio and Rekor, made inside the test (no network): a CA with
@@ -50,10 +52,10 @@ func NewTestCA(t testing.TB) *TestCA {
 			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
 	}
 	root := tmpl("pullgate test root")
-	ca.Root = createCert(t, root, root, &ca.rootKey.PublicKey, ca.rootKey)
+	ca.Root = testsupport.CreateCert(t, root, root, &ca.rootKey.PublicKey, ca.rootKey)
 	inter := tmpl("pullgate test intermediate")
 	inter.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}
-	ca.Intermediate = createCert(t, inter, ca.Root, &ca.intermediateKey.PublicKey, ca.rootKey)
+	ca.Intermediate = testsupport.CreateCert(t, inter, ca.Root, &ca.intermediateKey.PublicKey, ca.rootKey)
 	return ca
 }
 
@@ -84,20 +86,7 @@ func (ca *TestCA) IssueLeaf(t testing.TB, key crypto.Signer, l Leaf) *x509.Certi
 			{Id: oidFulcioIssuerV2, Value: issuerV2},
 		},
 	}
-	return createCert(t, tmpl, ca.Intermediate, key.Public(), ca.intermediateKey)
-}
-
-func createCert(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) *x509.Certificate {
-	t.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
+	return testsupport.CreateCert(t, tmpl, ca.Intermediate, key.Public(), ca.intermediateKey)
 }
 
 // NewECDSAKey makes a P-256 key, cosign's default.

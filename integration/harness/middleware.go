@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // RewriteResponses returns a registry middleware that buffers the answers to requests
@@ -62,28 +64,4 @@ func ClosedAddr(t testing.TB) string {
 
 // HangingAddr returns a 127.0.0.1 address that accepts connections and never answers
 // (until the test ends).
-func HangingAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		close(done)
-		l.Close()
-	})
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				<-done
-				conn.Close()
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
+func HangingAddr(t testing.TB) string { return testsupport.HangingAddr(t) }

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // Everything a test signs with is made here, in memory: keys of each type, a CA with an
@@ -140,25 +142,12 @@ func newTestCAAround(t testing.TB, center time.Time) *testCA {
 	}
 	rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial.Add(1)), Subject: pkix.Name{CommonName: "test root"}}
 	validity(rootTmpl)
-	ca.root = createCert(t, rootTmpl, rootTmpl, &ca.rootKey.PublicKey, ca.rootKey)
+	ca.root = testsupport.CreateCert(t, rootTmpl, rootTmpl, &ca.rootKey.PublicKey, ca.rootKey)
 	intTmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial.Add(1)), Subject: pkix.Name{CommonName: "test intermediate"}}
 	validity(intTmpl)
 	intTmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}
-	ca.intermediate = createCert(t, intTmpl, ca.root, &ca.intermediateKey.PublicKey, ca.rootKey)
+	ca.intermediate = testsupport.CreateCert(t, intTmpl, ca.root, &ca.intermediateKey.PublicKey, ca.rootKey)
 	return ca
-}
-
-func createCert(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) *x509.Certificate {
-	t.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
 }
 
 // leafOptions describe a leaf; the zero value is a valid Fulcio-like leaf for testEmail,
@@ -228,7 +217,7 @@ func (ca *testCA) issueLeaf(t testing.TB, key testKey, o leafOptions) *x509.Cert
 	if o.signedByRoot {
 		parent, parentKey = ca.root, ca.rootKey
 	}
-	return createCert(t, tmpl, parent, key.public(), parentKey)
+	return testsupport.CreateCert(t, tmpl, parent, key.public(), parentKey)
 }
 
 func certPEM(certs ...*x509.Certificate) string {

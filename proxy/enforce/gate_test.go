@@ -16,6 +16,8 @@ import (
 	"github.com/pullgate/pullgate/policy/policytest"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/sigsource"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 const (
@@ -105,7 +107,7 @@ func TestGateIndeterminate(t *testing.T) {
 	if !errors.Is(err, sigsource.ErrLookasideFetch) || !errors.Is(err, policy.ErrIndeterminate) {
 		t.Fatalf("err = %v does not wrap its cause", err)
 	}
-	rec := w.logs.lastDecision(t)
+	rec := lastDecision(t, w.logs)
 	if rec["verdict"] != "error" || rec["level"] != "WARN" || !strings.Contains(rec["reason"].(string), "lookaside") {
 		t.Fatalf("logged %v", rec)
 	}
@@ -114,7 +116,7 @@ func TestGateIndeterminate(t *testing.T) {
 	if n := p.calls.Load(); n != 2 {
 		t.Fatalf("%d evaluations, want 2 (errors are not cached)", n)
 	}
-	if rec := w.logs.lastDecision(t); rec["cache"] != "miss" {
+	if rec := lastDecision(t, w.logs); rec["cache"] != "miss" {
 		t.Fatalf("logged %v after an error, want cache=miss", rec)
 	}
 }
@@ -145,11 +147,11 @@ func TestGateVerdictCache(t *testing.T) {
 			p := w.policy(signedByTrusted)
 			g := w.gate(p, func(o *Options) { o.AcceptTTL, o.DenyTTL = tt.acceptTTL, tt.denyTTL })
 			mustAdmit(t, g, testRepo, "1", img, tt.signed)
-			if rec := w.logs.lastDecision(t); rec["cache"] != "miss" {
+			if rec := lastDecision(t, w.logs); rec["cache"] != "miss" {
 				t.Fatalf("first request logged cache=%v", rec["cache"])
 			}
 			second := mustAdmit(t, g, testRepo, "1", img, tt.signed)
-			if rec := w.logs.lastDecision(t); rec["cache"] != tt.wantCache {
+			if rec := lastDecision(t, w.logs); rec["cache"] != tt.wantCache {
 				t.Fatalf("second request logged cache=%v, want %s", rec["cache"], tt.wantCache)
 			}
 			if n := p.calls.Load(); n != tt.wantCalls {
@@ -196,7 +198,7 @@ func TestGateConcurrentEvaluation(t *testing.T) {
 			decisions[i], errs[i] = admit(t, g, testRepo, "1", img)
 		}()
 	}
-	waitForCallers(t, "cache.(*Group[...]).Do(", callers)
+	testsupport.WaitForCallers(t, "cache.(*Group[...]).Do(", callers)
 	close(p.hold)
 	wg.Wait()
 	for i := range callers {
@@ -209,7 +211,7 @@ func TestGateConcurrentEvaluation(t *testing.T) {
 	}
 	// The decision log tells the one evaluation from the requests that shared it.
 	states := map[any]int{}
-	for _, d := range w.logs.decisions(t) {
+	for _, d := range loggedDecisions(t, w.logs) {
 		states[d["cache"]]++
 	}
 	if states["miss"] != 1 || states["shared"] != callers-1 {
@@ -243,7 +245,7 @@ func TestGateReload(t *testing.T) {
 		t.Fatal("a blob admitted under the old policy is still served after the reload")
 	}
 	mustAdmit(t, g, testRepo, "1", img, true)
-	if rec := w.logs.lastDecision(t); rec["cache"] != "miss" || same.calls.Load() != 1 || old.calls.Load() != 1 {
+	if rec := lastDecision(t, w.logs); rec["cache"] != "miss" || same.calls.Load() != 1 || old.calls.Load() != 1 {
 		t.Fatalf("after reload: cache=%v, new policy %d evaluations, old %d", rec["cache"], same.calls.Load(), old.calls.Load())
 	}
 	if !blobAllowed(t, g, testRegistry, testRepo, img.blobs[1]) {
@@ -303,7 +305,7 @@ func TestGateBlobs(t *testing.T) {
 				detail.Identity != tt.registry+"/"+tt.repo || detail.Digest != tt.blob.String() || detail.Verdict != "deny" || detail.Reason != d.Reason {
 				t.Fatalf("denial %q, detail %+v", d.Reason, detail)
 			}
-			rec := w.logs.lastDecision(t)
+			rec := lastDecision(t, w.logs)
 			if rec["kind"] != "blob" || rec["verdict"] != "deny" || rec["digest"] != tt.blob.String() ||
 				rec["upstream"] != tt.registry || rec["repository"] != tt.repo || rec["client"] != testClient {
 				t.Fatalf("logged %v", rec)
@@ -450,7 +452,7 @@ func TestGateDecisionLog(t *testing.T) {
 		}
 	}
 	mustAdmit(t, g, testRepo, "1", img, true)
-	recs := w.logs.decisions(t)
+	recs := loggedDecisions(t, w.logs)
 	if len(recs) != 1 {
 		t.Fatalf("%d decision lines for one request", len(recs))
 	}
@@ -461,10 +463,10 @@ func TestGateDecisionLog(t *testing.T) {
 		t.Fatalf("accept reason %v", recs[0]["reason"])
 	}
 	mustAdmit(t, g, testRepo, "1", img, true)
-	check(w.logs.lastDecision(t), map[string]string{"verdict": "accept", "cache": "hit"})
+	check(lastDecision(t, w.logs), map[string]string{"verdict": "accept", "cache": "hit"})
 
 	mustAdmit(t, g, testRepo, unsigned.digest.String(), unsigned, false)
-	rec := w.logs.lastDecision(t)
+	rec := lastDecision(t, w.logs)
 	check(rec, map[string]string{"verdict": "deny", "reference": unsigned.digest.String(),
 		"identity": testRegistry + "/" + testRepo + "@" + unsigned.digest.String(), "scope": scopeName,
 		"requirement": "[0] signedBy", "cache": "miss"})
@@ -489,7 +491,7 @@ func TestGateManifestNeverServedAsBlob(t *testing.T) {
 	if blobAllowed(t, g, testRegistry, testRepo, unsigned.digest) {
 		t.Fatal("a refused manifest was admitted as a blob through a forged artifact")
 	}
-	last := w.logs.lastDecision(t)
+	last := lastDecision(t, w.logs)
 	if last["kind"] != "blob" || !strings.Contains(last["reason"].(string), "served only as a manifest") {
 		t.Fatalf("decision %v", last)
 	}

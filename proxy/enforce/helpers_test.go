@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +29,8 @@ import (
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/sigsource"
 	"github.com/pullgate/pullgate/proxy/upstream"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 const (
@@ -51,7 +52,7 @@ type world struct {
 	finder    *sigsource.Finder
 	trusted   *policytest.Key
 	other     *policytest.Key
-	logs      *logBuffer
+	logs      *testsupport.LogBuffer
 
 	mu        sync.Mutex
 	overrides map[string]http.HandlerFunc // "METHOD path" of the registry -> answer
@@ -84,7 +85,7 @@ func (w *world) push(repo, ref string, m manifest) {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir(), logs: &logBuffer{}}
+	w := &world{t: t, dir: t.TempDir(), logs: &testsupport.LogBuffer{}}
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	w.overrides = map[string]http.HandlerFunc{}
 	w.registry = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
@@ -328,25 +329,11 @@ func blobAllowed(t *testing.T, g *Gate, registry, repo string, b digest.Digest) 
 	return d.Allow
 }
 
-// logBuffer collects log output.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// decisions returns the "decision" log records written so far, and forgets them.
-func (b *logBuffer) decisions(t *testing.T) []map[string]any {
+// loggedDecisions returns the "decision" log records written to b so far, and forgets them.
+func loggedDecisions(t *testing.T, b *testsupport.LogBuffer) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	sc := bufio.NewScanner(&b.buf)
+	sc := bufio.NewScanner(strings.NewReader(b.Drain()))
 	for sc.Scan() {
 		var rec map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
@@ -356,34 +343,15 @@ func (b *logBuffer) decisions(t *testing.T) []map[string]any {
 			out = append(out, rec)
 		}
 	}
-	b.buf.Reset()
 	return out
 }
 
-// lastDecision is the last decision logged since the previous call.
-func (b *logBuffer) lastDecision(t *testing.T) map[string]any {
+// lastDecision is the last decision logged to b since the previous call.
+func lastDecision(t *testing.T, b *testsupport.LogBuffer) map[string]any {
 	t.Helper()
-	recs := b.decisions(t)
+	recs := loggedDecisions(t, b)
 	if len(recs) == 0 {
 		t.Fatal("no decision was logged")
 	}
 	return recs[len(recs)-1]
-}
-
-// waitForCallers blocks until n goroutines are inside a call whose stack frame contains
-// frame. It polls the goroutine dump: no timing assumption, the test's deadline bounds it.
-func waitForCallers(t *testing.T, frame string, n int) {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	for {
-		size := runtime.Stack(buf, true)
-		for size == len(buf) {
-			buf = make([]byte, 2*len(buf))
-			size = runtime.Stack(buf, true)
-		}
-		if strings.Count(string(buf[:size]), frame) >= n {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

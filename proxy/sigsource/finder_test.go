@@ -18,6 +18,8 @@ import (
 	"github.com/pullgate/pullgate/policy/policytest"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/gatetest"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // TestUseSigstoreAttachments: attachments are read only where registries.d enables them
@@ -201,7 +203,7 @@ func TestFinderCache(t *testing.T) {
 				results[i], errs[i] = signaturesOf(t, f, testRepo, img.Digest)
 			}()
 		}
-		waitForCallers(t, "cache.(*Group[...]).Do(", callers)
+		testsupport.WaitForCallers(t, "cache.(*Group[...]).Do(", callers)
 		close(release)
 		wg.Wait()
 		for i := range callers {

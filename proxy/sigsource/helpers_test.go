@@ -18,13 +18,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/opencontainers/go-digest"
@@ -295,25 +293,6 @@ func signaturesOf(t *testing.T, f *Finder, repo string, d digest.Digest) ([]poli
 	t.Helper()
 	ref := mustRef(t, testRegistryName+"/"+repo+"@"+d.String())
 	return f.Signatures(context.Background(), testRegistryName, repo, ref, d)
-}
-
-// waitForCallers blocks until n goroutines are waiting in a function whose stack frame
-// contains frame (a call in progress, e.g. "cache.(*Group[...]).Do("). It polls the
-// goroutine dump: no timing assumption, the test's own deadline bounds it.
-func waitForCallers(t *testing.T, frame string, n int) {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	for {
-		size := runtime.Stack(buf, true)
-		for size == len(buf) {
-			buf = make([]byte, 2*len(buf))
-			size = runtime.Stack(buf, true)
-		}
-		if strings.Count(string(buf[:size]), frame) >= n {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // sigServer is a lookaside web server on 127.0.0.1: answers maps a URL path to its

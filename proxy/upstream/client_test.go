@@ -26,6 +26,8 @@ import (
 
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/upstream"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 func TestNewRejectsBadOptions(t *testing.T) {
@@ -232,32 +234,8 @@ func TestDownUpstreamIsPromptBadGateway(t *testing.T) {
 	}
 }
 
-// hangingListener accepts connections and never answers.
-func hangingListener(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { close(done); l.Close() })
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				<-done
-				conn.Close()
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
-
 func TestHangingUpstreamTimesOut(t *testing.T) {
-	addr := hangingListener(t)
+	addr := testsupport.HangingAddr(t)
 	for _, scheme := range []string{"http", "https"} {
 		t.Run(scheme, func(t *testing.T) {
 			c, _ := newClient(t, scheme+"://"+addr, func(o *upstream.Options) {
@@ -275,7 +253,7 @@ func TestHangingUpstreamTimesOut(t *testing.T) {
 }
 
 func TestClientContextCancelsUpstream(t *testing.T) {
-	addr := hangingListener(t)
+	addr := testsupport.HangingAddr(t)
 	c, _ := newClient(t, "http://"+addr, nil) // default timeouts: 30 s for headers
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(100 * time.Millisecond); cancel() }()

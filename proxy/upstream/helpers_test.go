@@ -1,7 +1,6 @@
 package upstream_test
 
 import (
-	"bytes"
 	"io"
 	"log"
 	"log/slog"
@@ -20,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/proxy/upstream"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // server is an in-memory registry (go-containerregistry) on 127.0.0.1 behind an optional
@@ -75,33 +76,15 @@ func (s *server) push(t *testing.T, repo, tag string, auth authn.Authenticator) 
 	return img
 }
 
-// logBuffer collects log output.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newClient returns a client for rawURL with test-friendly defaults (no retries) and its
 // log; change adjusts the options.
-func newClient(t *testing.T, rawURL string, change func(*upstream.Options)) (*upstream.Client, *logBuffer) {
+func newClient(t *testing.T, rawURL string, change func(*upstream.Options)) (*upstream.Client, *testsupport.LogBuffer) {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &testsupport.LogBuffer{}
 	opts := upstream.Options{
 		Registry: "registry.test",
 		URL:      u,
