@@ -31,6 +31,20 @@ type process struct {
 	waitErr error         // set before done is closed
 }
 
+// startServer starts a server process (see startProcess) and waits until it answers
+// GET /v2/ on addr; a server that does not become ready is stopped.
+func startServer(ctx context.Context, client *http.Client, name, logPath, addr, bin string, args ...string) (*process, error) {
+	p, err := startProcess(name, logPath, bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(ctx, client, "http://"+addr+"/v2/"); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
 // startProcess starts bin with args, its stdout and stderr appended to logPath.
 func startProcess(name, logPath, bin string, args ...string) (*process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

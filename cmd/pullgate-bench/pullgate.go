@@ -53,12 +53,8 @@ func startPullgate(ctx context.Context, bin, dir, upstreamAddr string, f *trustF
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, "", err
 	}
-	p, err := startProcess("pullgate", filepath.Join(dir, "pullgate.log"), bin, "serve", "--config", cfgPath)
+	p, err := startServer(ctx, client, "pullgate", filepath.Join(dir, "pullgate.log"), addr, bin, "serve", "--config", cfgPath)
 	if err != nil {
-		return nil, "", err
-	}
-	if err := p.waitReady(ctx, client, "http://"+addr+"/v2/"); err != nil {
-		p.stop()
 		return nil, "", err
 	}
 	return p, addr, nil

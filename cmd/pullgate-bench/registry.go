@@ -67,12 +67,8 @@ func startRegistry(ctx context.Context, up upstreamCommand, dir string, client *
 	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, registryConfig, storage, addr), 0o600); err != nil {
 		return nil, "", err
 	}
-	p, err := startProcess("registry", filepath.Join(dir, "registry.log"), up.bin, up.arg, cfgPath)
+	p, err := startServer(ctx, client, "registry", filepath.Join(dir, "registry.log"), addr, up.bin, up.arg, cfgPath)
 	if err != nil {
-		return nil, "", err
-	}
-	if err := p.waitReady(ctx, client, "http://"+addr+"/v2/"); err != nil {
-		p.stop()
 		return nil, "", err
 	}
 	return p, addr, nil
