@@ -3,12 +3,15 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/opencontainers/go-digest"
@@ -271,5 +274,40 @@ func TestChunkedBlobStreamsVerified(t *testing.T) {
 	resp, body, err := p.do(t, "GET", "/v2/team/app/blobs/"+ld.String(), nil)
 	if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, content) || resp.ContentLength != -1 {
 		t.Fatalf("%s %v, %d bytes, Content-Length %d", resp.Status, err, len(body), resp.ContentLength)
+	}
+}
+
+// TestGateErrorAnswer: a gate that could not decide is answered 503 UNAVAILABLE, even when
+// the cause it carries is an upstream's OCI error about another request (a 403 on a .sig
+// tag must not reach the client as DENIED); a *proxy.Error the gate returns itself is its
+// chosen answer and is relayed.
+func TestGateErrorAnswer(t *testing.T) {
+	u := startUpstream(t, nil)
+	u.push(t, "team/app", "v1", randomImage(t))
+	upstreamDenied := &proxy.Error{Code: errcode.ErrorCodeDenied, Message: "upstream: access denied"}
+	tests := []struct {
+		name     string
+		err      error
+		status   int
+		wantCode string
+	}{
+		{"upstream error deep in the cause", fmt.Errorf("reading sha256-x.sig: %w", upstreamDenied), 503, "UNAVAILABLE"},
+		{"plain error", errors.New("lookaside unreachable"), 503, "UNAVAILABLE"},
+		{"the gate's own answer", &proxy.Error{Code: errcode.ErrorCodeTooManyRequests, Message: "slow down"}, 429, "TOOMANYREQUESTS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gate := gatetest.Funcs{Manifest: func(context.Context, *proxy.ManifestRequest) (proxy.Decision, error) {
+				return proxy.Decision{}, tt.err
+			}}
+			p := startProxy(t, gate, u)
+			resp, body, _ := p.do(t, "GET", "/v2/team/app/manifests/v1", nil)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %s, want %d", resp.Status, tt.status)
+			}
+			if code, _ := ociError(t, body); code != tt.wantCode {
+				t.Fatalf("code %s, want %s", code, tt.wantCode)
+			}
+		})
 	}
 }

@@ -155,12 +155,13 @@ func target(r *http.Request, rt route) Target {
 	return Target{Registry: rt.registry, Repository: rt.repo, ClientAddr: r.RemoteAddr}
 }
 
-// gateError is the answer when the gate could not decide: 503, unless the gate chose an
-// OCI error itself.
+// gateError is the answer when the gate (or the signature lister) could not decide: 503,
+// unless it chose an OCI error itself by returning a *Error. A *Error found deeper in the
+// chain is an upstream's answer to some other request (a .sig tag, a referrer) and says
+// nothing about the content asked for, so it is not relayed.
 func gateError(err error) error {
-	var pe *Error
-	if errors.As(err, &pe) {
-		return err
+	if pe, ok := err.(*Error); ok {
+		return pe
 	}
 	return &Error{Code: errcode.ErrorCodeUnavailable,
 		Message: "could not decide whether the content may be served; try again later", Err: err}
