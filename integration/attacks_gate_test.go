@@ -109,8 +109,10 @@ func TestAttackGateDisguisedArtifact(t *testing.T) {
 	w := newEnforceWorld(t)
 	var signed, denied v1.Hash
 	parallel(t, "set-up", map[string]func(*testing.T){
-		"build":  w.build(t.TempDir()),
-		"signed": func(t *testing.T) { signed = w.signedImage(t, "disguise/app", w.trusted, fullName("disguise/app")+":v1") },
+		"build": w.build(t.TempDir()),
+		"signed": func(t *testing.T) {
+			signed = w.signedImage(t, "disguise/app", w.trusted, fullName("disguise/app")+":v1")
+		},
 		"denied": func(t *testing.T) { denied = w.image(t, "disguise/denied") },
 	})
 	// A normal image (random tar+gzip layer, an image config for linux/amd64) whose layer
@@ -261,8 +263,10 @@ func TestAttackGateAdmissionFlush(t *testing.T) {
 	w := newEnforceWorld(t)
 	var victim v1.Hash
 	parallel(t, "set-up", map[string]func(*testing.T){
-		"build":  w.build(t.TempDir()),
-		"victim": func(t *testing.T) { victim = w.signedImage(t, "flush/victim", w.trusted, fullName("flush/victim")+":v1") },
+		"build": w.build(t.TempDir()),
+		"victim": func(t *testing.T) {
+			victim = w.signedImage(t, "flush/victim", w.trusted, fullName("flush/victim")+":v1")
+		},
 	})
 	// The upstream serves the attacker's artifacts itself (no blob needs to exist):
 	// /v2/flood/app/manifests/f<n>, each a "signature artifact" of floodDigests layers.
