@@ -38,7 +38,7 @@ func (p *Policy) Evaluate(ctx context.Context, img Image, src SignatureSource) (
 		v.Reason = "the requirement list is empty"
 		return v, nil
 	}
-	var accepted []string
+	var accepted, names []string
 	for i, r := range list.reqs {
 		name := strictjson.Index(i) + " " + r.typeName()
 		out, err := r.evaluate(ctx, ev)
@@ -52,8 +52,10 @@ func (p *Policy) Evaluate(ctx context.Context, img Image, src SignatureSource) (
 		}
 		v.SignaturesVerified = v.SignaturesVerified || out.verified
 		accepted = append(accepted, name+": "+out.reason)
+		names = append(names, name)
 	}
 	v.Accepted = true
+	v.AcceptedBy = strings.Join(names, ", ")
 	v.Reason = strings.Join(accepted, "; ")
 	return v, nil
 }

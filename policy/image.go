@@ -89,6 +89,10 @@ type Verdict struct {
 	// Requirement names the requirement that rejected the image by its index in the list
 	// (as in the JSON path) and type: `[0] signedBy`; empty when accepted.
 	Requirement string
+	// AcceptedBy names, when accepted, the requirements of the applied list that accepted
+	// the image (every one of them must), as Requirement names them: `[0] signedBy`, or
+	// `[0] signedBy, [1] sigstoreSigned`. Empty when rejected.
+	AcceptedBy string
 	// Reason says why the requirement rejected the image, naming each signature and why it
 	// failed ("signature 2 (lookaside http://…/signature-2): signed by key ID 3F2A…, which
 	// is not trusted"), or, when accepted, what each requirement accepted. Scope and

@@ -62,8 +62,12 @@ func newEnforcement(cfg *Config, upstreams []proxy.Upstream, logger *slog.Logger
 		return nil, err
 	}
 	vc := cfg.Cache.Verdicts
+	blobs := enforce.UpstreamBlobs{}
+	for name, reg := range e.registries {
+		blobs[name] = reg
+	}
 	gate, err := enforce.New(enforce.Options{Policy: pol, Finder: finder, AcceptTTL: vc.AcceptTTL,
-		DenyTTL: vc.DenyTTL, CacheSize: vc.Size, Logger: logger})
+		DenyTTL: vc.DenyTTL, CacheSize: vc.Size, Blobs: blobs, Logger: logger})
 	if err != nil {
 		return nil, err
 	}

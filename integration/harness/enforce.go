@@ -44,6 +44,7 @@ func StartEnforcingProxy(t testing.TB, opts EnforcingProxyOptions) *EnforcingPro
 	p := &EnforcingProxy{Proxy: &Proxy{Logs: logs, Clients: map[string]*upstream.Client{}}}
 	var ups []proxy.Upstream
 	regs := map[string]sigsource.Registry{}
+	blobs := enforce.UpstreamBlobs{}
 	for _, u := range opts.Upstreams {
 		c, err := upstream.New(upstream.Options{Registry: u.Registry, URL: u.URL, Username: u.Username,
 			Password: u.Password, Logger: logger, UserAgent: "pullgate-test"})
@@ -52,6 +53,7 @@ func StartEnforcingProxy(t testing.TB, opts EnforcingProxyOptions) *EnforcingPro
 		}
 		p.Clients[u.Registry] = c
 		regs[u.Registry] = c
+		blobs[u.Registry] = c
 		ups = append(ups, proxy.Upstream{Registry: u.Registry, Source: c})
 	}
 	pol, err := policy.LoadFile(opts.Policy)
@@ -75,7 +77,7 @@ func StartEnforcingProxy(t testing.TB, opts EnforcingProxyOptions) *EnforcingPro
 	if opts.WrapPolicy != nil {
 		eval = opts.WrapPolicy(eval)
 	}
-	p.Gate, err = enforce.New(enforce.Options{Policy: eval, Finder: p.Finder, Logger: logger})
+	p.Gate, err = enforce.New(enforce.Options{Policy: eval, Finder: p.Finder, Blobs: blobs, Logger: logger})
 	if err != nil {
 		t.Fatalf("harness: gate: %v", err)
 	}

@@ -38,31 +38,15 @@ type Options struct {
 	// AcceptTTL and DenyTTL are how long accepted and rejected verdicts are reused.
 	AcceptTTL time.Duration
 	DenyTTL   time.Duration
-	// CacheSize bounds the verdict cache (entries); the admission memory holds up to
-	// admissionsPerVerdict times as many entries.
+	// CacheSize bounds the verdict cache (entries); the admission memory holds as many
+	// accepted manifests, with admissionsPerVerdict times as many blob references.
 	CacheSize int
-	Logger    *slog.Logger
+	// Blobs reads the blobs of signature attachments so that they can be checked before
+	// they are served without a policy check. Without it no manifest is served as an
+	// attachment: every one is evaluated by the policy as an image.
+	Blobs  BlobReader
+	Logger *slog.Logger
 }
-
-const (
-	defaultAcceptTTL = 10 * time.Minute
-	defaultDenyTTL   = time.Minute
-	defaultCacheSize = 10000
-	// admissionTTL is how long a blob stays servable after an accepted manifest referenced
-	// it, and how long an index's children remember it: long enough for a slow pull of big
-	// layers, short enough to be re-checked. A policy reload clears admissions at once.
-	admissionTTL = time.Hour
-	// admissionsPerVerdict sizes the admission memory relative to the verdict cache: an
-	// image has a config and a handful of layers, an index a handful of children.
-	admissionsPerVerdict = 16
-	// maxChildrenEvaluated bounds how many children of an unaccepted index are evaluated
-	// to decide whether to serve it (real indexes list a handful of platforms); the rest
-	// are still gated one by one when fetched.
-	maxChildrenEvaluated = 64
-	// evaluationTimeout bounds one shared evaluation (signature fetches included); callers
-	// stop waiting earlier when their own request ends.
-	evaluationTimeout = 2 * time.Minute
-)
 
 // Gate is the policy-enforcing proxy.Gate.
 type Gate struct {
@@ -71,8 +55,15 @@ type Gate struct {
 	denyTTL   time.Duration
 	verdicts  *cache.TTL[verdictKey, policy.Verdict]
 	flights   cache.Group[policy.Verdict]
-	blobs     *cache.TTL[blobKey, struct{}]
-	parents   *cache.TTL[blobKey, parent]
+	// admitted remembers the accepted manifests and the blobs each lists.
+	admitted *admissions
+	// parents remembers, per client, the indexes served to it that list a child.
+	parents *parents
+	// attachments caches the content check of signature attachments ("" when it passed),
+	// by attachment digest and kind: the check depends on the bytes alone.
+	attachments      *cache.TTL[attachmentCheckKey, string]
+	attachmentChecks cache.Group[string]
+	blobReader       BlobReader
 	// manifests remembers the digests served or refused as manifests: they are never
 	// served as blobs, whatever an artifact lists (containerd falls back to
 	// /blobs/<digest> for a manifest).
@@ -103,12 +94,15 @@ type blobKey struct {
 	digest     digest.Digest
 }
 
-// parent is what a child manifest remembers of the index it was listed by.
-type parent struct {
-	index    digest.Digest
-	identity reference.Named // the identity the index was requested by
-	accepted bool            // the index's own signatures satisfied the policy
+type attachmentCheckKey struct {
+	digest digest.Digest
+	kind   attachmentKind
 }
+
+// ErrPolicyReloaded is wrapped by the error of a decision that was overtaken by policy
+// reloads maxDecideAttempts times in a row: it is answered 503, never served under an
+// old policy.
+var ErrPolicyReloaded = errors.New("the policy was reloaded while the decision was made")
 
 // New returns a Gate. Policy and Finder are required.
 func New(opts Options) (*Gate, error) {
@@ -131,11 +125,15 @@ func New(opts Options) (*Gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := cache.NewTTL[blobKey, struct{}](opts.CacheSize * admissionsPerVerdict)
+	admitted, err := newAdmissions(opts.CacheSize, max(opts.CacheSize*admissionsPerVerdict, minAdmittedBlobs))
 	if err != nil {
 		return nil, err
 	}
-	parents, err := cache.NewTTL[blobKey, parent](opts.CacheSize * admissionsPerVerdict)
+	parents, err := newParents()
+	if err != nil {
+		return nil, err
+	}
+	attachments, err := cache.NewTTL[attachmentCheckKey, string](opts.CacheSize)
 	if err != nil {
 		return nil, err
 	}
@@ -152,9 +150,12 @@ func New(opts Options) (*Gate, error) {
 		denyTTL:   opts.DenyTTL,
 		verdicts:  verdicts,
 		flights:   cache.Group[policy.Verdict]{Timeout: evaluationTimeout},
-		blobs:     blobs,
-		parents:   parents,
-		manifests: manifests,
+		admitted:         admitted,
+		parents:          parents,
+		attachments:      attachments,
+		attachmentChecks: cache.Group[string]{Timeout: evaluationTimeout},
+		blobReader:       opts.Blobs,
+		manifests:        manifests,
 		log:       log,
 	}
 	g.state.Store(&state{policy: opts.Policy, finder: opts.Finder, gen: 1})
@@ -171,8 +172,8 @@ func (g *Gate) Reload(p Evaluator, f Finder) {
 		}
 	}
 	g.verdicts.Purge()
-	g.blobs.Purge()
-	g.parents.Purge()
+	g.admitted.purge()
+	g.parents.purge()
 	g.manifests.Purge()
 }
 
@@ -196,13 +197,36 @@ type outcome struct {
 	// cache says where the verdict came from: "hit" (the verdict cache), "miss" (this
 	// request evaluated the policy) or "shared" (it joined another request's evaluation).
 	cache string
+	// ownSignatures is true when the manifest's own verdict accepted it (not a child's or
+	// a parent's).
+	ownSignatures bool
 }
 
 // AdmitManifest implements proxy.Gate.
+//
+// A decision is served only if the policy generation it was made under is still current
+// when it is made: otherwise it is made again under the new policy, at most
+// maxDecideAttempts times, then answered 503.
 func (g *Gate) AdmitManifest(ctx context.Context, m *proxy.ManifestRequest) (proxy.Decision, error) {
-	st := g.state.Load()
 	start := time.Now()
-	out, err := g.decideManifest(ctx, st, m)
+	var out outcome
+	var err error
+	for attempt := 1; ; attempt++ {
+		st := g.state.Load()
+		out, err = g.decideManifest(ctx, st, m)
+		if g.state.Load().gen == st.gen {
+			break
+		}
+		if attempt == maxDecideAttempts {
+			identity := m.Registry + "/" + m.Repository + ":" + m.Reference
+			if id, ierr := requestIdentity(m.Registry, m.Repository, m.Reference); ierr == nil {
+				identity = id.String()
+			}
+			out, err = outcome{}, &IndeterminateError{Identity: identity, Digest: m.Digest,
+				Err: fmt.Errorf("%w %d times in a row", ErrPolicyReloaded, maxDecideAttempts)}
+			break
+		}
+	}
 	g.logDecision(m, out, err, time.Since(start))
 	if err != nil {
 		return proxy.Decision{}, unavailable(err)
@@ -239,64 +263,200 @@ func (g *Gate) decideManifest(ctx context.Context, st *state, m *proxy.ManifestR
 	if err != nil {
 		return outcome{}, err
 	}
+	deny := func(reason string) (outcome, error) {
+		return outcome{detail: Detail{Identity: identity.String(), Digest: m.Digest.String(), Verdict: "deny", Reason: reason}}, nil
+	}
 	parsed, err := parseManifest(m.MediaType, m.Bytes)
 	if err != nil {
 		// An unrecognised manifest is not served: it cannot be checked for what it references.
-		return outcome{detail: Detail{Identity: identity.String(), Digest: m.Digest.String(), Verdict: "deny",
-			Reason: err.Error()}}, nil
+		return deny(err.Error())
 	}
-	switch {
-	case parsed.kind == kindArtifact || (parsed.kind == kindIndex && parsed.childrenAreArtifacts):
-		g.admitBlobs(st, m.Target, parsed.blobs)
-		return outcome{accepted: true, detail: Detail{Identity: identity.String(), Digest: m.Digest.String(),
-			Verdict: "accept", Reason: "signature artifact: served without a policy check, it cannot be run"}}, nil
-	case parsed.kind == kindIndex:
-		return g.decideIndex(ctx, st, m, identity, parsed)
-	default:
-		return g.decideImage(ctx, st, m, identity, parsed)
+	if len(parsed.blobs) > maxManifestBlobs {
+		return deny(fmt.Sprintf("the manifest lists %d blobs; pullgate serves images of at most %d", len(parsed.blobs), maxManifestBlobs))
 	}
+	var notAttachment string // why a claimed attachment is evaluated as an image instead
+	if a, claimed := claimedAttachment(m.Reference, parsed); claimed {
+		out, ok, err := g.decideAttachment(ctx, st, m, identity, parsed, a)
+		if err != nil || ok {
+			return out, err
+		}
+		notAttachment = out.detail.Reason
+	}
+	var out outcome
+	if parsed.kind == kindIndex {
+		out, err = g.decideIndex(ctx, st, m, identity, parsed)
+	} else {
+		out, err = g.decideImage(ctx, st, m, identity, parsed)
+	}
+	if err == nil && !out.accepted && notAttachment != "" {
+		out.detail.Reason += "; it is not served as a signature attachment: " + notAttachment
+	}
+	return out, err
+}
+
+// decideAttachment decides on a manifest that claims to be a signature attachment of
+// subject. It is served without a policy check only if it really is one of an accepted
+// manifest: the subject was accepted in this repository under this policy, and the
+// attachment's layers are of its kind's media types and signature-sized, its config cannot
+// be run, and each blob's bytes are the JSON document its media type promises (a tar or
+// gzip layer never is). Its blobs are then admitted for it alone. ok is false, with the
+// reason in the outcome, when it is not such an attachment: it is then an image.
+func (g *Gate) decideAttachment(ctx context.Context, st *state, m *proxy.ManifestRequest, identity reference.Named, parsed parsedManifest, a attachment) (out outcome, ok bool, err error) {
+	not := func(err error) (outcome, bool, error) {
+		return outcome{detail: Detail{Reason: err.Error()}}, false, nil
+	}
+	if g.blobReader == nil {
+		return not(notAttachment("pullgate cannot read attachment blobs to check them"))
+	}
+	checks, err := checkAttachmentShape(a, parsed)
+	if err != nil {
+		return not(err)
+	}
+	accepted, err := g.subjectAccepted(ctx, st, m.Target, a.subject)
+	if err != nil {
+		return outcome{}, false, err
+	}
+	if !accepted {
+		return not(notAttachment("its subject %s is not a manifest pullgate accepted in %s/%s", a.subject, m.Registry, m.Repository))
+	}
+	if len(checks) > 0 {
+		if reason, err := g.checkAttachment(ctx, m.Target, m.Digest, a.kind, checks); err != nil {
+			return outcome{}, false, &IndeterminateError{Identity: identity.String(), Digest: m.Digest, Err: err}
+		} else if reason != "" {
+			return not(errors.New(reason))
+		}
+	}
+	blobs := make([]digest.Digest, len(checks))
+	for i, c := range checks {
+		blobs[i] = c.desc.Digest
+	}
+	g.admitted.add(manifestKey{st.gen, m.Registry, m.Repository, m.Digest}, blobs, false, admissionTTL)
+	return outcome{accepted: true, detail: Detail{Identity: identity.String(), Digest: m.Digest.String(), Verdict: "accept",
+		Reason: fmt.Sprintf("%s of %s, which pullgate accepted in this repository: served without a policy check (%d signature blobs checked)",
+			a.kind, a.subject, len(checks))}}, true, nil
+}
+
+// subjectAccepted reports whether subject was accepted as a manifest of t's repository
+// under st's policy: served to some client, or accepted when evaluated by its digest now
+// (cosign verify names the image by digest and reads only its attachments).
+func (g *Gate) subjectAccepted(ctx context.Context, st *state, t proxy.Target, subject digest.Digest) (bool, error) {
+	if g.admitted.accepted(manifestKey{st.gen, t.Registry, t.Repository, subject}) {
+		return true, nil
+	}
+	identity, err := requestIdentity(t.Registry, t.Repository, subject.String())
+	if err != nil {
+		return false, err
+	}
+	v, _, err := g.evaluate(ctx, st, t, identity, subject, nil)
+	if err != nil {
+		return false, err
+	}
+	return v.Accepted, nil
+}
+
+// checkAttachment reads and checks an attachment's blobs once for all concurrent callers,
+// caching the result by the attachment's digest (the check depends on its bytes alone).
+// It returns why the blobs are not an attachment's ("" when they are), or an error when
+// they could not be read.
+func (g *Gate) checkAttachment(ctx context.Context, t proxy.Target, d digest.Digest, kind attachmentKind, checks []blobCheck) (string, error) {
+	key := attachmentCheckKey{d, kind}
+	if reason, ok := g.attachments.Get(key); ok {
+		return reason, nil
+	}
+	reason, _, err := g.attachmentChecks.Do(ctx, d.String()+"\x00"+string(kind), func(ctx context.Context) (string, error) {
+		err := checkAttachmentBlobs(ctx, g.blobReader, t, checks)
+		if err != nil && !isNotAttachment(err) {
+			return "", err
+		}
+		reason := ""
+		if err != nil {
+			reason = err.Error()
+		}
+		g.attachments.Add(key, reason, admissionTTL)
+		return reason, nil
+	})
+	return reason, err
+}
+
+// candidate is one identity a manifest is judged under, with the parent index it comes
+// from (nil for the request's own identity).
+type candidate struct {
+	identity reference.Named
+	parent   *parent
 }
 
 // decideImage decides on an image manifest: its own signatures, else an accepted parent
-// index (DESIGN.md differences 1 and 3).
+// index (DESIGN.md differences 1 and 3). Fetched by digest, it is judged under the
+// identities of the indexes served to the same client that list it (newest first), then
+// under its own digest identity: accepted if any accepts.
 func (g *Gate) decideImage(ctx context.Context, st *state, m *proxy.ManifestRequest, identity reference.Named, parsed parsedManifest) (outcome, error) {
-	par, hasParent := g.parents.Get(blobKey{st.gen, m.Registry, m.Repository, m.Digest})
-	if _, byDigest := identity.(reference.Digested); byDigest && hasParent {
-		// Fetched by digest after its index: evaluate with the identity the index was
-		// requested by, as podman does for the instance it picked.
-		identity = par.identity
+	var candidates []candidate
+	if _, byDigest := identity.(reference.Digested); byDigest {
+		seen := map[string]int{}
+		for _, p := range g.parents.of(clientKey(m.ClientAddr), blobKey{st.gen, m.Registry, m.Repository, m.Digest}) {
+			if i, dup := seen[p.identity.String()]; dup {
+				if p.accepted && !candidates[i].parent.accepted {
+					candidates[i].parent = &p
+				}
+				continue
+			}
+			seen[p.identity.String()] = len(candidates)
+			candidates = append(candidates, candidate{identity: p.identity, parent: &p})
+		}
+		if _, dup := seen[identity.String()]; !dup {
+			candidates = append(candidates, candidate{identity: identity})
+		}
+	} else {
+		candidates = []candidate{{identity: identity}}
 	}
-	v, cacheState, err := g.evaluate(ctx, st, m.Target, identity, m.Digest, m.Bytes)
-	if err != nil {
-		return outcome{}, err
+	var first outcome
+	for i, c := range candidates {
+		v, cacheState, err := g.evaluate(ctx, st, m.Target, c.identity, m.Digest, m.Bytes)
+		if err != nil {
+			return outcome{}, err
+		}
+		out := outcome{accepted: v.Accepted, detail: detailOf(v), cache: cacheState}
+		// The index vouches for its children only under the identity it was accepted for:
+		// the same manifest requested by another tag is judged by that tag's own scope.
+		if !v.Accepted && c.parent != nil && c.parent.accepted {
+			out.accepted = true
+			out.detail.Verdict = "accept"
+			out.detail.Scope, out.detail.Requirement = c.parent.scope, c.parent.requirement
+			out.detail.Reason = fmt.Sprintf("listed by index %s, whose signatures the policy accepts for %s", c.parent.index, c.parent.identity)
+		}
+		if out.accepted {
+			g.admitted.add(manifestKey{st.gen, m.Registry, m.Repository, m.Digest}, parsed.blobs, true, admissionTTL)
+			return out, nil
+		}
+		if i == 0 {
+			first = out
+		}
 	}
-	out := outcome{accepted: v.Accepted, detail: detailOf(v), cache: cacheState}
-	// The index vouches for its children only under the identity it was accepted for: the
-	// same manifest requested by another tag is judged by that tag's own policy scope.
-	if !v.Accepted && hasParent && par.accepted && identity.String() == par.identity.String() {
-		out.accepted = true
-		out.detail.Verdict = "accept"
-		out.detail.Reason = fmt.Sprintf("listed by index %s, whose signatures the policy accepts for %s", par.index, par.identity)
-		out.detail.Requirement = ""
-	}
-	if out.accepted {
-		g.admitBlobs(st, m.Target, parsed.blobs)
-	}
-	return out, nil
+	return first, nil
 }
 
 // decideIndex decides on an index: served when its own signatures are accepted or when
-// one of its children is (DESIGN.md difference 2). Its children remember it either way, so
-// that each is evaluated with this identity when fetched.
+// one of its children is (DESIGN.md difference 2). Once served, the client it was served
+// to remembers it for its children, so that each is judged under this identity too when
+// that client fetches it by digest.
 func (g *Gate) decideIndex(ctx context.Context, st *state, m *proxy.ManifestRequest, identity reference.Named, parsed parsedManifest) (outcome, error) {
+	out, err := g.judgeIndex(ctx, st, m, identity, parsed)
+	if err != nil || !out.accepted {
+		return out, err
+	}
+	g.parents.remember(clientKey(m.ClientAddr), blobKey{st.gen, m.Registry, m.Repository, ""}, parsed.children,
+		parent{index: m.Digest, identity: identity, accepted: out.ownSignatures, scope: out.detail.Scope, requirement: out.detail.Requirement},
+		admissionTTL)
+	g.admitted.add(manifestKey{st.gen, m.Registry, m.Repository, m.Digest}, nil, true, admissionTTL)
+	return out, nil
+}
+
+func (g *Gate) judgeIndex(ctx context.Context, st *state, m *proxy.ManifestRequest, identity reference.Named, parsed parsedManifest) (outcome, error) {
 	v, cacheState, err := g.evaluate(ctx, st, m.Target, identity, m.Digest, m.Bytes)
 	if err != nil {
 		return outcome{}, err
 	}
-	for _, c := range parsed.children {
-		g.parents.Add(blobKey{st.gen, m.Registry, m.Repository, c}, parent{index: m.Digest, identity: identity, accepted: v.Accepted}, admissionTTL)
-	}
-	out := outcome{accepted: v.Accepted, detail: detailOf(v), cache: cacheState}
+	out := outcome{accepted: v.Accepted, ownSignatures: v.Accepted, detail: detailOf(v), cache: cacheState}
 	if v.Accepted {
 		return out, nil
 	}
@@ -319,8 +479,8 @@ func (g *Gate) decideIndex(ctx context.Context, st *state, m *proxy.ManifestRequ
 		if cv.Accepted {
 			out.accepted = true
 			out.detail.Verdict = "accept"
+			out.detail.Scope, out.detail.Requirement = cv.Scope, cv.AcceptedBy
 			out.detail.Reason = fmt.Sprintf("the index is unsigned for this policy, but its child %s is accepted; every child is checked when fetched", c)
-			out.detail.Requirement = ""
 			return out, nil
 		}
 		childReasons = append(childReasons, fmt.Sprintf("child %s: %s", c, cv.Reason))
@@ -400,12 +560,6 @@ func unavailable(err error) error {
 		Err:     err}
 }
 
-func (g *Gate) admitBlobs(st *state, t proxy.Target, blobs []digest.Digest) {
-	for _, b := range blobs {
-		g.blobs.Add(blobKey{st.gen, t.Registry, t.Repository, b}, struct{}{}, admissionTTL)
-	}
-}
-
 // AdmitBlob implements proxy.Gate: a blob is served only when an accepted manifest of the
 // same repository references it as its config or a layer. A manifest's own digest is never
 // such a blob, so /blobs/<manifest digest> (containerd's fallback) is refused too.
@@ -415,7 +569,7 @@ func (g *Gate) AdmitBlob(ctx context.Context, b *proxy.BlobRequest) (proxy.Decis
 	reason := fmt.Sprintf("blob %s is not referenced by a manifest of %s/%s that pullgate accepted; fetch an accepted image's manifest first", b.Digest, b.Registry, b.Repository)
 	if _, isManifest := g.manifests.Get(key); isManifest {
 		reason = fmt.Sprintf("%s is a manifest of %s/%s: it is served only as a manifest, where the policy applies", b.Digest, b.Registry, b.Repository)
-	} else if _, ok := g.blobs.Get(key); ok {
+	} else if g.admitted.blob(key) {
 		return proxy.Decision{Allow: true}, nil
 	}
 	g.log.Info("decision", "kind", "blob", "client", b.ClientAddr, "upstream", b.Registry, "repository", b.Repository,
@@ -444,8 +598,12 @@ func detailOf(v policy.Verdict) Detail {
 	if v.Accepted {
 		verdict = "accept"
 	}
+	requirement := v.Requirement
+	if v.Accepted {
+		requirement = v.AcceptedBy // the requirements that accepted
+	}
 	return Detail{Identity: v.Identity, Digest: v.Digest.String(), Verdict: verdict, Scope: v.Scope,
-		Requirement: v.Requirement, Reason: v.Reason}
+		Requirement: requirement, Reason: v.Reason}
 }
 
 // requestIdentity is the policy identity of a request: the upstream name with the tag or

@@ -314,67 +314,6 @@ func TestGateBlobs(t *testing.T) {
 	}
 }
 
-// TestGateSignatureArtifacts: signatures, attestations and bundles are served without a
-// policy check, so that clients can verify for themselves through pullgate, and their
-// blobs become servable. Anything with a runnable layer is an image.
-func TestGateSignatureArtifacts(t *testing.T) {
-	target := image(t, "signed")
-	desc := func(mt, name string) map[string]any {
-		return map[string]any{"mediaType": mt, "digest": digest.FromString(name).String(), "size": 10}
-	}
-	sig := newManifest(t, mediaTypeOCIManifest, map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIManifest,
-		"config": desc("application/vnd.oci.image.config.v1+json", "sig config"),
-		"layers": []any{desc("application/vnd.dev.cosign.simplesigning.v1+json", "sig 1"), desc("application/vnd.dsse.envelope.v1+json", "att 1")}})
-	bundle := newManifest(t, mediaTypeOCIManifest, map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIManifest,
-		"artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-		"config":       desc("application/vnd.oci.empty.v1+json", "{}"),
-		"layers":       []any{desc("application/vnd.dev.sigstore.bundle.v0.3+json", "bundle")},
-		"subject":      map[string]any{"mediaType": mediaTypeOCIManifest, "digest": target.digest.String(), "size": len(target.bytes)}})
-	referrersTag := newManifest(t, mediaTypeOCIIndex, map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIIndex,
-		"manifests": []any{map[string]any{"mediaType": mediaTypeOCIManifest, "digest": bundle.digest.String(), "size": len(bundle.bytes),
-			"artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json"}}})
-	disguised := newManifest(t, mediaTypeOCIManifest, map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIManifest,
-		"config": desc("application/vnd.oci.image.config.v1+json", "disguised config"),
-		"layers": []any{desc("application/vnd.dev.cosign.simplesigning.v1+json", "sig"), desc("application/vnd.oci.image.layer.v1.tar+gzip", "rootfs")}})
-	sigTag := "sha256-" + target.digest.Encoded() + ".sig"
-
-	tests := []struct {
-		name      string
-		ref       string
-		m         manifest
-		allow     bool
-		evaluated bool
-		blobs     []string // names of the blobs that must then be servable
-	}{
-		{"cosign .sig", sigTag, sig, true, false, []string{"sig config", "sig 1", "att 1"}},
-		{"sigstore bundle by digest", bundle.digest.String(), bundle, true, false, []string{"{}", "bundle"}},
-		{"referrers tag index", "sha256-" + target.digest.Encoded(), referrersTag, true, false, nil},
-		{"a runnable layer makes it an image", sigTag, disguised, false, true, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld(t)
-			p := w.policy(signedByTrusted)
-			g := w.gate(p, nil)
-			d := mustAdmit(t, g, testRepo, tt.ref, tt.m, tt.allow)
-			if evaluated := p.calls.Load() != 0; evaluated != tt.evaluated {
-				t.Fatalf("evaluated = %v, want %v", evaluated, tt.evaluated)
-			}
-			if tt.allow && !strings.Contains(d.Reason, "signature artifact") {
-				t.Fatalf("reason %q", d.Reason)
-			}
-			for _, name := range tt.blobs {
-				if !blobAllowed(t, g, testRegistry, testRepo, digest.FromString(name)) {
-					t.Fatalf("blob %q of the artifact refused", name)
-				}
-			}
-			if tt.name == "a runnable layer makes it an image" && blobAllowed(t, g, testRegistry, testRepo, digest.FromString("rootfs")) {
-				t.Fatal("layer of a refused manifest served")
-			}
-		})
-	}
-}
-
 // TestGateUnrecognisedManifest: what cannot be classified is not served and not
 // evaluated.
 func TestGateUnrecognisedManifest(t *testing.T) {
@@ -458,7 +397,7 @@ func TestGateDecisionLog(t *testing.T) {
 	}
 	check(recs[0], map[string]string{"level": "INFO", "kind": "manifest", "client": testClient, "upstream": testRegistry,
 		"repository": testRepo, "reference": "1", "digest": img.digest.String(), "identity": tagIdentity, "verdict": "accept",
-		"scope": scopeName, "requirement": "", "cache": "miss"})
+		"scope": scopeName, "requirement": "[0] signedBy", "cache": "miss"})
 	if !strings.Contains(recs[0]["reason"].(string), "signature") {
 		t.Fatalf("accept reason %v", recs[0]["reason"])
 	}
@@ -477,7 +416,8 @@ func TestGateDecisionLog(t *testing.T) {
 
 // TestGateManifestNeverServedAsBlob: a manifest digest is refused on /blobs/ even when an
 // artifact lists it as one of its layers (a forged "signature" artifact pushed next to an
-// unsigned image must not open containerd's /blobs/<manifest> fallback).
+// unsigned image must not open containerd's /blobs/<manifest> fallback). The forged .sig
+// itself is an image now (its subject is not accepted): refused.
 func TestGateManifestNeverServedAsBlob(t *testing.T) {
 	w := newWorld(t)
 	unsigned := image(t, "unsigned")
@@ -487,7 +427,7 @@ func TestGateManifestNeverServedAsBlob(t *testing.T) {
 			"digest": unsigned.digest.String(), "size": len(unsigned.bytes)}}})
 	g := w.gate(w.policy(signedByTrusted), nil)
 	mustAdmit(t, g, testRepo, unsigned.digest.String(), unsigned, false)
-	mustAdmit(t, g, testRepo, "sha256-"+unsigned.digest.Encoded()+".sig", forged, true)
+	mustAdmit(t, g, testRepo, "sha256-"+unsigned.digest.Encoded()+".sig", forged, false)
 	if blobAllowed(t, g, testRegistry, testRepo, unsigned.digest) {
 		t.Fatal("a refused manifest was admitted as a blob through a forged artifact")
 	}

@@ -164,7 +164,7 @@ const signedByTrusted = `{"default":[{"type":"reject"}],"transports":{"docker":{
 // gate builds a gate over p and the world's finder; change adjusts the options.
 func (w *world) gate(p Evaluator, change func(*Options)) *Gate {
 	w.t.Helper()
-	opts := Options{Policy: p, Finder: w.finder, Logger: slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	opts := Options{Policy: p, Finder: w.finder, Blobs: UpstreamBlobs{testRegistry: w.client}, Logger: slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if change != nil {
 		change(&opts)
 	}

@@ -64,11 +64,19 @@ type parsedManifest struct {
 	childrenAreArtifacts bool
 	// blobs are the config and layers of an image manifest or artifact.
 	blobs []digest.Digest
+	// config and layers are the descriptors of an image manifest, as listed (media types
+	// and sizes are the upstream's claims), for the signature-attachment check.
+	config *descriptor
+	layers []descriptor
+	// subject is the digest an OCI image manifest names in its subject field (a
+	// referrer's), empty when there is none.
+	subject digest.Digest
 }
 
 type descriptor struct {
 	MediaType    string        `json:"mediaType"`
 	Digest       digest.Digest `json:"digest"`
+	Size         int64         `json:"size"`
 	ArtifactType string        `json:"artifactType"`
 }
 
@@ -78,6 +86,7 @@ type anyManifest struct {
 	Config        *descriptor  `json:"config"`
 	Layers        []descriptor `json:"layers"`
 	Manifests     []descriptor `json:"manifests"`
+	Subject       *descriptor  `json:"subject"`
 	FSLayers      []struct {
 		BlobSum digest.Digest `json:"blobSum"`
 	} `json:"fsLayers"`
@@ -139,6 +148,14 @@ func parseManifest(contentType string, data []byte) (parsedManifest, error) {
 		}
 		if artifact {
 			p.kind = kindArtifact
+		}
+		cfg := *m.Config
+		p.config, p.layers = &cfg, m.Layers
+		if m.Subject != nil {
+			if err := m.Subject.Digest.Validate(); err != nil {
+				return p, fmt.Errorf("%w: subject digest: %w", errUnknownManifest, err)
+			}
+			p.subject = m.Subject.Digest
 		}
 	case mediaTypeSchema1, mediaTypeSchema1Signed:
 		p.kind = kindImage

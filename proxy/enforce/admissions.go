@@ -1,0 +1,133 @@
+package enforce
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/opencontainers/go-digest"
+)
+
+// admissions remembers the manifests the gate served, per policy generation, registry and
+// repository, with the blobs each lists. A blob is servable while a manifest of its
+// repository that lists it is remembered: admissions are derived from accepted manifests,
+// so another repository's traffic evicts a blob only by evicting, in LRU order, the
+// manifest it belongs to, and a blob request refreshes that manifest. A reverse index
+// (blob to the manifests listing it) is kept in step on every add and eviction.
+type admissions struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[manifestKey, *admission]
+	// refs maps a blob to the remembered manifests of its repository that list it.
+	refs map[blobKey]map[digest.Digest]struct{}
+	// weight is the number of blob references held; maxWeight bounds it.
+	weight, maxWeight int
+	now               func() time.Time
+}
+
+// manifestKey names a manifest inside one repository of one upstream, under one policy.
+type manifestKey = blobKey
+
+type admission struct {
+	blobs   []digest.Digest
+	expires time.Time
+	// accepted is true for a manifest the policy accepted (or served as an index), which
+	// may therefore be the subject of a signature attachment; false for an attachment.
+	accepted bool
+}
+
+// newAdmissions holds at most entries manifests and maxWeight blob references in total.
+func newAdmissions(entries, maxWeight int) (*admissions, error) {
+	a := &admissions{refs: map[blobKey]map[digest.Digest]struct{}{}, maxWeight: maxWeight, now: time.Now}
+	l, err := simplelru.NewLRU(entries, a.evicted)
+	if err != nil {
+		return nil, fmt.Errorf("enforce: admissions: %w", err)
+	}
+	a.lru = l
+	return a, nil
+}
+
+// evicted keeps the reverse index in step; it runs with mu held (from Add, Remove,
+// RemoveOldest and Purge).
+func (a *admissions) evicted(k manifestKey, v *admission) {
+	for _, b := range v.blobs {
+		bk := blobKey{k.gen, k.registry, k.repository, b}
+		if m := a.refs[bk]; m != nil {
+			delete(m, k.digest)
+			if len(m) == 0 {
+				delete(a.refs, bk)
+			}
+		}
+	}
+	a.weight -= len(v.blobs)
+}
+
+// add remembers manifest k with its blobs for ttl, evicting the least recently used
+// manifests as the bounds require.
+func (a *admissions) add(k manifestKey, blobs []digest.Digest, accepted bool, ttl time.Duration) {
+	blobs = slices.Clone(blobs)
+	slices.Sort(blobs)
+	blobs = slices.Compact(blobs)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lru.Remove(k) // Add would replace the value without the eviction callback
+	for a.weight+len(blobs) > a.maxWeight && a.lru.Len() > 0 {
+		a.lru.RemoveOldest()
+	}
+	a.lru.Add(k, &admission{blobs: blobs, expires: a.now().Add(ttl), accepted: accepted})
+	for _, b := range blobs {
+		bk := blobKey{k.gen, k.registry, k.repository, b}
+		if a.refs[bk] == nil {
+			a.refs[bk] = map[digest.Digest]struct{}{}
+		}
+		a.refs[bk][k.digest] = struct{}{}
+	}
+	a.weight += len(blobs)
+}
+
+// blob reports whether b is listed by a remembered, unexpired manifest of its repository,
+// and refreshes that manifest.
+func (a *admissions) blob(b blobKey) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	for m := range a.refs[b] { // evicting while ranging is safe: deleted keys are not visited
+		k := manifestKey{b.gen, b.registry, b.repository, m}
+		e, ok := a.lru.Peek(k)
+		if !ok {
+			continue
+		}
+		if !now.Before(e.expires) {
+			a.lru.Remove(k)
+			continue
+		}
+		a.lru.Get(k)
+		return true
+	}
+	return false
+}
+
+// accepted reports whether manifest k was accepted (not merely served as an attachment)
+// and is still remembered.
+func (a *admissions) accepted(k manifestKey) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e, ok := a.lru.Get(k)
+	return ok && e.accepted && a.now().Before(e.expires)
+}
+
+func (a *admissions) purge() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lru.Purge()
+	a.refs = map[blobKey]map[digest.Digest]struct{}{}
+	a.weight = 0
+}
+
+// size is the number of manifests and blob references held, for tests.
+func (a *admissions) size() (manifests, blobs int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lru.Len(), a.weight
+}
