@@ -100,12 +100,16 @@ func TestSigstoreCosignVerdictsMatchContainersImage(t *testing.T) {
 	env := runSigCases(t, reg, cases)
 
 	// cosign verify reads the signatures through pullgate (difference 7: signature
-	// artifacts are served without a policy check), by pullgate's prefix routing and by
-	// its default upstream.
+	// attachments of an accepted image are served without a policy check), by its default
+	// upstream. By the prefix routing of sigAlias the policy rejects the image (its scopes
+	// name the upstream's own name): its .sig is refused too (issue 8.2).
 	t.Run("cosign verify through pullgate", func(t *testing.T) {
 		d := imageDigest(t, reg, "test/signed:v1")
+		alias := env.pg.Host + "/" + sigAlias + "/test/signed@" + d
+		if out, err := cosign.Verify(t, cosign.Pub, alias); err == nil || !strings.Contains(out, "is not a manifest pullgate accepted") {
+			t.Errorf("cosign verify %s (an image the policy rejects under that name): err %v, want its .sig denied\n%s", alias, err, out)
+		}
 		for _, ref := range []string{
-			env.pg.Host + "/" + sigAlias + "/test/signed@" + d,
 			env.pg.Host + "/test/signed@" + d,
 		} {
 			out, err := cosign.Verify(t, cosign.Pub, ref)

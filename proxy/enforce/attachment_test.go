@@ -3,7 +3,6 @@ package enforce
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -294,5 +293,3 @@ func FuzzClaimedAttachment(f *testing.F) {
 		}
 	})
 }
-
-var _ = context.Background

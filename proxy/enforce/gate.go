@@ -146,17 +146,17 @@ func New(opts Options) (*Gate, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	g := &Gate{
-		acceptTTL: opts.AcceptTTL,
-		denyTTL:   opts.DenyTTL,
-		verdicts:  verdicts,
-		flights:   cache.Group[policy.Verdict]{Timeout: evaluationTimeout},
+		acceptTTL:        opts.AcceptTTL,
+		denyTTL:          opts.DenyTTL,
+		verdicts:         verdicts,
+		flights:          cache.Group[policy.Verdict]{Timeout: evaluationTimeout},
 		admitted:         admitted,
 		parents:          parents,
 		attachments:      attachments,
 		attachmentChecks: cache.Group[string]{Timeout: evaluationTimeout},
 		blobReader:       opts.Blobs,
 		manifests:        manifests,
-		log:       log,
+		log:              log,
 	}
 	g.state.Store(&state{policy: opts.Policy, finder: opts.Finder, gen: 1})
 	return g, nil
