@@ -92,8 +92,9 @@ func testDecisionLog(t *testing.T, w *enforceWorld, pg *harness.Pullgate, digest
 			"reference": "v1", "digest": digests[repo].String(), "identity": fullName(repo) + ":v1", "verdict": verdict,
 			"scope": scopeUpstream, "requirement": requirement, "cache": cache}
 	}
-	check(ok[0], common("logs/ok", "accept", "", "miss"))
-	check(ok[1], common("logs/ok", "accept", "", "hit"))
+	// An accepted decision names the requirements that accepted (issue 8.10).
+	check(ok[0], common("logs/ok", "accept", "[0] signedBy", "miss"))
+	check(ok[1], common("logs/ok", "accept", "[0] signedBy", "hit"))
 	check(no, common("logs/no", "deny", "[0] signedBy", "miss"))
 	if r, _ := ok[0]["reason"].(string); !strings.Contains(strings.ToUpper(r), "IS SIGNED BY KEY "+strings.ToUpper(w.trusted.Fingerprint)) {
 		t.Errorf("accept reason %q does not name the trusted key %s", r, w.trusted.Fingerprint)
@@ -120,7 +121,7 @@ func testVerifyCommand(t *testing.T, w *enforceWorld, digests map[string]v1.Hash
 		t.Fatalf("verify signed: exit %d\n%s%s", code, out, errOut)
 	}
 	for _, want := range []string{"accepted " + fullName("signed/app") + ":v1", "digest:      " + digests["signed/app"].String(),
-		"scope:       " + scopeUpstream, "reason:      ", "is signed by key"} {
+		"scope:       " + scopeUpstream, "requirement: [0] signedBy", "reason:      ", "is signed by key"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("verify signed output lacks %q:\n%s", want, out)
 		}
