@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 
@@ -44,24 +45,42 @@ func (h *handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route, in
 		hdr.Set("Content-Type", blobContentType(desc.ContentType))
 		hdr.Set("Docker-Content-Digest", d.String())
 		hdr.Set("Content-Length", strconv.FormatInt(desc.Size, 10))
+		hdr.Set("Accept-Ranges", "bytes")
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
 
-	rangeHeader := r.Header.Get("Range")
-	b, err := src.Blob(ctx, rt.repo, d, rangeHeader)
+	release, err := h.acquireStream(r)
+	if err != nil {
+		return err
+	}
+	defer release()
+	// Never a Range upstream: a part of a blob cannot be verified on its own, and the
+	// upstream (or the storage it redirects to) could answer any bytes. The whole blob
+	// is fetched and verified; a range is cut from it (serveRange).
+	b, err := src.Blob(ctx, rt.repo, d, "")
 	if err != nil {
 		return err
 	}
 	defer b.Body.Close()
-	switch {
-	case b.Status == http.StatusOK:
-		return h.streamVerified(w, r, b, d, info)
-	case b.Status == http.StatusPartialContent && rangeHeader != "":
-		return h.relayPartial(w, r, b, d, info)
+	if b.Status != http.StatusOK {
+		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+			Message: fmt.Sprintf("the upstream answered a blob request with status %d", b.Status)}
 	}
-	return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-		Message: fmt.Sprintf("the upstream answered a blob request with status %d", b.Status)}
+	rangeHeader := r.Header.Get("Range")
+	if r.Header.Get("If-Range") != "" {
+		// pullgate issues no validators, so none can match: the whole blob (RFC 9110 13.1.5).
+		rangeHeader = ""
+	}
+	switch rg := parseRange(rangeHeader, b.ContentLength); rg.kind {
+	case rangeSingle:
+		return h.serveRange(w, r, b, d, rg, info)
+	case rangeUnsatisfiable:
+		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(b.ContentLength, 10))
+		return &Error{Code: errcode.ErrorCodeRangeInvalid,
+			Message: fmt.Sprintf("the range %q is outside the blob's %d bytes", rangeHeader, b.ContentLength)}
+	}
+	return h.streamVerified(w, r, b, d, info)
 }
 
 // streamVerified streams a whole blob, hashing it on the way. Once the headers are out
@@ -81,9 +100,8 @@ func (h *handler) streamVerified(w http.ResponseWriter, r *http.Request, b *Blob
 	hdr.Set("Docker-Content-Digest", d.String())
 	if b.ContentLength >= 0 {
 		hdr.Set("Content-Length", strconv.FormatInt(b.ContentLength, 10))
-	}
-	if b.AcceptRanges != "" {
-		hdr.Set("Accept-Ranges", b.AcceptRanges)
+		// Ranges are served only when the size is known (serveBlob).
+		hdr.Set("Accept-Ranges", "bytes")
 	}
 	w.WriteHeader(http.StatusOK)
 	if _, err := relay(w, body); err != nil {
@@ -92,30 +110,51 @@ func (h *handler) streamVerified(w http.ResponseWriter, r *http.Request, b *Blob
 	return nil
 }
 
-// relayPartial relays a 206 answer to a Range request. A part of a blob cannot be
-// hashed in isolation, so its bytes are not verified here: the client verifies the blob
-// it assembles from the parts. The announced length is still enforced.
-func (h *handler) relayPartial(w http.ResponseWriter, r *http.Request, b *Blob, d digest.Digest, info *accessInfo) error {
-	if b.ContentLength < 0 {
+// serveRange answers 206 with bytes rg of a blob whose whole body b is read and
+// verified: the bytes before the range are hashed and dropped, the range is sent, the
+// rest is hashed and dropped, and the last byte of the range is held back until the
+// whole blob matched its digest. A mismatch anywhere aborts the response, so a client
+// never receives a complete 206 of bytes that were not verified.
+func (h *handler) serveRange(w http.ResponseWriter, r *http.Request, b *Blob, d digest.Digest, rg byteRange, info *accessInfo) error {
+	body, err := verify.NewReader(b.Body, d, b.ContentLength)
+	if err != nil {
 		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: "the upstream did not say the size of the partial blob"}
+			Message: "cannot verify the blob", Err: err}
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", blobContentType(b.ContentType))
 	hdr.Set("Docker-Content-Digest", d.String())
-	hdr.Set("Content-Length", strconv.FormatInt(b.ContentLength, 10))
-	if b.ContentRange != "" {
-		hdr.Set("Content-Range", b.ContentRange)
-	}
-	if b.AcceptRanges != "" {
-		hdr.Set("Accept-Ranges", b.AcceptRanges)
-	}
+	hdr.Set("Content-Length", strconv.FormatInt(rg.length(), 10))
+	hdr.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rg.first, rg.last, b.ContentLength))
+	hdr.Set("Accept-Ranges", "bytes")
 	w.WriteHeader(http.StatusPartialContent)
-	n, err := relay(w, io.LimitReader(b.Body, b.ContentLength))
-	if err == nil && n != b.ContentLength {
-		err = fmt.Errorf("partial blob ended after %d of %d bytes: %w", n, b.ContentLength, ErrSizeMismatch)
+
+	bp := blobCopyBuffers.Get().(*[]byte)
+	defer blobCopyBuffers.Put(bp)
+	buf := *bp
+	var pos int64 // position in the blob of buf[0] of the next read
+	var held byte // the range's last byte, once read
+	for {
+		n, err := body.Read(buf)
+		// The part of buf[:n] inside [first, last), which may be sent now.
+		lo, hi := max(rg.first-pos, 0), min(rg.last-pos, int64(n))
+		if lo < hi {
+			if _, werr := w.Write(buf[lo:hi]); werr != nil {
+				h.abort(r, info, werr)
+			}
+		}
+		if at := rg.last - pos; at >= 0 && at < int64(n) {
+			held = buf[at]
+		}
+		pos += int64(n)
+		if errors.Is(err, io.EOF) {
+			break // verified: size and digest matched
+		}
+		if err != nil {
+			h.abort(r, info, err)
+		}
 	}
-	if err != nil {
+	if _, err := w.Write([]byte{held}); err != nil {
 		h.abort(r, info, err)
 	}
 	return nil
@@ -153,6 +192,9 @@ func (h *handler) abort(r *http.Request, info *accessInfo, err error) {
 	switch {
 	case errors.Is(err, ErrDigestMismatch), errors.Is(err, ErrSizeMismatch):
 		h.log.LogAttrs(r.Context(), slog.LevelError, "failed to verify blob from upstream, response aborted", attrs...)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		info.clientGone = true
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "client stopped reading; blob transfer ended by the write stall timeout", attrs...)
 	case r.Context().Err() != nil:
 		info.clientGone = true
 		h.log.LogAttrs(r.Context(), slog.LevelDebug, "client went away during blob transfer", attrs...)

@@ -22,6 +22,15 @@ type Gate interface {
 	AdmitBlob(ctx context.Context, b *BlobRequest) (Decision, error)
 }
 
+// ListingGate is optionally implemented by a Gate that also decides on listings (tags/list
+// and referrers) of a repository, before the upstream is asked: a repository whose every
+// image the policy rejects must not disclose its tags and digests. The handler finds it
+// by type assertion, so a Gate without it serves listings as before. A returned error
+// means it could not decide (503).
+type ListingGate interface {
+	AdmitListing(ctx context.Context, t Target) (Decision, error)
+}
+
 // Decision is a gate's answer. The zero value denies.
 type Decision struct {
 	Allow bool

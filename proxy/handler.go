@@ -25,6 +25,12 @@ type handler struct {
 	router     router
 	log        *slog.Logger
 	manifests  *manifestFetcher
+	// writeStall is the per-write deadline of every answer; zero disables it.
+	writeStall time.Duration
+	// streams holds a token per blob body being relayed from an upstream (nil: no
+	// bound); streamWait is how long a request waits for one.
+	streams    chan struct{}
+	streamWait time.Duration
 }
 
 // New returns the HTTP handler for /v2/. It refuses to work without a Gate (ErrNoGate):
@@ -68,6 +74,22 @@ func New(opts Options) (http.Handler, error) {
 	case cacheBytes < 0:
 		cacheBytes = 0
 	}
+	switch {
+	case opts.WriteStallTimeout == 0:
+		h.writeStall = DefaultWriteStallTimeout
+	case opts.WriteStallTimeout > 0:
+		h.writeStall = opts.WriteStallTimeout
+	}
+	switch {
+	case opts.MaxBlobStreams == 0:
+		h.streams = make(chan struct{}, DefaultMaxBlobStreams)
+	case opts.MaxBlobStreams > 0:
+		h.streams = make(chan struct{}, opts.MaxBlobStreams)
+	}
+	h.streamWait = opts.BlobStreamWait
+	if h.streamWait <= 0 {
+		h.streamWait = DefaultBlobStreamWait
+	}
 	h.manifests = &manifestFetcher{
 		cache: newManifestCache(cacheBytes),
 		group: &cache.Group[*Manifest]{Timeout: manifestFetchTimeout},
@@ -79,10 +101,16 @@ func New(opts Options) (http.Handler, error) {
 // for responses aborted with http.ErrAbortHandler.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &responseRecorder{ResponseWriter: w}
+	// Every answer, errors included: nothing pullgate sends is to be sniffed into a type
+	// a browser would run (issue 8.8).
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	sw := newStallWriter(w, h.writeStall)
+	rec := &responseRecorder{ResponseWriter: sw}
 	info := &accessInfo{}
 	defer func() {
 		p := recover()
+		// What net/http flushes after the handler returns gets a deadline too.
+		sw.extend()
 		h.logAccess(r, rec, info, time.Since(start), p != nil)
 		if p != nil {
 			panic(p)
@@ -135,6 +163,85 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *accessInfo
 		return h.serveSignatures(w, r, rt)
 	}
 	return &Error{Code: errcode.ErrorCodeUnsupported, Status: http.StatusNotFound, Message: "unknown registry API endpoint"}
+}
+
+// stallWriter puts a write deadline of stall before every write of at most
+// writeChunkBytes, so that a client that stops reading makes the write fail after stall
+// (net/http then closes the connection) instead of holding the response forever. The
+// deadline is per write, not per response: a large blob to a slow but steady client
+// is never cut off. Without a stall, or on a ResponseWriter without deadlines
+// (httptest.ResponseRecorder), it only passes writes on.
+type stallWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	stall time.Duration
+}
+
+func newStallWriter(w http.ResponseWriter, stall time.Duration) *stallWriter {
+	sw := &stallWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: stall}
+	sw.extend()
+	return sw
+}
+
+// extend moves the deadline to stall from now.
+func (sw *stallWriter) extend() {
+	if sw.stall > 0 {
+		// ErrNotSupported: a writer without deadlines; nothing to bound.
+		_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.stall))
+	}
+}
+
+func (sw *stallWriter) Write(p []byte) (int, error) {
+	if sw.stall <= 0 {
+		return sw.ResponseWriter.Write(p)
+	}
+	written := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), writeChunkBytes)]
+		sw.extend()
+		n, err := sw.ResponseWriter.Write(chunk)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
+}
+
+func (sw *stallWriter) WriteHeader(code int) {
+	sw.extend()
+	sw.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (sw *stallWriter) Unwrap() http.ResponseWriter { return sw.ResponseWriter }
+
+// acquireStream takes one of the blob streams, waiting up to streamWait; the caller
+// calls release when its upstream body is closed. Beyond the bound a request is 503
+// UNAVAILABLE with Retry-After: pullgate's capacity, not the client's rate, is
+// exhausted, and clients retry a 503.
+func (h *handler) acquireStream(r *http.Request) (release func(), err error) {
+	if h.streams == nil {
+		return func() {}, nil
+	}
+	release = func() { <-h.streams }
+	select {
+	case h.streams <- struct{}{}:
+		return release, nil
+	default:
+	}
+	t := time.NewTimer(h.streamWait)
+	defer t.Stop()
+	select {
+	case h.streams <- struct{}{}:
+		return release, nil
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	case <-t.C:
+		return nil, &Error{Code: errcode.ErrorCodeUnavailable, RetryAfter: blobStreamRetryAfter,
+			Message: fmt.Sprintf("pullgate is relaying as many blobs as it is configured to (%d); try again later", cap(h.streams))}
+	}
 }
 
 // servePing answers GET /v2/: the API version check every client starts with.

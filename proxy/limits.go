@@ -1,5 +1,7 @@
 package proxy
 
+import "time"
+
 // Bounds on everything the proxy buffers. Blobs are never buffered: they stream.
 const (
 	// MaxManifestBytes is the largest manifest pullgate accepts from an upstream. A
@@ -24,4 +26,33 @@ const (
 	// by about a fifth and the client's by half (fewer, fuller system calls on both
 	// sides); larger buffers gained nothing more (docs/benchmarks.md).
 	blobCopyBufferBytes = 512 << 10
+
+	// DefaultWriteStallTimeout ends a response when the client has not taken a single
+	// write of it for this long: a client that stops reading must not pin a relay buffer
+	// and an upstream connection forever (issue 8.6). A minute covers a congested link;
+	// a client slower than writeChunkBytes per minute is not pulling an image.
+	DefaultWriteStallTimeout = 60 * time.Second
+
+	// writeChunkBytes is the most written to a client under one write deadline, so that
+	// the stall timeout measures progress, not the time to send a whole 512 KiB buffer
+	// or a 4 MiB manifest: a client must take at least this much per stall timeout.
+	writeChunkBytes = 128 << 10
+
+	// DefaultMaxBlobStreams bounds the blob bodies relayed from upstreams at once. Each
+	// holds a blobCopyBufferBytes buffer and an upstream connection, so this caps both
+	// at 128 MiB and 256 connections whatever clients do.
+	DefaultMaxBlobStreams = 256
+
+	// DefaultBlobStreamWait is how long a blob request waits for a free stream before it
+	// is answered 503 UNAVAILABLE with Retry-After: long enough to absorb a burst of
+	// layer downloads, short enough that waiting requests do not pile up.
+	DefaultBlobStreamWait = 5 * time.Second
+
+	// blobStreamRetryAfter is the Retry-After (seconds) of that 503.
+	blobStreamRetryAfter = "5"
+
+	// maxReferrers bounds the descriptors of one referrers answer (a page). Real
+	// subjects have a handful of signatures and attestations; beyond this the answer is
+	// refused rather than truncated, so no listing is silently partial.
+	maxReferrers = 4096
 )

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
@@ -15,9 +16,11 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Tags and referrers are read-only listings of names and descriptors: they do not go
-// through the gate. Nothing they list is served by listing it; every manifest and blob
-// they point to is gated when a client fetches it.
+// Tags and referrers are read-only listings of names and descriptors. Nothing they list
+// is served by listing it; every manifest and blob they point to is gated when a client
+// fetches it. A gate that is also a ListingGate may refuse them (a reject scope does not
+// disclose its tags and digests). What an upstream sends is parsed, checked and
+// re-encoded: its bytes and its Content-Type never reach the client (issue 8.8).
 
 // tagList is the tags/list answer.
 type tagList struct {
@@ -28,6 +31,9 @@ type tagList struct {
 // serveTags answers GET /v2/<name>/tags/list, passing n and last through. The answer
 // names the repository as the client did, and its Link points back at pullgate.
 func (h *handler) serveTags(w http.ResponseWriter, r *http.Request, rt route) error {
+	if err := h.admitListing(r, rt); err != nil {
+		return err
+	}
 	q := url.Values{}
 	for _, k := range []string{"n", "last"} {
 		if v := r.URL.Query()[k]; len(v) > 0 {
@@ -46,6 +52,12 @@ func (h *handler) serveTags(w http.ResponseWriter, r *http.Request, rt route) er
 	tl.Name = rt.name
 	if tl.Tags == nil {
 		tl.Tags = []string{}
+	}
+	for _, tag := range tl.Tags {
+		if !tagRE.MatchString(tag) {
+			return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+				Message: "the upstream sent a tag list with an invalid tag"}
+		}
 	}
 	body, err := json.Marshal(tl)
 	if err != nil {
@@ -68,6 +80,9 @@ func (h *handler) serveTags(w http.ResponseWriter, r *http.Request, rt route) er
 func (h *handler) serveReferrers(w http.ResponseWriter, r *http.Request, rt route, info *accessInfo) error {
 	d := digest.Digest(rt.ref)
 	info.digest = d
+	if err := h.admitListing(r, rt); err != nil {
+		return err
+	}
 	q := url.Values{}
 	artifactType := r.URL.Query().Get("artifactType")
 	if artifactType != "" {
@@ -81,15 +96,21 @@ func (h *handler) serveReferrers(w http.ResponseWriter, r *http.Request, rt rout
 	if err != nil {
 		return err
 	}
-	var idx ocispec.Index
+	var idx referrersIndex
 	if err := json.Unmarshal(l.Body, &idx); err != nil {
 		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
 			Message: "the upstream sent an unreadable referrers list", Err: err}
 	}
-	hdr := w.Header()
-	if l.FiltersApplied != "" {
-		hdr.Set("OCI-Filters-Applied", l.FiltersApplied)
+	if idx.SchemaVersion != 2 || (idx.MediaType != "" && idx.MediaType != ocispec.MediaTypeImageIndex) {
+		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+			Message: "the upstream's referrers answer is not an OCI image index"}
 	}
+	manifests, err := cleanReferrers(idx.Manifests)
+	if err != nil {
+		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+			Message: "the upstream sent an invalid referrers list", Err: err}
+	}
+	hdr := w.Header()
 	if l.Link != "" {
 		link, err := rewriteLink(l.Link, "/v2/"+rt.name+"/referrers/"+d.String(), rt.clientNS)
 		if err != nil {
@@ -98,22 +119,53 @@ func (h *handler) serveReferrers(w http.ResponseWriter, r *http.Request, rt rout
 		}
 		hdr.Set("Link", link)
 	}
-	ct := l.ContentType
-	if ct == "" {
-		ct = ocispec.MediaTypeImageIndex
-	}
-	writeJSON(w, r, ct, l.Body)
-	return nil
+	return writeReferrers(w, r, manifests, artifactType)
 }
 
-// serveReferrersFromTag builds the referrers answer from the referrers tag schema
-// (dist-spec 1.1): the index tagged <alg>-<hex>, filtered by artifactType. No such tag
-// means no referrers: an empty index, 200.
-func (h *handler) serveReferrersFromTag(w http.ResponseWriter, r *http.Request, rt route, d digest.Digest, artifactType string) error {
-	manifests, err := h.referrersFromTag(r.Context(), rt, d)
-	if err != nil {
-		return err
+// referrersIndex is what is read of an upstream's referrers answer; everything else in
+// it is dropped.
+type referrersIndex struct {
+	SchemaVersion int                  `json:"schemaVersion"`
+	MediaType     string               `json:"mediaType"`
+	Manifests     []ocispec.Descriptor `json:"manifests"`
+}
+
+// errInvalidReferrer is wrapped by cleanReferrers' errors.
+var errInvalidReferrer = errors.New("invalid referrer descriptor")
+
+// cleanReferrers checks the descriptors of a referrers list and keeps only the members
+// the referrers API defines (mediaType, digest, size, artifactType, annotations); never
+// nil. An invalid descriptor refuses the whole list: it is not silently shortened.
+func cleanReferrers(in []ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+	if len(in) > maxReferrers {
+		return nil, fmt.Errorf("%d descriptors, more than %d: %w", len(in), maxReferrers, errInvalidReferrer)
 	}
+	out := make([]ocispec.Descriptor, 0, len(in))
+	for i, desc := range in {
+		if err := desc.Digest.Validate(); err != nil {
+			return nil, fmt.Errorf("descriptor %d: %w: %w", i, errInvalidReferrer, err)
+		}
+		if !isMediaType(desc.MediaType) || (desc.ArtifactType != "" && !isMediaType(desc.ArtifactType)) {
+			return nil, fmt.Errorf("descriptor %d: bad media or artifact type: %w", i, errInvalidReferrer)
+		}
+		if desc.Size < 0 {
+			return nil, fmt.Errorf("descriptor %d: negative size: %w", i, errInvalidReferrer)
+		}
+		out = append(out, ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size,
+			ArtifactType: desc.ArtifactType, Annotations: desc.Annotations})
+	}
+	return out, nil
+}
+
+// mediaTypeRE is the media type grammar of the OCI image spec (RFC 6838 names, no
+// parameters).
+var mediaTypeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$`)
+
+func isMediaType(s string) bool { return mediaTypeRE.MatchString(s) }
+
+// writeReferrers answers a referrers list, re-encoded as the one type the spec defines,
+// filtered by artifactType when one was asked for.
+func writeReferrers(w http.ResponseWriter, r *http.Request, manifests []ocispec.Descriptor, artifactType string) error {
 	if artifactType != "" {
 		kept := manifests[:0]
 		for _, m := range manifests {
@@ -136,6 +188,34 @@ func (h *handler) serveReferrersFromTag(w http.ResponseWriter, r *http.Request, 
 	return nil
 }
 
+// admitListing asks a gate that is a ListingGate whether the repository's listings may
+// be served; other gates allow them.
+func (h *handler) admitListing(r *http.Request, rt route) error {
+	lg, ok := h.gate.(ListingGate)
+	if !ok {
+		return nil
+	}
+	dec, err := lg.AdmitListing(r.Context(), target(r, rt))
+	if err != nil {
+		return gateError(err)
+	}
+	if !dec.Allow {
+		return denied(dec)
+	}
+	return nil
+}
+
+// serveReferrersFromTag builds the referrers answer from the referrers tag schema
+// (dist-spec 1.1): the index tagged <alg>-<hex>, filtered by artifactType. No such tag
+// means no referrers: an empty index, 200.
+func (h *handler) serveReferrersFromTag(w http.ResponseWriter, r *http.Request, rt route, d digest.Digest, artifactType string) error {
+	manifests, err := h.referrersFromTag(r.Context(), rt, d)
+	if err != nil {
+		return err
+	}
+	return writeReferrers(w, r, manifests, artifactType)
+}
+
 // referrersFromTag reads the descriptors of the referrers tag index for d; never nil.
 func (h *handler) referrersFromTag(ctx context.Context, rt route, d digest.Digest) ([]ocispec.Descriptor, error) {
 	m, err := h.manifests.get(ctx, h.sources[rt.registry], rt.registry, rt.repo, ReferrersTag(d),
@@ -151,10 +231,12 @@ func (h *handler) referrersFromTag(ctx context.Context, rt route, d digest.Diges
 		return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
 			Message: "the referrers tag does not hold an image index", Err: err}
 	}
-	if idx.Manifests == nil {
-		return []ocispec.Descriptor{}, nil
+	manifests, err := cleanReferrers(idx.Manifests)
+	if err != nil {
+		return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+			Message: "the referrers tag lists an invalid descriptor", Err: err}
 	}
-	return idx.Manifests, nil
+	return manifests, nil
 }
 
 // ReferrersTag is the referrers tag schema's tag for d: the algorithm truncated to 32

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"log/slog"
+	"time"
 )
 
 // Options configures the HTTP handler. Required inputs: at least one upstream and a gate.
@@ -24,6 +25,16 @@ type Options struct {
 	// digest, per repository). Zero means DefaultManifestCacheBytes; negative disables
 	// the cache.
 	ManifestCacheBytes int64
+	// WriteStallTimeout ends a response when the client takes none of it for this long
+	// (at most writeChunkBytes are written under one deadline). Zero means
+	// DefaultWriteStallTimeout; negative disables it.
+	WriteStallTimeout time.Duration
+	// MaxBlobStreams bounds the blob bodies relayed from upstreams at once. Zero means
+	// DefaultMaxBlobStreams; negative means no bound.
+	MaxBlobStreams int
+	// BlobStreamWait is how long a blob request waits for one of MaxBlobStreams before
+	// it is answered 503 UNAVAILABLE. Zero means DefaultBlobStreamWait.
+	BlobStreamWait time.Duration
 }
 
 // Upstream binds a registry name to the client that reaches it.

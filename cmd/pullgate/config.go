@@ -23,6 +23,8 @@ type Config struct {
 	Log              LogConfig        `mapstructure:"log"`
 	UpstreamTimeouts TimeoutsConfig   `mapstructure:"upstreamTimeouts"`
 	Cache            CacheConfig      `mapstructure:"cache"`
+	ClientTimeouts   ClientTimeouts   `mapstructure:"clientTimeouts"`
+	Limits           LimitsConfig     `mapstructure:"limits"`
 
 	// File is the absolute path of the file this configuration was read from.
 	File string `mapstructure:"-"`
@@ -63,6 +65,21 @@ type TimeoutsConfig struct {
 	Dial time.Duration `mapstructure:"dial"`
 	// ResponseHeader bounds the wait for an upstream's response headers.
 	ResponseHeader time.Duration `mapstructure:"responseHeader"`
+}
+
+// ClientTimeouts bounds the waits on pullgate's own clients.
+type ClientTimeouts struct {
+	// WriteStall ends a response when the client has taken none of it for this long
+	// (128 KiB at most are written under one deadline): a client that stops reading
+	// frees its blob stream and upstream connection.
+	WriteStall time.Duration `mapstructure:"writeStall"`
+}
+
+// LimitsConfig bounds what clients can make pullgate hold at once.
+type LimitsConfig struct {
+	// BlobStreams is the most blob bodies relayed from upstreams at once; a request
+	// beyond it waits up to 5 s, then is answered 503 UNAVAILABLE with Retry-After.
+	BlobStreams int `mapstructure:"blobStreams"`
 }
 
 // CacheConfig configures pullgate's caches.
@@ -115,6 +132,8 @@ var defaults = map[string]any{
 	"cache.verdicts.size":             10000,
 	"cache.verdicts.acceptTTL":        10 * time.Minute,
 	"cache.verdicts.denyTTL":          time.Minute,
+	"clientTimeouts.writeStall":       60 * time.Second,
+	"limits.blobStreams":              256,
 }
 
 // maxConfigSize bounds the configuration file read: a real one is a few KiB, and a

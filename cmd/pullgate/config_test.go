@@ -99,6 +99,8 @@ func TestLoadConfigGood(t *testing.T) {
 		Log:              LogConfig{Level: "info", Format: "text"},
 		UpstreamTimeouts: TimeoutsConfig{Dial: 10 * time.Second, ResponseHeader: 30 * time.Second},
 		Cache:            CacheConfig{Verdicts: VerdictCacheConfig{Size: 10000, AcceptTTL: 10 * time.Minute, DenyTTL: time.Minute}},
+		ClientTimeouts:   ClientTimeouts{WriteStall: time.Minute},
+		Limits:           LimitsConfig{BlobStreams: 256},
 		File:             path,
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -131,6 +133,10 @@ cache:
     size: 5
     acceptTTL: 1h
     denyTTL: 0.5s
+clientTimeouts:
+  writeStall: 90s
+limits:
+  blobStreams: 32
 `)
 	dir := filepath.Dir(path)
 	cfg, _, err := loadConfig(path)
@@ -148,6 +154,8 @@ cache:
 		Log:              LogConfig{Level: "DEBUG", Format: "json"},
 		UpstreamTimeouts: TimeoutsConfig{Dial: 1500 * time.Millisecond, ResponseHeader: 2 * time.Minute},
 		Cache:            CacheConfig{Verdicts: VerdictCacheConfig{Size: 5, AcceptTTL: time.Hour, DenyTTL: 500 * time.Millisecond}},
+		ClientTimeouts:   ClientTimeouts{WriteStall: 90 * time.Second},
+		Limits:           LimitsConfig{BlobStreams: 32},
 		File:             path,
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -197,7 +205,7 @@ func TestLoadConfigBad(t *testing.T) {
 		{
 			name:   "unknown top-level key",
 			config: up + pol + "lisen: 127.0.0.1:5000\n",
-			want:   []string{"lisen (line 6): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache)"},
+			want:   []string{"lisen (line 6): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits)"},
 		},
 		{
 			name:   "unknown key inside an upstream",
@@ -452,7 +460,7 @@ func TestLoadConfigBad(t *testing.T) {
 			name:   "merge keys",
 			config: "base: &b\n  registry: docker.io\n" + "upstreams:\n  - <<: *b\n    url: https://registry-1.docker.io\n" + pol,
 			want: []string{
-				"base (line 1): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache)",
+				"base (line 1): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits)",
 				"upstreams[0].<< (line 4): YAML merge keys are not supported; write the keys out",
 			},
 		},
@@ -484,7 +492,7 @@ log:
 `,
 			want: []string{
 				"listen (line 1): expected a string, got a list",
-				"lisen (line 2): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache)",
+				"lisen (line 2): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits)",
 				"upstreams[1].usr (line 8): unknown key (expected one of: registry, url, username, password, dockerConfig, caFile)",
 				"upstreamTimeouts.dial (line 13): expected a duration with a unit such as 30s or 5m, got an integer",
 				`upstreams[1].registry (line 6): "docker.io" is already used by upstreams[0]; each registry may appear once`,
@@ -563,6 +571,8 @@ func TestEnvironmentNames(t *testing.T) {
 		"PULLGATE_CACHE_VERDICTS_SIZE",
 		"PULLGATE_CACHE_VERDICTS_ACCEPTTTL",
 		"PULLGATE_CACHE_VERDICTS_DENYTTL",
+		"PULLGATE_CLIENTTIMEOUTS_WRITESTALL",
+		"PULLGATE_LIMITS_BLOBSTREAMS",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("environment variables = %q, want %q", got, want)
@@ -890,5 +900,70 @@ func TestSecretFormatting(t *testing.T) {
 		if got != "[redacted]" && got != `"[redacted]"` {
 			t.Errorf("secret prints %q", got)
 		}
+	}
+}
+
+// TestClientLimitsConfig: clientTimeouts.writeStall and limits.blobStreams have defaults,
+// are read from the file and the environment, and refuse values that would disable the
+// bounds they enforce.
+func TestClientLimitsConfig(t *testing.T) {
+	const base = "upstreams:\n  - registry: docker.io\n    url: https://registry-1.docker.io\npolicy:\n  path: policy.json\n"
+	tests := []struct {
+		name       string
+		config     string
+		env        map[string]string
+		wantStall  time.Duration
+		wantStream int
+		wantErr    []string
+	}{
+		{name: "defaults", config: base, wantStall: time.Minute, wantStream: 256},
+		{name: "file", config: base + "clientTimeouts:\n  writeStall: 2m\nlimits:\n  blobStreams: 10\n", wantStall: 2 * time.Minute, wantStream: 10},
+		{name: "environment", config: base + "limits:\n  blobStreams: 10\n",
+			env:       map[string]string{"PULLGATE_CLIENTTIMEOUTS_WRITESTALL": "15s", "PULLGATE_LIMITS_BLOBSTREAMS": "3"},
+			wantStall: 15 * time.Second, wantStream: 3},
+		{name: "zero and too small", config: base + "clientTimeouts:\n  writeStall: 500ms\nlimits:\n  blobStreams: 0\n",
+			wantErr: []string{
+				"clientTimeouts.writeStall (line 7): must be at least 1s, got 500ms",
+				"limits.blobStreams (line 9): must be at least 1, got 0",
+			}},
+		{name: "negative", config: base + "clientTimeouts:\n  writeStall: -1s\nlimits:\n  blobStreams: -5\n",
+			wantErr: []string{
+				"clientTimeouts.writeStall (line 7): must be at least 1s, got -1s",
+				"limits.blobStreams (line 9): must be at least 1, got -5",
+			}},
+		{name: "bad environment", config: base, env: map[string]string{"PULLGATE_LIMITS_BLOBSTREAMS": "many"},
+			wantErr: []string{`limits.blobStreams (PULLGATE_LIMITS_BLOBSTREAMS): not an integer: "many"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, tt.config)
+			if err := os.WriteFile(filepath.Join(filepath.Dir(path), "policy.json"), []byte(`{"default":[{"type":"reject"}]}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cfg, _, err := loadConfig(path)
+			if tt.wantErr != nil {
+				var ce *ConfigError
+				if !errors.As(err, &ce) {
+					t.Fatalf("loadConfig: %v, want a *ConfigError", err)
+				}
+				var got []string
+				for _, p := range ce.Problems {
+					got = append(got, p.String())
+				}
+				if !reflect.DeepEqual(got, tt.wantErr) {
+					t.Fatalf("problems:\n%q\nwant\n%q", got, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ClientTimeouts.WriteStall != tt.wantStall || cfg.Limits.BlobStreams != tt.wantStream {
+				t.Fatalf("writeStall %s, blobStreams %d; want %s, %d", cfg.ClientTimeouts.WriteStall, cfg.Limits.BlobStreams, tt.wantStall, tt.wantStream)
+			}
+		})
 	}
 }

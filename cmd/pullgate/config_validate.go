@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
 )
@@ -100,6 +101,12 @@ func (cfg *Config) validate() []problem {
 	}
 	if cfg.Cache.Verdicts.DenyTTL <= 0 {
 		add("cache.verdicts.denyTTL", "must be positive, got %s", cfg.Cache.Verdicts.DenyTTL)
+	}
+	if cfg.ClientTimeouts.WriteStall < time.Second {
+		add("clientTimeouts.writeStall", "must be at least 1s, got %s", cfg.ClientTimeouts.WriteStall)
+	}
+	if cfg.Limits.BlobStreams < 1 {
+		add("limits.blobStreams", "must be at least 1, got %d", cfg.Limits.BlobStreams)
 	}
 	return ps
 }

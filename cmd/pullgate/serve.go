@@ -19,8 +19,9 @@ const (
 	// a large layer that has not finished by then is cut off.
 	shutdownTimeout = 30 * time.Second
 	// readHeaderTimeout bounds how long a client may take to send request headers, so idle
-	// half-open connections cannot pile up. There is no write timeout: blobs can be large
-	// and slow clients are legitimate.
+	// half-open connections cannot pile up. There is no total write timeout (blobs can be
+	// large and slow clients are legitimate): the handler puts a deadline on every write
+	// instead (clientTimeouts.writeStall).
 	readHeaderTimeout = 10 * time.Second
 	// idleTimeout closes keep-alive connections nobody uses.
 	idleTimeout = 2 * time.Minute

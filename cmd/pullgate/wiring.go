@@ -57,6 +57,9 @@ func newProxyHandler(cfg *Config, upstreams []proxy.Upstream, g *gates, logger *
 		Gate:            g.gate,
 		Signatures:      g.signatures,
 		Logger:          logger,
+		// validate guarantees both are positive, so the proxy's defaults never apply.
+		WriteStallTimeout: cfg.ClientTimeouts.WriteStall,
+		MaxBlobStreams:    cfg.Limits.BlobStreams,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the proxy: %w", err)
