@@ -246,6 +246,9 @@ func TestAttackShapeSchema1Disguise(t *testing.T) {
 		forged.set(p, "application/vnd.oci.image.index.v1+json", confused)
 	}
 
+	// The signed bytes under a Content-Type with a parameter: still the same manifest.
+	forged.set("/v2/"+repo+"/manifests/params", "application/vnd.oci.image.manifest.v1+json; charset=utf-8", d)
+
 	pg := w.startPullgate(t)
 	base := "http://" + pg.Host + "/v2/" + fullName(repo) + "/manifests/"
 
@@ -295,6 +298,29 @@ func TestAttackShapeSchema1Disguise(t *testing.T) {
 		}
 	})
 
-	// The signed image is still served after the attacks.
+	// pullgate verify decides through the same gate: the raw Content-Type (parameters
+	// included) reaches the same shape check.
+	t.Run("verify", func(t *testing.T) {
+		config := w.pullgateConfig(t, w.policy, w.sig.RegistriesD)
+		for _, c := range []struct {
+			tag  string
+			code int
+			want string
+		}{
+			{"v1", 0, "accepted " + fullName(repo) + ":v1"},
+			{"params", 0, "accepted " + fullName(repo) + ":params"},
+			{"evil", 1, "Docker schema1 manifests are not served"},
+			{"confused", 1, "a manifest whose Content-Type and body disagree is not served"},
+		} {
+			code, out, errOut := harness.RunPullgate(t, w.bin, "verify", "--config", config, fullName(repo)+":"+c.tag)
+			if code != c.code || !strings.Contains(out, c.want) {
+				t.Errorf("verify :%s: exit %d, want %d with %q\n%s%s", c.tag, code, c.code, c.want, out, errOut)
+			}
+		}
+	})
+
+	// The signed image is still served after the attacks, also under a Content-Type with
+	// a parameter.
 	call(t, http.MethodGet, base+"v1").served(t, "signed :v1 after the attacks", signed)
+	call(t, http.MethodGet, base+"params").served(t, "signed bytes as :params", signed)
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -87,28 +86,22 @@ type anyManifest struct {
 	Layers        []descriptor `json:"layers"`
 	Manifests     []descriptor `json:"manifests"`
 	Subject       *descriptor  `json:"subject"`
-	FSLayers      []struct {
-		BlobSum digest.Digest `json:"blobSum"`
-	} `json:"fsLayers"`
 }
 
 var errUnknownManifest = errors.New("unrecognised manifest")
 
-// parseManifest classifies manifest bytes. contentType is the upstream's Content-Type; the
-// body's own mediaType is used when the header is generic. A manifest that cannot be
+// parseManifest classifies manifest bytes. contentType is the upstream's Content-Type;
+// checkShape decides the media type (the body's own mediaType when the header is generic)
+// and refuses schema1 and bodies that disagree with it. A manifest that cannot be
 // classified is an error: it is not served.
 func parseManifest(contentType string, data []byte) (parsedManifest, error) {
+	mt, err := checkShape(contentType, data)
+	if err != nil {
+		return parsedManifest{}, err
+	}
 	var m anyManifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return parsedManifest{}, fmt.Errorf("%w: %w", errUnknownManifest, err)
-	}
-	mt, _, _ := mime.ParseMediaType(contentType)
-	switch mt {
-	case "", "application/json", "application/octet-stream", "text/plain":
-		mt = m.MediaType
-	}
-	if mt == "" {
-		mt = guessMediaType(m)
 	}
 	var p parsedManifest
 	switch mt {
@@ -157,35 +150,10 @@ func parseManifest(contentType string, data []byte) (parsedManifest, error) {
 			}
 			p.subject = m.Subject.Digest
 		}
-	case mediaTypeSchema1, mediaTypeSchema1Signed:
-		p.kind = kindImage
-		if len(m.FSLayers) > maxManifestReferences {
-			return p, fmt.Errorf("%w: %d layers", errUnknownManifest, len(m.FSLayers))
-		}
-		for _, l := range m.FSLayers {
-			if err := l.BlobSum.Validate(); err != nil {
-				return p, fmt.Errorf("%w: blob digest: %w", errUnknownManifest, err)
-			}
-			p.blobs = append(p.blobs, l.BlobSum)
-		}
 	default:
 		return p, fmt.Errorf("%w: media type %q", errUnknownManifest, mt)
 	}
 	return p, nil
-}
-
-// guessMediaType handles manifests that declare no media type anywhere (old OCI
-// manifests and indexes may omit the field).
-func guessMediaType(m anyManifest) string {
-	switch {
-	case m.SchemaVersion == 1:
-		return mediaTypeSchema1
-	case m.Manifests != nil && m.Config == nil:
-		return mediaTypeOCIIndex
-	case m.Config != nil:
-		return mediaTypeOCIManifest
-	}
-	return ""
 }
 
 func isArtifactType(t string) bool {

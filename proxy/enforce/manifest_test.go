@@ -35,7 +35,7 @@ func TestParseManifest(t *testing.T) {
 		{name: "docker list", contentType: mediaTypeDockerList, body: `{"schemaVersion":2,"manifests":[` + desc(mediaTypeDockerManifest, d3) + `]}`, kind: kindIndex, children: []digest.Digest{d3}},
 		{name: "referrers tag index", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[{"mediaType":"` + mediaTypeOCIManifest + `","digest":"` + d1.String() + `","size":1,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"}]}`, kind: kindIndex, children: []digest.Digest{d1}, artifacts: true},
 		{name: "index mixing artifacts and images", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[{"mediaType":"` + mediaTypeOCIManifest + `","digest":"` + d1.String() + `","size":1,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"},` + desc(mediaTypeOCIManifest, d2) + `]}`, kind: kindIndex, children: []digest.Digest{d1, d2}},
-		{name: "schema1", contentType: mediaTypeSchema1Signed, body: `{"schemaVersion":1,"fsLayers":[{"blobSum":"` + d3.String() + `"}]}`, kind: kindImage, blobs: []digest.Digest{d3}},
+		{name: "schema1 is not served", contentType: mediaTypeSchema1Signed, body: `{"schemaVersion":1,"fsLayers":[{"blobSum":"` + d3.String() + `"}]}`, wantErr: true},
 		{name: "no media type anywhere: oci index", contentType: "", body: `{"schemaVersion":2,"manifests":[]}`, kind: kindIndex},
 		{name: "image without config", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"layers":[]}`, wantErr: true},
 		{name: "bad layer digest", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"config":` + desc("x", d1) + `,"layers":[{"mediaType":"x","digest":"sha256:abc"}]}`, wantErr: true},

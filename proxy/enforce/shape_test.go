@@ -1,0 +1,337 @@
+package enforce
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Fragments of the manifests in the shape tests.
+var (
+	shapeConfig = `{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + digest.FromString("config").String() + `","size":2}`
+	shapeLayers = `[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"` + digest.FromString("layer").String() + `","size":3}]`
+	shapeList   = `[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + digest.FromString("child").String() + `","size":4}]`
+	// shapeSignatures is a libtrust signature section whose protected header rebuilds other
+	// bytes ({"formatLength":1,"formatTail":...}), as in the schema1 disguise attack.
+	shapeSignatures = `[{"header":{"alg":"ES256"},"signature":"c2ln","protected":"eyJmb3JtYXRMZW5ndGgiOjEsImZvcm1hdFRhaWwiOiJJbjAifQ"}]`
+)
+
+// shapeImage is an image manifest body with the given extra members (already JSON, each
+// starting with a comma) and mediaType (none when empty).
+func shapeImage(mediaType, extra string) string {
+	mt := ""
+	if mediaType != "" {
+		mt = `"mediaType":"` + mediaType + `",`
+	}
+	return `{"schemaVersion":2,` + mt + `"config":` + shapeConfig + `,"layers":` + shapeLayers + extra + `}`
+}
+
+func shapeIndex(mediaType, extra string) string {
+	mt := ""
+	if mediaType != "" {
+		mt = `"mediaType":"` + mediaType + `",`
+	}
+	return `{"schemaVersion":2,` + mt + `"manifests":` + shapeList + extra + `}`
+}
+
+type shapeCase struct {
+	name, contentType, body string
+	// want is the media type decided; empty: refused, with why in the message.
+	want    string
+	schema1 bool
+	why     string
+}
+
+var shapeCases = []shapeCase{
+	// Every form pullgate serves.
+	{name: "oci manifest", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest, ""), want: mediaTypeOCIManifest},
+	{name: "oci manifest without mediaType", contentType: mediaTypeOCIManifest, body: shapeImage("", ""), want: mediaTypeOCIManifest},
+	{name: "content type with parameters", contentType: mediaTypeOCIManifest + "; charset=utf-8", body: shapeImage(mediaTypeOCIManifest, ""), want: mediaTypeOCIManifest},
+	{name: "content type in capitals", contentType: "Application/VND.OCI.Image.Manifest.v1+JSON", body: shapeImage(mediaTypeOCIManifest, ""), want: mediaTypeOCIManifest},
+	{name: "oci artifact with artifactType and subject", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest,
+		`,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","subject":{"mediaType":"`+mediaTypeOCIManifest+`","digest":"`+digest.FromString("s").String()+`","size":5},"annotations":{"a":"b"}`), want: mediaTypeOCIManifest},
+	{name: "unknown extension member", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest, `,"x-vendor":{"k":1}`), want: mediaTypeOCIManifest},
+	{name: "pretty-printed", contentType: mediaTypeOCIManifest, body: "\n{\n  \"schemaVersion\": 2,\n  \"config\": " + shapeConfig + ",\n  \"layers\": []\n}\n", want: mediaTypeOCIManifest},
+	{name: "oci index", contentType: mediaTypeOCIIndex, body: shapeIndex(mediaTypeOCIIndex, ""), want: mediaTypeOCIIndex},
+	{name: "oci index without mediaType", contentType: mediaTypeOCIIndex, body: shapeIndex("", ""), want: mediaTypeOCIIndex},
+	{name: "oci index with subject and annotations", contentType: mediaTypeOCIIndex, body: shapeIndex(mediaTypeOCIIndex, `,"annotations":{"a":"b"},"artifactType":"x/y"`), want: mediaTypeOCIIndex},
+	{name: "docker v2 manifest", contentType: mediaTypeDockerManifest, body: shapeImage(mediaTypeDockerManifest, ""), want: mediaTypeDockerManifest},
+	{name: "docker v2 list", contentType: mediaTypeDockerList, body: shapeIndex(mediaTypeDockerList, ""), want: mediaTypeDockerList},
+	{name: "generic octet-stream, body says oci manifest", contentType: "application/octet-stream", body: shapeImage(mediaTypeOCIManifest, ""), want: mediaTypeOCIManifest},
+	{name: "generic json, body says docker list", contentType: "application/json", body: shapeIndex(mediaTypeDockerList, ""), want: mediaTypeDockerList},
+	{name: "generic text/plain with parameter, body says docker manifest", contentType: "text/plain; charset=utf-8", body: shapeImage(mediaTypeDockerManifest, ""), want: mediaTypeDockerManifest},
+	{name: "no content type, body says oci index", contentType: "", body: shapeIndex(mediaTypeOCIIndex, ""), want: mediaTypeOCIIndex},
+	{name: "no media type anywhere: config makes an oci manifest", contentType: "", body: shapeImage("", ""), want: mediaTypeOCIManifest},
+	{name: "no media type anywhere: manifests make an oci index", contentType: "application/json", body: shapeIndex("", ""), want: mediaTypeOCIIndex},
+	{name: "empty index", contentType: "", body: `{"schemaVersion":2,"manifests":[]}`, want: mediaTypeOCIIndex},
+	{name: "null mediaType counts as absent", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"mediaType":null,"config":` + shapeConfig + `,"layers":[]}`, want: mediaTypeOCIManifest},
+
+	// Docker schema1, by every signal.
+	{name: "schema1 signed content type", contentType: mediaTypeSchema1Signed, body: `{"schemaVersion":1,"name":"a","tag":"b","fsLayers":[],"history":[],"signatures":` + shapeSignatures + `}`, schema1: true, why: "Content-Type " + mediaTypeSchema1Signed},
+	{name: "schema1 unsigned content type", contentType: mediaTypeSchema1, body: `{"schemaVersion":1,"fsLayers":[]}`, schema1: true, why: "Content-Type " + mediaTypeSchema1},
+	{name: "schema1 content type with an oci body", contentType: mediaTypeSchema1Signed, body: shapeImage("", ""), schema1: true},
+	{name: "schema1 body mediaType", contentType: "", body: `{"schemaVersion":2,"mediaType":"` + mediaTypeSchema1Signed + `","config":` + shapeConfig + `}`, schema1: true, why: "the body's mediaType"},
+	{name: "schema1 body mediaType under an oci content type", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"mediaType":"` + mediaTypeSchema1 + `","config":` + shapeConfig + `}`, schema1: true},
+	{name: "schemaVersion 1 under the oci content type", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":1,"config":` + shapeConfig + `,"layers":[]}`, schema1: true, why: "schemaVersion 1"},
+	{name: "schemaVersion 1 with no media type anywhere", contentType: "", body: `{"schemaVersion":1,"fsLayers":[]}`, schema1: true},
+	{name: "the disguise: oci content type, schema1 body with config and layers", contentType: mediaTypeOCIManifest,
+		body: `{"schemaVersion":1,"config":` + shapeConfig + `,"layers":` + shapeLayers + `,"signatures":` + shapeSignatures + `}`, schema1: true},
+	{name: "oci manifest with a signatures member", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest, `,"signatures":`+shapeSignatures), schema1: true, why: `"signatures"`},
+	{name: "oci manifest with null signatures", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest, `,"signatures":null`), schema1: true, why: `"signatures"`},
+	{name: "oci manifest with fsLayers", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"fsLayers":[]`), schema1: true, why: `"fsLayers"`},
+	{name: "index with signatures", contentType: mediaTypeOCIIndex, body: shapeIndex("", `,"signatures":`+shapeSignatures), schema1: true},
+	{name: "docker list with signatures under a generic content type", contentType: "application/json", body: shapeIndex(mediaTypeDockerList, `,"signatures":[]`), schema1: true},
+
+	// Members of another kind.
+	{name: "index type with layers", contentType: mediaTypeOCIIndex, body: shapeIndex("", `,"layers":`+shapeLayers), why: `"layers"`},
+	{name: "index type with config and layers", contentType: mediaTypeOCIIndex, body: shapeIndex(mediaTypeOCIIndex, `,"config":`+shapeConfig+`,"layers":`+shapeLayers), why: `"config"`},
+	{name: "docker list with config", contentType: mediaTypeDockerList, body: shapeIndex("", `,"config":`+shapeConfig), why: `"config"`},
+	{name: "index type with null layers", contentType: mediaTypeOCIIndex, body: shapeIndex("", `,"layers":null`), why: `"layers"`},
+	{name: "manifest type with manifests", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"manifests":`+shapeList), why: `"manifests"`},
+	{name: "docker manifest with manifests", contentType: mediaTypeDockerManifest, body: shapeImage(mediaTypeDockerManifest, `,"manifests":[]`), why: `"manifests"`},
+	{name: "manifest with schema1 history", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"history":[]`), why: `"history"`},
+	{name: "manifest with schema1 architecture", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"architecture":"amd64"`), why: `"architecture"`},
+	{name: "index body with generic content type and layers", contentType: "", body: shapeIndex(mediaTypeOCIIndex, `,"layers":[]`), why: `"layers"`},
+
+	// Content-Type and body mediaType disagree.
+	{name: "manifest content type, index body mediaType", contentType: mediaTypeOCIManifest, body: shapeIndex(mediaTypeOCIIndex, ""), why: "the body's mediaType is"},
+	{name: "index content type, manifest body mediaType", contentType: mediaTypeOCIIndex, body: shapeImage(mediaTypeOCIManifest, ""), why: "the body's mediaType is"},
+	{name: "oci content type, docker body mediaType", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeDockerManifest, ""), why: "disagree"},
+	{name: "body mediaType in other case", contentType: mediaTypeOCIManifest, body: shapeImage("application/vnd.OCI.image.manifest.v1+json", ""), why: "disagree"},
+	{name: "body mediaType with parameters", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest+"; charset=utf-8", ""), why: "disagree"},
+	{name: "generic content type, unknown body mediaType", contentType: "application/json", body: shapeImage("application/vnd.example+json", ""), why: "not a manifest type"},
+	{name: "no media type, config and manifests", contentType: "", body: shapeImage("", `,"manifests":[]`), why: "neither"},
+	{name: "no media type, neither config nor manifests", contentType: "", body: `{"schemaVersion":2,"layers":[]}`, why: "neither"},
+	{name: "unknown content type", contentType: "application/vnd.example+json", body: shapeImage("", ""), why: "not a manifest type"},
+	{name: "html content type", contentType: "text/html", body: shapeImage(mediaTypeOCIManifest, ""), why: "disagree"},
+	{name: "unparsable content type", contentType: "application/vnd.oci.image.manifest.v1+json; =", body: shapeImage("", ""), why: "not a media type"},
+	{name: "content type without subtype", contentType: "/", body: shapeImage("", ""), why: "not a media type"},
+	{name: "mediaType not a string", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"mediaType":7,"config":` + shapeConfig + `}`, why: "mediaType is not a string"},
+
+	// Case variants and duplicates: encoding/json and case-sensitive parsers read them differently.
+	{name: "MediaType in capitals", contentType: "", body: `{"schemaVersion":2,"MediaType":"` + mediaTypeOCIIndex + `","config":` + shapeConfig + `}`, why: `spelled "mediaType"`},
+	{name: "mediaType and MediaType", contentType: "", body: `{"schemaVersion":2,"mediaType":"` + mediaTypeOCIManifest + `","MediaType":"` + mediaTypeOCIIndex + `","config":` + shapeConfig + `}`, why: `"mediaType" and "MediaType"`},
+	{name: "Layers in an index", contentType: mediaTypeOCIIndex, body: shapeIndex("", `,"Layers":`+shapeLayers), why: `spelled "layers"`},
+	{name: "Signatures", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"Signatures":`+shapeSignatures), why: `spelled "signatures"`},
+	{name: "SchemaVersion", contentType: mediaTypeOCIManifest, body: `{"SchemaVersion":1,"config":` + shapeConfig + `}`, why: `spelled "schemaVersion"`},
+	{name: "long s folds to s for encoding/json", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"ſignatures":`+shapeSignatures), why: `spelled "signatures"`},
+	{name: "unknown members differing in case", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"x":1,"X":2`), why: "ignore case"},
+	{name: "kelvin sign folds to k", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"`+"\u212a"+`ey":1,"key":2`), why: "ignore case"},
+	{name: "exact duplicate unknown member", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"vendorKey":1,"vendorKey":2`), why: "twice"},
+	{name: "exact duplicate schemaVersion", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":1,"schemaVersion":2,"config":` + shapeConfig + `}`, why: "twice"},
+	{name: "exact duplicate config", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"config":`+shapeConfig), why: "twice"},
+
+	// schemaVersion.
+	{name: "schemaVersion 3", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":3,"config":` + shapeConfig + `}`, why: "schemaVersion 3"},
+	{name: "schemaVersion 0", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":0,"manifests":[]}`, why: "schemaVersion 0"},
+	{name: "schemaVersion missing", contentType: mediaTypeOCIManifest, body: `{"config":` + shapeConfig + `}`, why: "without schemaVersion"},
+	{name: "schemaVersion null", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":null,"manifests":[]}`, why: "without schemaVersion"},
+	{name: "schemaVersion as a string", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":"2","config":` + shapeConfig + `}`, why: "not an integer"},
+	{name: "schemaVersion 2.0", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2.0,"config":` + shapeConfig + `}`, why: "not an integer"},
+
+	// Not one JSON object.
+	{name: "array", contentType: mediaTypeOCIManifest, body: `[` + shapeImage("", "") + `]`, why: "not a JSON object"},
+	{name: "string", contentType: mediaTypeOCIManifest, body: `"{}"`, why: "not a JSON object"},
+	{name: "null", contentType: mediaTypeOCIIndex, body: `null`, why: "not a JSON object"},
+	{name: "number", contentType: mediaTypeOCIIndex, body: `2`, why: "not a JSON object"},
+	{name: "empty body", contentType: mediaTypeOCIManifest, body: ``, why: "not one JSON value"},
+	{name: "html", contentType: mediaTypeOCIManifest, body: `<html>`, why: "not one JSON value"},
+	{name: "trailing garbage", contentType: mediaTypeOCIManifest, body: shapeImage("", "") + `x`, why: "not one JSON value"},
+	{name: "a second object", contentType: mediaTypeOCIManifest, body: shapeImage("", "") + `{"manifests":[]}`, why: "not one JSON value"},
+	{name: "truncated", contentType: mediaTypeOCIManifest, body: strings.TrimSuffix(shapeImage("", ""), "}"), why: "not one JSON value"},
+	{name: "byte order mark", contentType: mediaTypeOCIManifest, body: "\ufeff" + shapeImage("", ""), why: "not one JSON value"},
+}
+
+func TestCheckShape(t *testing.T) {
+	for _, tt := range shapeCases {
+		t.Run(tt.name, func(t *testing.T) {
+			mt, err := checkShape(tt.contentType, []byte(tt.body))
+			if tt.want != "" {
+				if err != nil || mt != tt.want {
+					t.Fatalf("checkShape = %q, %v; want %q", mt, err, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted as %q, want a refusal", mt)
+			}
+			if !errors.Is(err, errBadShape) || !errors.Is(err, errUnknownManifest) {
+				t.Fatalf("err = %v, want errBadShape", err)
+			}
+			if errors.Is(err, errSchema1) != tt.schema1 {
+				t.Fatalf("err = %v; schema1 = %v, want %v", err, errors.Is(err, errSchema1), tt.schema1)
+			}
+			if tt.schema1 && !strings.Contains(err.Error(), "Docker schema1 manifests are not served") {
+				t.Fatalf("schema1 refusal without the reason: %v", err)
+			}
+			if !strings.Contains(err.Error(), tt.why) {
+				t.Fatalf("err = %v, want %q in it", err, tt.why)
+			}
+		})
+	}
+}
+
+// TestParseManifestShape: parseManifest refuses what checkShape refuses, with its error,
+// and classifies by the media type checkShape decides.
+func TestParseManifestShape(t *testing.T) {
+	for _, tt := range shapeCases {
+		p, err := parseManifest(tt.contentType, []byte(tt.body))
+		_, shapeErr := checkShape(tt.contentType, []byte(tt.body))
+		if shapeErr != nil {
+			if err == nil || err.Error() != shapeErr.Error() {
+				t.Errorf("%s: parseManifest err = %v, want %v", tt.name, err, shapeErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		wantIndex := tt.want == mediaTypeOCIIndex || tt.want == mediaTypeDockerList
+		if (p.kind == kindIndex) != wantIndex {
+			t.Errorf("%s: kind %s for %s", tt.name, p.kind, tt.want)
+		}
+	}
+}
+
+// memberViews are the top-level members of a JSON object as three kinds of parser read
+// them: encoding/json (case-insensitive, last duplicate wins), a case-sensitive parser
+// keeping the last duplicate, and one keeping the first.
+type memberViews struct {
+	goView          map[string]any // by canonical name, only the names of goFields
+	last, first     map[string]json.RawMessage
+	names           []string // every name as spelled, in order
+	goErr, tokenErr error
+}
+
+var goFields = []string{"schemaVersion", "mediaType", "config", "layers", "manifests", "signatures", "fsLayers"}
+
+func readViews(body []byte) memberViews {
+	var v memberViews
+	var g struct {
+		SchemaVersion any `json:"schemaVersion"`
+		MediaType     any `json:"mediaType"`
+		Config        any `json:"config"`
+		Layers        any `json:"layers"`
+		Manifests     any `json:"manifests"`
+		Signatures    any `json:"signatures"`
+		FSLayers      any `json:"fsLayers"`
+	}
+	v.goErr = json.Unmarshal(body, &g)
+	v.goView = map[string]any{"schemaVersion": g.SchemaVersion, "mediaType": g.MediaType, "config": g.Config, "layers": g.Layers,
+		"manifests": g.Manifests, "signatures": g.Signatures, "fsLayers": g.FSLayers}
+	if err := json.Unmarshal(body, &v.last); err != nil {
+		v.tokenErr = err
+		return v
+	}
+	v.first = map[string]json.RawMessage{}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil {
+		v.tokenErr = err
+		return v
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			v.tokenErr = err
+			return v
+		}
+		name := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			v.tokenErr = err
+			return v
+		}
+		v.names = append(v.names, name)
+		if _, ok := v.first[name]; !ok {
+			v.first[name] = raw
+		}
+	}
+	return v
+}
+
+// FuzzCheckShape: whatever checkShape accepts means one thing to every parser: the same
+// members for encoding/json and for case-sensitive parsers (keeping the first or the last
+// duplicate), never schema1 as containers/image's GuessMIMEType (and policy's
+// isSignedSchema1) decide it, and no member of another kind under any spelling.
+func FuzzCheckShape(f *testing.F) {
+	for _, c := range shapeCases {
+		f.Add(c.contentType, []byte(c.body))
+	}
+	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		mt, err := checkShape(contentType, body)
+		if err != nil {
+			if !errors.Is(err, errBadShape) || !errors.Is(err, errUnknownManifest) {
+				t.Fatalf("untyped refusal: %v", err)
+			}
+			return
+		}
+		if _, perr := parseManifest(contentType, body); perr != nil && !errors.Is(perr, errUnknownManifest) {
+			t.Fatalf("parseManifest: untyped error %v", perr)
+		}
+		isImage := mt == mediaTypeOCIManifest || mt == mediaTypeDockerManifest
+		isIndex := mt == mediaTypeOCIIndex || mt == mediaTypeDockerList
+		if !isImage && !isIndex {
+			t.Fatalf("accepted media type %q", mt)
+		}
+		v := readViews(body)
+		if v.goErr != nil || v.tokenErr != nil {
+			t.Fatalf("accepted a body parsers refuse: %v / %v", v.goErr, v.tokenErr)
+		}
+		if len(v.last) != len(v.names) {
+			t.Fatalf("accepted duplicate members: %q", v.names)
+		}
+		for i, a := range v.names {
+			for _, b := range v.names[i+1:] {
+				if strings.EqualFold(a, b) {
+					t.Fatalf("accepted members %q and %q, equal for encoding/json", a, b)
+				}
+			}
+		}
+		for _, name := range goFields {
+			raw, inLast := v.last[name]
+			if !bytes.Equal(raw, v.first[name]) {
+				t.Fatalf("%s: first and last duplicates differ", name)
+			}
+			var sensitive any
+			if inLast {
+				if err := json.Unmarshal(raw, &sensitive); err != nil {
+					t.Fatal(err)
+				}
+			}
+			goValue, err := json.Marshal(v.goView[name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			sensitiveValue, err := json.Marshal(sensitive)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(goValue, sensitiveValue) {
+				t.Fatalf("%s: encoding/json reads %s, a case-sensitive parser %s", name, goValue, sensitiveValue)
+			}
+		}
+		if v.goView["schemaVersion"] != float64(2) {
+			t.Fatalf("accepted schemaVersion %v", v.goView["schemaVersion"])
+		}
+		if bodyType, _ := v.goView["mediaType"].(string); bodyType != "" && bodyType != mt {
+			t.Fatalf("accepted as %s a body whose mediaType is %q", mt, bodyType)
+		}
+		var foreign []string
+		if isImage {
+			foreign = []string{"manifests", "signatures", "fsLayers", "history"}
+		} else {
+			foreign = []string{"config", "layers", "signatures", "fsLayers", "history"}
+		}
+		for _, name := range v.names {
+			if slices.ContainsFunc(foreign, func(f string) bool { return strings.EqualFold(f, name) }) {
+				t.Fatalf("accepted as %s a body with member %q", mt, name)
+			}
+		}
+	})
+}
