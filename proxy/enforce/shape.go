@@ -3,6 +3,7 @@ package enforce
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"strconv"
@@ -38,8 +39,8 @@ var genericContentTypes = map[string]bool{"": true, "application/json": true, "a
 var topLevelMembers = []string{"schemaVersion", "mediaType", "artifactType", "config", "layers", "manifests", "subject",
 	"annotations", "fsLayers", "signatures", "history", "architecture", "name", "tag"}
 
-// foreignMembers are the members that belong to another kind of manifest: their presence
-// (even as null) means the body is also something other than what its type says.
+// notInImage and notInIndex are the members that belong to another kind of manifest: their
+// presence (even as null) means the body is also something other than what its type says.
 var (
 	notInImage = []string{"manifests", "fsLayers", "signatures", "history", "architecture"}
 	notInIndex = []string{"config", "layers", "fsLayers", "signatures", "history", "architecture"}
@@ -49,7 +50,8 @@ var (
 // (with an errBadShape whose message is fit for a DENIED reason) every manifest whose type
 // is ambiguous, differs between the Content-Type and the body, or is Docker schema1:
 //
-//   - the body is one JSON object whose top-level member names are all distinct under
+//   - the body is one JSON object whose top-level member names, and those of its
+//     descriptors (config, subject, layers and manifests entries), are all distinct under
 //     Unicode case folding, known members spelled exactly;
 //   - schema1 is refused: by Content-Type, by the body's mediaType, by schemaVersion 1,
 //     or by a fsLayers or signatures member;
@@ -63,7 +65,9 @@ func checkShape(contentType string, body []byte) (string, error) {
 	ct := ""
 	if strings.TrimSpace(contentType) != "" {
 		mt, _, err := mime.ParseMediaType(contentType)
-		if err != nil {
+		// Parameters play no part in the type, and the proxy drops them before the gate
+		// (verify passes them): a malformed one must not make the two disagree.
+		if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
 			return "", fmt.Errorf("%w: Content-Type %q is not a media type: %w", errBadShape, contentType, err)
 		}
 		ct = mt // lower-cased, parameters dropped
@@ -167,52 +171,100 @@ func describe(ct string) string {
 }
 
 // topLevel reads body as exactly one JSON object and returns its top-level members by exact
-// name. Two names equal under Unicode case folding (exact duplicates included), or a
-// spelling variant of a known member, are refused: the clients that disagree on which
-// duplicate counts, or on case, would read different manifests from the same bytes.
+// name, after checking the member names of the descriptors it holds (config, subject,
+// layers and manifests entries) in the same way.
 func topLevel(body []byte) (map[string]json.RawMessage, error) {
 	if !json.Valid(body) { // also refuses trailing data after the value
 		return nil, fmt.Errorf("%w: the body is not one JSON value", errBadShape)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	members, isObject, err := objectMembers(body, knownTopLevel, "the body")
+	if err != nil {
+		return nil, err
+	}
+	if !isObject {
 		return nil, fmt.Errorf("%w: the body is not a JSON object", errBadShape)
 	}
-	known := make(map[string]string, len(topLevelMembers))
-	for _, n := range topLevelMembers {
-		known[foldKey(n)] = n
+	for _, name := range []string{"config", "subject"} {
+		if raw, ok := members[name]; ok {
+			if _, _, err := objectMembers(raw, knownDescriptor, name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, name := range []string{"layers", "manifests"} {
+		raw, ok := members[name]
+		if !ok {
+			continue
+		}
+		var list []json.RawMessage
+		if json.Unmarshal(raw, &list) != nil {
+			continue // not an array: parseManifest refuses it where it matters
+		}
+		for i, d := range list {
+			if _, _, err := objectMembers(d, knownDescriptor, fmt.Sprintf("%s[%d]", name, i)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return members, nil
+}
+
+// Fold keys of the member names that must be spelled exactly: of a manifest's top level,
+// and of a descriptor (whose mediaType and digest decide what is admitted and how).
+var (
+	knownTopLevel   = foldKeys(topLevelMembers)
+	knownDescriptor = foldKeys([]string{"mediaType", "digest", "size", "urls", "annotations", "data", "artifactType", "platform"})
+)
+
+func foldKeys(names []string) map[string]string {
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		m[foldKey(n)] = n
+	}
+	return m
+}
+
+// objectMembers returns the members of raw, one valid JSON value, by exact name, or false
+// when it is not an object. Two names equal under Unicode case folding (exact duplicates
+// included), or a spelling variant of a known member, are refused: clients that disagree
+// on which duplicate counts, or on case, would read different manifests from the same
+// bytes. where names the object in messages.
+func objectMembers(raw []byte, known map[string]string, where string) (map[string]json.RawMessage, bool, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false, nil
 	}
 	members := map[string]json.RawMessage{}
 	seen := map[string]string{} // fold key → name as spelled
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errBadShape, err)
+			return nil, true, fmt.Errorf("%w: %s: %w", errBadShape, where, err)
 		}
 		name, ok := tok.(string)
 		if !ok {
-			return nil, fmt.Errorf("%w: member name %v", errBadShape, tok)
+			return nil, true, fmt.Errorf("%w: %s: member name %v", errBadShape, where, tok)
 		}
 		var value json.RawMessage
 		if err := dec.Decode(&value); err != nil {
-			return nil, fmt.Errorf("%w: member %q: %w", errBadShape, name, err)
+			return nil, true, fmt.Errorf("%w: %s: member %q: %w", errBadShape, where, name, err)
 		}
 		key := foldKey(name)
 		if prev, dup := seen[key]; dup {
 			if prev == name {
-				return nil, fmt.Errorf("%w: the body has the member %q twice; clients disagree on which one counts", errBadShape, name)
+				return nil, true, fmt.Errorf("%w: %s has the member %q twice; clients disagree on which one counts", errBadShape, where, name)
 			}
-			return nil, fmt.Errorf("%w: the body has the members %q and %q, one member for clients that ignore case (encoding/json) and two for others",
-				errBadShape, prev, name)
+			return nil, true, fmt.Errorf("%w: %s has the members %q and %q, one member for clients that ignore case (encoding/json) and two for others",
+				errBadShape, where, prev, name)
 		}
 		if k, isKnown := known[key]; isKnown && k != name {
-			return nil, fmt.Errorf("%w: the body has the member %q; it must be spelled %q (clients that ignore case and clients that do not would read different manifests)",
-				errBadShape, name, k)
+			return nil, true, fmt.Errorf("%w: %s has the member %q; it must be spelled %q (clients that ignore case and clients that do not would read different manifests)",
+				errBadShape, where, name, k)
 		}
 		seen[key] = name
 		members[name] = value
 	}
-	return members, nil
+	return members, true, nil
 }
 
 // foldKey maps a name to one representative of its Unicode simple-folding orbit per rune,

@@ -52,6 +52,7 @@ var shapeCases = []shapeCase{
 	{name: "oci manifest", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest, ""), want: mediaTypeOCIManifest},
 	{name: "oci manifest without mediaType", contentType: mediaTypeOCIManifest, body: shapeImage("", ""), want: mediaTypeOCIManifest},
 	{name: "content type with parameters", contentType: mediaTypeOCIManifest + "; charset=utf-8", body: shapeImage(mediaTypeOCIManifest, ""), want: mediaTypeOCIManifest},
+	{name: "malformed parameter is ignored (the proxy drops parameters)", contentType: mediaTypeOCIManifest + "; =", body: shapeImage(mediaTypeOCIManifest, ""), want: mediaTypeOCIManifest},
 	{name: "content type in capitals", contentType: "Application/VND.OCI.Image.Manifest.v1+JSON", body: shapeImage(mediaTypeOCIManifest, ""), want: mediaTypeOCIManifest},
 	{name: "oci artifact with artifactType and subject", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest,
 		`,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","subject":{"mediaType":"`+mediaTypeOCIManifest+`","digest":"`+digest.FromString("s").String()+`","size":5},"annotations":{"a":"b"}`), want: mediaTypeOCIManifest},
@@ -109,8 +110,10 @@ var shapeCases = []shapeCase{
 	{name: "no media type, neither config nor manifests", contentType: "", body: `{"schemaVersion":2,"layers":[]}`, why: "neither"},
 	{name: "unknown content type", contentType: "application/vnd.example+json", body: shapeImage("", ""), why: "not a manifest type"},
 	{name: "html content type", contentType: "text/html", body: shapeImage(mediaTypeOCIManifest, ""), why: "disagree"},
-	{name: "unparsable content type", contentType: "application/vnd.oci.image.manifest.v1+json; =", body: shapeImage("", ""), why: "not a media type"},
 	{name: "content type without subtype", contentType: "/", body: shapeImage("", ""), why: "not a media type"},
+	{name: "content type with two subtypes", contentType: mediaTypeOCIManifest + "/x", body: shapeImage("", ""), why: "not a media type"},
+	{name: "two content types", contentType: mediaTypeOCIManifest + ", " + mediaTypeOCIIndex, body: shapeImage("", ""), why: "not a media type"},
+	{name: "content type with spaces", contentType: "application/vnd.oci.image manifest", body: shapeImage("", ""), why: "not a media type"},
 	{name: "mediaType not a string", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"mediaType":7,"config":` + shapeConfig + `}`, why: "mediaType is not a string"},
 
 	// Case variants and duplicates: encoding/json and case-sensitive parsers read them differently.
@@ -125,6 +128,17 @@ var shapeCases = []shapeCase{
 	{name: "exact duplicate unknown member", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"vendorKey":1,"vendorKey":2`), why: "twice"},
 	{name: "exact duplicate schemaVersion", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":1,"schemaVersion":2,"config":` + shapeConfig + `}`, why: "twice"},
 	{name: "exact duplicate config", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"config":`+shapeConfig), why: "twice"},
+
+	{name: "layer with mediaType and MediaType", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"config":` + shapeConfig +
+		`,"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","MediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"` + digest.FromString("l").String() + `"}]}`,
+		why: `layers[0] has the members "mediaType" and "MediaType"`},
+	{name: "layer with Digest", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"config":` + shapeConfig + `,"layers":[{"mediaType":"x","Digest":"` + digest.FromString("l").String() + `"}]}`,
+		why: `layers[0] has the member "Digest"; it must be spelled "digest"`},
+	{name: "config with two digests", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"config":{"mediaType":"x","digest":"` + digest.FromString("a").String() + `","digest":"` + digest.FromString("b").String() + `"}}`,
+		why: `config has the member "digest" twice`},
+	{name: "index entry with two digests", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[` + strings.Trim(shapeList, "[]") + `,{"digest":"` + digest.FromString("a").String() + `","dıgest":"x","DIGEST":"y"}]}`,
+		why: `manifests[1] has the members "digest" and "DIGEST"`},
+	{name: "subject with MediaType", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"subject":{"MediaType":"x","digest":"`+digest.FromString("s").String()+`"}`), why: `subject has the member "MediaType"`},
 
 	// schemaVersion.
 	{name: "schemaVersion 3", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":3,"config":` + shapeConfig + `}`, why: "schemaVersion 3"},
@@ -322,6 +336,7 @@ func FuzzCheckShape(f *testing.F) {
 		if bodyType, _ := v.goView["mediaType"].(string); bodyType != "" && bodyType != mt {
 			t.Fatalf("accepted as %s a body whose mediaType is %q", mt, bodyType)
 		}
+		checkDescriptorViews(t, body)
 		var foreign []string
 		if isImage {
 			foreign = []string{"manifests", "signatures", "fsLayers", "history"}
@@ -334,4 +349,46 @@ func FuzzCheckShape(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkDescriptorViews: the mediaType and digest of every descriptor (config, layers,
+// manifests) read by encoding/json are those a case-sensitive parser reads.
+func checkDescriptorViews(t *testing.T, body []byte) {
+	t.Helper()
+	type desc struct {
+		MediaType string `json:"mediaType"`
+		Digest    string `json:"digest"`
+	}
+	var g struct {
+		Config    *desc  `json:"config"`
+		Layers    []desc `json:"layers"`
+		Manifests []desc `json:"manifests"`
+	}
+	if json.Unmarshal(body, &g) != nil {
+		return // parseManifest refuses it
+	}
+	var cs struct {
+		Config    map[string]any   `json:"config"`
+		Layers    []map[string]any `json:"layers"`
+		Manifests []map[string]any `json:"manifests"`
+	}
+	if err := json.Unmarshal(body, &cs); err != nil {
+		return
+	}
+	same := func(where string, d desc, m map[string]any) {
+		mt, _ := m["mediaType"].(string)
+		dg, _ := m["digest"].(string)
+		if d.MediaType != mt || d.Digest != dg {
+			t.Fatalf("%s: encoding/json reads %+v, a case-sensitive parser %v", where, d, m)
+		}
+	}
+	if g.Config != nil && cs.Config != nil {
+		same("config", *g.Config, cs.Config)
+	}
+	for i := range min(len(g.Layers), len(cs.Layers)) {
+		same("layers", g.Layers[i], cs.Layers[i])
+	}
+	for i := range min(len(g.Manifests), len(cs.Manifests)) {
+		same("manifests", g.Manifests[i], cs.Manifests[i])
+	}
 }
