@@ -392,3 +392,27 @@ func checkDescriptorViews(t *testing.T, body []byte) {
 		same("manifests", g.Manifests[i], cs.Manifests[i])
 	}
 }
+
+// TestGateRefusesShape: the gate denies what checkShape refuses without evaluating the
+// policy, even one that accepts anything, and says why.
+func TestGateRefusesShape(t *testing.T) {
+	for _, c := range shapeCases {
+		if c.want != "" {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			m := manifest{mediaType: c.contentType, bytes: []byte(c.body)}
+			m.digest = digest.FromBytes(m.bytes)
+			w := newWorld(t)
+			p := w.policy(`{"default":[{"type":"insecureAcceptAnything"}]}`)
+			g := w.gate(p, nil)
+			d := mustAdmit(t, g, testRepo, "1", m, false)
+			if p.calls.Load() != 0 {
+				t.Fatalf("%d evaluations", p.calls.Load())
+			}
+			if !strings.Contains(d.Reason, "is not trusted: unrecognised manifest: ") || !strings.Contains(d.Reason, c.why) {
+				t.Fatalf("reason %q", d.Reason)
+			}
+		})
+	}
+}
