@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # install-test-tools.sh: installs, idempotently, every third-party program pullgate's tests use.
-# Debian packages: skopeo (GPG simple signing, sigstore compiled out in Debian), gnupg.
+# Debian packages: skopeo (GPG simple signing, sigstore compiled out in Debian), gnupg, and the
+# real clients of the client-setup tests (integration/clients_*_test.go): containerd (its daemon
+# and ctr, which the tests start themselves in a temporary folder) and podman (run without a
+# daemon, vfs storage). Neither package starts a daemon here: the tests need no systemd.
 # Go tools at pinned versions: crane, cosign, the OCI conformance suite, and the containers/image
 # oracle (integration/oracle). Registries in tests are distribution's, in-process.
 # policypull: the containers/image oracle of the sigstore tests, built from integration/oracle (a
@@ -70,13 +73,13 @@ apt_pkgs() {
 command -v go >/dev/null || { log "go is not installed"; exit 1; }
 command -v dpkg-query >/dev/null || { log "this script needs a Debian-like system (dpkg/apt)"; exit 1; }
 
-apt_pkgs skopeo gnupg ca-certificates
+apt_pkgs skopeo gnupg ca-certificates containerd podman
 go_tool crane       github.com/google/go-containerregistry  github.com/google/go-containerregistry/cmd/crane   "$V_GGCR"
 go_tool conformance github.com/opencontainers/distribution-spec/conformance github.com/opencontainers/distribution-spec/conformance "$V_CONFORMANCE"
 go_tool cosign      github.com/sigstore/cosign/v2           github.com/sigstore/cosign/v2/cmd/cosign          "$V_COSIGN"
 oracle_tool
 
-for b in skopeo gpg crane conformance cosign policypull; do
+for b in skopeo gpg containerd ctr podman crane conformance cosign policypull; do
   command -v "$b" >/dev/null || { log "missing after install: $b"; exit 1; }
 done
 log "tools ready in $GOBIN"
