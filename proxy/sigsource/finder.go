@@ -80,7 +80,7 @@ func NewFinder(opts FinderOptions) (*Finder, error) {
 		opts.RegistriesD = &RegistriesD{docker: map[string]namespace{}}
 	}
 	if opts.Lookaside == nil {
-		opts.Lookaside = &Lookaside{Logger: opts.Logger}
+		opts.Lookaside = &Lookaside{Client: defaultLookasideClient, Logger: opts.Logger}
 	}
 	if opts.CacheTTL == 0 {
 		opts.CacheTTL = defaultFoundTTL
@@ -148,9 +148,12 @@ func signatureBytes(sigs []policy.Signature) int {
 }
 
 // fetch reads every configured source, in containers/image's order: simple signatures,
-// then sigstore attachments, then (pullgate's addition) Sigstore bundles.
+// then sigstore attachments, then (pullgate's addition) Sigstore bundles, all within one
+// budget (maxSignaturesPerImage, maxSignatureBytesPerImage): past it the lookup fails.
 func (f *Finder) fetch(ctx context.Context, reg Registry, repository string, d digest.Digest, s Settings) ([]policy.Signature, error) {
 	start := time.Now()
+	b := newBudget()
+	defer b.release()
 	var sigs []policy.Signature
 	ext, err := reg.SupportsSignatureExtension(ctx)
 	if err != nil {
@@ -159,13 +162,13 @@ func (f *Finder) fetch(ctx context.Context, reg Registry, repository string, d d
 	switch {
 	case ext:
 		// containers/image does not consult the lookaside when the registry has the API.
-		found, err := extensionSignatures(ctx, reg, repository, d)
+		found, err := extensionSignatures(ctx, reg, repository, d, b)
 		if err != nil {
 			return nil, err
 		}
 		sigs = append(sigs, found...)
 	case s.Lookaside != nil:
-		err := f.lookaside.Read(ctx, s.Lookaside, d, func(r RawSignature) error {
+		err := f.lookaside.read(ctx, s.Lookaside, d, b, func(r RawSignature) error {
 			sig, err := policy.ParseSignatureBlob(r.Data)
 			if err != nil {
 				// One unreadable file fails the lookup, as in containers/image.
@@ -180,12 +183,12 @@ func (f *Finder) fetch(ctx context.Context, reg Registry, repository string, d d
 		}
 	}
 	if s.UseSigstoreAttachments {
-		found, err := sigstoreAttachments(ctx, reg, repository, d)
+		found, err := sigstoreAttachments(ctx, reg, repository, d, b)
 		if err != nil {
 			return nil, err
 		}
 		sigs = append(sigs, found...)
-		bundles, err := referrerBundles(ctx, reg, repository, d)
+		bundles, err := referrerBundles(ctx, reg, repository, d, b)
 		if err != nil {
 			return nil, err
 		}
@@ -198,7 +201,11 @@ func (f *Finder) fetch(ctx context.Context, reg Registry, repository string, d d
 }
 
 // SimpleSignatures implements proxy.SignatureLister: the OpenPGP signatures found for a
-// manifest digest, for pullgate's own signature API.
+// manifest digest, for pullgate's own signature API. Only signatures of that image are
+// passed on: each must parse as an OpenPGP signed message (one signature, not verified)
+// whose simple-signing payload names d. Anything else a lookaside or the upstream's
+// signature API returned (an internal page that starts like an OpenPGP packet, a
+// signature of another image) is dropped, never relayed.
 func (f *Finder) SimpleSignatures(ctx context.Context, t proxy.Target, d digest.Digest) ([][]byte, error) {
 	named, err := reference.ParseNormalizedNamed(t.Registry + "/" + t.Repository)
 	if err != nil {
@@ -218,9 +225,21 @@ func (f *Finder) SimpleSignatures(ctx context.Context, t proxy.Target, d digest.
 	}
 	var out [][]byte
 	for _, s := range sigs {
-		if s.Format == policy.FormatSimpleSigning {
-			out = append(out, s.Data)
+		if s.Format != policy.FormatSimpleSigning {
+			continue
 		}
+		claimed, err := policy.UntrustedSimpleSigningDigest(s.Data)
+		switch {
+		case err != nil:
+			f.log.Warn("not serving a blob that is not a simple signature", "repository", t.Repository,
+				"digest", d.String(), "origin", s.Origin, "error", err)
+			continue
+		case claimed != d:
+			f.log.Warn("not serving a signature of another image", "repository", t.Repository,
+				"digest", d.String(), "origin", s.Origin, "signed_digest", claimed.String())
+			continue
+		}
+		out = append(out, s.Data)
 	}
 	return out, nil
 }

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -49,6 +50,20 @@ type testRegistry struct {
 	// sigAPI, when not nil, makes /v2/ advertise the signature API and serves
 	// /extensions/v2/<repo>/signatures/<digest> from it ("<repo>@<digest>" -> body).
 	sigAPI map[string]string
+	// blobBytes counts the body bytes written in answer to blob requests.
+	blobBytes atomic.Int64
+}
+
+// countingWriter counts the body bytes written through it.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n.Add(int64(n))
+	return n, err
 }
 
 // newTestRegistry starts a registry; referrers enables its OCI referrers API (without
@@ -64,6 +79,9 @@ func newTestRegistry(t *testing.T, referrers bool) *testRegistry {
 		override := r.overrides[key]
 		sigAPI := r.sigAPI
 		r.mu.Unlock()
+		if strings.Contains(req.URL.Path, "/blobs/sha256:") {
+			w = countingWriter{ResponseWriter: w, n: &r.blobBytes}
+		}
 		switch {
 		case override != nil:
 			override(w, req)

@@ -26,7 +26,9 @@ type RawSignature struct {
 // <base>@<algo>=<hex>/signature-1, -2, ... up to the first missing one. HTTP requests carry
 // no registry credentials.
 type Lookaside struct {
-	// Client performs http(s) requests; nil means a client with defaultLookasideTimeout.
+	// Client performs http(s) requests; nil means NewLookasideClient with default
+	// timeouts. A client given here should come from NewLookasideClient: its redirect
+	// rule is what keeps a lookaside from pointing pullgate at another host.
 	Client *http.Client
 	Logger *slog.Logger
 }
@@ -40,24 +42,55 @@ var ErrLookasideFetch = errors.New("lookaside fetch failed")
 // as soon as it is read. An error from each stops the loop and fails the read, as
 // containers/image stops at the first file it cannot use.
 func (l *Lookaside) Read(ctx context.Context, base *url.URL, d digest.Digest, each func(RawSignature) error) error {
+	b := newBudget()
+	defer b.release()
+	return l.read(ctx, base, d, b, each)
+}
+
+// read is Read within a lookup's budget: each file is read no further than what is left
+// of it, and counts as one signature.
+func (l *Lookaside) read(ctx context.Context, base *url.URL, d digest.Digest, b *budget, each func(RawSignature) error) error {
 	for i := 1; ; i++ {
 		// Reading signature-128 is how the end of 127 signatures is found; when it exists
 		// too, the list is judged unreasonable.
 		if i > maxLookasideSignatures+1 {
-			return fmt.Errorf("%w: more than %d signatures at %s", ErrLookasideFetch, maxLookasideSignatures, base.Redacted())
+			return fmt.Errorf("%w: more than %d signatures at %s", ErrLookasideFetch, maxLookasideSignatures, redactedSource(base))
 		}
 		u := signatureURL(base, d, i)
-		data, found, err := l.readOne(ctx, u)
+		if err := b.wantSignature(); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrLookasideFetch, redactedSource(u), err)
+		}
+		if err := b.room(1); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrLookasideFetch, redactedSource(u), err)
+		}
+		data, found, err := l.readOne(ctx, u, b)
 		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrLookasideFetch, u.Redacted(), err)
+			return fmt.Errorf("%w: %s: %w", ErrLookasideFetch, redactedSource(u), err)
 		}
 		if !found {
 			return nil
 		}
-		if err := each(RawSignature{Data: data, Origin: "lookaside " + u.Redacted()}); err != nil {
+		if err := b.signature(); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrLookasideFetch, redactedSource(u), err)
+		}
+		if err := each(RawSignature{Data: data, Origin: "lookaside " + redactedSource(u)}); err != nil {
 			return err
 		}
 	}
+}
+
+// redactedSource names a signature source in messages and Origins, which reach any client
+// in a 403: scheme://host/path, without the user name, password, query or fragment (a
+// lookaside URL may carry a token in any of them).
+func redactedSource(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	if u.Scheme == "file" && u.Host == "" {
+		return "file://" + r.EscapedPath()
+	}
+	return r.String()
 }
 
 // signatureURL is <base>@<algo>=<hex>/signature-<n>.
@@ -68,17 +101,17 @@ func signatureURL(base *url.URL, d digest.Digest, n int) *url.URL {
 	return &u
 }
 
-func (l *Lookaside) readOne(ctx context.Context, u *url.URL) ([]byte, bool, error) {
+func (l *Lookaside) readOne(ctx context.Context, u *url.URL, b *budget) ([]byte, bool, error) {
 	switch u.Scheme {
 	case "file":
-		return readFileSignature(u.Path)
+		return readFileSignature(u.Path, b)
 	case "http", "https":
-		return l.readHTTP(ctx, u)
+		return l.readHTTP(ctx, u, b)
 	}
 	return nil, false, fmt.Errorf("unsupported lookaside scheme %q", u.Scheme)
 }
 
-func readFileSignature(path string) ([]byte, bool, error) {
+func readFileSignature(path string, b *budget) ([]byte, bool, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
@@ -87,21 +120,30 @@ func readFileSignature(path string) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	defer f.Close()
-	data, err := readLimited(f, maxSignatureSize)
+	data, err := readSignature(f, b)
 	return data, err == nil, err
 }
 
-func (l *Lookaside) readHTTP(ctx context.Context, u *url.URL) ([]byte, bool, error) {
+// defaultLookasideClient serves Lookasides built without a Client.
+var defaultLookasideClient = NewLookasideClient(LookasideClientOptions{})
+
+func (l *Lookaside) readHTTP(ctx context.Context, u *url.URL, b *budget) ([]byte, bool, error) {
 	client := l.Client
 	if client == nil {
-		client = &http.Client{Timeout: defaultLookasideTimeout}
+		client = defaultLookasideClient
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, false, err
+		return nil, false, errors.New("invalid lookaside request")
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		// *url.Error repeats the URL with its query (only the password is masked); the
+		// caller names the source itself.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, false, err
 	}
 	defer resp.Body.Close()
@@ -115,15 +157,17 @@ func (l *Lookaside) readHTTP(ctx context.Context, u *url.URL) ([]byte, bool, err
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" && l.Logger != nil {
 		// containers/image only warns here; the blob's first byte decides (and an HTML page
 		// fails to parse, failing the lookup).
-		l.Logger.Warn("lookaside answered with an HTML page", "url", u.Redacted())
+		l.Logger.Warn("lookaside answered with an HTML page", "url", redactedSource(u))
 	}
-	data, err := readLimited(resp.Body, maxSignatureSize)
+	data, err := readSignature(resp.Body, b)
 	return data, err == nil, err
 }
 
-// readLimited reads r fully, failing if it holds more than limit bytes.
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+// readSignature reads one signature file: at most maxSignatureSize, and never past what
+// is left of the lookup's budget (every byte is charged as it is read).
+func readSignature(r io.Reader, b *budget) ([]byte, error) {
+	limit := min(int64(maxSignatureSize), b.remaining())
+	data, err := io.ReadAll(io.LimitReader(b.reader(r), limit+1))
 	if err != nil {
 		return nil, err
 	}

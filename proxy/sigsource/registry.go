@@ -50,13 +50,29 @@ var sigstoreBundleTypes = map[string]bool{
 // ErrRegistryFetch is wrapped by failures to read signatures stored in the registry.
 var ErrRegistryFetch = errors.New("reading signatures from the registry failed")
 
-// extensionSignatures reads the registry signature API (SPEC.md 4).
-func extensionSignatures(ctx context.Context, reg Registry, repo string, d digest.Digest) ([]policy.Signature, error) {
+// extensionSignatures reads the registry signature API (SPEC.md 4). The list (at most
+// maxSignatureListSize, read by the upstream client) and its entries count against b.
+func extensionSignatures(ctx context.Context, reg Registry, repo string, d digest.Digest, b *budget) ([]policy.Signature, error) {
+	if err := b.room(1); err != nil {
+		return nil, fmt.Errorf("%w: signature API: %w", ErrRegistryFetch, err)
+	}
 	body, err := reg.ExtensionSignatures(ctx, repo, d)
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature API: %w", ErrRegistryFetch, err)
 	}
-	return parseSignatureList(body)
+	if err := b.charge(int64(len(body))); err != nil {
+		return nil, fmt.Errorf("%w: signature API: %w", ErrRegistryFetch, err)
+	}
+	sigs, err := parseSignatureList(body)
+	if err != nil {
+		return nil, err
+	}
+	for range sigs {
+		if err := b.signature(); err != nil {
+			return nil, fmt.Errorf("%w: signature API: %w", ErrRegistryFetch, err)
+		}
+	}
+	return sigs, nil
 }
 
 // parseSignatureList reads the signature API's JSON list (SPEC.md 4). Entries other than
@@ -86,13 +102,19 @@ func parseSignatureList(body []byte) ([]policy.Signature, error) {
 // sigstoreAttachments reads the cosign attachment sha256-<hex>.sig (SPEC.md 5.1): every
 // layer becomes a candidate signature. A missing tag means none; any other failure, or a
 // manifest that is not an OCI image manifest, fails the lookup.
-func sigstoreAttachments(ctx context.Context, reg Registry, repo string, d digest.Digest) ([]policy.Signature, error) {
+func sigstoreAttachments(ctx context.Context, reg Registry, repo string, d digest.Digest, b *budget) ([]policy.Signature, error) {
 	tag := strings.Replace(d.String(), ":", "-", 1) + ".sig"
+	if err := b.room(1); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrRegistryFetch, tag, err)
+	}
 	m, err := reg.Manifest(ctx, repo, tag, manifestAccept)
 	if isSignatureNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrRegistryFetch, tag, err)
+	}
+	if err := b.charge(int64(len(m.Bytes))); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrRegistryFetch, tag, err)
 	}
 	layers, err := parseSigManifest(m.ContentType, m.Bytes)
@@ -101,7 +123,10 @@ func sigstoreAttachments(ctx context.Context, reg Registry, repo string, d diges
 	}
 	out := make([]policy.Signature, 0, len(layers))
 	for i, l := range layers {
-		data, err := smallBlob(ctx, reg, repo, l)
+		if err := b.signature(); err != nil {
+			return nil, fmt.Errorf("%w: %s layer %d: %w", ErrRegistryFetch, tag, i+1, err)
+		}
+		data, err := smallBlob(ctx, reg, repo, l, b)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s layer %d: %w", ErrRegistryFetch, tag, i+1, err)
 		}
@@ -135,8 +160,8 @@ func parseSigManifest(contentType string, data []byte) ([]ocispec.Descriptor, er
 
 // referrerBundles reads the Sigstore bundles attached to d through the OCI referrers API,
 // or the referrers tag schema where the registry has no such API (SPEC.md 5.5).
-func referrerBundles(ctx context.Context, reg Registry, repo string, d digest.Digest) ([]policy.Signature, error) {
-	descs, err := referrers(ctx, reg, repo, d)
+func referrerBundles(ctx context.Context, reg Registry, repo string, d digest.Digest, b *budget) ([]policy.Signature, error) {
+	descs, err := referrers(ctx, reg, repo, d, b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: referrers of %s: %w", ErrRegistryFetch, d, err)
 	}
@@ -154,8 +179,14 @@ func referrerBundles(ctx context.Context, reg Registry, repo string, d digest.Di
 		if err := desc.Digest.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: referrer digest: %w", ErrRegistryFetch, err)
 		}
+		if err := b.room(1); err != nil {
+			return nil, fmt.Errorf("%w: referrer %s: %w", ErrRegistryFetch, desc.Digest, err)
+		}
 		m, err := reg.Manifest(ctx, repo, desc.Digest.String(), manifestAccept)
 		if err != nil {
+			return nil, fmt.Errorf("%w: referrer %s: %w", ErrRegistryFetch, desc.Digest, err)
+		}
+		if err := b.charge(int64(len(m.Bytes))); err != nil {
 			return nil, fmt.Errorf("%w: referrer %s: %w", ErrRegistryFetch, desc.Digest, err)
 		}
 		var am ocispec.Manifest
@@ -166,7 +197,10 @@ func referrerBundles(ctx context.Context, reg Registry, repo string, d digest.Di
 			if !sigstoreBundleTypes[normalise(l.MediaType)] {
 				continue
 			}
-			data, err := smallBlob(ctx, reg, repo, l)
+			if err := b.signature(); err != nil {
+				return nil, fmt.Errorf("%w: bundle %s of referrer %s: %w", ErrRegistryFetch, l.Digest, desc.Digest, err)
+			}
+			data, err := smallBlob(ctx, reg, repo, l, b)
 			if err != nil {
 				return nil, fmt.Errorf("%w: bundle %s of referrer %s: %w", ErrRegistryFetch, l.Digest, desc.Digest, err)
 			}
@@ -177,15 +211,24 @@ func referrerBundles(ctx context.Context, reg Registry, repo string, d digest.Di
 	return out, nil
 }
 
-// referrers lists the descriptors whose subject is d.
-func referrers(ctx context.Context, reg Registry, repo string, d digest.Digest) ([]ocispec.Descriptor, error) {
+// referrers lists the descriptors whose subject is d; the listing counts against b.
+func referrers(ctx context.Context, reg Registry, repo string, d digest.Digest, b *budget) ([]ocispec.Descriptor, error) {
+	if err := b.room(1); err != nil {
+		return nil, err
+	}
 	l, err := reg.Referrers(ctx, repo, d, url.Values{})
 	if errors.Is(err, proxy.ErrReferrersUnsupported) {
+		if err := b.room(1); err != nil {
+			return nil, err
+		}
 		m, err := reg.Manifest(ctx, repo, proxy.ReferrersTag(d), []string{ocispec.MediaTypeImageIndex})
 		if proxy.IsNotFound(err) {
 			return nil, nil
 		}
 		if err != nil {
+			return nil, err
+		}
+		if err := b.charge(int64(len(m.Bytes))); err != nil {
 			return nil, err
 		}
 		var idx ocispec.Index
@@ -195,6 +238,9 @@ func referrers(ctx context.Context, reg Registry, repo string, d digest.Digest) 
 		return idx.Manifests, nil
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := b.charge(int64(len(l.Body))); err != nil {
 		return nil, err
 	}
 	var idx ocispec.Index
@@ -216,10 +262,15 @@ func checkSignatureDescriptor(desc ocispec.Descriptor) error {
 	return nil
 }
 
-// smallBlob reads a signature-sized blob, verifying its size and digest.
-func smallBlob(ctx context.Context, reg Registry, repo string, desc ocispec.Descriptor) ([]byte, error) {
+// smallBlob reads a signature-sized blob, verifying its size and digest. Its declared
+// size must fit what is left of bud before it is fetched, and no more than that size is
+// read.
+func smallBlob(ctx context.Context, reg Registry, repo string, desc ocispec.Descriptor, bud *budget) ([]byte, error) {
 	if err := checkSignatureDescriptor(desc); err != nil {
 		return nil, err
+	}
+	if err := bud.room(desc.Size); err != nil {
+		return nil, fmt.Errorf("blob %s of %d bytes: %w", desc.Digest, desc.Size, err)
 	}
 	b, err := reg.Blob(ctx, repo, desc.Digest, "")
 	if err != nil {
@@ -231,7 +282,7 @@ func smallBlob(ctx context.Context, reg Registry, repo string, desc ocispec.Desc
 		return nil, err
 	}
 	defer vr.Close()
-	data, err := io.ReadAll(vr)
+	data, err := io.ReadAll(bud.reader(vr))
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", desc.Digest, err)
 	}
