@@ -64,10 +64,9 @@ func StartEnforcingProxy(t testing.TB, opts EnforcingProxyOptions) *EnforcingPro
 	if err != nil {
 		t.Fatalf("harness: registries.d: %v", err)
 	}
-	lookaside := &sigsource.Lookaside{Logger: logger}
-	if opts.LookasideTimeout > 0 {
-		lookaside.Client = &http.Client{Timeout: opts.LookasideTimeout}
-	}
+	// The binary's lookaside client, with the test's per-request timeout (zero: 15s).
+	lookaside := &sigsource.Lookaside{Logger: logger,
+		Client: sigsource.NewLookasideClient(sigsource.LookasideClientOptions{Timeout: opts.LookasideTimeout})}
 	p.Finder, err = sigsource.NewFinder(sigsource.FinderOptions{Registries: regs, RegistriesD: regd,
 		Lookaside: lookaside, Logger: logger})
 	if err != nil {

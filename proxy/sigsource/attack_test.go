@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -252,4 +253,122 @@ func TestAttackLookasideCredentialsInMessages(t *testing.T) {
 	if strings.Contains(err.Error(), "bob") {
 		t.Errorf("the redirect error names the target's user: %v", err)
 	}
+}
+
+func TestRedactedSource(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"https://sigs.example/base/org/app@sha256=ab/signature-1", "https://sigs.example/base/org/app@sha256=ab/signature-1"},
+		{"https://alice:pw@sigs.example/base?token=secret#frag", "https://sigs.example/base"},
+		{"http://alice@sigs.example:8080/base?x=1", "http://sigs.example:8080/base"},
+		{"http://[::1]:5000/a%20b?t=1", "http://[::1]:5000/a%20b"},
+		{"file:///var/lib/sigs/org/app@sha256=ab/signature-1", "file:///var/lib/sigs/org/app@sha256=ab/signature-1"},
+		{"file:///var/lib/sigs?q=1", "file:///var/lib/sigs"},
+	} {
+		u, err := url.Parse(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := redactedSource(u); got != tt.want {
+			t.Errorf("redactedSource(%s) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestCheckLookasideRedirect(t *testing.T) {
+	for _, tt := range []struct {
+		from, to string
+		ok       bool
+	}{
+		{"http://sigs.example/a", "http://sigs.example/b", true},
+		{"http://sigs.example:8080/a", "http://SIGS.example:8080/b", true},
+		{"https://sigs.example/a", "https://sigs.example:443/b", true},
+		{"http://sigs.example/a", "https://sigs.example/b", true}, // upgrade on the default ports
+		{"https://sigs.example/a", "http://sigs.example/b", false},
+		{"https://sigs.example:8443/a", "http://sigs.example:8443/b", false},
+		{"http://sigs.example:8080/a", "https://sigs.example:8080/b", false},
+		{"http://sigs.example/a", "http://other.example/b", false},
+		{"http://127.0.0.1:5000/a", "http://127.0.0.1:5001/b", false},
+		{"http://127.0.0.1/a", "http://localhost/b", false},
+		{"http://sigs.example/a", "http://169.254.169.254/latest/meta-data", false},
+		{"http://sigs.example/a", "file:///etc/passwd", false},
+	} {
+		from, _ := http.NewRequest(http.MethodGet, tt.from, nil)
+		to, _ := http.NewRequest(http.MethodGet, tt.to, nil)
+		err := checkLookasideRedirect(to, []*http.Request{from})
+		if (err == nil) != tt.ok {
+			t.Errorf("%s -> %s: err = %v, want allowed %v", tt.from, tt.to, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrLookasideRedirect) {
+			t.Errorf("%s -> %s: err = %v, want ErrLookasideRedirect", tt.from, tt.to, err)
+		}
+	}
+	// A chain is judged against its first request, and bounded.
+	first, _ := http.NewRequest(http.MethodGet, "http://sigs.example/a", nil)
+	via := []*http.Request{first}
+	for range maxLookasideRedirects - 1 {
+		via = append(via, first)
+	}
+	next, _ := http.NewRequest(http.MethodGet, "http://sigs.example/b", nil)
+	if err := checkLookasideRedirect(next, via); !errors.Is(err, ErrLookasideRedirect) {
+		t.Errorf("redirect %d: err = %v", len(via)+1, err)
+	}
+}
+
+// TestAttackLookasideDowngrade: an https lookaside that redirects to http (same host
+// name, the port of an http server) is refused before anything is sent in clear; the
+// same-port downgrade is in TestCheckLookasideRedirect.
+func TestAttackLookasideDowngrade(t *testing.T) {
+	var plainHits atomic.Int64
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		plainHits.Add(1)
+		w.Write([]byte{0x88, 'x'})
+	}))
+	t.Cleanup(plain.Close)
+	tls := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+r.URL.Path, http.StatusFound)
+	}))
+	t.Cleanup(tls.Close)
+	client := NewLookasideClient(LookasideClientOptions{})
+	client.Transport.(*http.Transport).TLSClientConfig = tls.Client().Transport.(*http.Transport).TLSClientConfig
+	l := &Lookaside{Client: client}
+	base, _ := url.Parse(tls.URL + "/base/org/app")
+	_, err := readAll(l, base)
+	if !errors.Is(err, ErrLookasideRedirect) {
+		t.Errorf("https -> http: err = %v, want ErrLookasideRedirect", err)
+	}
+	if n := plainHits.Load(); n != 0 {
+		t.Errorf("the http target was asked %d times", n)
+	}
+}
+
+// TestSignatureBudgetInFlight: a lookup fails at once, rather than wait, when the
+// process already holds maxInFlightSignatureBytes for other lookups, and gives back what
+// it held when it ends.
+func TestSignatureBudgetInFlight(t *testing.T) {
+	pool := &bytePool{limit: 100}
+	a := &budget{count: 10, bytes: 80, pool: pool}
+	b := &budget{count: 10, bytes: 80, pool: pool}
+	if err := a.charge(70); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.charge(40); !errors.Is(err, ErrSignatureBudget) {
+		t.Fatalf("charge past the pool: %v", err)
+	}
+	if err := a.charge(11); !errors.Is(err, ErrSignatureBudget) {
+		t.Fatalf("charge past the lookup's budget: %v", err)
+	}
+	a.release()
+	if err := b.charge(40); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	b.release()
+	if pool.inUse() != 0 {
+		t.Fatalf("pool holds %d after both released", pool.inUse())
+	}
+	// Reads are cut at the budget: the reader fails on the byte that passes it.
+	c := &budget{count: 1, bytes: 5, pool: pool}
+	if _, err := readSignature(strings.NewReader("0123456789"), c); !errors.Is(err, ErrSignatureBudget) {
+		t.Fatalf("readSignature past the budget: %v", err)
+	}
+	c.release()
 }

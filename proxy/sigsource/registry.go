@@ -282,8 +282,17 @@ func smallBlob(ctx context.Context, reg Registry, repo string, desc ocispec.Desc
 		return nil, err
 	}
 	defer vr.Close()
-	data, err := io.ReadAll(bud.reader(vr))
-	if err != nil {
+	// Exactly the declared size is allocated (io.ReadAll would grow to twice that); the
+	// read past it sees the digest checked and the body at its end.
+	r := bud.reader(vr)
+	data := make([]byte, desc.Size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, fmt.Errorf("blob %s: %w", desc.Digest, err)
+	}
+	if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		if err == nil || err == io.EOF {
+			err = errors.New("longer than its descriptor says")
+		}
 		return nil, fmt.Errorf("blob %s: %w", desc.Digest, err)
 	}
 	return data, nil
