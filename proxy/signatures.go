@@ -13,8 +13,11 @@ import (
 )
 
 // SignatureLister supplies the simple-signing signatures (raw OpenPGP messages) stored for
-// a manifest digest, found where pullgate's own registries.d says. An error means they
-// could not be obtained.
+// a manifest digest, found where pullgate's own registries.d says. Each must be a
+// signature of that digest (an OpenPGP signed message whose payload names it, parsed but
+// not verified): what a lookaside or an upstream returned that is not is left out, so
+// that the signature API never relays other bytes. An error means they could not be
+// obtained.
 type SignatureLister interface {
 	SimpleSignatures(ctx context.Context, t Target, d digest.Digest) ([][]byte, error)
 }
@@ -29,8 +32,10 @@ type extensionSignature struct {
 }
 
 // serveSignatures answers GET /extensions/v2/<name>/signatures/<digest>. Signatures are
-// served as found, without a policy check: they are public statements that clients verify
-// against their own policy, exactly as when read from a lookaside.
+// served without a policy check: they are public statements that clients verify against
+// their own policy, exactly as when read from a lookaside. The lister passes on only
+// signatures of d, and its lookup is bounded (sigsource's per-image budget), so the answer
+// is too.
 func (h *handler) serveSignatures(w http.ResponseWriter, r *http.Request, rt route) error {
 	if h.signatures == nil {
 		return &Error{Code: errcode.ErrorCodeUnsupported, Status: http.StatusNotFound,

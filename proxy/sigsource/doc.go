@@ -7,4 +7,11 @@
 // Fetching is all or nothing (SPEC.md 1.6): any failure while obtaining the list of
 // signatures fails the whole lookup, so that an unreachable server can never turn into a
 // verdict. Individual bad signatures are the policy engine's business, not this package's.
+//
+// Whoever runs an upstream or a lookaside is not trusted (DESIGN.md threat model): one
+// lookup reads at most maxSignaturesPerImage signatures and maxSignatureBytesPerImage
+// bytes from all its sources together, and fails beyond; a lookaside is followed only
+// through redirects on its own host, never to http from https; pullgate's signature API
+// passes on only what parses as a signature of the image asked for; and a source is named
+// in messages without its credentials or query.
 package sigsource

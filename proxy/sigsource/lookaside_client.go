@@ -1,6 +1,7 @@
 package sigsource
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -51,6 +52,7 @@ func NewLookasideClient(opts LookasideClientOptions) *http.Client {
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12}, // as the upstream client
 		TLSHandshakeTimeout:   dial,
 		ResponseHeaderTimeout: header,
 		IdleConnTimeout:       90 * time.Second,
