@@ -253,7 +253,7 @@ func TestAttackSigBudget(t *testing.T) {
 	}
 	pg := sigAttackPullgate(t, reg, policytest.NewKey(t, "trusted", policytest.KeyOptions{}),
 		"docker:\n  \""+reg.Host+"\":\n    use-sigstore-attachments: true\n")
-	before := harness.VmHWM(t, pg.PID())
+	before := pg.VmHWM(t)
 
 	var wg sync.WaitGroup
 	answers := make([]answer, images)
@@ -263,7 +263,7 @@ func TestAttackSigBudget(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	after := harness.VmHWM(t, pg.PID())
+	after := pg.VmHWM(t)
 	t.Logf("pullgate VmHWM: %d MiB before the attack, %d MiB after four parallel lookups of %d bundles of %d MiB",
 		before>>20, after>>20, referrers, bundleSize>>20)
 	for i, a := range answers {
