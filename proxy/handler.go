@@ -97,13 +97,19 @@ func New(opts Options) (http.Handler, error) {
 	return h, nil
 }
 
+// contentSecurityPolicy is sent with every answer: registry clients ignore it; a browser
+// pointed at a relayed blob or manifest treats it as an inert, sandboxed document.
+const contentSecurityPolicy = "default-src 'none'; sandbox"
+
 // ServeHTTP implements http.Handler. It writes one access log line per request, also
 // for responses aborted with http.ErrAbortHandler.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	// Every answer, errors included: nothing pullgate sends is to be sniffed into a type
-	// a browser would run (issue 8.8).
+	// a browser would run, and whatever an upstream labels a blob, a browser that opens it
+	// from pullgate's origin runs no script and loads nothing (the sandbox).
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
 	sw := newStallWriter(w, h.writeStall)
 	rec := &responseRecorder{ResponseWriter: sw}
 	info := &accessInfo{}

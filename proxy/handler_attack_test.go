@@ -87,6 +87,9 @@ func TestNosniffOnEveryAnswer(t *testing.T) {
 		if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
 			t.Errorf("%s %s (%s): X-Content-Type-Options %q", tt.method, tt.path, resp.Status, got)
 		}
+		if got := resp.Header.Get("Content-Security-Policy"); got != "default-src 'none'; sandbox" {
+			t.Errorf("%s %s (%s): Content-Security-Policy %q", tt.method, tt.path, resp.Status, got)
+		}
 	}
 }
 
