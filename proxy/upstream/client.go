@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync/atomic"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -36,6 +38,9 @@ type Client struct {
 	setup singleflight.Group
 	// extension remembers whether the upstream offers the signature API extension.
 	extension extensionProbe
+
+	// The deadlines of Options, defaults applied.
+	setupTimeout, requestTimeout, blobStall time.Duration
 }
 
 var _ proxy.Source = (*Client)(nil)
@@ -77,7 +82,12 @@ func New(opts Options) (*Client, error) {
 	if ua == "" {
 		ua = "pullgate"
 	}
-	var inner http.RoundTripper = &schemeTransport{host: base.Host, scheme: base.Scheme, inner: bt}
+	// Bottom up: connections; set-up bodies capped; redirects policed; the upstream's
+	// scheme pinned; retries; user agent. go-containerregistry's authenticating
+	// transports go on top, per repository.
+	var inner http.RoundTripper = &setupBodyLimit{inner: bt}
+	inner = &redirectGuard{upstream: originOf(base), host: base.Host, inner: inner}
+	inner = &schemeTransport{host: base.Host, scheme: base.Scheme, inner: inner}
 	inner = &retryTransport{inner: inner, retries: retries, delay: retryBaseDelay}
 	inner = ggcrtransport.NewUserAgent(inner, ua)
 
@@ -90,14 +100,25 @@ func New(opts Options) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Client{
-		registryName: opts.Registry,
-		base:         base,
-		reg:          reg,
-		auth:         auth,
-		inner:        inner,
-		log:          log.With(slog.String("upstream", opts.Registry)),
-		scoped:       scoped,
+		registryName:   opts.Registry,
+		base:           base,
+		reg:            reg,
+		auth:           auth,
+		inner:          inner,
+		log:            log.With(slog.String("upstream", opts.Registry)),
+		scoped:         scoped,
+		setupTimeout:   orDefault(opts.SetupTimeout, DefaultSetupTimeout),
+		requestTimeout: orDefault(opts.RequestTimeout, DefaultRequestTimeout),
+		blobStall:      orDefault(opts.BlobStallTimeout, DefaultBlobStallTimeout),
 	}, nil
+}
+
+// orDefault is d, or def when d is not positive.
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 // Registry is the registry name the client serves.
@@ -133,18 +154,32 @@ func (c *Client) transportFor(ctx context.Context, repo string) (http.RoundTripp
 		if t, ok := c.scoped.Get(repo); ok {
 			return t, nil
 		}
-		// Detached from the first caller: the others may still want the result. Each
-		// phase is bounded by the transport's dial and header timeouts.
-		setupCtx := context.WithoutCancel(ctx)
+		// Detached from the first caller (the others may still want the result) but
+		// bounded as a whole, bodies included: dial and header timeouts alone let a
+		// /v2/ or token body that never ends hold every caller.
+		var over atomic.Bool
+		setupCtx := context.WithValue(withClass(context.WithoutCancel(ctx), classSetup), overflowKey{}, &over)
+		setupCtx, cancel := context.WithTimeoutCause(setupCtx, c.setupTimeout, &TimeoutError{Phase: phaseSetup, Limit: c.setupTimeout})
+		defer cancel()
 		scope := c.reg.Repo(repo).Scope(ggcrtransport.PullScope)
 		t, err := ggcrtransport.NewWithContext(setupCtx, c.reg, c.auth, c.inner, []string{scope})
+		// go-containerregistry ignores an error draining the ping's body: an upstream
+		// that ran out the deadline or the size cap there is not set up.
+		switch {
+		case err != nil:
+		case setupCtx.Err() != nil:
+			err = context.Cause(setupCtx)
+		case over.Load():
+			err = fmt.Errorf("ping: %w", errBodyTooLarge)
+		}
 		if err != nil {
-			return nil, err
+			return nil, ownTimeout(setupCtx, err)
 		}
 		c.log.LogAttrs(setupCtx, slog.LevelDebug, "authenticated transport ready", slog.String("scope", scope))
 		c.scoped.Add(repo, t)
 		return t, nil
 	})
+	// Each waiter stops waiting at its own context.
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -157,41 +192,50 @@ func (c *Client) transportFor(ctx context.Context, repo string) (http.RoundTripp
 }
 
 // do sends one request for a repository: /v2/<repo>/<suffix>?<query>.
-func (c *Client) do(ctx context.Context, method, repo, suffix string, query url.Values, header http.Header) (*http.Response, error) {
-	return c.doPath(ctx, method, repo, "/v2/"+repo+"/"+suffix, query, header)
+func (c *Client) do(ctx context.Context, class callClass, method, repo, suffix string, query url.Values, header http.Header) (*http.Response, error) {
+	return c.doPath(ctx, class, method, repo, "/v2/"+repo+"/"+suffix, query, header)
 }
 
-// doPath sends one request with the repository's pull credentials to path.
-func (c *Client) doPath(ctx context.Context, method, repo, path string, query url.Values, header http.Header) (*http.Response, error) {
+// doPath sends one request with the repository's pull credentials to path. The answer
+// is bounded by class: an API answer by the request deadline until its body is closed;
+// a blob answer by the request deadline until its headers, then by the stall timeout
+// for each Read of its body. The caller closes the body, which releases the request.
+func (c *Client) doPath(ctx context.Context, class callClass, method, repo, path string, query url.Values, header http.Header) (*http.Response, error) {
 	t, err := c.transportFor(ctx, repo)
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel, reqTimer := withTimer(withClass(ctx, class), phaseRequest, c.requestTimeout)
 	u := *c.base
 	u.Path = path
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
+		reqTimer.Stop()
+		cancel(nil)
 		return nil, err
 	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
 	client := &http.Client{Transport: t, CheckRedirect: checkRedirect}
-	return client.Do(req)
-}
-
-// checkRedirect follows up to maxRedirects redirects (blobs are often redirected to
-// object storage) but never from https to http. Credentials do not follow: the
-// authenticating transports only add them for the upstream's own host.
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= maxRedirects {
-		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	resp, err := client.Do(req)
+	if err != nil {
+		reqTimer.Stop()
+		err = ownTimeout(ctx, err)
+		cancel(nil)
+		return nil, err
 	}
-	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-		return fmt.Errorf("refusing redirect from https to %s", req.URL.Scheme)
+	body := &boundedBody{body: resp.Body, ctx: ctx, cancel: cancel, reqTimer: reqTimer}
+	if class == classBlob {
+		reqTimer.Stop()
+		stall := c.blobStall
+		body.stall = stall
+		body.stallTimer = time.AfterFunc(stall, func() { cancel(&TimeoutError{Phase: phaseBlobStall, Limit: stall}) })
+		body.stallTimer.Stop() // armed by each Read
 	}
-	return nil
+	resp.Body = body
+	return resp, nil
 }
 
 // authenticator returns the credentials to use: Username/Password, else the docker

@@ -126,6 +126,22 @@ func (c *Client) transportError(err error) error {
 	if errors.As(err, &pe) {
 		return err
 	}
+	// A redirect pullgate would not follow: nothing from its target was read. The
+	// message does not name the target (an internal address is nobody's business).
+	var re *RedirectError
+	if errors.As(err, &re) {
+		msg := fmt.Sprintf("upstream %s redirected an API request to another host", c.registryName)
+		if !re.CrossHost {
+			msg = fmt.Sprintf("upstream %s redirected a request from https to http", c.registryName)
+		}
+		return &proxy.Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway, Message: msg,
+			Err: fmt.Errorf("upstream %s: %w", c.registryName, err)}
+	}
+	if errors.Is(err, errBodyTooLarge) {
+		return &proxy.Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+			Message: fmt.Sprintf("upstream %s sent an answer larger than pullgate accepts", c.registryName),
+			Err:     fmt.Errorf("upstream %s: %w", c.registryName, err)}
+	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		return &proxy.Error{Code: errcode.ErrorCodeUnavailable, Status: http.StatusGatewayTimeout,

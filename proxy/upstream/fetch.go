@@ -17,7 +17,7 @@ import (
 // body read up to proxy.MaxManifestBytes and checked against the digest requested (for
 // a digest reference) and the Docker-Content-Digest announced.
 func (c *Client) Manifest(ctx context.Context, repo, reference string, accept []string) (*proxy.Manifest, error) {
-	resp, err := c.do(ctx, http.MethodGet, repo, "manifests/"+reference, nil, http.Header{"Accept": accept})
+	resp, err := c.do(ctx, classAPI, http.MethodGet, repo, "manifests/"+reference, nil, http.Header{"Accept": accept})
 	if err != nil {
 		return nil, c.transportError(err)
 	}
@@ -78,7 +78,7 @@ func (c *Client) invalid(what string, cause error) *proxy.Error {
 
 // HeadManifest implements proxy.ManifestSource with a HEAD.
 func (c *Client) HeadManifest(ctx context.Context, repo, reference string, accept []string) (proxy.Descriptor, error) {
-	resp, err := c.do(ctx, http.MethodHead, repo, "manifests/"+reference, nil, http.Header{"Accept": accept})
+	resp, err := c.do(ctx, classAPI, http.MethodHead, repo, "manifests/"+reference, nil, http.Header{"Accept": accept})
 	if err != nil {
 		return proxy.Descriptor{}, c.transportError(err)
 	}
@@ -93,14 +93,16 @@ func (c *Client) HeadManifest(ctx context.Context, repo, reference string, accep
 	return d, nil
 }
 
-// Blob implements proxy.BlobSource: a GET, following redirects, with the client's Range
-// header when there is one. The body is the upstream's, unverified; the caller checks it.
+// Blob implements proxy.BlobSource: a GET, following redirects (to other hosts too, but
+// never from https to http), with the client's Range header when there is one. The body
+// is the upstream's, unverified; the caller checks it. A body that sends no byte for the
+// stall timeout ends with a *TimeoutError.
 func (c *Client) Blob(ctx context.Context, repo string, dgst digest.Digest, rangeHeader string) (*proxy.Blob, error) {
 	header := http.Header{}
 	if rangeHeader != "" {
 		header.Set("Range", rangeHeader)
 	}
-	resp, err := c.do(ctx, http.MethodGet, repo, "blobs/"+dgst.String(), nil, header)
+	resp, err := c.do(ctx, classBlob, http.MethodGet, repo, "blobs/"+dgst.String(), nil, header)
 	if err != nil {
 		return nil, c.transportError(err)
 	}
@@ -124,7 +126,7 @@ func (c *Client) Blob(ctx context.Context, repo string, dgst digest.Digest, rang
 
 // StatBlob implements proxy.BlobSource with a HEAD.
 func (c *Client) StatBlob(ctx context.Context, repo string, dgst digest.Digest) (proxy.Descriptor, error) {
-	resp, err := c.do(ctx, http.MethodHead, repo, "blobs/"+dgst.String(), nil, nil)
+	resp, err := c.do(ctx, classBlob, http.MethodHead, repo, "blobs/"+dgst.String(), nil, nil)
 	if err != nil {
 		return proxy.Descriptor{}, c.transportError(err)
 	}
@@ -162,7 +164,7 @@ func (c *Client) Referrers(ctx context.Context, repo string, dgst digest.Digest,
 
 // listing GETs a JSON listing, read whole up to proxy.MaxListingBytes.
 func (c *Client) listing(ctx context.Context, repo, suffix string, query url.Values, k kind) (*proxy.Listing, error) {
-	resp, err := c.do(ctx, http.MethodGet, repo, suffix, query, http.Header{"Accept": {"application/json", "application/vnd.oci.image.index.v1+json"}})
+	resp, err := c.do(ctx, classAPI, http.MethodGet, repo, suffix, query, http.Header{"Accept": {"application/json", "application/vnd.oci.image.index.v1+json"}})
 	if err != nil {
 		return nil, c.transportError(err)
 	}

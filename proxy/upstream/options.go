@@ -25,6 +25,13 @@ type Options struct {
 	// wait for response headers. Zero means the package defaults.
 	DialTimeout           time.Duration
 	ResponseHeaderTimeout time.Duration
+	// SetupTimeout bounds the ping and token exchange that set up a repository's
+	// credentials; RequestTimeout bounds each API request with its body (and the wait for
+	// a blob answer's headers); BlobStallTimeout ends a blob body that sends no byte for
+	// that long. Zero means the package defaults (limits.go).
+	SetupTimeout     time.Duration
+	RequestTimeout   time.Duration
+	BlobStallTimeout time.Duration
 	// Retries is how many times an idempotent request is retried after a connection error
 	// or a 502/503/504; zero means the default, negative disables retries.
 	Retries int

@@ -35,6 +35,9 @@ func (c *Client) SupportsSignatureExtension(ctx context.Context) (bool, error) {
 	if c.extension.known {
 		return c.extension.supported, nil
 	}
+	// One bounded round trip (no redirect is followed): the lock is held meanwhile.
+	ctx, cancel := context.WithTimeoutCause(ctx, c.requestTimeout, &TimeoutError{Phase: phaseRequest, Limit: c.requestTimeout})
+	defer cancel()
 	u := *c.base
 	u.Path = "/v2/"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -43,7 +46,7 @@ func (c *Client) SupportsSignatureExtension(ctx context.Context) (bool, error) {
 	}
 	resp, err := c.inner.RoundTrip(req)
 	if err != nil {
-		return false, c.transportError(err)
+		return false, c.transportError(ownTimeout(ctx, err))
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBodyBytes))
@@ -61,7 +64,7 @@ func (c *Client) SupportsSignatureExtension(ctx context.Context) (bool, error) {
 // repository's pull credentials and returns the JSON body (at most 4 MiB). Any status but
 // 200 is an error: for this API, 404 is not "no signatures" (SPEC.md 4).
 func (c *Client) ExtensionSignatures(ctx context.Context, repo string, d digest.Digest) ([]byte, error) {
-	resp, err := c.doPath(ctx, http.MethodGet, repo, "/extensions/v2/"+repo+"/signatures/"+d.String(), nil,
+	resp, err := c.doPath(ctx, classAPI, http.MethodGet, repo, "/extensions/v2/"+repo+"/signatures/"+d.String(), nil,
 		http.Header{"Accept": {"application/json"}})
 	if err != nil {
 		return nil, c.transportError(err)

@@ -1,0 +1,296 @@
+package integration
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pullgate/pullgate/integration/harness"
+)
+
+// Attacks by an upstream registry on pullgate's upstream client, through the built
+// binary: stalls that would hold every request forever, and redirects that would make
+// pullgate fetch an internal URL and hand over what it got.
+
+// attackTimeouts are short upstream deadlines for these tests (the defaults are tens of
+// seconds).
+const attackTimeouts = `upstreamTimeouts:
+  dial: 1s
+  responseHeader: 2s
+  setup: 1s
+  request: 2s
+  blobStall: 1s
+`
+
+// attackWatchdog bounds how long the tests wait for pullgate: far beyond every deadline
+// above, so that an answer before it came from pullgate's own bound.
+const attackWatchdog = 60 * time.Second
+
+// startAttackPullgate runs the binary in front of upstreamURL with an accept-anything
+// policy and the short deadlines.
+func startAttackPullgate(t *testing.T, upstreamURL *url.URL) *harness.Pullgate {
+	t.Helper()
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.json")
+	writeFile(t, policy, `{"default": [{"type": "insecureAcceptAnything"}]}`)
+	config := harness.WritePullgateConfig(t, harness.PullgateConfig{
+		Upstreams:       []harness.Upstream{{Registry: upstreamName, URL: upstreamURL}},
+		DefaultUpstream: upstreamName,
+		Policy:          policy,
+		Extra:           attackTimeouts,
+	})
+	return harness.StartPullgate(t, harness.BuildPullgate(t, t.TempDir()), config)
+}
+
+// guardedDo sends one request to pullgate and reads the whole answer; a pullgate that
+// does not answer within attackWatchdog fails the test.
+func guardedDo(t *testing.T, method, rawURL string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", manifestAccept)
+	client := &http.Client{Timeout: attackWatchdog}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: pullgate did not answer: %v", method, rawURL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the answer: %v", method, rawURL, err)
+	}
+	return resp, body
+}
+
+// stallUntilDone holds a handler until its request or the test ends.
+func stallUntilDone(r *http.Request, stop <-chan struct{}) {
+	select {
+	case <-r.Context().Done():
+	case <-stop:
+	}
+}
+
+func TestAttackUpstreamStalls(t *testing.T) {
+	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","pad":"` + strings.Repeat("x", 4096) + `"}`)
+	tests := []struct {
+		name string
+		// serve answers everything but what the test is about normally: /v2/ 200.
+		serve func(w http.ResponseWriter, r *http.Request, stop <-chan struct{})
+	}{
+		{name: "ping body stalls", serve: func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
+			w.Header().Set("Content-Length", "1024")
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte("{"))
+			w.(http.Flusher).Flush()
+			stallUntilDone(r, stop)
+		}},
+		{name: "manifest trickled", serve: func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
+			if r.URL.Path == "/v2/" {
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+			w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			w.Header().Set("Content-Length", strconv.Itoa(len(manifest)))
+			w.WriteHeader(http.StatusOK)
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
+			for i := range manifest {
+				select {
+				case <-r.Context().Done():
+					return
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				w.Write(manifest[i : i+1])
+				w.(http.Flusher).Flush()
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stop := make(chan struct{})
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { tt.serve(w, r, stop) }))
+			t.Cleanup(up.Close)
+			t.Cleanup(func() { close(stop) })
+			upURL, _ := url.Parse(up.URL)
+			pg := startAttackPullgate(t, upURL)
+			for _, path := range []string{"/v2/team/app/manifests/v1", "/v2/team/app/tags/list"} {
+				resp, body := guardedDo(t, http.MethodGet, "http://"+pg.Host+path)
+				if resp.StatusCode != http.StatusGatewayTimeout && resp.StatusCode != http.StatusBadGateway {
+					t.Fatalf("GET %s: %s %s, want 504 or 502", path, resp.Status, body)
+				}
+				if code := ociCode(t, body); code != "UNAVAILABLE" {
+					t.Fatalf("GET %s: code %s, want UNAVAILABLE", path, code)
+				}
+			}
+		})
+	}
+}
+
+func TestAttackUpstreamBlobStallEndsTheBlob(t *testing.T) {
+	var stalling atomic.Bool
+	stop := make(chan struct{})
+	reg := harness.StartRegistry(t, harness.WithMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !stalling.Load() || !isBlobGET(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			// Send the headers and a few bytes, then nothing.
+			w.Header().Set("Content-Length", "65536")
+			w.WriteHeader(http.StatusOK)
+			w.Write(bytes.Repeat([]byte{0x1f}, 100))
+			w.(http.Flusher).Flush()
+			stallUntilDone(r, stop)
+		})
+	}))
+	t.Cleanup(func() { close(stop) })
+	reg.Push(t, "team/app:v1", harness.OCIImage(t, 1, 32<<10, harness.LinuxAMD64))
+	stalling.Store(true)
+	pg := startAttackPullgate(t, reg.URL)
+	done := make(chan error, 1)
+	go func() { done <- pullAll(harness.ParseRef(t, pg.Host+"/team/app:v1")) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a pull whose blobs stall succeeded")
+		}
+	case <-time.After(attackWatchdog):
+		t.Fatal("a pull whose blobs stall never ended")
+	}
+}
+
+// credentialsJSON is what the "internal metadata service" answers: a JSON object, which
+// would parse as an (empty) referrers index or tag list.
+const credentialsJSON = `{"Code":"Success","AccessKeyId":"ASIA-internal","SecretAccessKey":"internal-secret-key","Token":"internal-session-token"}`
+
+func TestAttackUpstreamRedirectsAPIToInternal(t *testing.T) {
+	var internalHits atomic.Int32
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		internalHits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, credentialsJSON)
+	}))
+	t.Cleanup(internal.Close)
+	var redirecting atomic.Bool
+	reg := harness.StartRegistry(t, harness.WithMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p := r.URL.Path
+			if redirecting.Load() && (strings.Contains(p, "/manifests/") || strings.Contains(p, "/referrers/") || strings.HasSuffix(p, "/tags/list")) {
+				http.Redirect(w, r, internal.URL+"/latest/meta-data/iam/security-credentials/role", http.StatusTemporaryRedirect)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}))
+	d := reg.Push(t, "team/app:v1", harness.OCIImage(t, 1, 1024, harness.LinuxAMD64))
+	redirecting.Store(true)
+	pg := startAttackPullgate(t, reg.URL)
+	for _, req := range []struct{ method, path string }{
+		{http.MethodGet, "/v2/team/app/manifests/v1"},
+		{http.MethodHead, "/v2/team/app/manifests/v1"},
+		{http.MethodGet, "/v2/team/app/manifests/" + d.String()},
+		{http.MethodGet, "/v2/team/app/tags/list"},
+		{http.MethodGet, "/v2/team/app/referrers/" + d.String()},
+	} {
+		resp, body := guardedDo(t, req.method, "http://"+pg.Host+req.path)
+		if bytes.Contains(body, []byte("internal-secret-key")) || bytes.Contains(body, []byte("ASIA-internal")) {
+			t.Fatalf("%s %s: the internal service's answer reached the client: %s", req.method, req.path, body)
+		}
+		if resp.StatusCode < 400 {
+			t.Fatalf("%s %s: %s, want an error", req.method, req.path, resp.Status)
+		}
+		if req.method == http.MethodGet {
+			if code := ociCode(t, body); code == "" {
+				t.Fatalf("%s %s: no OCI error code", req.method, req.path)
+			}
+		}
+	}
+	if n := internalHits.Load(); n != 0 {
+		t.Fatalf("pullgate fetched the internal service %d times for redirected API requests", n)
+	}
+	if !strings.Contains(pg.Logs.String(), "redirect") {
+		t.Fatalf("pullgate logged no refused redirect:\n%s", pg.Logs)
+	}
+}
+
+func TestAttackUpstreamBlobRedirectToStorageStillPulls(t *testing.T) {
+	img := harness.OCIImage(t, 2, 32<<10, harness.LinuxAMD64)
+	stored := map[string][]byte{}
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		d, _ := l.Digest()
+		rc, _ := l.Compressed()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		stored[d.String()] = b
+	}
+	cfgName, _ := img.ConfigName()
+	cfgBytes, _ := img.RawConfigFile()
+	stored[cfgName.String()] = cfgBytes
+	var mu sync.Mutex
+	var storageAuth []string
+	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		storageAuth = append(storageAuth, r.Header.Get("Authorization"))
+		mu.Unlock()
+		b, ok := stored[strings.TrimPrefix(r.URL.Path, "/bucket/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		if r.Method != http.MethodHead {
+			w.Write(b)
+		}
+	}))
+	t.Cleanup(storage.Close)
+	var redirecting atomic.Bool
+	reg := harness.StartRegistry(t, harness.WithMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			d := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+			if redirecting.Load() && strings.Contains(r.URL.Path, "/blobs/") && stored[d] != nil {
+				http.Redirect(w, r, storage.URL+"/bucket/"+d+"?X-Amz-Signature=presigned", http.StatusTemporaryRedirect)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}))
+	want := reg.Push(t, "team/app:v1", img)
+	redirecting.Store(true)
+	pg := startAttackPullgate(t, reg.URL)
+
+	got := harness.PullImage(t, pg.Host+"/team/app:v1")
+	if got.Manifest != want || len(got.Layers) != 2 {
+		t.Fatalf("pulled %+v", got)
+	}
+	// crane too, into a tarball.
+	tarball := filepath.Join(t.TempDir(), "image.tar")
+	harness.Crane(t, "pull", pg.Host+"/team/app:v1", tarball)
+	if st, err := os.Stat(tarball); err != nil || st.Size() == 0 {
+		t.Fatalf("crane wrote no image: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(storageAuth) == 0 {
+		t.Fatal("the blobs were not fetched from storage")
+	}
+	for _, a := range storageAuth {
+		if a != "" {
+			t.Fatalf("object storage received Authorization %q", a)
+		}
+	}
+}
