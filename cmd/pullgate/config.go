@@ -65,6 +65,14 @@ type TimeoutsConfig struct {
 	Dial time.Duration `mapstructure:"dial"`
 	// ResponseHeader bounds the wait for an upstream's response headers.
 	ResponseHeader time.Duration `mapstructure:"responseHeader"`
+	// Setup bounds a repository's credential set-up (the /v2/ ping and the token
+	// exchange, bodies included).
+	Setup time.Duration `mapstructure:"setup"`
+	// Request bounds one API request (manifests, tags, referrers, the signature API)
+	// with its body, and the wait for a blob answer's headers.
+	Request time.Duration `mapstructure:"request"`
+	// BlobStall ends a blob download that sends no byte for this long.
+	BlobStall time.Duration `mapstructure:"blobStall"`
 }
 
 // ClientTimeouts bounds the waits on pullgate's own clients.
@@ -129,6 +137,9 @@ var defaults = map[string]any{
 	"log.format":                      "text",
 	"upstreamTimeouts.dial":           10 * time.Second,
 	"upstreamTimeouts.responseHeader": 30 * time.Second,
+	"upstreamTimeouts.setup":          30 * time.Second,
+	"upstreamTimeouts.request":        60 * time.Second,
+	"upstreamTimeouts.blobStall":      60 * time.Second,
 	"cache.verdicts.size":             10000,
 	"cache.verdicts.acceptTTL":        10 * time.Minute,
 	"cache.verdicts.denyTTL":          time.Minute,

@@ -97,7 +97,7 @@ func TestLoadConfigGood(t *testing.T) {
 		DefaultUpstream:  "docker.io",
 		Policy:           PolicyConfig{Path: filepath.Join(dir, "policy.json"), RegistriesDir: filepath.Join(dir, "registries.d")},
 		Log:              LogConfig{Level: "info", Format: "text"},
-		UpstreamTimeouts: TimeoutsConfig{Dial: 10 * time.Second, ResponseHeader: 30 * time.Second},
+		UpstreamTimeouts: TimeoutsConfig{Dial: 10 * time.Second, ResponseHeader: 30 * time.Second, Setup: 30 * time.Second, Request: time.Minute, BlobStall: time.Minute},
 		Cache:            CacheConfig{Verdicts: VerdictCacheConfig{Size: 10000, AcceptTTL: 10 * time.Minute, DenyTTL: time.Minute}},
 		ClientTimeouts:   ClientTimeouts{WriteStall: time.Minute},
 		Limits:           LimitsConfig{BlobStreams: 256},
@@ -128,6 +128,9 @@ log:
 upstreamTimeouts:
   dial: 1500ms
   responseHeader: 2m
+  setup: 45s
+  request: 90s
+  blobStall: 5m
 cache:
   verdicts:
     size: 5
@@ -152,7 +155,7 @@ limits:
 		DefaultUpstream:  "quay.io",
 		Policy:           PolicyConfig{Path: filepath.Join(dir, "policy.json")},
 		Log:              LogConfig{Level: "DEBUG", Format: "json"},
-		UpstreamTimeouts: TimeoutsConfig{Dial: 1500 * time.Millisecond, ResponseHeader: 2 * time.Minute},
+		UpstreamTimeouts: TimeoutsConfig{Dial: 1500 * time.Millisecond, ResponseHeader: 2 * time.Minute, Setup: 45 * time.Second, Request: 90 * time.Second, BlobStall: 5 * time.Minute},
 		Cache:            CacheConfig{Verdicts: VerdictCacheConfig{Size: 5, AcceptTTL: time.Hour, DenyTTL: 500 * time.Millisecond}},
 		ClientTimeouts:   ClientTimeouts{WriteStall: 90 * time.Second},
 		Limits:           LimitsConfig{BlobStreams: 32},
@@ -414,6 +417,20 @@ func TestLoadConfigBad(t *testing.T) {
 			},
 		},
 		{
+			name:   "zero and negative upstream deadlines",
+			config: up + pol + "upstreamTimeouts:\n  setup: 0s\n  request: -30s\n  blobStall: 0ms\n",
+			want: []string{
+				"upstreamTimeouts.setup (line 7): must be positive, got 0s",
+				"upstreamTimeouts.request (line 8): must be positive, got -30s",
+				"upstreamTimeouts.blobStall (line 9): must be positive, got 0s",
+			},
+		},
+		{
+			name:   "upstream deadline without a unit",
+			config: up + pol + "upstreamTimeouts:\n  blobStall: 60\n",
+			want:   []string{"upstreamTimeouts.blobStall (line 7): expected a duration with a unit such as 30s or 5m, got an integer"},
+		},
+		{
 			name:   "bad log settings",
 			config: up + pol + "log:\n  level: loud\n  format: xml\n",
 			want: []string{
@@ -568,6 +585,9 @@ func TestEnvironmentNames(t *testing.T) {
 		"PULLGATE_LOG_FORMAT",
 		"PULLGATE_UPSTREAMTIMEOUTS_DIAL",
 		"PULLGATE_UPSTREAMTIMEOUTS_RESPONSEHEADER",
+		"PULLGATE_UPSTREAMTIMEOUTS_SETUP",
+		"PULLGATE_UPSTREAMTIMEOUTS_REQUEST",
+		"PULLGATE_UPSTREAMTIMEOUTS_BLOBSTALL",
 		"PULLGATE_CACHE_VERDICTS_SIZE",
 		"PULLGATE_CACHE_VERDICTS_ACCEPTTTL",
 		"PULLGATE_CACHE_VERDICTS_DENYTTL",
@@ -610,7 +630,12 @@ func TestEnvironmentOverrides(t *testing.T) {
 			}
 		}},
 		{map[string]string{"PULLGATE_UPSTREAMTIMEOUTS_DIAL": "3s", "PULLGATE_UPSTREAMTIMEOUTS_RESPONSEHEADER": "4m"}, func(t *testing.T, _ string, cfg *Config) {
-			if cfg.UpstreamTimeouts != (TimeoutsConfig{Dial: 3 * time.Second, ResponseHeader: 4 * time.Minute}) {
+			if cfg.UpstreamTimeouts != (TimeoutsConfig{Dial: 3 * time.Second, ResponseHeader: 4 * time.Minute, Setup: 30 * time.Second, Request: time.Minute, BlobStall: time.Minute}) {
+				t.Errorf("UpstreamTimeouts = %+v", cfg.UpstreamTimeouts)
+			}
+		}},
+		{map[string]string{"PULLGATE_UPSTREAMTIMEOUTS_SETUP": "5s", "PULLGATE_UPSTREAMTIMEOUTS_REQUEST": "20s", "PULLGATE_UPSTREAMTIMEOUTS_BLOBSTALL": "2m"}, func(t *testing.T, _ string, cfg *Config) {
+			if cfg.UpstreamTimeouts != (TimeoutsConfig{Dial: 10 * time.Second, ResponseHeader: 30 * time.Second, Setup: 5 * time.Second, Request: 20 * time.Second, BlobStall: 2 * time.Minute}) {
 				t.Errorf("UpstreamTimeouts = %+v", cfg.UpstreamTimeouts)
 			}
 		}},
@@ -693,6 +718,8 @@ func TestEnvironmentErrors(t *testing.T) {
 			[]string{`cache.verdicts.size (PULLGATE_CACHE_VERDICTS_SIZE): not an integer: "lots"`}},
 		{"bad duration", map[string]string{"PULLGATE_UPSTREAMTIMEOUTS_DIAL": "soon"},
 			[]string{`upstreamTimeouts.dial (PULLGATE_UPSTREAMTIMEOUTS_DIAL): not a duration: "soon" (write a number with a unit, such as 30s or 5m)`}},
+		{"negative upstream deadline", map[string]string{"PULLGATE_UPSTREAMTIMEOUTS_BLOBSTALL": "-1s"},
+			[]string{`upstreamTimeouts.blobStall (PULLGATE_UPSTREAMTIMEOUTS_BLOBSTALL): must be positive, got -1s`}},
 		{"bad value", map[string]string{"PULLGATE_DEFAULTUPSTREAM": "quay.io"},
 			[]string{`defaultUpstream (PULLGATE_DEFAULTUPSTREAM): "quay.io" names no upstream (configured: docker.io, 127.0.0.1:5001)`}},
 		{"entry that does not exist", map[string]string{"PULLGATE_UPSTREAMS_2_PASSWORD": "pw"},

@@ -93,6 +93,15 @@ func (cfg *Config) validate() []problem {
 	if cfg.UpstreamTimeouts.ResponseHeader <= 0 {
 		add("upstreamTimeouts.responseHeader", "must be positive, got %s", cfg.UpstreamTimeouts.ResponseHeader)
 	}
+	if cfg.UpstreamTimeouts.Setup <= 0 {
+		add("upstreamTimeouts.setup", "must be positive, got %s", cfg.UpstreamTimeouts.Setup)
+	}
+	if cfg.UpstreamTimeouts.Request <= 0 {
+		add("upstreamTimeouts.request", "must be positive, got %s", cfg.UpstreamTimeouts.Request)
+	}
+	if cfg.UpstreamTimeouts.BlobStall <= 0 {
+		add("upstreamTimeouts.blobStall", "must be positive, got %s", cfg.UpstreamTimeouts.BlobStall)
+	}
 	if cfg.Cache.Verdicts.Size <= 0 {
 		add("cache.verdicts.size", "must be at least 1, got %d", cfg.Cache.Verdicts.Size)
 	}

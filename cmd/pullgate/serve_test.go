@@ -156,6 +156,9 @@ policy:
 upstreamTimeouts:
   dial: 2s
   responseHeader: 3s
+  setup: 4s
+  request: 5s
+  blobStall: 6s
 `)
 	dir := filepath.Dir(path)
 	cfg, _, err := loadConfig(path)
@@ -184,6 +187,9 @@ upstreamTimeouts:
 		}
 		if o.DialTimeout != 2*time.Second || o.ResponseHeaderTimeout != 3*time.Second {
 			t.Errorf("options[%d] timeouts = %s, %s", i, o.DialTimeout, o.ResponseHeaderTimeout)
+		}
+		if o.SetupTimeout != 4*time.Second || o.RequestTimeout != 5*time.Second || o.BlobStallTimeout != 6*time.Second {
+			t.Errorf("options[%d] deadlines = %s, %s, %s", i, o.SetupTimeout, o.RequestTimeout, o.BlobStallTimeout)
 		}
 		if !strings.HasPrefix(o.UserAgent, "pullgate/") || o.Logger == nil {
 			t.Errorf("options[%d]: user agent %q, logger %v", i, o.UserAgent, o.Logger)

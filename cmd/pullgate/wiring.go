@@ -89,6 +89,9 @@ func upstreamOptions(cfg *Config, logger *slog.Logger) ([]upstream.Options, erro
 			CAFile:                u.CAFile,
 			DialTimeout:           cfg.UpstreamTimeouts.Dial,
 			ResponseHeaderTimeout: cfg.UpstreamTimeouts.ResponseHeader,
+			SetupTimeout:          cfg.UpstreamTimeouts.Setup,
+			RequestTimeout:        cfg.UpstreamTimeouts.Request,
+			BlobStallTimeout:      cfg.UpstreamTimeouts.BlobStall,
 			Logger:                logger, // the client adds upstream=<registry> itself
 			UserAgent:             userAgent(),
 		})
