@@ -5,6 +5,12 @@
 // after connection errors and 502/503/504, verifies manifest bytes, and maps upstream
 // failures to OCI error codes.
 //
+// Every read has a deadline (limits.go): the credential set-up (ping and token) as a
+// whole, each API request with its body, and each blob body per stall; a timeout is a
+// 504 UNAVAILABLE. API requests, the ping and token requests follow no redirect off the
+// upstream's origin; blob requests may go to storage elsewhere, never from https to
+// http (redirects.go). NewHTTPClient gives other outbound reads the same bounds.
+//
 // Credentials are only ever placed in Authorization headers for the upstream's own host
 // (and its token realm); they never appear in errors or logs, and a redirect to another
 // host carries none.
