@@ -1,7 +1,6 @@
 package sigsource
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -27,38 +26,26 @@ type LookasideClientOptions struct {
 // follow: to another host or port, or from https to http.
 var ErrLookasideRedirect = errors.New("lookaside redirect refused")
 
-// tcpKeepAlive is the keep-alive period of lookaside connections (the upstream's).
-const tcpKeepAlive = 30 * time.Second
-
 // NewLookasideClient returns the client lookaside files are read with. A lookaside is
 // named by registries.d, but what it answers reaches any client through pullgate's
 // signature API, and whether a URL answers at all shows in pullgate's status codes: so it
 // follows redirects only on the same host and port (http to https on the default ports
 // included), never to another host and never from https to http.
 func NewLookasideClient(opts LookasideClientOptions) *http.Client {
-	dial := opts.DialTimeout
-	if dial <= 0 {
-		dial = upstream.DefaultDialTimeout
-	}
-	header := opts.ResponseHeaderTimeout
-	if header <= 0 {
-		header = upstream.DefaultResponseHeaderTimeout
-	}
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = defaultLookasideTimeout
 	}
-	dialer := &net.Dialer{Timeout: dial, KeepAlive: tcpKeepAlive}
-	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12}, // as the upstream client
-		TLSHandshakeTimeout:   dial,
-		ResponseHeaderTimeout: header,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
+	// The upstreams' factory: the same dial, TLS and header bounds. It can only fail on a
+	// CA file, and none is given.
+	c, err := upstream.NewHTTPClient(upstream.HTTPClientOptions{DialTimeout: opts.DialTimeout,
+		ResponseHeaderTimeout: opts.ResponseHeaderTimeout, RequestTimeout: timeout})
+	if err != nil {
+		panic(fmt.Sprintf("sigsource: lookaside client: %v", err))
 	}
-	return &http.Client{Transport: transport, Timeout: timeout, CheckRedirect: checkLookasideRedirect}
+	// A lookaside may also upgrade http to https on its own host.
+	c.CheckRedirect = checkLookasideRedirect
+	return c
 }
 
 // checkLookasideRedirect allows a redirect only to the host and port of the first
