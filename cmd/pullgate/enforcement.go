@@ -89,12 +89,12 @@ func (e *enforcement) load() (*policy.Policy, *sigsource.Finder, error) {
 		return nil, nil, fmt.Errorf("policy.registriesDir: %w", err)
 	}
 	vc := e.cfg.Cache.Verdicts
-	// Found signatures are reused no longer than a denial, so that an image signed after it
-	// was denied is accepted as soon as its denial expires.
 	// The lookaside gets the upstreams' dial and header timeouts, its own per-request
 	// deadline, and no redirect to another host (sigsource.NewLookasideClient).
 	lookaside := &sigsource.Lookaside{Logger: e.log, Client: sigsource.NewLookasideClient(sigsource.LookasideClientOptions{
 		DialTimeout: e.cfg.UpstreamTimeouts.Dial, ResponseHeaderTimeout: e.cfg.UpstreamTimeouts.ResponseHeader})}
+	// Found signatures are reused no longer than a denial, so that an image signed after it
+	// was denied is accepted as soon as its denial expires.
 	finder, err := sigsource.NewFinder(sigsource.FinderOptions{Registries: e.registries, RegistriesD: regd,
 		Lookaside: lookaside, CacheTTL: min(vc.AcceptTTL, vc.DenyTTL), CacheSize: vc.Size, Logger: e.log})
 	if err != nil {
