@@ -3,11 +3,15 @@ package enforce
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
@@ -292,4 +296,68 @@ func FuzzClaimedAttachment(f *testing.F) {
 			}
 		}
 	})
+}
+
+// blockingBlobs is a BlobReader that holds every read until released and records how
+// many were in progress at once.
+type blockingBlobs struct {
+	inner     BlobReader
+	release   chan struct{}
+	mu        sync.Mutex
+	now, most int
+	started   chan struct{}
+}
+
+func (b *blockingBlobs) SmallBlob(ctx context.Context, registry, repository string, d digest.Digest, size int64) ([]byte, error) {
+	b.mu.Lock()
+	b.now++
+	b.most = max(b.most, b.now)
+	b.mu.Unlock()
+	b.started <- struct{}{}
+	<-b.release
+	b.mu.Lock()
+	b.now--
+	b.mu.Unlock()
+	return b.inner.SmallBlob(ctx, registry, repository, d, size)
+}
+
+// TestAttachmentReadsAreBounded: however many clients ask for different attachments at
+// once, at most maxConcurrentAttachmentReads checks read blobs (each holds up to 4 MiB).
+func TestAttachmentReadsAreBounded(t *testing.T) {
+	w := newWorld(t)
+	subject := image(t, "signed")
+	w.sign(w.trusted, testRepo, subject.digest, tagIdentity)
+	sigLayer := w.pushBlob(testRepo, mediaTypeSimpleSigning, simpleSigningPayload(subject.digest))
+	const n = 3 * maxConcurrentAttachmentReads
+	var sigs []manifest
+	for i := range n {
+		// Distinct attachments: the same layer, configs that differ in trailing space.
+		config := append(cosignConfig(sigLayer), bytes.Repeat([]byte(" "), i)...)
+		sigs = append(sigs, attachmentManifest(t, w.pushBlob(testRepo, mediaTypeOCIConfig, config), nil, sigLayer))
+	}
+	bb := &blockingBlobs{release: make(chan struct{}), started: make(chan struct{}, n*2)}
+	g := w.gate(w.policy(signedByTrusted), func(o *Options) {
+		bb.inner = o.Blobs
+		o.Blobs = bb
+	})
+	mustAdmit(t, g, testRepo, "1", subject, true)
+	tag := "sha256-" + subject.digest.Encoded() + ".sig"
+	var wg sync.WaitGroup
+	for _, m := range sigs {
+		wg.Go(func() { mustAdmit(t, g, testRepo, tag, m, true) })
+	}
+	for range maxConcurrentAttachmentReads {
+		<-bb.started // the bound is reached...
+	}
+	// ...and stays so while the others have every chance to start a read (this wait only
+	// gives an unbounded gate room to show itself; nothing is asserted about time).
+	for range 100 {
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
+	close(bb.release) // then every read may go on
+	wg.Wait()
+	if bb.most > maxConcurrentAttachmentReads {
+		t.Fatalf("%d attachment checks read blobs at once, want at most %d", bb.most, maxConcurrentAttachmentReads)
+	}
 }

@@ -63,7 +63,9 @@ type Gate struct {
 	// by attachment digest and kind: the check depends on the bytes alone.
 	attachments      *cache.TTL[attachmentCheckKey, string]
 	attachmentChecks cache.Group[string]
-	blobReader       BlobReader
+	// attachmentReads holds a token per attachment check reading blobs.
+	attachmentReads chan struct{}
+	blobReader      BlobReader
 	// manifests remembers the digests served or refused as manifests: they are never
 	// served as blobs, whatever an artifact lists (containerd falls back to
 	// /blobs/<digest> for a manifest).
@@ -154,6 +156,7 @@ func New(opts Options) (*Gate, error) {
 		parents:          parents,
 		attachments:      attachments,
 		attachmentChecks: cache.Group[string]{Timeout: evaluationTimeout},
+		attachmentReads:  make(chan struct{}, maxConcurrentAttachmentReads),
 		blobReader:       opts.Blobs,
 		manifests:        manifests,
 		log:              log,
@@ -364,6 +367,12 @@ func (g *Gate) checkAttachment(ctx context.Context, t proxy.Target, d digest.Dig
 		return reason, nil
 	}
 	reason, _, err := g.attachmentChecks.Do(ctx, d.String()+"\x00"+string(kind), func(ctx context.Context) (string, error) {
+		select {
+		case g.attachmentReads <- struct{}{}:
+			defer func() { <-g.attachmentReads }()
+		case <-ctx.Done():
+			return "", fmt.Errorf("waiting to read the blobs of signature attachment %s: %w", d, ctx.Err())
+		}
 		err := checkAttachmentBlobs(ctx, g.blobReader, t, checks)
 		if err != nil && !isNotAttachment(err) {
 			return "", err

@@ -55,6 +55,10 @@ const (
 	// maxAttachmentBytes bounds the blobs of one attachment read to check it, all layers
 	// and the config together: real ones hold a few KiB per signature.
 	maxAttachmentBytes = 16 << 20
+	// maxConcurrentAttachmentReads bounds the attachment checks reading blobs at once, each
+	// holding at most one maxAttachmentBlobSize blob: 32 MiB in all, whatever the number of
+	// clients asking for attachments. Checks beyond it wait (for their own request's time).
+	maxConcurrentAttachmentReads = 8
 	// maxAttachmentConfigSize bounds an image-config-typed config of an attachment
 	// (cosign's lists the layers' digests: well under 1 KiB per layer).
 	maxAttachmentConfigSize = 64 << 10
