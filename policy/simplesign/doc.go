@@ -8,5 +8,6 @@
 // engine's job). It follows containers/image (signature/mechanism_openpgp.go,
 // signature/simple.go): keys are identified by the fingerprint of their primary key, a
 // signature made by a signing subkey counts for its primary key, and the payload is parsed
-// only after the signature has verified.
+// only after the signature has verified. Unlike containers/image, it refuses signatures
+// whose message digest is SHA-1, MD5 or RIPEMD-160.
 package simplesign

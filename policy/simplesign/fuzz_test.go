@@ -1,6 +1,7 @@
 package simplesign
 
 import (
+	"crypto"
 	"errors"
 	"testing"
 	"time"
@@ -24,6 +25,10 @@ func FuzzParseSignedMessage(f *testing.F) {
 	f.Add(pgptest.Sign(f, payload, pgptest.SignOptions{Signers: signers, Compress: true}))
 	f.Add(pgptest.Sign(f, payload, pgptest.SignOptions{}))
 	f.Add(pgptest.ClearSign(f, payload, key.Primary()))
+	// Refused digests: SHA-1 verifies in go-crypto, MD5 (withHashID) does not parse.
+	f.Add(pgptest.Sign(f, payload, pgptest.SignOptions{Signers: signers, Hash: crypto.SHA1}))
+	f.Add(pgptest.Sign(f, payload, pgptest.SignOptions{Signers: signers, Hash: crypto.SHA1, Compress: true}))
+	f.Add(withHashID(f, pgptest.Sign(f, payload, pgptest.SignOptions{Signers: signers}), hashIDMD5))
 	f.Add([]byte{0xA3, 0x01, 0x02})
 	now := time.Now()
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -2,9 +2,12 @@ package simplesign
 
 import (
 	"bytes"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -19,6 +22,22 @@ import (
 // hundred bytes; the bound stops a small compressed packet from expanding without limit.
 // It equals the 4 MiB cap containers/image puts on a whole signature.
 const maxPayloadSize = 4 << 20
+
+// refusedDigests are the message digests a signature may not use, although go-crypto's v1
+// API verifies them (it ignores Config.RejectMessageHashAlgorithms): SHA-1 has practical
+// chosen-prefix collisions (SHAmbles, 2020), so a SHA-1 signature over one payload is also
+// one over a colliding payload crafted with it; MD5 and RIPEMD-160 are weaker still.
+// containers/image accepts SHA-1; pullgate does not (DESIGN.md differences).
+var refusedDigests = map[crypto.Hash]string{
+	crypto.MD5:       "MD5",
+	crypto.SHA1:      "SHA-1",
+	crypto.RIPEMD160: "RIPEMD-160",
+}
+
+// refusedDigestIDs names the same digests by their OpenPGP algorithm ID (RFC 4880 9.4).
+// go-crypto cannot parse MD5 or RIPEMD-160 packets at all and drops them, so such a message
+// is refused anyway; the ID only lets the reason say why.
+var refusedDigestIDs = map[int]string{1: "MD5", 2: "SHA-1", 3: "RIPEMD-160"}
 
 // ErrRejected is wrapped by every error that rejects a signature (as opposed to a
 // problem with the keyring).
@@ -102,12 +121,20 @@ func (k *Keyring) Verify(untrustedSignature []byte, now time.Time) (Verified, er
 func (k *Keyring) verifyMessage(untrustedSignature []byte, config *packet.Config) (Verified, []byte, error) {
 	md, err := openpgp.ReadMessage(bytes.NewReader(untrustedSignature), k.entities, nil, config)
 	if err != nil {
+		if weak := refusedDigestIn(untrustedSignature); weak != nil {
+			return Verified{}, nil, weak
+		}
 		return Verified{}, nil, reject("not a valid OpenPGP signed message: %v", err)
 	}
 	if md.IsEncrypted {
 		return Verified{}, nil, reject("the message is encrypted, not signed")
 	}
 	if !md.IsSigned {
+		// go-crypto drops signature packets whose digest it does not know (MD5, RIPEMD-160),
+		// which leaves the message looking unsigned.
+		if weak := refusedDigestIn(untrustedSignature); weak != nil {
+			return Verified{}, nil, weak
+		}
 		return Verified{}, nil, reject("the message is not signed")
 	}
 	// go-crypto checks the signature only once the body has been read to EOF.
@@ -127,6 +154,10 @@ func (k *Keyring) verifyMessage(untrustedSignature []byte, config *packet.Config
 	}
 	if md.Signature == nil || md.Signature.IssuerKeyId == nil || *md.Signature.IssuerKeyId != md.SignedBy.PublicKey.KeyId {
 		return Verified{}, nil, reject("no signature by the announced key")
+	}
+	// The digest of the packet that verified: go-crypto's v1 API accepts SHA-1 here.
+	if err := checkDigest(md.Signature); err != nil {
+		return Verified{}, nil, err
 	}
 	if n := len(md.UnverifiedSignatures); n != 0 {
 		return Verified{}, nil, reject("the message carries %d signatures, exactly one is required", n+1)
@@ -168,18 +199,25 @@ func (k *Keyring) verifyClearsigned(block *clearsign.Block, config *packet.Confi
 	}, block.Plaintext, nil
 }
 
-// onlySignature checks that data holds exactly one signature packet and returns the key ID
-// it names.
+// onlySignature checks that data holds exactly one signature packet, with an accepted
+// digest, and returns the key ID it names. That packet is the one CheckDetachedSignature
+// then verifies.
 func onlySignature(data []byte) (uint64, error) {
 	packets := packet.NewReader(bytes.NewReader(data))
 	var sigs []*packet.Signature
 	for {
-		p, err := packets.Next()
+		p, err := packets.NextWithUnsupported()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return 0, reject("invalid clearsigned signature: %v", err)
+		}
+		if u, ok := p.(*packet.UnsupportedPacket); ok {
+			if weak := unsupportedDigest(u); weak != nil {
+				return 0, weak
+			}
+			return 0, reject("invalid clearsigned signature: %v", u.Error)
 		}
 		sig, ok := p.(*packet.Signature)
 		if !ok {
@@ -193,7 +231,87 @@ func onlySignature(data []byte) (uint64, error) {
 	if sigs[0].IssuerKeyId == nil {
 		return 0, reject("the signature names no issuer key")
 	}
+	if err := checkDigest(sigs[0]); err != nil {
+		return 0, err
+	}
 	return *sigs[0].IssuerKeyId, nil
+}
+
+// checkDigest refuses a signature whose message digest is in refusedDigests.
+func checkDigest(sig *packet.Signature) error {
+	if name, weak := refusedDigests[sig.Hash]; weak {
+		return weakDigest(name)
+	}
+	return nil
+}
+
+func weakDigest(name string) error {
+	return reject("the signature uses %s, which pullgate does not accept", name)
+}
+
+// maxDigestScanPackets bounds the packets refusedDigestIn looks at; a signed message has
+// three or four (compressed data, one-pass signature, literal data, signature).
+const maxDigestScanPackets = 16
+
+// refusedDigestIn looks through a message that go-crypto has already refused or found
+// unsigned for a signature packet with a refused digest, to give the reason; nil when
+// there is none. It decides nothing: the message is refused either way.
+func refusedDigestIn(untrustedSignature []byte) error {
+	packets := packet.NewReader(bytes.NewReader(untrustedSignature))
+	for range maxDigestScanPackets {
+		p, err := packets.NextWithUnsupported()
+		if err != nil {
+			return nil
+		}
+		switch p := p.(type) {
+		case *packet.UnsupportedPacket:
+			if weak := unsupportedDigest(p); weak != nil {
+				return weak
+			}
+		case *packet.OnePassSignature:
+			if name, weak := refusedDigests[p.Hash]; weak {
+				return weakDigest(name)
+			}
+		case *packet.Signature:
+			if err := checkDigest(p); err != nil {
+				return err
+			}
+		case *packet.Compressed:
+			if packets.Push(io.LimitReader(p.Body, maxPayloadSize)) != nil {
+				return nil
+			}
+		case *packet.LiteralData:
+			// Skip the data to reach the signature packets after it.
+			if _, err := io.Copy(io.Discard, io.LimitReader(p.Body, maxPayloadSize+1)); err != nil {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// unsupportedDigest names the refused digest of a one-pass signature or signature packet
+// go-crypto could not parse, from the algorithm ID its error reports ("hash function: 1",
+// "hash function 1"); nil for any other packet or error.
+func unsupportedDigest(u *packet.UnsupportedPacket) error {
+	switch u.IncompletePacket.(type) {
+	case *packet.OnePassSignature, *packet.Signature:
+	default:
+		return nil
+	}
+	msg := u.Error.Error()
+	i := strings.LastIndex(msg, "hash function")
+	if i < 0 {
+		return nil
+	}
+	id, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(msg[i+len("hash function"):], ":")))
+	if err != nil {
+		return nil
+	}
+	if name, weak := refusedDigestIDs[id]; weak {
+		return weakDigest(name)
+	}
+	return nil
 }
 
 // signatureError turns go-crypto's verdict on a signature into a rejection that says why.

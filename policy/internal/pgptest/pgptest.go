@@ -133,6 +133,9 @@ type SignOptions struct {
 	Lifetime time.Duration
 	// Compress wraps everything in a compressed-data packet, as gpg does by default.
 	Compress bool
+	// Hash is the message digest of every signature; zero means SHA-256. go-crypto can
+	// write SHA-1 (what old gpg configurations still make) but not MD5 or RIPEMD-160.
+	Hash crypto.Hash
 }
 
 // Sign returns an OpenPGP message holding content as literal data, signed as opts says.
@@ -150,7 +153,12 @@ func sign(content []byte, opts SignOptions) ([]byte, error) {
 	if created.IsZero() {
 		created = time.Now()
 	}
-	config := &packet.Config{Time: func() time.Time { return created }}
+	hash := opts.Hash
+	if hash == 0 {
+		hash = crypto.SHA256
+	}
+	config := hashConfig(hash)
+	config.Time = func() time.Time { return created }
 	var out bytes.Buffer
 	var w io.WriteCloser = nopCloser{&out}
 	if opts.Compress {
@@ -164,7 +172,7 @@ func sign(content []byte, opts SignOptions) ([]byte, error) {
 		ops := &packet.OnePassSignature{
 			Version:    3,
 			SigType:    packet.SigTypeBinary,
-			Hash:       crypto.SHA256,
+			Hash:       hash,
 			PubKeyAlgo: s.PubKeyAlgo,
 			KeyId:      s.KeyId,
 			IsLast:     i == len(opts.Signers)-1,
@@ -190,7 +198,7 @@ func sign(content []byte, opts SignOptions) ([]byte, error) {
 			Version:      4,
 			SigType:      packet.SigTypeBinary,
 			PubKeyAlgo:   s.PubKeyAlgo,
-			Hash:         crypto.SHA256,
+			Hash:         hash,
 			CreationTime: created,
 			IssuerKeyId:  &keyID,
 		}
@@ -231,6 +239,19 @@ func ClearSign(t testing.TB, content []byte, signer *packet.PrivateKey) []byte {
 		t.Fatalf("pgptest: clearsigning: %v", err)
 	}
 	return out.Bytes()
+}
+
+// hashConfig signs with hash (go-crypto's clearsign writer refuses SHA-1; interop tests
+// make such messages with gpg). go-crypto salts v4 signatures with a notation sized for
+// the digest, which it defines for SHA-2 and SHA-3 only; other digests go unsalted, as
+// gpg writes them.
+func hashConfig(hash crypto.Hash) *packet.Config {
+	c := &packet.Config{DefaultHash: hash}
+	if _, err := packet.SaltLengthForHash(hash); hash != 0 && err != nil {
+		salted := false
+		c.NonDeterministicSignaturesViaNotation = &salted
+	}
+	return c
 }
 
 type nopCloser struct{ io.Writer }

@@ -1,0 +1,132 @@
+package simplesign
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pullgate/pullgate/policy/internal/pgptest"
+)
+
+// interopTimeout bounds each gpg and skopeo run; it only guards against a hung tool.
+const interopTimeout = 2 * time.Minute
+
+// TestInteropSHA1Signature signs one payload with real gpg twice, with SHA-1 and with
+// SHA-256 as digest, and checks both with `skopeo standalone-verify` and with pullgate.
+// containers/image accepts both; pullgate accepts only the SHA-256 one. That is a
+// deliberate difference (DESIGN.md): SHA-1 has practical chosen-prefix collisions, so a
+// SHA-1 signature does not bind the signer to one payload.
+func TestInteropSHA1Signature(t *testing.T) {
+	for _, tool := range []string{"gpg", "gpgconf", "skopeo"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: run hack/install-test-tools.sh (it installs skopeo and gnupg): %v", tool, err)
+		}
+	}
+	// gpg-agent's socket lives in GNUPGHOME, whose path length is limited: keep it short.
+	gnupgHome, err := os.MkdirTemp("/tmp", "pg-sha1-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "GNUPGHOME="+gnupgHome)
+	t.Cleanup(func() {
+		kill := exec.Command("gpgconf", "--kill", "all")
+		kill.Env = env
+		if out, err := kill.CombinedOutput(); err != nil {
+			t.Logf("gpgconf --kill all: %v: %s", err, out)
+		}
+		os.RemoveAll(gnupgHome)
+	})
+	run := func(stdin string, name string, args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Env = env
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	mustRun := func(stdin string, name string, args ...string) string {
+		t.Helper()
+		out, err := run(stdin, name, args...)
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return out
+	}
+
+	mustRun("%no-protection\nKey-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\nName-Real: SHA-1 Signer\nName-Email: sha1@example.test\nExpire-Date: 0\n%commit\n",
+		"gpg", "--batch", "--quiet", "--gen-key")
+	fpr := ""
+	for _, line := range strings.Split(mustRun("", "gpg", "--batch", "--with-colons", "--list-keys", "sha1@example.test"), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 9 && f[0] == "fpr" {
+			fpr = f[9]
+			break
+		}
+	}
+	if len(fpr) != 40 {
+		t.Fatalf("no fingerprint for the generated key")
+	}
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "key.gpg")
+	mustRun("", "gpg", "--batch", "--output", keyPath, "--export", fpr)
+	ring, err := ParseKeyring(readTestFile(t, keyPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
+	manifestPath := filepath.Join(dir, "manifest.json")
+	if err := os.WriteFile(manifestPath, manifest, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(manifest)
+	const identity = "quay.io/example/app:1"
+	payloadPath := filepath.Join(dir, "payload.json")
+	if err := os.WriteFile(payloadPath, pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tt := range []struct {
+		digest  string // gpg --digest-algo
+		mode    string // --sign or --clearsign
+		wantErr string // pullgate's reason; empty: accepted
+	}{
+		{"SHA256", "--sign", ""},
+		{"SHA1", "--sign", "the signature uses SHA-1, which pullgate does not accept"},
+		{"SHA256", "--clearsign", ""},
+		{"SHA1", "--clearsign", "the signature uses SHA-1, which pullgate does not accept"},
+	} {
+		t.Run(tt.digest+tt.mode, func(t *testing.T) {
+			sigPath := filepath.Join(dir, tt.digest+tt.mode+".sig")
+			mustRun("", "gpg", "--batch", "--yes", "--digest-algo", tt.digest, "--local-user", fpr, "--output", sigPath, tt.mode, payloadPath)
+			if out, err := run("", "skopeo", "standalone-verify", manifestPath, identity, fpr, sigPath); err != nil {
+				t.Fatalf("skopeo standalone-verify refused the %s %s signature (containers/image accepts it): %v\n%s", tt.digest, tt.mode, err, out)
+			}
+			v, err := ring.Verify(readTestFile(t, sigPath), time.Now())
+			if tt.wantErr == "" {
+				if err != nil || v.KeyFingerprint != fpr {
+					t.Fatalf("pullgate: Verify() = %+v, %v; want accepted for %s", v, err, fpr)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("pullgate: Verify() error = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func readTestFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
