@@ -51,6 +51,10 @@ type PolicyConfig struct {
 	Path string `mapstructure:"path"`
 	// RegistriesDir is a containers-registries.d(5) folder; empty means none.
 	RegistriesDir string `mapstructure:"registriesDir"`
+	// ReloadTimeout bounds a reload (SIGHUP) reading the policy, its key files and
+	// registries.d; one that takes longer (a FIFO, a hung network file system) is
+	// abandoned and the previous policy stays in force.
+	ReloadTimeout time.Duration `mapstructure:"reloadTimeout"`
 }
 
 // LogConfig selects the log handler.
@@ -133,6 +137,7 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // that an explicit zero in the file (cache.verdicts.size: 0) stays visible to validation.
 var defaults = map[string]any{
 	"listen":                          "127.0.0.1:5000",
+	"policy.reloadTimeout":            30 * time.Second,
 	"log.level":                       "info",
 	"log.format":                      "text",
 	"upstreamTimeouts.dial":           10 * time.Second,

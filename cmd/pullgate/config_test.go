@@ -95,7 +95,7 @@ func TestLoadConfigGood(t *testing.T) {
 			{Registry: "127.0.0.1:5001", URL: "http://127.0.0.1:5001"},
 		},
 		DefaultUpstream:  "docker.io",
-		Policy:           PolicyConfig{Path: filepath.Join(dir, "policy.json"), RegistriesDir: filepath.Join(dir, "registries.d")},
+		Policy:           PolicyConfig{Path: filepath.Join(dir, "policy.json"), RegistriesDir: filepath.Join(dir, "registries.d"), ReloadTimeout: 30 * time.Second},
 		Log:              LogConfig{Level: "info", Format: "text"},
 		UpstreamTimeouts: TimeoutsConfig{Dial: 10 * time.Second, ResponseHeader: 30 * time.Second, Setup: 30 * time.Second, Request: time.Minute, BlobStall: time.Minute},
 		Cache:            CacheConfig{Verdicts: VerdictCacheConfig{Size: 10000, AcceptTTL: 10 * time.Minute, DenyTTL: time.Minute}},
@@ -122,6 +122,7 @@ upstreams:
 defaultUpstream: quay.io
 policy:
   path: policy.json
+  reloadTimeout: 45s
 log:
   level: DEBUG
   format: json
@@ -153,7 +154,7 @@ limits:
 			{Registry: "ghcr.io", URL: "https://ghcr.io", DockerConfig: filepath.Join(dir, "docker-config.json")},
 		},
 		DefaultUpstream:  "quay.io",
-		Policy:           PolicyConfig{Path: filepath.Join(dir, "policy.json")},
+		Policy:           PolicyConfig{Path: filepath.Join(dir, "policy.json"), ReloadTimeout: 45 * time.Second},
 		Log:              LogConfig{Level: "DEBUG", Format: "json"},
 		UpstreamTimeouts: TimeoutsConfig{Dial: 1500 * time.Millisecond, ResponseHeader: 2 * time.Minute, Setup: 45 * time.Second, Request: 90 * time.Second, BlobStall: 5 * time.Minute},
 		Cache:            CacheConfig{Verdicts: VerdictCacheConfig{Size: 5, AcceptTTL: time.Hour, DenyTTL: 500 * time.Millisecond}},
@@ -219,7 +220,7 @@ func TestLoadConfigBad(t *testing.T) {
 			name:   "unknown nested keys",
 			config: up + pol + "  pth: x\nlog:\n  colour: red\ncache:\n  verdict:\n    size: 1\n",
 			want: []string{
-				"policy.pth (line 6): unknown key (expected one of: path, registriesDir)",
+				"policy.pth (line 6): unknown key (expected one of: path, registriesDir, reloadTimeout)",
 				"log.colour (line 8): unknown key (expected one of: level, format)",
 				"cache.verdict (line 10): unknown key (expected one of: verdicts)",
 			},
@@ -431,6 +432,21 @@ func TestLoadConfigBad(t *testing.T) {
 			want:   []string{"upstreamTimeouts.blobStall (line 7): expected a duration with a unit such as 30s or 5m, got an integer"},
 		},
 		{
+			name:   "reload timeout zero",
+			config: up + "policy:\n  path: ./policy.json\n  reloadTimeout: 0s\n",
+			want:   []string{"policy.reloadTimeout (line 6): must be positive, got 0s"},
+		},
+		{
+			name:   "reload timeout negative",
+			config: up + "policy:\n  path: ./policy.json\n  reloadTimeout: -1m\n",
+			want:   []string{"policy.reloadTimeout (line 6): must be positive, got -1m0s"},
+		},
+		{
+			name:   "reload timeout without a unit",
+			config: up + "policy:\n  path: ./policy.json\n  reloadTimeout: 30\n",
+			want:   []string{"policy.reloadTimeout (line 6): expected a duration with a unit such as 30s or 5m, got an integer"},
+		},
+		{
 			name:   "bad log settings",
 			config: up + pol + "log:\n  level: loud\n  format: xml\n",
 			want: []string{
@@ -581,6 +597,7 @@ func TestEnvironmentNames(t *testing.T) {
 		"PULLGATE_DEFAULTUPSTREAM",
 		"PULLGATE_POLICY_PATH",
 		"PULLGATE_POLICY_REGISTRIESDIR",
+		"PULLGATE_POLICY_RELOADTIMEOUT",
 		"PULLGATE_LOG_LEVEL",
 		"PULLGATE_LOG_FORMAT",
 		"PULLGATE_UPSTREAMTIMEOUTS_DIAL",
@@ -622,6 +639,11 @@ func TestEnvironmentOverrides(t *testing.T) {
 		{map[string]string{"PULLGATE_POLICY_REGISTRIESDIR": "other.d"}, func(t *testing.T, dir string, cfg *Config) {
 			if want := filepath.Join(dir, "other.d"); cfg.Policy.RegistriesDir != want {
 				t.Errorf("Policy.RegistriesDir = %q, want %q", cfg.Policy.RegistriesDir, want)
+			}
+		}},
+		{map[string]string{"PULLGATE_POLICY_RELOADTIMEOUT": "2s"}, func(t *testing.T, _ string, cfg *Config) {
+			if cfg.Policy.ReloadTimeout != 2*time.Second {
+				t.Errorf("Policy.ReloadTimeout = %s, want 2s", cfg.Policy.ReloadTimeout)
 			}
 		}},
 		{map[string]string{"PULLGATE_LOG_LEVEL": "debug", "PULLGATE_LOG_FORMAT": "json"}, func(t *testing.T, _ string, cfg *Config) {
@@ -878,7 +900,7 @@ func TestExampleConfig(t *testing.T) {
 	if want := []UpstreamConfig{{Registry: "docker.io", URL: "https://registry-1.docker.io"}}; !reflect.DeepEqual(cfg.Upstreams, want) {
 		t.Errorf("upstreams = %+v", cfg.Upstreams)
 	}
-	if want := (PolicyConfig{Path: filepath.Join(root, "examples/policy.json"), RegistriesDir: filepath.Join(root, "examples/registries.d")}); cfg.Policy != want {
+	if want := (PolicyConfig{Path: filepath.Join(root, "examples/policy.json"), RegistriesDir: filepath.Join(root, "examples/registries.d"), ReloadTimeout: 30 * time.Second}); cfg.Policy != want {
 		t.Errorf("policy = %+v, want %+v", cfg.Policy, want)
 	}
 

@@ -76,6 +76,10 @@ func (cfg *Config) validate() []problem {
 		}
 	}
 
+	if cfg.Policy.ReloadTimeout <= 0 {
+		add("policy.reloadTimeout", "must be positive, got %s", cfg.Policy.ReloadTimeout)
+	}
+
 	switch strings.ToLower(cfg.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
