@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -74,7 +75,7 @@ func pingOK(t *testing.T, host string) {
 // pullgate at once, with exit status 0.
 func TestAttackServeReloadBlockedFile(t *testing.T) {
 	a := newServeAttack(t, rejectPolicy)
-	pg := harness.StartPullgateEarly(t, a.bin, a.config, "PULLGATE_POLICY_RELOADTIMEOUT=1s")
+	pg := harness.StartPullgateEarly(t, a.bin, a.config, "PULLGATE_POLICY_RELOADTIMEOUT=3s")
 	pg.WaitListening(t)
 	call(t, http.MethodGet, a.manifestURL(pg.Host)).denied(t, "under the reject policy")
 
@@ -143,6 +144,7 @@ func TestAttackServeSIGHUPDuringStartup(t *testing.T) {
 	}
 	for !pg.Listening() && !pg.Exited() {
 		pg.Signal(t, syscall.SIGHUP)
+		time.Sleep(time.Millisecond) // pacing only
 	}
 	pg.WaitListening(t)
 	pingOK(t, pg.Host)

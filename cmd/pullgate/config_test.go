@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy/sigsource"
 )
@@ -822,7 +823,7 @@ func TestPasswordNeverPrinted(t *testing.T) {
 				t.Errorf("the error shows the password:\n%s", err)
 			}
 			var stdout, stderr bytes.Buffer
-			if code := run(context.Background(), []string{"serve", "--config", path}, &stdout, &stderr); code != exitError {
+			if code := run(context.Background(), nil, []string{"serve", "--config", path}, &stdout, &stderr); code != exitError {
 				t.Errorf("serve exit code = %d, want %d", code, exitError)
 			}
 			if strings.Contains(stderr.String()+stdout.String(), secret) {
@@ -854,13 +855,18 @@ func TestPasswordNeverPrinted(t *testing.T) {
 		if !strings.Contains(logs.String(), "[redacted]") {
 			t.Errorf("the password is not marked as redacted:\n%s", logs.String())
 		}
-		var stdout, stderr bytes.Buffer
+		var stdout, stderr testsupport.LogBuffer
 		t.Setenv("PULLGATE_LOG_LEVEL", "debug")
-		// A context that has already ended: serve starts, logs everything it logs at
-		// start-up, and shuts down at once.
+		// serve starts, logs everything it logs at start-up, and is stopped once it listens
+		// (a stop during the start-up would end it before it logs all that).
 		ctx, cancel := context.WithCancel(context.Background())
+		exit := make(chan int, 1)
+		go func() { exit <- run(ctx, nil, []string{"serve", "--config", path}, &stdout, &stderr) }()
+		for !stderr.Contains("pullgate listening") && len(exit) == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
 		cancel()
-		if code := run(ctx, []string{"serve", "--config", path}, &stdout, &stderr); code != exitOK {
+		if code := <-exit; code != exitOK {
 			t.Errorf("serve exit code = %d, want %d:\n%s", code, exitOK, stderr.String())
 		}
 		if !strings.Contains(stderr.String(), "pullgate listening") {

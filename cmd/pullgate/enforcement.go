@@ -19,7 +19,7 @@ import (
 type gates struct {
 	gate       proxy.Gate
 	signatures proxy.SignatureLister
-	reload     func(ctx context.Context) error
+	reload     reloadFunc
 }
 
 // gateFactory builds the gates; serve and verify use newGate, tests an explicit test double.
@@ -103,16 +103,18 @@ func (e *enforcement) load() (*policy.Policy, *sigsource.Finder, error) {
 	return pol, finder, nil
 }
 
-// reload puts a freshly read policy and registries.d in force. When either cannot be
-// loaded the running ones stay in force and the error is returned.
-func (e *enforcement) reload(ctx context.Context) error {
+// reload reads the policy and registries.d afresh and returns the function that puts them
+// in force; serve calls it only if the read ended in time. When either cannot be loaded
+// the running ones stay in force and the error is returned.
+func (e *enforcement) reload(ctx context.Context) (func(), error) {
 	pol, finder, err := e.load()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	e.gate.Reload(pol, finder)
-	e.finder.Store(finder)
-	return nil
+	return func() {
+		e.gate.Reload(pol, finder)
+		e.finder.Store(finder)
+	}, nil
 }
 
 // SimpleSignatures implements proxy.SignatureLister with the current finder.

@@ -35,23 +35,47 @@ Run "pullgate <command> -h" for a command's flags.
 `
 
 func main() {
-	// SIGINT and SIGTERM end ctx; serve then shuts down gracefully. A second signal kills
-	// the process the default way, since stop restores default handling.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	// Signals are taken over first, before the configuration is read: Go's default action
+	// for SIGHUP is to exit, and a supervisor may ask for a reload as soon as it has
+	// started pullgate. (Only the Go runtime's own start, before main, remains exposed.)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(context.Background())
+	hup := make(chan struct{}, 1)
+	go relaySignals(sigs, stop, hup)
+	code := run(ctx, hup, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
+// relaySignals turns SIGINT and SIGTERM into stop (serve then shuts down gracefully) and
+// SIGHUP into a reload request on hup, which holds one: requests that arrive before serve
+// takes the first add nothing. After the first stop signal the default action is back, so
+// that a second one kills a shutdown that takes too long.
+func relaySignals(sigs <-chan os.Signal, stop context.CancelFunc, hup chan<- struct{}) {
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			select {
+			case hup <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		stop()
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+	}
+}
+
 // run executes the command line args (without the program name) and returns the exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// hup carries reload requests for serve (nil: none).
+func run(ctx context.Context, hup <-chan struct{}, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usageText)
 		return exitError
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		return runServe(ctx, rest, stderr, newGate)
+		return runServe(ctx, rest, stderr, newGate, hup)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr, evaluateImage)
 	case "version", "--version", "-version":

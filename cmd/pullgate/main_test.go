@@ -18,7 +18,7 @@ import (
 func runCapture(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(context.Background(), args, &out, &errOut)
+	code = run(context.Background(), nil, args, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 

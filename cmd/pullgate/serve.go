@@ -8,9 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 )
 
@@ -28,7 +25,10 @@ const (
 )
 
 // runServe implements `pullgate serve --config FILE`; newGate builds the enforcement gate.
-func runServe(ctx context.Context, args []string, stderr io.Writer, newGate gateFactory) int {
+// Each value on hup is a reload request (SIGHUP), however early it came: one that arrives
+// during the start-up is handled once pullgate serves. ctx ending (SIGINT, SIGTERM) stops
+// the server, or the start-up.
+func runServe(ctx context.Context, args []string, stderr io.Writer, newGate gateFactory, hup <-chan struct{}) int {
 	fs := newFlagSet("serve", "serve --config FILE", stderr)
 	configPath := fs.String("config", "", "configuration file (YAML); see config.example.yaml")
 	rest, err := parseFlags(fs, args)
@@ -44,10 +44,49 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, newGate gate
 		return exitError
 	}
 
-	cfg, warnings, err := loadConfig(*configPath)
+	// The start-up reads files that can block (a FIFO, a hung network file system); a stop
+	// request does not wait for it.
+	started := make(chan *startedServer, 1)
+	go func() { started <- startServer(ctx, *configPath, stderr, newGate) }()
+	var s *startedServer
+	select {
+	case s = <-started:
+	case <-ctx.Done():
+		fmt.Fprintln(stderr, "pullgate serve: stopped during start-up")
+		go func() {
+			if s := <-started; s.ln != nil {
+				s.ln.Close()
+			}
+		}()
+		return exitOK
+	}
+	if s.code != exitOK {
+		return s.code
+	}
+	if err := serveUntilDone(ctx, s.srv, s.ln, s.logger, hup, s.reloads); err != nil {
+		s.logger.Error("server failed", "err", err)
+		return exitRejected
+	}
+	s.logger.Info("pullgate stopped")
+	return exitOK
+}
+
+// startedServer is what startServer produced: a listening server, or the exit code of a
+// start-up that failed (then the other fields may be nil).
+type startedServer struct {
+	code    int
+	logger  *slog.Logger
+	srv     *http.Server
+	ln      net.Listener
+	reloads *reloader
+}
+
+// startServer reads the configuration, builds the handler and listens.
+func startServer(ctx context.Context, configPath string, stderr io.Writer, newGate gateFactory) *startedServer {
+	cfg, warnings, err := loadConfig(configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pullgate serve: %v\n", err)
-		return exitError
+		return &startedServer{code: exitError}
 	}
 	logger := newLogger(cfg.Log, stderr)
 	for _, w := range warnings {
@@ -58,26 +97,17 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, newGate gate
 	handler, reloadGates, err := buildHandler(ctx, cfg, logger, newGate)
 	if err != nil {
 		logger.Error("failed to start", "err", err)
-		return exitError
+		return &startedServer{code: exitError}
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		logger.Error("failed to listen", "listen", cfg.Listen, "err", err)
-		return exitError
+		return &startedServer{code: exitError}
 	}
 	srv := newHTTPServer(ctx, handler, logger)
 	logger.Info("pullgate listening", "addr", ln.Addr().String(), "config", cfg.File,
 		"upstreams", registryList(cfg.Upstreams), "defaultUpstream", cfg.DefaultUpstream)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	reload := func() { reloadPolicy(ctx, cfg, reloadGates, logger) }
-	if err := serveUntilDone(ctx, srv, ln, logger, hup, reload); err != nil {
-		logger.Error("server failed", "err", err)
-		return exitRejected
-	}
-	logger.Info("pullgate stopped")
-	return exitOK
+	return &startedServer{code: exitOK, logger: logger, srv: srv, ln: ln, reloads: newReloader(cfg, reloadGates, logger)}
 }
 
 // newHTTPServer returns the server for handler. Requests get a context that is not cancelled
@@ -94,9 +124,13 @@ func newHTTPServer(ctx context.Context, handler http.Handler, logger *slog.Logge
 }
 
 // serveUntilDone serves on ln until ctx ends, then shuts down gracefully: no new connections,
-// in-flight requests get shutdownTimeout to finish. Each value on hup (SIGHUP) calls reload.
+// in-flight requests get shutdownTimeout to finish. Each value on hup (SIGHUP) asks reloads
+// for a reload, which runs off this loop: a reload that blocks never delays the shutdown.
 // It returns nil after a clean shutdown, or the error that stopped the server.
-func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logger *slog.Logger, hup <-chan os.Signal, reload func()) error {
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logger *slog.Logger, hup <-chan struct{}, reloads *reloader) error {
+	if reloads == nil {
+		reloads = &reloader{cfg: &Config{}, logger: logger}
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -105,7 +139,11 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logg
 		case err := <-served:
 			return fmt.Errorf("serving: %w", err)
 		case <-hup:
-			reload()
+			reloads.request(ctx)
+		case <-reloads.deadline:
+			reloads.expired(ctx)
+		case res := <-reloads.results():
+			reloads.finished(ctx, res)
 		case <-ctx.Done():
 			logger.Info("shutting down", "timeout", shutdownTimeout.String())
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
@@ -120,20 +158,4 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logg
 			return nil
 		}
 	}
-}
-
-// reloadPolicy is called on SIGHUP: it re-reads the policy file (and every key file it
-// names) and registries.d, as named in the configuration read at start-up. A policy that
-// does not load is refused and the running one stays in force. The rest of the
-// configuration (listen address, upstreams) needs a restart.
-func reloadPolicy(ctx context.Context, cfg *Config, reload func(context.Context) error, logger *slog.Logger) {
-	if reload == nil {
-		logger.WarnContext(ctx, "reload requested (SIGHUP) but this gate cannot reload; restart pullgate to apply changes", "config", cfg.File)
-		return
-	}
-	if err := reload(ctx); err != nil {
-		logger.ErrorContext(ctx, "failed to reload the policy; the previous policy stays in force", "policy", cfg.Policy.Path, "err", err)
-		return
-	}
-	logger.InfoContext(ctx, "policy reloaded", "policy", cfg.Policy.Path, "registriesDir", cfg.Policy.RegistriesDir)
 }

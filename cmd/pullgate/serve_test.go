@@ -12,9 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 func listenLoopback(t *testing.T) net.Listener {
@@ -45,7 +49,7 @@ func TestServeUntilDoneGraceful(t *testing.T) {
 	shutdownStarted := make(chan struct{})
 	srv.RegisterOnShutdown(func() { close(shutdownStarted) })
 	done := make(chan error, 1)
-	go func() { done <- serveUntilDone(ctx, srv, ln, logger, nil, func() {}) }()
+	go func() { done <- serveUntilDone(ctx, srv, ln, logger, nil, nil) }()
 
 	type result struct {
 		body string
@@ -87,20 +91,23 @@ func TestServeUntilDoneReload(t *testing.T) {
 	defer cancel()
 	logger := slog.New(slog.DiscardHandler)
 	ln := listenLoopback(t)
-	hup := make(chan os.Signal)
-	reloaded := make(chan struct{}, 2)
+	hup := make(chan struct{})
+	committed := make(chan struct{}, 2)
+	load := func(context.Context) (func(), error) {
+		return func() { committed <- struct{}{} }, nil
+	}
 	done := make(chan error, 1)
 	go func() {
-		done <- serveUntilDone(ctx, newHTTPServer(ctx, http.NotFoundHandler(), logger), ln, logger, hup, func() { reloaded <- struct{}{} })
+		done <- serveUntilDone(ctx, newHTTPServer(ctx, http.NotFoundHandler(), logger), ln, logger, hup,
+			newReloader(testReloadConfig(time.Hour), load, logger))
 	}()
-	hup <- syscall.SIGHUP // unbuffered: returns once the loop has taken it
-	hup <- syscall.SIGHUP
+	hup <- struct{}{} // unbuffered: returns once the loop has taken it
+	<-committed
+	hup <- struct{}{}
+	<-committed
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
-	}
-	if len(reloaded) != 2 {
-		t.Errorf("reload called %d times, want 2", len(reloaded))
 	}
 }
 
@@ -109,33 +116,186 @@ func TestServeUntilDoneServerFailure(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	ln := listenLoopback(t)
 	ln.Close() // Serve fails at once
-	err := serveUntilDone(ctx, newHTTPServer(ctx, http.NotFoundHandler(), logger), ln, logger, nil, func() {})
+	err := serveUntilDone(ctx, newHTTPServer(ctx, http.NotFoundHandler(), logger), ln, logger, nil, nil)
 	if err == nil || !errors.Is(err, net.ErrClosed) {
 		t.Errorf("serveUntilDone = %v, want the listener's error", err)
 	}
 }
 
+func testReloadConfig(timeout time.Duration) *Config {
+	return &Config{File: "/etc/pullgate/config.yaml", Policy: PolicyConfig{Path: "/etc/pullgate/policy.json", ReloadTimeout: timeout}}
+}
+
+// reloadHarness runs serveUntilDone with a reloader over load, and lets a test send
+// SIGHUPs and wait for log lines.
+type reloadHarness struct {
+	hup    chan struct{}
+	logs   *testsupport.LogBuffer
+	cancel context.CancelFunc
+	done   chan error
+
+	stopOnce sync.Once
+	err      error
+}
+
+func startReloadHarness(t *testing.T, timeout time.Duration, load reloadFunc) *reloadHarness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &reloadHarness{hup: make(chan struct{}), logs: &testsupport.LogBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	logger := slog.New(slog.NewTextHandler(h.logs, nil))
+	ln := listenLoopback(t)
+	go func() {
+		h.done <- serveUntilDone(ctx, newHTTPServer(ctx, http.NotFoundHandler(), logger), ln, logger, h.hup,
+			newReloader(testReloadConfig(timeout), load, logger))
+	}()
+	t.Cleanup(func() { h.stop() })
+	return h
+}
+
+// waitLogBound bounds waitLog; it only guards against a hang, it is no performance
+// assertion.
+const waitLogBound = 30 * time.Second
+
+// waitLog waits until n lines containing every one of parts have been logged.
+func (h *reloadHarness) waitLog(t *testing.T, n int, parts ...string) {
+	t.Helper()
+	for deadline := time.Now().Add(waitLogBound); len(h.logs.Lines(parts...)) < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d log lines with %q within %s:\n%s", n, parts, waitLogBound, h.logs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stop ends serveUntilDone and returns its result (again on later calls).
+func (h *reloadHarness) stop() error {
+	h.stopOnce.Do(func() {
+		h.cancel()
+		h.err = <-h.done
+	})
+	return h.err
+}
+
 func TestReloadPolicyLogs(t *testing.T) {
-	cfg := &Config{File: "/etc/pullgate/config.yaml", Policy: PolicyConfig{Path: "/etc/pullgate/policy.json"}}
 	tests := []struct {
-		name   string
-		reload func(context.Context) error
-		want   []string
+		name string
+		load reloadFunc
+		want []string
 	}{
 		{"cannot reload", nil, []string{"level=WARN", "restart pullgate", "/etc/pullgate/config.yaml"}},
-		{"refused", func(context.Context) error { return errors.New("policy.path: bad key file") }, []string{"level=ERROR", "previous policy stays in force", "bad key file"}},
-		{"reloaded", func(context.Context) error { return nil }, []string{"level=INFO", "policy reloaded", "/etc/pullgate/policy.json"}},
+		{"refused", func(context.Context) (func(), error) { return nil, errors.New("policy.path: bad key file") }, []string{"level=ERROR", "previous policy stays in force", "bad key file"}},
+		{"reloaded", func(context.Context) (func(), error) { return func() {}, nil }, []string{"level=INFO", "policy reloaded", "/etc/pullgate/policy.json"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs bytes.Buffer
-			reloadPolicy(context.Background(), cfg, tt.reload, slog.New(slog.NewTextHandler(&logs, nil)))
-			for _, w := range tt.want {
-				if !strings.Contains(logs.String(), w) {
-					t.Errorf("log %q lacks %q", logs.String(), w)
-				}
-			}
+			h := startReloadHarness(t, time.Hour, tt.load)
+			h.hup <- struct{}{}
+			h.waitLog(t, 1, tt.want...)
 		})
+	}
+}
+
+// TestReloadTimesOut: a reload whose read blocks is reported as timed out, the signal
+// loop goes on, and when the read returns after all, its result is discarded, success
+// included.
+func TestReloadTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	var commits atomic.Int32
+	load := func(context.Context) (func(), error) {
+		<-release
+		return func() { commits.Add(1) }, nil
+	}
+	h := startReloadHarness(t, time.Millisecond, load)
+	h.hup <- struct{}{}
+	h.waitLog(t, 1, "level=ERROR", "reload timed out; the previous policy stays in force", "timeout=1ms", "/etc/pullgate/policy.json")
+	// The loop still takes signals: this request waits for the blocked read.
+	h.hup <- struct{}{}
+	h.waitLog(t, 1, "level=WARN", "timed-out reload is still reading")
+	close(release)
+	h.waitLog(t, 1, "level=WARN", "a timed-out reload finished late; its result is discarded")
+	// The queued reload reads again (release is closed: at once) and, in time, commits.
+	h.waitLog(t, 1, "policy reloaded")
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := commits.Load(); n != 1 {
+		t.Fatalf("%d reloads put in force, want 1 (the late one must not be)", n)
+	}
+	if n := len(h.logs.Lines("reload timed out")); n != 1 {
+		t.Fatalf("%d timeouts logged, want 1:\n%s", n, h.logs)
+	}
+}
+
+// TestReloadOneAtATime: SIGHUPs during a reload queue one more reload, not one each; no
+// two reads run at once.
+func TestReloadOneAtATime(t *testing.T) {
+	release := make(chan struct{})
+	var running, most, loads atomic.Int32
+	load := func(context.Context) (func(), error) {
+		loads.Add(1)
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		running.Add(-1)
+		return func() {}, nil
+	}
+	h := startReloadHarness(t, time.Hour, load)
+	for range 5 {
+		h.hup <- struct{}{}
+	}
+	h.waitLog(t, 1, "reload requested while one runs; it runs next")
+	close(release)
+	h.waitLog(t, 2, "policy reloaded")
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := loads.Load(); n != 2 {
+		t.Errorf("%d reloads ran for 5 SIGHUPs during one, want 2", n)
+	}
+	if n := most.Load(); n != 1 {
+		t.Errorf("%d reloads ran at once, want 1", n)
+	}
+}
+
+// TestShutdownDuringBlockedReload: a stop request is served while a reload is blocked
+// for good.
+func TestShutdownDuringBlockedReload(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	h := startReloadHarness(t, time.Hour, func(context.Context) (func(), error) {
+		<-block
+		return func() {}, nil
+	})
+	h.hup <- struct{}{}
+	testsupport.WaitForCallers(t, "TestShutdownDuringBlockedReload.func", 1)
+	if err := h.stop(); err != nil {
+		t.Fatalf("serveUntilDone = %v, want a clean shutdown", err)
+	}
+}
+
+// TestRunServeStopDuringStartup: a stop request while the start-up is blocked reading the
+// configuration (a FIFO) ends runServe at once.
+func TestRunServeStopDuringStartup(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "config.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr testsupport.LogBuffer
+	exit := make(chan int, 1)
+	go func() { exit <- runServe(ctx, []string{"--config", fifo}, &stderr, newGate, nil) }()
+	testsupport.WaitForCallers(t, "cmd/pullgate.readConfigFile(", 1)
+	cancel()
+	if code := <-exit; code != exitOK {
+		t.Fatalf("exit %d, want %d", code, exitOK)
+	}
+	if !stderr.Contains("stopped during start-up") {
+		t.Errorf("stderr %q", stderr.String())
+	}
+	// Let the blocked open return, so that the start-up goroutine ends.
+	if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+		f.Close()
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 
 // buildHandler wires the upstream clients, the enforcement gates and the proxy handler from
 // a validated configuration. reload re-reads the policy (nil when the gates cannot reload).
-func buildHandler(ctx context.Context, cfg *Config, logger *slog.Logger, newGate gateFactory) (h http.Handler, reload func(context.Context) error, err error) {
+func buildHandler(ctx context.Context, cfg *Config, logger *slog.Logger, newGate gateFactory) (h http.Handler, reload reloadFunc, err error) {
 	upstreams, err := newUpstreams(cfg, logger)
 	if err != nil {
 		return nil, nil, err

@@ -156,7 +156,7 @@ func TestServeLifecycle(t *testing.T) {
 	}
 	exit := make(chan int, 1)
 	go func() {
-		exit <- runServe(ctx, []string{"--config", path}, logw, allowAll)
+		exit <- runServe(ctx, []string{"--config", path}, logw, allowAll, nil)
 		logw.Close()
 	}()
 	addr := make(chan string, 1)
@@ -271,9 +271,15 @@ func TestRealGateEnforcesAndReloads(t *testing.T) {
 	if err := os.WriteFile(policyFile, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := reload(context.Background()); err != nil {
+	// Reading is not putting in force: serve drops a reload that ended after its deadline.
+	commit, err := reload(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
+	if code, _ := get(manifest); code != http.StatusForbidden {
+		t.Fatalf("manifest after a reload read but not committed: %d, want 403", code)
+	}
+	commit()
 	if code, body := get(manifest); code != http.StatusOK {
 		t.Fatalf("manifest after reload: %d %s", code, body)
 	}
@@ -288,7 +294,7 @@ func TestRealGateEnforcesAndReloads(t *testing.T) {
 	if err := os.WriteFile(policyFile, []byte(`{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/nonexistent.gpg"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := reload(context.Background()); err == nil || !strings.Contains(err.Error(), "/nonexistent.gpg") {
+	if _, err := reload(context.Background()); err == nil || !strings.Contains(err.Error(), "/nonexistent.gpg") {
 		t.Fatalf("reload of a policy with a missing key file = %v", err)
 	}
 	if code, _ := get(manifest); code != http.StatusOK {

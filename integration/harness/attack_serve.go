@@ -80,6 +80,9 @@ func StartPullgateEarly(t testing.TB, bin, config string, env ...string) *EarlyP
 // WaitListening waits for the "pullgate listening" line and sets Host.
 func (p *EarlyPullgate) WaitListening(t testing.TB) {
 	t.Helper()
+	if p.Host != "" { // Listening has seen the line
+		return
+	}
 	select {
 	case p.Host = <-p.listening:
 	case <-p.done:

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// reloadFunc reads the policy files afresh and returns a function that puts what it read
+// in force. Reading may block for as long as a file does (a FIFO, a hung network file
+// system), so serve runs it off the signal loop and calls commit only if the read ended
+// within its deadline.
+type reloadFunc func(ctx context.Context) (commit func(), err error)
+
+// reloadResult is what one run of a reloadFunc produced.
+type reloadResult struct {
+	commit func()
+	err    error
+}
+
+// reloader runs the reloads SIGHUP asks for: one at a time, each off the signal loop
+// with a deadline. A request while one runs is queued (at most one: a second request
+// adds nothing, the queued reload reads the files as they are when it starts). A reload
+// whose deadline passes is reported as failed, and its result, if it ever comes, is
+// discarded: the operator was told the previous policy stays in force, so it must. Such a
+// reload still counts as running until its read returns, so a file that never returns
+// costs one goroutine, not one per SIGHUP.
+//
+// All methods are called from serveUntilDone's loop, never concurrently.
+type reloader struct {
+	load    reloadFunc // nil: the gates cannot reload
+	timeout time.Duration
+	cfg     *Config
+	logger  *slog.Logger
+
+	running  chan reloadResult // the running reload's result; nil when none runs
+	timer    *time.Timer
+	deadline <-chan time.Time // fires when the running reload is late; nil otherwise
+	timedOut bool             // the running reload has been reported as timed out
+	queued   bool             // a request arrived while a reload was running
+}
+
+// newReloader returns the reloader serve uses for cfg.
+func newReloader(cfg *Config, load reloadFunc, logger *slog.Logger) *reloader {
+	return &reloader{load: load, timeout: cfg.Policy.ReloadTimeout, cfg: cfg, logger: logger}
+}
+
+// request handles one SIGHUP.
+func (r *reloader) request(ctx context.Context) {
+	if r.load == nil {
+		r.logger.WarnContext(ctx, "reload requested (SIGHUP) but this gate cannot reload; restart pullgate to apply changes", "config", r.cfg.File)
+		return
+	}
+	if r.running == nil {
+		r.start(ctx)
+		return
+	}
+	if r.queued {
+		return
+	}
+	r.queued = true
+	if r.timedOut {
+		r.logger.WarnContext(ctx, "reload requested while a timed-out reload is still reading the files; it runs when that one returns",
+			"policy", r.cfg.Policy.Path, "registriesDir", r.cfg.Policy.RegistriesDir)
+		return
+	}
+	r.logger.InfoContext(ctx, "reload requested while one runs; it runs next")
+}
+
+func (r *reloader) start(ctx context.Context) {
+	// Buffered, so that a reload whose result nobody waits for any more (shutdown) ends.
+	results := make(chan reloadResult, 1)
+	r.running, r.timedOut = results, false
+	r.timer = time.NewTimer(r.timeout)
+	r.deadline = r.timer.C
+	load := r.load
+	go func() {
+		commit, err := load(ctx)
+		results <- reloadResult{commit: commit, err: err}
+	}()
+}
+
+// expired is called when the running reload's deadline passes.
+func (r *reloader) expired(ctx context.Context) {
+	r.deadline, r.timedOut = nil, true
+	r.logger.ErrorContext(ctx, "reload timed out; the previous policy stays in force", "timeout", r.timeout.String(),
+		"policy", r.cfg.Policy.Path, "registriesDir", r.cfg.Policy.RegistriesDir)
+}
+
+// finished is called with the running reload's result, and starts the queued one.
+func (r *reloader) finished(ctx context.Context, res reloadResult) {
+	r.running = nil
+	if r.timedOut {
+		r.logger.WarnContext(ctx, "a timed-out reload finished late; its result is discarded", "err", res.err)
+	} else {
+		r.timer.Stop()
+		r.deadline = nil
+		r.apply(ctx, res)
+	}
+	if r.queued {
+		r.queued = false
+		r.start(ctx)
+	}
+}
+
+// apply puts a reload's result in force, or reports why it cannot be.
+func (r *reloader) apply(ctx context.Context, res reloadResult) {
+	if res.err != nil {
+		r.logger.ErrorContext(ctx, "failed to reload the policy; the previous policy stays in force", "policy", r.cfg.Policy.Path, "err", res.err)
+		return
+	}
+	if res.commit != nil {
+		res.commit()
+	}
+	r.logger.InfoContext(ctx, "policy reloaded", "policy", r.cfg.Policy.Path, "registriesDir", r.cfg.Policy.RegistriesDir)
+}
+
+// results is the running reload's result channel (nil, never ready, when none runs).
+func (r *reloader) results() <-chan reloadResult { return r.running }
