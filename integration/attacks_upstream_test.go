@@ -231,15 +231,7 @@ func TestAttackUpstreamRedirectsAPIToInternal(t *testing.T) {
 
 func TestAttackUpstreamBlobRedirectToStorageStillPulls(t *testing.T) {
 	img := harness.OCIImage(t, 2, 32<<10, harness.LinuxAMD64)
-	stored := map[string][]byte{}
-	layers, _ := img.Layers()
-	for _, l := range layers {
-		d, _ := l.Digest()
-		rc, _ := l.Compressed()
-		b, _ := io.ReadAll(rc)
-		rc.Close()
-		stored[d.String()] = b
-	}
+	stored := harness.LayerBlobs(t, img)
 	cfgName, _ := img.ConfigName()
 	cfgBytes, _ := img.RawConfigFile()
 	stored[cfgName.String()] = cfgBytes

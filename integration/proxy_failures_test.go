@@ -164,15 +164,7 @@ func TestDownOrHangingUpstreamIsPromptError(t *testing.T) {
 // token goes along.
 func TestRedirectedBlobsKeepCredentialsHome(t *testing.T) {
 	img := harness.OCIImage(t, 2, 32<<10, harness.LinuxAMD64)
-	stored := map[string][]byte{}
-	layers, _ := img.Layers()
-	for _, l := range layers {
-		d, _ := l.Digest()
-		rc, _ := l.Compressed()
-		b, _ := io.ReadAll(rc)
-		rc.Close()
-		stored[d.String()] = b
-	}
+	stored := harness.LayerBlobs(t, img)
 	var mu sync.Mutex
 	var storageAuth []string
 	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

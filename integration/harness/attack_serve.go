@@ -1,13 +1,9 @@
 package harness
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +17,7 @@ const pullgateStopTimeout = 30 * time.Second
 // so that a test can act on it during its start-up.
 type EarlyPullgate struct {
 	*Pullgate
-	listening chan string
+	listening <-chan string
 	stopped   bool
 }
 
@@ -31,41 +27,8 @@ type EarlyPullgate struct {
 // does, unless the test stopped it.
 func StartPullgateEarly(t testing.TB, bin, config string, env ...string) *EarlyPullgate {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--config", config)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PULLGATE_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, env...)
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("harness: start pullgate: %v", err)
-	}
-	p := &EarlyPullgate{Pullgate: &Pullgate{Logs: &LogBuffer{}, cmd: cmd, done: make(chan struct{})}, listening: make(chan string, 1)}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			p.Logs.Write(append(append([]byte(nil), line...), '\n'))
-			var entry struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(line, &entry) == nil && entry.Msg == "pullgate listening" {
-				select {
-				case p.listening <- entry.Addr:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, pipe)
-	}()
+	pg, listening := launchPullgate(t, bin, config, env...)
+	p := &EarlyPullgate{Pullgate: pg, listening: listening}
 	t.Cleanup(func() {
 		if !p.stopped {
 			p.Stop(t)

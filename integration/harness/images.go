@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -188,4 +189,32 @@ func (r *Registry) Tag(t testing.TB, repo, tag string, digest v1.Hash) {
 	if err := remote.Tag(dst, desc, remote.WithAuth(r.Auth())); err != nil {
 		t.Fatalf("harness: tag %s: %v", dst, err)
 	}
+}
+
+// LayerBlobs returns the compressed bytes of every layer of img, by digest: what a
+// storage server that a registry redirects blob requests to would hold.
+func LayerBlobs(t testing.TB, img v1.Image) map[string][]byte {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string][]byte, len(layers))
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[d.String()] = b
+	}
+	return out
 }

@@ -93,12 +93,47 @@ const pullgateStartTimeout = 30 * time.Second
 // the test ends it is stopped with SIGTERM and must exit 0.
 func StartPullgate(t testing.TB, bin, config string) *Pullgate {
 	t.Helper()
+	p, listening := launchPullgate(t, bin, config)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pullgate log:\n%s", tail(p.Logs.String(), maxLogLines))
+		}
+	})
+	select {
+	case p.Host = <-listening:
+	case <-p.done:
+		err := p.cmd.Wait()
+		t.Fatalf("harness: pullgate exited before listening (%v):\n%s", err, p.Logs)
+	case <-time.After(pullgateStartTimeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		_ = p.cmd.Wait()
+		t.Fatalf("harness: pullgate did not listen within %s:\n%s", pullgateStartTimeout, p.Logs)
+	}
+	t.Cleanup(func() {
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Errorf("harness: SIGTERM to pullgate: %v", err)
+		}
+		<-p.done
+		if err := p.cmd.Wait(); err != nil {
+			t.Errorf("harness: pullgate did not stop cleanly on SIGTERM: %v", err)
+		}
+	})
+	return p
+}
+
+// launchPullgate starts `pullgate serve --config config` in a PULLGATE_-free environment
+// (a developer's shell must not change the test) plus env, collects its stderr in Logs,
+// and sends the address of its "pullgate listening" line on the channel it returns.
+func launchPullgate(t testing.TB, bin, config string, env ...string) (*Pullgate, <-chan string) {
+	t.Helper()
 	cmd := exec.Command(bin, "serve", "--config", config)
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PULLGATE_") { // a developer's shell must not change the test
+		if !strings.HasPrefix(kv, "PULLGATE_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	cmd.Env = append(cmd.Env, env...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -128,32 +163,7 @@ func StartPullgate(t testing.TB, bin, config string) *Pullgate {
 		}
 		_, _ = io.Copy(io.Discard, pipe)
 	}()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pullgate log:\n%s", tail(p.Logs.String(), maxLogLines))
-		}
-	})
-	select {
-	case p.Host = <-listening:
-	case <-p.done:
-		err := cmd.Wait()
-		t.Fatalf("harness: pullgate exited before listening (%v):\n%s", err, p.Logs)
-	case <-time.After(pullgateStartTimeout):
-		_ = cmd.Process.Kill()
-		<-p.done
-		_ = cmd.Wait()
-		t.Fatalf("harness: pullgate did not listen within %s:\n%s", pullgateStartTimeout, p.Logs)
-	}
-	t.Cleanup(func() {
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Errorf("harness: SIGTERM to pullgate: %v", err)
-		}
-		<-p.done
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("harness: pullgate did not stop cleanly on SIGTERM: %v", err)
-		}
-	})
-	return p
+	return p, listening
 }
 
 // Signal sends sig to the process.
