@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/policy/internal/pgptest"
 )
 
 // interopTimeout bounds the fixture script (key generation, five skopeo runs); it only
@@ -23,27 +25,8 @@ const interopTimeout = 5 * time.Minute
 // each one with pullgate's engine and with `skopeo standalone-verify`, and requires both
 // verdicts to agree with the expected one.
 func TestInteropWithSkopeo(t *testing.T) {
-	for _, tool := range []string{"bash", "gpg", "gpgconf", "skopeo", "sha256sum", "tar", "gzip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: run hack/install-test-tools.sh (it installs skopeo and gnupg): %v", tool, err)
-		}
-	}
+	_, env := pgptest.GnuPGHome(t, "bash", "skopeo", "sha256sum", "tar", "gzip")
 	out := t.TempDir()
-	// gpg-agent's socket lives in GNUPGHOME, and socket paths are limited to ~107 bytes:
-	// use a short directory under /tmp rather than t.TempDir().
-	gnupgHome, err := os.MkdirTemp("/tmp", "pg-gpg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "GNUPGHOME="+gnupgHome)
-	t.Cleanup(func() {
-		kill := exec.Command("gpgconf", "--kill", "all")
-		kill.Env = env
-		if out, err := kill.CombinedOutput(); err != nil {
-			t.Logf("gpgconf --kill all: %v: %s", err, out)
-		}
-		os.RemoveAll(gnupgHome)
-	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
 	defer cancel()

@@ -23,25 +23,7 @@ const interopTimeout = 2 * time.Minute
 // deliberate difference (DESIGN.md): SHA-1 has practical chosen-prefix collisions, so a
 // SHA-1 signature does not bind the signer to one payload.
 func TestInteropSHA1Signature(t *testing.T) {
-	for _, tool := range []string{"gpg", "gpgconf", "skopeo"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: run hack/install-test-tools.sh (it installs skopeo and gnupg): %v", tool, err)
-		}
-	}
-	// gpg-agent's socket lives in GNUPGHOME, whose path length is limited: keep it short.
-	gnupgHome, err := os.MkdirTemp("/tmp", "pg-sha1-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "GNUPGHOME="+gnupgHome)
-	t.Cleanup(func() {
-		kill := exec.Command("gpgconf", "--kill", "all")
-		kill.Env = env
-		if out, err := kill.CombinedOutput(); err != nil {
-			t.Logf("gpgconf --kill all: %v: %s", err, out)
-		}
-		os.RemoveAll(gnupgHome)
-	})
+	_, env := pgptest.GnuPGHome(t, "skopeo")
 	run := func(stdin string, name string, args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
 		defer cancel()
