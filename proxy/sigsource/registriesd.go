@@ -41,9 +41,15 @@ type fileConfig struct {
 	Docker        map[string]namespace `yaml:"docker"`
 }
 
-// LoadRegistriesD reads every *.yaml file of dir (other names, .yml included, are ignored).
-// A missing directory is an empty configuration. default-docker may appear in one file only
-// and each docker scope in one file only; a YAML error names its file.
+// LoadRegistriesD reads dir as containers/image does (docker/registries_d.go,
+// loadAndMergeConfig): every entry whose name ends in .yaml is read, whatever it is, so a
+// directory (or a symlink to one) or an entry that cannot be read makes the whole
+// configuration unusable rather than being skipped; other names, .yml included, are
+// ignored. One difference, on the strict side: an entry that does not exist when read (a
+// dangling symlink) is an error too, where containers/image skips it, so that pullgate never
+// runs without a file the operator put there. A missing directory is an empty
+// configuration. default-docker may appear in one file only and each docker scope in one
+// file only. Every error is a *RegistriesDError naming the file.
 func LoadRegistriesD(dir string) (*RegistriesD, error) {
 	out := &RegistriesD{docker: map[string]namespace{}}
 	if dir == "" {
@@ -54,11 +60,13 @@ func LoadRegistriesD(dir string) (*RegistriesD, error) {
 		return out, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading registries.d: %w", err)
+		return nil, &RegistriesDError{Path: dir, Err: err}
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), ".yaml") {
+		// No type filter: containers/image fails on a directory named *.yaml, and a
+		// configuration podman refuses must not run here half-read.
+		if strings.HasSuffix(e.Name(), ".yaml") {
 			names = append(names, e.Name())
 		}
 	}
@@ -67,24 +75,24 @@ func LoadRegistriesD(dir string) (*RegistriesD, error) {
 	scopeFrom := map[string]string{}
 	for _, name := range names {
 		path := filepath.Join(dir, name)
-		data, err := os.ReadFile(path)
+		data, err := os.ReadFile(path) // the *fs.PathError names path
 		if err != nil {
-			return nil, fmt.Errorf("reading registries.d: %w", err)
+			return nil, &RegistriesDError{Path: path, Err: err}
 		}
 		var fc fileConfig
 		if err := yaml.Unmarshal(data, &fc); err != nil {
-			return nil, fmt.Errorf("parsing registries.d file %s: %w", path, err)
+			return nil, &RegistriesDError{Path: path, Err: fmt.Errorf("parsing %s: %w", path, err)}
 		}
 		if fc.DefaultDocker != nil {
 			if defaultFrom != "" {
-				return nil, fmt.Errorf("registries.d: default-docker is defined in both %s and %s", defaultFrom, path)
+				return nil, &RegistriesDError{Path: path, Err: fmt.Errorf("default-docker is defined in both %s and %s", defaultFrom, path)}
 			}
 			defaultFrom = path
 			out.defaultDocker = fc.DefaultDocker
 		}
 		for scope, ns := range fc.Docker {
 			if prev, ok := scopeFrom[scope]; ok {
-				return nil, fmt.Errorf("registries.d: docker scope %q is defined in both %s and %s", scope, prev, path)
+				return nil, &RegistriesDError{Path: path, Err: fmt.Errorf("docker scope %q is defined in both %s and %s", scope, prev, path)}
 			}
 			scopeFrom[scope] = path
 			out.docker[scope] = ns
@@ -93,12 +101,12 @@ func LoadRegistriesD(dir string) (*RegistriesD, error) {
 	// Reject unusable lookaside URLs now rather than at the first pull.
 	for scope, ns := range out.docker {
 		if _, err := parseLookasideBase(ns.readURL()); err != nil {
-			return nil, fmt.Errorf("registries.d: docker scope %q (%s): %w", scope, scopeFrom[scope], err)
+			return nil, &RegistriesDError{Path: scopeFrom[scope], Err: fmt.Errorf("docker scope %q (%s): %w", scope, scopeFrom[scope], err)}
 		}
 	}
 	if out.defaultDocker != nil {
 		if _, err := parseLookasideBase(out.defaultDocker.readURL()); err != nil {
-			return nil, fmt.Errorf("registries.d: default-docker (%s): %w", defaultFrom, err)
+			return nil, &RegistriesDError{Path: defaultFrom, Err: fmt.Errorf("default-docker (%s): %w", defaultFrom, err)}
 		}
 	}
 	return out, nil
@@ -172,3 +180,14 @@ func parseLookasideBase(raw string) (*url.URL, error) {
 	}
 	return nil, fmt.Errorf("lookaside URL %q: unsupported scheme %q (http, https and file are supported)", raw, u.Scheme)
 }
+
+// RegistriesDError says that a registries.d directory cannot be used. Path is the file (or
+// the directory) at fault; Err's message names it.
+type RegistriesDError struct {
+	Path string
+	Err  error
+}
+
+func (e *RegistriesDError) Error() string { return "registries.d: " + e.Err.Error() }
+
+func (e *RegistriesDError) Unwrap() error { return e.Err }

@@ -1,6 +1,8 @@
 package sigsource
 
 import (
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,5 +137,150 @@ func TestScopeCandidates(t *testing.T) {
 	got = scopeCandidates(mustRef(t, "localhost:5000/x:1"))
 	if strings.Join(got, " ") != "localhost:5000/x:1 localhost:5000/x localhost:5000" {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// TestRegistriesDDirectoryEntries: which entries of registries.d are read, and which make
+// the whole directory unusable, row by row as containers/image's loadAndMergeConfig
+// (docker/registries_d.go, v5.39) decides: every name ending in .yaml is read with
+// os.ReadFile whatever it is, so a directory (or a symlink to one) or an entry that cannot
+// be opened is an error, never skipped; other names are ignored. The one deliberate
+// difference: a .yaml entry that does not exist when read (a dangling symlink, or a file
+// removed meanwhile) is skipped by containers/image and refused by pullgate, which would
+// otherwise run on a configuration missing a file the operator put there.
+func TestRegistriesDDirectoryEntries(t *testing.T) {
+	const good = "docker:\n  registry.test:\n    lookaside: http://good.example/s\n"
+	write := func(t *testing.T, path, body string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdir := func(t *testing.T, path string) {
+		t.Helper()
+		if err := os.Mkdir(path, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	symlink := func(t *testing.T, target, link string) {
+		t.Helper()
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+		// wantErr is a part of the error; "" means the directory loads and gives
+		// wantLookaside for registry.test/org/app:1 ("" for none).
+		wantErr, wantLookaside string
+	}{
+		{"directory named .yaml", func(t *testing.T, d string) {
+			mkdir(t, filepath.Join(d, "x.yaml"))
+			write(t, filepath.Join(d, "a.yaml"), good)
+		}, "x.yaml: is a directory", ""},
+		{"symlink to a directory", func(t *testing.T, d string) {
+			mkdir(t, filepath.Join(d, "sub"))
+			symlink(t, filepath.Join(d, "sub"), filepath.Join(d, "x.yaml"))
+			write(t, filepath.Join(d, "a.yaml"), good)
+		}, "x.yaml: is a directory", ""},
+		{"symlink to a file is read", func(t *testing.T, d string) {
+			write(t, filepath.Join(d, "real.conf"), good)
+			symlink(t, filepath.Join(d, "real.conf"), filepath.Join(d, "x.yaml"))
+		}, "", "http://good.example/s/org/app"},
+		{"dangling symlink (deliberate difference)", func(t *testing.T, d string) {
+			symlink(t, filepath.Join(d, "nowhere"), filepath.Join(d, "x.yaml"))
+			write(t, filepath.Join(d, "a.yaml"), good)
+		}, "x.yaml: no such file or directory", ""},
+		{"entry that cannot be opened", func(t *testing.T, d string) {
+			// A Unix socket: opening it fails (ENXIO) even for root, for whom a mode-000
+			// file would still be readable.
+			l, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(d, "x.yaml"), Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			write(t, filepath.Join(d, "a.yaml"), good)
+		}, "x.yaml: no such device or address", ""},
+		{"other names are ignored", func(t *testing.T, d string) {
+			for _, name := range []string{"x.yml", "x.yaml.bak", "yaml", "x.YAML", "x.json"} {
+				write(t, filepath.Join(d, name), "[[[")
+			}
+			mkdir(t, filepath.Join(d, "dir.yml"))
+			mkdir(t, filepath.Join(d, "..data"))
+			write(t, filepath.Join(d, "a.yaml"), good)
+		}, "", "http://good.example/s/org/app"},
+		{"a name that is only .yaml is read", func(t *testing.T, d string) {
+			write(t, filepath.Join(d, ".yaml"), good)
+		}, "", "http://good.example/s/org/app"},
+		{"duplicate scope across files", func(t *testing.T, d string) {
+			write(t, filepath.Join(d, "a.yaml"), good)
+			write(t, filepath.Join(d, "b.yaml"), good)
+		}, `docker scope "registry.test" is defined in both`, ""},
+		{"duplicate scope in one file", func(t *testing.T, d string) {
+			write(t, filepath.Join(d, "a.yaml"), good+"  registry.test:\n    lookaside: http://other.example/\n")
+		}, `mapping key "registry.test" already defined`, ""},
+		{"empty file", func(t *testing.T, d string) {
+			write(t, filepath.Join(d, "e.yaml"), "")
+			write(t, filepath.Join(d, "a.yaml"), good)
+		}, "", "http://good.example/s/org/app"},
+		{"comments, null and an empty docker map", func(t *testing.T, d string) {
+			write(t, filepath.Join(d, "c.yaml"), "# nothing\n")
+			write(t, filepath.Join(d, "n.yaml"), "null\n")
+			write(t, filepath.Join(d, "e.yaml"), "docker:\n")
+			write(t, filepath.Join(d, "a.yaml"), good)
+		}, "", "http://good.example/s/org/app"},
+		{"a scalar document", func(t *testing.T, d string) {
+			write(t, filepath.Join(d, "e.yaml"), "hello\n")
+		}, "e.yaml", ""},
+		{"only the first YAML document is read", func(t *testing.T, d string) {
+			write(t, filepath.Join(d, "a.yaml"), good+"---\ndocker:\n  registry.test:\n    lookaside: http://second.example/\n")
+		}, "", "http://good.example/s/org/app"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tt.setup(t, dir)
+			rd, err := LoadRegistriesD(dir)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				if !strings.Contains(err.Error(), dir) {
+					t.Errorf("error %q does not name the path", err)
+				}
+				var rerr *RegistriesDError
+				if !errors.As(err, &rerr) {
+					t.Errorf("error %T is not a *RegistriesDError", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := rd.Lookup(mustRef(t, "registry.test/org/app:1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if s.Lookaside != nil {
+				got = s.Lookaside.String()
+			}
+			if got != tt.wantLookaside {
+				t.Fatalf("lookaside %q, want %q", got, tt.wantLookaside)
+			}
+		})
+	}
+}
+
+// TestRegistriesDNotADirectory: a registries.d path that is a file is an error (as in
+// containers/image: reading its entries fails); a missing one is an empty configuration.
+func TestRegistriesDNotADirectory(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "registries.d")
+	if err := os.WriteFile(file, []byte(""), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadRegistriesD(file); err == nil || !strings.Contains(err.Error(), file) {
+		t.Fatalf("err = %v, want an error naming %s", err, file)
 	}
 }
