@@ -1,14 +1,18 @@
 package sigsource
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/distribution/reference"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/cache"
@@ -25,15 +29,17 @@ import (
 //
 // Found signatures are cached (errors never are), so that an image verified once needs
 // no further round trip while its verdict is fresh, and so that pullgate can serve them
-// through its own signature API.
+// through its own signature API. That API serves what the verdict lookups of the manifest
+// used (verdictSettings), whatever tag-scoped section they resolved to.
 type Finder struct {
-	registries  map[string]Registry
-	registriesD *RegistriesD
-	lookaside   *Lookaside
-	found       *cache.TTL[findKey, []policy.Signature]
-	ttl         time.Duration
-	flights     cache.Group[[]policy.Signature]
-	log         *slog.Logger
+	registries      map[string]Registry
+	registriesD     *RegistriesD
+	lookaside       *Lookaside
+	found           *cache.TTL[findKey, []policy.Signature]
+	ttl             time.Duration
+	flights         cache.Group[[]policy.Signature]
+	verdictSettings *verdictSettings
+	log             *slog.Logger
 }
 
 var _ proxy.SignatureLister = (*Finder)(nil)
@@ -47,8 +53,9 @@ type FinderOptions struct {
 	// Lookaside reads lookaside storage; nil means the default reader.
 	Lookaside *Lookaside
 	// CacheTTL is how long found signatures are reused; CacheSize bounds how many images'
-	// signatures are kept (lookups larger than maxCachedSignatureBytes are not kept). Zero
-	// means defaults. A TTL no longer than the gate's deny TTL keeps an image that was
+	// signatures are kept (lookups larger than maxCachedSignatureBytes are not kept), and
+	// for how many manifests the settings of their verdict lookups are remembered for the
+	// signature API. Zero means defaults. A TTL no longer than the gate's deny TTL keeps an image that was
 	// denied for lack of signatures from being denied again on stale signatures.
 	CacheTTL  time.Duration
 	CacheSize int
@@ -92,16 +99,24 @@ func NewFinder(opts FinderOptions) (*Finder, error) {
 	if err != nil {
 		return nil, err
 	}
+	vs, err := newVerdictSettings(opts.CacheSize)
+	if err != nil {
+		return nil, err
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Finder{registries: opts.Registries, registriesD: opts.RegistriesD, lookaside: opts.Lookaside,
-		found: found, ttl: opts.CacheTTL, flights: cache.Group[[]policy.Signature]{Timeout: findTimeout}, log: log}, nil
+		found: found, ttl: opts.CacheTTL, flights: cache.Group[[]policy.Signature]{Timeout: findTimeout},
+		verdictSettings: vs, log: log}, nil
 }
 
-// Signatures returns the signatures stored for manifest d of registry/repository. identity
-// is the image's policy identity (with tag or digest): registries.d is looked up by it.
+// Signatures returns the signatures stored for manifest d of registry/repository, for a
+// verdict: identity is the image's policy identity (with tag or digest), and registries.d
+// is looked up by it. The settings of a lookup that succeeds are remembered for d, and
+// pullgate's signature API (SimpleSignatures) reads with them; only verdict lookups may
+// call Signatures, or a client could steer that API to a section no verdict used.
 func (f *Finder) Signatures(ctx context.Context, registry, repository string, identity reference.Named, d digest.Digest) ([]policy.Signature, error) {
 	reg, ok := f.registries[registry]
 	if !ok {
@@ -111,10 +126,20 @@ func (f *Finder) Signatures(ctx context.Context, registry, repository string, id
 	if err != nil {
 		return nil, err
 	}
-	key := findKey{registry: registry, repository: repository, digest: d, attachments: settings.UseSigstoreAttachments}
-	if settings.Lookaside != nil {
-		key.lookaside = settings.Lookaside.String()
+	sigs, err := f.find(ctx, reg, registry, repository, d, settings)
+	if err != nil {
+		// Not remembered: an indeterminate verdict serves no manifest, and a section that
+		// fails must not displace one that served a verdict on d.
+		return nil, err
 	}
+	f.verdictSettings.remember(imageKey{registry: registry, repository: repository, digest: d}, settings)
+	return sigs, nil
+}
+
+// find returns the signatures of d found with settings: from the cache, or by one fetch
+// shared by all concurrent callers.
+func (f *Finder) find(ctx context.Context, reg Registry, registry, repository string, d digest.Digest, settings Settings) ([]policy.Signature, error) {
+	key := newFindKey(registry, repository, d, settings)
 	if sigs, ok := f.found.Get(key); ok {
 		return sigs, nil
 	}
@@ -134,6 +159,69 @@ func (f *Finder) Signatures(ctx context.Context, registry, repository string, id
 	})
 	return sigs, err
 }
+
+// newFindKey is the cache key of a lookup of d with settings.
+func newFindKey(registry, repository string, d digest.Digest, s Settings) findKey {
+	key := findKey{registry: registry, repository: repository, digest: d, attachments: s.UseSigstoreAttachments}
+	if s.Lookaside != nil {
+		key.lookaside = s.Lookaside.String()
+	}
+	return key
+}
+
+// imageKey names one manifest of one repository of one upstream.
+type imageKey struct {
+	registry, repository string
+	digest               digest.Digest
+}
+
+// verdictSettings remembers, for each manifest, the registries.d settings of its latest
+// successful verdict lookups (most recent first, at most maxVerdictSettingsPerImage
+// distinct ones), for at most size manifests, least recently used forgotten first. No
+// lifetime: the settings are the operator's registries.d, fixed for the Finder's life (a
+// reload makes a new Finder), and the signatures themselves are cached (or not) apart.
+type verdictSettings struct {
+	mu  sync.Mutex // serialises remember's read-modify-write
+	lru *lru.Cache[imageKey, []Settings]
+}
+
+func newVerdictSettings(size int) (*verdictSettings, error) {
+	l, err := lru.New[imageKey, []Settings](size)
+	if err != nil {
+		return nil, fmt.Errorf("sigsource: %w", err)
+	}
+	return &verdictSettings{lru: l}, nil
+}
+
+// remember puts s first for k. The stored slice is never changed afterwards (a new one
+// replaces it), so get's callers may read it without the lock.
+func (v *verdictSettings) remember(k imageKey, s Settings) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	old, _ := v.lru.Peek(k)
+	same := newFindKey(k.registry, k.repository, k.digest, s)
+	next := make([]Settings, 1, min(len(old)+1, maxVerdictSettingsPerImage))
+	next[0] = s
+	for _, o := range old {
+		if len(next) == maxVerdictSettingsPerImage {
+			break
+		}
+		if newFindKey(k.registry, k.repository, k.digest, o) != same {
+			next = append(next, o)
+		}
+	}
+	v.lru.Add(k, next)
+}
+
+// get returns the settings remembered for k, most recent first (none: no verdict lookup
+// of k succeeded, or it was forgotten).
+func (v *verdictSettings) get(k imageKey) []Settings {
+	s, _ := v.lru.Get(k)
+	return s
+}
+
+// len is the number of manifests remembered.
+func (v *verdictSettings) len() int { return v.lru.Len() }
 
 // signatureBytes is what caching sigs costs, roughly.
 func signatureBytes(sigs []policy.Signature) int {
@@ -201,21 +289,20 @@ func (f *Finder) fetch(ctx context.Context, reg Registry, repository string, d d
 }
 
 // SimpleSignatures implements proxy.SignatureLister: the OpenPGP signatures found for a
-// manifest digest, for pullgate's own signature API. Only signatures of that image are
-// passed on: each must parse as an OpenPGP signed message (one signature, not verified)
-// whose simple-signing payload names d. Anything else a lookaside or the upstream's
-// signature API returned (an internal page that starts like an OpenPGP packet, a
-// signature of another image) is dropped, never relayed.
+// manifest digest, for pullgate's own signature API. They are read with the registries.d
+// settings the verdict lookups of d used (with the tag identity a client pulled by, which
+// may select a tag-scoped section), so that a client copying signatures after the manifest
+// gets those the verdict found; the settings of every remembered verdict lookup are read
+// and their signatures served together. Only when no verdict lookup of d is remembered is
+// registries.d looked up by repo@digest. A client chooses only the digest, so it cannot
+// make pullgate read a section that no verdict on that digest used.
+//
+// Only signatures of that image are passed on: each must parse as an OpenPGP signed
+// message (one signature, not verified) whose simple-signing payload names d. Anything
+// else a lookaside or the upstream's signature API returned (an internal page that starts
+// like an OpenPGP packet, a signature of another image) is dropped, never relayed.
 func (f *Finder) SimpleSignatures(ctx context.Context, t proxy.Target, d digest.Digest) ([][]byte, error) {
-	named, err := reference.ParseNormalizedNamed(t.Registry + "/" + t.Repository)
-	if err != nil {
-		return nil, fmt.Errorf("sigsource: %w", err)
-	}
-	identity, err := reference.WithDigest(named, d)
-	if err != nil {
-		return nil, fmt.Errorf("sigsource: %w", err)
-	}
-	sigs, err := f.Signatures(ctx, t.Registry, t.Repository, identity, d)
+	sigs, err := f.servedSignatures(ctx, t, d)
 	if err != nil {
 		// 503 whatever the upstream answered while they were read: its 403 on a .sig tag
 		// or 404 on a referrer says nothing about the signature list asked for, and the
@@ -242,4 +329,57 @@ func (f *Finder) SimpleSignatures(ctx context.Context, t proxy.Target, d digest.
 		out = append(out, s.Data)
 	}
 	return out, nil
+}
+
+// servedSignatures finds the signatures SimpleSignatures filters: those of the remembered
+// verdict lookups of d (an error only when every one fails: a signature API answer with
+// fewer signatures can only make a client refuse), else those of the repo@digest lookup.
+func (f *Finder) servedSignatures(ctx context.Context, t proxy.Target, d digest.Digest) ([]policy.Signature, error) {
+	reg, ok := f.registries[t.Registry]
+	if !ok {
+		return nil, fmt.Errorf("sigsource: %q is not a configured upstream", t.Registry)
+	}
+	remembered := f.verdictSettings.get(imageKey{registry: t.Registry, repository: t.Repository, digest: d})
+	if len(remembered) == 0 {
+		named, err := reference.ParseNormalizedNamed(t.Registry + "/" + t.Repository)
+		if err != nil {
+			return nil, fmt.Errorf("sigsource: %w", err)
+		}
+		identity, err := reference.WithDigest(named, d)
+		if err != nil {
+			return nil, fmt.Errorf("sigsource: %w", err)
+		}
+		settings, err := f.registriesD.Lookup(identity)
+		if err != nil {
+			return nil, err
+		}
+		return f.find(ctx, reg, t.Registry, t.Repository, d, settings)
+	}
+	var all []policy.Signature
+	var errs []error
+	for i, s := range remembered {
+		sigs, err := f.find(ctx, reg, t.Registry, t.Repository, d, s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if i == 0 {
+			all = append(all, sigs...) // as found, repeats included, like any single lookup
+			continue
+		}
+		// A signature that an earlier section found too is served once.
+		for _, sig := range sigs {
+			if !slices.ContainsFunc(all, func(a policy.Signature) bool { return a.Format == sig.Format && bytes.Equal(a.Data, sig.Data) }) {
+				all = append(all, sig)
+			}
+		}
+	}
+	if len(errs) == len(remembered) {
+		return nil, errors.Join(errs...)
+	}
+	if len(errs) > 0 {
+		f.log.Warn("some signatures of a verdict could not be read again for the signature API", "repository", t.Repository,
+			"digest", d.String(), "error", errors.Join(errs...))
+	}
+	return all, nil
 }

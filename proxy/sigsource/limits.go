@@ -39,6 +39,14 @@ const (
 	// than wait, so that lookups never wait on each other.
 	maxInFlightSignatureBytes = 8 * maxSignatureBytesPerImage
 
+	// maxVerdictSettingsPerImage bounds the distinct registries.d settings remembered per
+	// manifest for pullgate's signature API: one per section that served a successful
+	// verdict lookup of it (tags of one digest scoped to different sections). Real
+	// configurations give one or two; past the bound the oldest is forgotten, and a
+	// signature API request reads each remembered one, so it also bounds that request's
+	// lookups.
+	maxVerdictSettingsPerImage = 4
+
 	// maxCachedSignatureBytes: the signatures of one image are cached only up to this size
 	// (real ones are a few KiB), so that the cache's memory stays bounded by its entry count
 	// times this.
