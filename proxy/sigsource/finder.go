@@ -55,8 +55,9 @@ type FinderOptions struct {
 	// CacheTTL is how long found signatures are reused; CacheSize bounds how many images'
 	// signatures are kept (lookups larger than maxCachedSignatureBytes are not kept), and
 	// for how many manifests the settings of their verdict lookups are remembered for the
-	// signature API. Zero means defaults. A TTL no longer than the gate's deny TTL keeps an image that was
-	// denied for lack of signatures from being denied again on stale signatures.
+	// signature API. Zero means defaults. A TTL no longer than the gate's deny TTL keeps
+	// an image that was denied for lack of signatures from being denied again on stale
+	// signatures.
 	CacheTTL  time.Duration
 	CacheSize int
 	Logger    *slog.Logger
