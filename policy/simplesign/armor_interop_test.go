@@ -1,0 +1,131 @@
+package simplesign
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pullgate/pullgate/policy/internal/pgptest"
+)
+
+// TestInteropArmoredSignatures signs one payload with real gpg as a binary message
+// (`gpg --sign`), an ASCII-armored one (`gpg --armor --sign`) and a clearsigned one, makes
+// the variants a signature API entry can hold from them, and requires pullgate's Verify to
+// reach the verdict `skopeo standalone-verify` (containers/image with gpgme, which passes
+// signature API entries to gpg as they are) reaches on each. UntrustedPayload, which
+// decides what pullgate's own signature API passes on, must accept the shape of every
+// signature Verify accepts. Rows with a differs reason are deliberate differences.
+func TestInteropArmoredSignatures(t *testing.T) {
+	pgptest.RequireTools(t, "skopeo")
+	g := pgptest.NewGnuPG(t)
+	trusted := g.GenKey(t, "trusted")
+	other := g.GenKey(t, "other")
+	ring, err := ParseKeyring(g.Export(t, trusted, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
+	manifestPath := filepath.Join(dir, "manifest.json")
+	if err := os.WriteFile(manifestPath, manifest, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(manifest)
+	const identity = "quay.io/example/app:1"
+	payload := pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity)
+
+	binary := g.Sign(t, trusted, payload, "--sign")
+	armored := g.Sign(t, trusted, payload, "--armor", "--sign")
+	clear := g.Sign(t, trusted, payload, "--clearsign")
+	otherArmored := g.Sign(t, other, payload, "--armor", "--sign")
+	otherClear := g.Sign(t, other, payload, "--clearsign")
+	detached := g.Sign(t, trusted, payload, "--armor", "--detach-sign")
+	if !bytes.HasPrefix(armored, []byte("-----BEGIN PGP MESSAGE-----\n")) {
+		t.Fatalf("gpg --armor --sign wrote %q", armored[:min(len(armored), 40)])
+	}
+
+	checksum := regexp.MustCompile(`(?m)^=[A-Za-z0-9+/]{4}\n`)
+	rearmor := func(label, headers string, data []byte) []byte {
+		return []byte("-----BEGIN " + label + "-----\n" + headers + base64.StdEncoding.EncodeToString(data) + "\n-----END " + label + "-----\n")
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	tests := []struct {
+		name       string
+		sig        []byte
+		skopeo     bool   // containers/image with gpgme accepts it (checked)
+		pullgate   bool   // pullgate's Verify accepts it
+		untrusted  bool   // UntrustedPayload accepts its shape
+		wantReason string // part of pullgate's reason when it refuses
+		differs    string // why pullgate's verdict differs from skopeo's
+	}{
+		{name: "binary, gpg --sign", sig: binary, skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, gpg --armor --sign", sig: armored, skopeo: true, pullgate: true, untrusted: true},
+		{name: "clearsigned, gpg --clearsign", sig: clear, skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, CRLF line ends", sig: bytes.ReplaceAll(armored, []byte("\n"), []byte("\r\n")), skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, text before it", sig: cat([]byte("signature of quay.io/example/app:1\n\n"), armored), skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, text after it", sig: cat(armored, []byte("trailing text\n")), skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, blank lines before it", sig: cat([]byte("\n\n"), armored), skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, no checksum", sig: checksum.ReplaceAll(armored, nil), skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, wrong checksum", sig: checksum.ReplaceAll(armored, []byte("=AAAA\n")), wantReason: "checksum"},
+		{name: "armored, Comment header", sig: bytes.Replace(armored, []byte("-----\n"), []byte("-----\nComment: signed for pullgate\n"), 1), skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, headers and no blank line", sig: rearmor("PGP MESSAGE", "Version: 1\n", binary), skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, one long line", sig: rearmor("PGP MESSAGE", "\n", binary), skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, header line without a colon", sig: rearmor("PGP MESSAGE", "Bogus header\n\n", binary), wantReason: "armor"},
+		{name: "armored, PGP SIGNATURE label", sig: rearmor("PGP SIGNATURE", "\n", binary), skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, PGP ARMORED FILE label", sig: rearmor("PGP ARMORED FILE", "\n", binary), skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, unknown label", sig: rearmor("PGP FOO", "\n", binary), wantReason: "PGP FOO"},
+		{name: "armored, END label differs", sig: bytes.Replace(armored, []byte("-----END PGP MESSAGE-----"), []byte("-----END PGP SIGNATURE-----"), 1), skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, no END line", sig: bytes.Replace(armored, []byte("-----END PGP MESSAGE-----\n"), nil, 1), skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, indented", sig: regexp.MustCompile(`(?m)^`).ReplaceAll(armored, []byte("  ")), wantReason: "not an OpenPGP"},
+		{name: "armored clearsigned message", sig: rearmor("PGP MESSAGE", "\n", clear), wantReason: "not an OpenPGP"},
+		{name: "armored detached signature", sig: detached, untrusted: false, wantReason: "not"},
+		{name: "two armored messages, trusted signer first", sig: cat(armored, otherArmored), skopeo: true, pullgate: true, untrusted: true},
+		{name: "two armored messages, other signer first", sig: cat(otherArmored, armored), untrusted: true, wantReason: "not trusted"},
+		{name: "armored, then a clearsigned message", sig: cat(armored, otherClear), skopeo: true, pullgate: true, untrusted: true},
+		{name: "armored, then binary", sig: cat(armored, binary), skopeo: true, pullgate: true, untrusted: true},
+		{name: "clearsigned, text before and after", sig: cat([]byte("text\n"), clear, []byte("more text\n")), skopeo: true, pullgate: true, untrusted: true},
+		{name: "clearsigned, then another clearsigned message", sig: cat(clear, otherClear), wantReason: "armored block"},
+		{name: "clearsigned, then an armored message", sig: cat(clear, otherArmored), wantReason: "armored block"},
+	}
+	now := time.Now()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sigPath := filepath.Join(dir, "sig-"+strings.Repeat("x", i))
+			if err := os.WriteFile(sigPath, tt.sig, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, errOut, err := g.Run(nil, "skopeo", "standalone-verify", manifestPath, identity, trusted, sigPath)
+			skopeo := err == nil
+			if err != nil && !strings.Contains(errOut, "Error verifying signature") {
+				t.Fatalf("skopeo standalone-verify failed to run: %v\n%s%s", err, out, errOut)
+			}
+			if skopeo != tt.skopeo {
+				t.Fatalf("skopeo accepted=%v, the table says %v: %s", skopeo, tt.skopeo, strings.TrimSpace(errOut))
+			}
+			v, err := ring.Verify(tt.sig, now)
+			if accepted := err == nil; accepted != tt.pullgate {
+				t.Fatalf("pullgate accepted=%v (%v), want %v; skopeo accepted=%v", accepted, err, tt.pullgate, skopeo)
+			}
+			if err == nil && v.KeyFingerprint != trusted {
+				t.Fatalf("accepted for key %s, want %s", v.KeyFingerprint, trusted)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.wantReason) {
+				t.Fatalf("pullgate's reason %q does not say %q", err, tt.wantReason)
+			}
+			if tt.pullgate != tt.skopeo && tt.differs == "" {
+				t.Fatalf("pullgate and skopeo disagree and the table gives no reason")
+			}
+			if _, err := UntrustedPayload(tt.sig); (err == nil) != tt.untrusted {
+				t.Fatalf("UntrustedPayload error = %v, want accepted=%v", err, tt.untrusted)
+			}
+		})
+	}
+}
