@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
 // ErrNoKeys is returned by ParseKeyring for data that holds no usable public key.
@@ -20,18 +23,17 @@ type Keyring struct {
 	fingerprints []string
 }
 
-// ParseKeyring parses an OpenPGP keyring, binary (as `gpg --export` writes it) or
-// ASCII-armored. Like containers/image, the binary form is tried first and, if that fails,
-// the armored form; the error reported is the binary parser's. Data without any usable
-// key is an error (ErrNoKeys).
+// ParseKeyring parses an OpenPGP keyring: binary (as `gpg --export` writes it; several
+// exports may be concatenated) or ASCII-armored with any number of blocks (several
+// `gpg --armor --export` outputs in one file, text around them allowed). Every key of
+// every block is trusted, as gpg --import (so gpgme, podman's default backend) imports
+// them all; containers/image's OpenPGP backend reads only the first block. A block or key
+// that cannot be read is an error naming it, never a key silently left out (go-crypto's
+// ReadKeyRing skips them). Data without any key is an error (ErrNoKeys).
 func ParseKeyring(data []byte) (*Keyring, error) {
-	entities, err := openpgp.ReadKeyRing(bytes.NewReader(data))
+	entities, err := readKeyring(data)
 	if err != nil {
-		armored, armorErr := openpgp.ReadArmoredKeyRing(bytes.NewReader(data))
-		if armorErr != nil {
-			return nil, fmt.Errorf("reading OpenPGP keyring: %w", err)
-		}
-		entities = armored
+		return nil, fmt.Errorf("reading OpenPGP keyring: %w", err)
 	}
 	k := JoinKeyrings()
 	k.add(entities)
@@ -39,6 +41,59 @@ func ParseKeyring(data []byte) (*Keyring, error) {
 		return nil, ErrNoKeys
 	}
 	return k, nil
+}
+
+// readKeyring reads data as armored blocks when it starts as text and holds a BEGIN
+// line, else as binary packets.
+func readKeyring(data []byte) (openpgp.EntityList, error) {
+	if len(data) == 0 || isPacketTag(data[0]) {
+		return readKeys(data)
+	}
+	var entities openpgp.EntityList
+	pos := 0
+	for n := 1; ; n++ {
+		label, _, body, found := findArmor(data, pos)
+		if !found {
+			if n == 1 {
+				// Text without armor: the binary parser says why it is not a keyring.
+				return readKeys(data)
+			}
+			return entities, nil
+		}
+		if !keyLabels[label] {
+			return nil, fmt.Errorf("armored block %d is labelled %s, not a key block", n, strconv.Quote(label))
+		}
+		decoded, next, err := decodeArmor(data, body, len(data))
+		if err != nil {
+			return nil, fmt.Errorf("armored block %d: %w", n, err)
+		}
+		keys, err := readKeys(decoded)
+		if err != nil {
+			return nil, fmt.Errorf("armored block %d: %w", n, err)
+		}
+		if len(keys) == 0 {
+			return nil, fmt.Errorf("armored block %d holds no key", n)
+		}
+		entities = append(entities, keys...)
+		pos = next
+	}
+}
+
+// readKeys reads every key (entity) of a binary keyring. Unlike openpgp.ReadKeyRing,
+// which skips keys it cannot read, any such key is an error.
+func readKeys(data []byte) (openpgp.EntityList, error) {
+	packets := packet.NewReader(bytes.NewReader(data))
+	var entities openpgp.EntityList
+	for n := 1; ; n++ {
+		e, err := openpgp.ReadEntity(packets)
+		if err == io.EOF {
+			return entities, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("key %d: %w", n, err)
+		}
+		entities = append(entities, e)
+	}
 }
 
 // JoinKeyrings returns a keyring trusting every key of rings. With no arguments it

@@ -5,20 +5,23 @@ import (
 	"io"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/pullgate/pullgate/policy/payload"
 )
 
 // UntrustedPayload parses untrustedSignature as Verify does (an OpenPGP signed message
-// carrying exactly one signature, or a clearsigned one) and returns its payload, parsed
+// carrying exactly one signature, binary, armored or clearsigned) and returns its payload, parsed
 // strictly, WITHOUT checking the signature against any key. It tells whether a blob is
 // shaped like a simple signature of some image, for deciding what to pass on (pullgate's
 // signature API); nothing it returns may be trusted. Every error wraps ErrRejected.
 func UntrustedPayload(untrustedSignature []byte) (payload.Untrusted, error) {
+	env, err := openEnvelope(untrustedSignature)
+	if err != nil {
+		return payload.Untrusted{}, err
+	}
 	var content []byte
-	if block, _ := clearsign.Decode(untrustedSignature); block != nil {
+	if block := env.clearsigned; block != nil {
 		sig, err := io.ReadAll(io.LimitReader(block.ArmoredSignature.Body, maxPayloadSize+1))
 		if err != nil || len(sig) > maxPayloadSize {
 			return payload.Untrusted{}, reject("unreadable clearsigned signature")
@@ -31,7 +34,7 @@ func UntrustedPayload(untrustedSignature []byte) (payload.Untrusted, error) {
 		limit := int64(maxPayloadSize)
 		config := &packet.Config{MaxDecompressedMessageSize: &limit}
 		// No keys: go-crypto then parses everything and lists the signatures as unverified.
-		md, err := openpgp.ReadMessage(bytes.NewReader(untrustedSignature), openpgp.EntityList{}, nil, config)
+		md, err := openpgp.ReadMessage(bytes.NewReader(env.binary), openpgp.EntityList{}, nil, config)
 		if err != nil {
 			return payload.Untrusted{}, reject("not a valid OpenPGP signed message: %v", err)
 		}

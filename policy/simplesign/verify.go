@@ -81,8 +81,8 @@ type Verified struct {
 	Payload payload.Untrusted
 }
 
-// Verify checks untrustedSignature, an OpenPGP signed message (gpg --sign output; a
-// clearsigned message is also accepted, as containers/image does), against the keyring at
+// Verify checks untrustedSignature, an OpenPGP signed message (gpg --sign output, binary
+// or armored, or a clearsigned one: gpgme takes all three, armor.go), against the keyring at
 // time now, then parses the signed payload. A signature is accepted only if it carries
 // exactly one signature, made by a trusted key or a signing subkey of one, neither
 // revoked nor expired, that verifies over the included data; encrypted and unsigned
@@ -96,15 +96,18 @@ func (k *Keyring) Verify(untrustedSignature []byte, now time.Time) (Verified, er
 		Time:                       func() time.Time { return now },
 		MaxDecompressedMessageSize: &limit,
 	}
+	env, err := openEnvelope(untrustedSignature)
+	if err != nil {
+		return Verified{}, err
+	}
 	var (
 		v       Verified
 		content []byte
-		err     error
 	)
-	if block, _ := clearsign.Decode(untrustedSignature); block != nil {
-		v, content, err = k.verifyClearsigned(block, config)
+	if env.clearsigned != nil {
+		v, content, err = k.verifyClearsigned(env.clearsigned, config)
 	} else {
-		v, content, err = k.verifyMessage(untrustedSignature, config)
+		v, content, err = k.verifyMessage(env.binary, config)
 	}
 	if err != nil {
 		return Verified{}, err
