@@ -165,6 +165,9 @@ body:
 		pos = after
 		switch {
 		case bytes.HasPrefix(l, []byte(armorEnd)):
+			if !isEndLine(l) {
+				return nil, 0, fmt.Errorf("invalid armor END line %s", quoteStart(l))
+			}
 			break body
 		case len(l) > 0 && l[0] == '=':
 			if len(l) != 5 || !isBase64(l[1:]) {
@@ -174,6 +177,9 @@ body:
 				return nil, 0, fmt.Errorf("invalid armor checksum: %w", err)
 			}
 			if l, after, ok := line(data, pos); ok && bytes.HasPrefix(l, []byte(armorEnd)) {
+				if !isEndLine(l) {
+					return nil, 0, fmt.Errorf("invalid armor END line %s", quoteStart(l))
+				}
 				pos = after
 			}
 			break body
@@ -197,6 +203,15 @@ body:
 		}
 	}
 	return decoded, pos, nil
+}
+
+// isEndLine reports whether l, which starts with "-----END ", is one END line and
+// nothing else: a next block's BEGIN line run into it (blocks joined without a newline)
+// would otherwise be lost, as gpg loses it. The label is not compared with the BEGIN
+// line's: gpg does not compare them.
+func isEndLine(l []byte) bool {
+	label := l[len(armorEnd):]
+	return bytes.HasSuffix(label, []byte(armorDashes)) && !bytes.Contains(label[:len(label)-len(armorDashes)], []byte("-----"))
 }
 
 func isBase64(l []byte) bool {
