@@ -25,7 +25,8 @@ const interopTimeout = 5 * time.Minute
 // each one with pullgate's engine and with `skopeo standalone-verify`, and requires both
 // verdicts to agree with the expected one.
 func TestInteropWithSkopeo(t *testing.T) {
-	_, env := pgptest.GnuPGHome(t, "bash", "skopeo", "sha256sum", "tar", "gzip")
+	pgptest.RequireTools(t, "bash", "skopeo", "sha256sum", "tar", "gzip")
+	env := pgptest.NewGnuPG(t).Env()
 	out := t.TempDir()
 
 	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)

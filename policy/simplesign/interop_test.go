@@ -23,7 +23,8 @@ const interopTimeout = 2 * time.Minute
 // deliberate difference (DESIGN.md): SHA-1 has practical chosen-prefix collisions, so a
 // SHA-1 signature does not bind the signer to one payload.
 func TestInteropSHA1Signature(t *testing.T) {
-	_, env := pgptest.GnuPGHome(t, "skopeo")
+	pgptest.RequireTools(t, "skopeo")
+	env := pgptest.NewGnuPG(t).Env()
 	run := func(stdin string, name string, args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
 		defer cancel()

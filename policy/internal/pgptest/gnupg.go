@@ -112,12 +112,3 @@ func (g *GnuPG) Sign(t testing.TB, fpr string, content []byte, args ...string) [
 	t.Helper()
 	return g.MustRun(t, content, "gpg", append([]string{"--batch", "--local-user", fpr}, args...)...)
 }
-
-// GnuPGHome is NewGnuPG after RequireTools(tools): the home folder and the environment
-// to run the tools with.
-func GnuPGHome(t testing.TB, tools ...string) (home string, env []string) {
-	t.Helper()
-	RequireTools(t, tools...)
-	g := NewGnuPG(t)
-	return g.Home, g.Env()
-}
