@@ -108,7 +108,7 @@ func TestInteropArmoredSignatures(t *testing.T) {
 		{name: "armored, no END line", sig: bytes.Replace(armored, []byte("-----END PGP MESSAGE-----\n"), nil, 1), skopeo: true, pullgate: true, untrusted: true},
 		{name: "armored, indented", sig: regexp.MustCompile(`(?m)^`).ReplaceAll(armored, []byte("  ")), wantReason: "valid OpenPGP"},
 		{name: "armored clearsigned message", sig: rearmor("PGP MESSAGE", "\n", clear), wantReason: "valid OpenPGP"},
-		{name: "armored detached signature", sig: detached, untrusted: false, wantReason: "not"},
+		{name: "armored detached signature", sig: detached, untrusted: false, wantReason: "no literal data"},
 		{name: "two armored messages, trusted signer first", sig: cat(armored, otherArmored), skopeo: true, pullgate: true, untrusted: true},
 		{name: "two armored messages, other signer first", sig: cat(otherArmored, armored), untrusted: true, wantReason: "not trusted"},
 		{name: "armored, then a clearsigned message", sig: cat(armored, otherClear), skopeo: true, pullgate: true, untrusted: true},

@@ -11,7 +11,8 @@ import (
 )
 
 // UntrustedPayload parses untrustedSignature as Verify does (an OpenPGP signed message
-// carrying exactly one signature, binary, armored or clearsigned) and returns its payload, parsed
+// carrying exactly one signature, binary or armored, in the one-pass or the old form, or a
+// clearsigned one) and returns its payload, parsed
 // strictly, WITHOUT checking the signature against any key. It tells whether a blob is
 // shaped like a simple signature of some image, for deciding what to pass on (pullgate's
 // signature API); nothing it returns may be trusted. Every error wraps ErrRejected.
@@ -30,6 +31,16 @@ func UntrustedPayload(untrustedSignature []byte) (payload.Untrusted, error) {
 			return payload.Untrusted{}, err
 		}
 		content = block.Plaintext
+	} else if form := leadingSignatures(env.binary); form.oldStyle > 0 {
+		// The old, non one-pass form, which Verify accepts (oldstyle.go).
+		if form.onePass > 0 {
+			return payload.Untrusted{}, reject("the message carries %d signatures (old-style and one-pass), exactly one is required", form.oldStyle+form.onePass)
+		}
+		_, oldContent, err := parseOldStyle(env.binary)
+		if err != nil {
+			return payload.Untrusted{}, err
+		}
+		content = oldContent
 	} else {
 		limit := int64(maxPayloadSize)
 		config := &packet.Config{MaxDecompressedMessageSize: &limit}

@@ -82,20 +82,23 @@ type Verified struct {
 }
 
 // Verify checks untrustedSignature, an OpenPGP signed message (gpg --sign output, binary
-// or armored, or a clearsigned one: gpgme takes all three, armor.go), against the keyring at
-// time now, then parses the signed payload. A signature is accepted only if it carries
+// or armored, or the old form with the signature packet before the literal data, or a
+// clearsigned message: gpgme takes them all, armor.go, oldstyle.go), against the keyring
+// at time now, then parses the signed payload. A signature is accepted only if it carries
 // exactly one signature, made by a trusted key or a signing subkey of one, neither
-// revoked nor expired, that verifies over the included data; encrypted and unsigned
-// messages are refused. Every rejection wraps ErrRejected.
+// revoked nor expired nor created after now, not older than its key and not dated more
+// than maxClockSkew after now, that verifies over the included data; encrypted and
+// unsigned messages are refused. Which keys may sign follows gpg (signingKeys). Every
+// rejection wraps ErrRejected.
 func (k *Keyring) Verify(untrustedSignature []byte, now time.Time) (Verified, error) {
 	if len(k.entities) == 0 {
 		return Verified{}, reject("no public keys imported")
 	}
-	limit := int64(maxPayloadSize)
 	config := &packet.Config{
 		Time:                       func() time.Time { return now },
-		MaxDecompressedMessageSize: &limit,
+		MaxDecompressedMessageSize: payloadLimit(),
 	}
+	keys := signingKeys(k.entities)
 	env, err := openEnvelope(untrustedSignature)
 	if err != nil {
 		return Verified{}, err
@@ -105,9 +108,9 @@ func (k *Keyring) Verify(untrustedSignature []byte, now time.Time) (Verified, er
 		content []byte
 	)
 	if env.clearsigned != nil {
-		v, content, err = k.verifyClearsigned(env.clearsigned, config)
+		v, content, err = verifyClearsigned(keys, env.clearsigned, config, now)
 	} else {
-		v, content, err = k.verifyMessage(env.binary, config)
+		v, content, err = verifyMessage(keys, env.binary, config, now)
 	}
 	if err != nil {
 		return Verified{}, err
@@ -121,8 +124,15 @@ func (k *Keyring) Verify(untrustedSignature []byte, now time.Time) (Verified, er
 	return v, nil
 }
 
-func (k *Keyring) verifyMessage(untrustedSignature []byte, config *packet.Config) (Verified, []byte, error) {
-	md, err := openpgp.ReadMessage(bytes.NewReader(untrustedSignature), k.entities, nil, config)
+func verifyMessage(keys signingKeys, untrustedSignature []byte, config *packet.Config, now time.Time) (Verified, []byte, error) {
+	// go-crypto skips signature packets that come before the literal data: count them.
+	switch form := leadingSignatures(untrustedSignature); {
+	case form.oldStyle > 0 && form.onePass > 0:
+		return Verified{}, nil, reject("the message carries %d signatures (old-style and one-pass), exactly one is required", form.oldStyle+form.onePass)
+	case form.oldStyle > 0:
+		return verifyOldStyle(keys, untrustedSignature, config, now)
+	}
+	md, err := openpgp.ReadMessage(bytes.NewReader(untrustedSignature), keys, nil, config)
 	if err != nil {
 		if weak := refusedDigestIn(untrustedSignature); weak != nil {
 			return Verified{}, nil, weak
@@ -148,15 +158,26 @@ func (k *Keyring) verifyMessage(untrustedSignature []byte, config *packet.Config
 	if len(untrustedContent) > maxPayloadSize {
 		return Verified{}, nil, reject("signed data larger than %d bytes", maxPayloadSize)
 	}
-	if md.SignatureError != nil {
-		return Verified{}, nil, signatureError(md.SignatureError)
-	}
 	// SignatureError is nil when the signing key is unknown: only SignedBy tells.
 	if md.SignedBy == nil {
-		return Verified{}, nil, &UnknownKeyError{KeyID: md.SignedByKeyId}
+		if md.SignatureError != nil {
+			return Verified{}, nil, signatureError(md.SignatureError)
+		}
+		return Verified{}, nil, unusableKey(keys, md.SignedByKeyId)
 	}
 	if md.Signature == nil || md.Signature.IssuerKeyId == nil || *md.Signature.IssuerKeyId != md.SignedBy.PublicKey.KeyId {
+		if md.SignatureError != nil {
+			return Verified{}, nil, signatureError(md.SignatureError)
+		}
 		return Verified{}, nil, reject("no signature by the announced key")
+	}
+	// The signature verified unless SignatureError is one of the details go-crypto checks
+	// after the cryptography (revocation, expiry, dates).
+	if md.SignatureError != nil && !afterCryptography(md.SignatureError) {
+		return Verified{}, nil, signatureError(md.SignatureError)
+	}
+	if err := timeVerdict(*md.SignedBy, md.Signature, md.SignatureError, now); err != nil {
+		return Verified{}, nil, err
 	}
 	// The digest of the packet that verified: go-crypto's v1 API accepts SHA-1 here.
 	if err := checkDigest(md.Signature); err != nil {
@@ -171,7 +192,26 @@ func (k *Keyring) verifyMessage(untrustedSignature []byte, config *packet.Config
 	}, untrustedContent, nil
 }
 
-func (k *Keyring) verifyClearsigned(block *clearsign.Block, config *packet.Config) (Verified, []byte, error) {
+// verifyOldStyle verifies a message in the old, non one-pass form (oldstyle.go).
+func verifyOldStyle(keys signingKeys, untrustedSignature []byte, config *packet.Config, now time.Time) (Verified, []byte, error) {
+	sig, untrustedContent, err := parseOldStyle(untrustedSignature)
+	if err != nil {
+		return Verified{}, nil, err
+	}
+	// The parsed packet, serialized again, is what the detached verifier reads; its
+	// hashed part is the one that was parsed, so a signature over other bytes fails.
+	var sigPacket bytes.Buffer
+	if err := sig.Serialize(&sigPacket); err != nil {
+		return Verified{}, nil, reject("invalid signature: %v", err)
+	}
+	v, err := verifyDetached(keys, *sig.IssuerKeyId, untrustedContent, sigPacket.Bytes(), config, now)
+	if err != nil {
+		return Verified{}, nil, err
+	}
+	return v, untrustedContent, nil
+}
+
+func verifyClearsigned(keys signingKeys, block *clearsign.Block, config *packet.Config, now time.Time) (Verified, []byte, error) {
 	untrustedSig, err := io.ReadAll(io.LimitReader(block.ArmoredSignature.Body, maxPayloadSize+1))
 	if err != nil {
 		return Verified{}, nil, reject("reading the clearsigned signature: %v", err)
@@ -183,23 +223,40 @@ func (k *Keyring) verifyClearsigned(block *clearsign.Block, config *packet.Confi
 	if err != nil {
 		return Verified{}, nil, err
 	}
-	signer, err := openpgp.CheckDetachedSignature(k.entities, bytes.NewReader(block.Bytes), bytes.NewReader(untrustedSig), config)
-	if errors.Is(err, pgperrors.ErrUnknownIssuer) {
-		return Verified{}, nil, &UnknownKeyError{KeyID: issuer}
-	}
+	v, err := verifyDetached(keys, issuer, block.Bytes, untrustedSig, config, now)
 	if err != nil {
-		return Verified{}, nil, signatureError(err)
+		return Verified{}, nil, err
 	}
-	signerFingerprint := ""
-	for _, key := range k.entities.KeysById(issuer) {
-		if key.Entity == signer {
-			signerFingerprint = fingerprint(key.PublicKey.Fingerprint)
-		}
+	return v, block.Plaintext, nil
+}
+
+// verifyDetached verifies sigPacket, one signature packet naming issuer, over signed.
+func verifyDetached(keys signingKeys, issuer uint64, signed, sigPacket []byte, config *packet.Config, now time.Time) (Verified, error) {
+	sig, signer, err := openpgp.VerifyDetachedSignature(keys, bytes.NewReader(signed), bytes.NewReader(sigPacket), config)
+	if errors.Is(err, pgperrors.ErrUnknownIssuer) {
+		return Verified{}, unusableKey(keys, issuer)
+	}
+	if sig == nil || signer == nil || (err != nil && !afterCryptography(err)) {
+		return Verified{}, signatureError(err)
+	}
+	key, keyErr := signerKey(keys, issuer, signer)
+	if keyErr != nil {
+		return Verified{}, keyErr
+	}
+	if err := timeVerdict(key, sig, err, now); err != nil {
+		return Verified{}, err
 	}
 	return Verified{
 		KeyFingerprint:    fingerprint(signer.PrimaryKey.Fingerprint),
-		SignerFingerprint: signerFingerprint,
-	}, block.Plaintext, nil
+		SignerFingerprint: fingerprint(key.PublicKey.Fingerprint),
+	}, nil
+}
+
+// afterCryptography reports whether err is one of the verdicts go-crypto reaches only
+// after a signature has verified cryptographically (checkMessageSignatureDetails).
+func afterCryptography(err error) bool {
+	return errors.Is(err, pgperrors.ErrSignatureExpired) || errors.Is(err, pgperrors.ErrKeyExpired) ||
+		errors.Is(err, pgperrors.ErrKeyRevoked)
 }
 
 // onlySignature checks that data holds exactly one signature packet, with an accepted

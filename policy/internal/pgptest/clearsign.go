@@ -7,6 +7,6 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
-func clearsignEncode(w io.Writer, signer *packet.PrivateKey) (io.WriteCloser, error) {
-	return clearsign.Encode(w, signer, nil)
+func clearsignEncode(w io.Writer, signer *packet.PrivateKey, config *packet.Config) (io.WriteCloser, error) {
+	return clearsign.Encode(w, signer, config)
 }

@@ -29,6 +29,13 @@ type KeyOptions struct {
 	Created time.Time
 	// Lifetime makes the key expire that long after Created; zero means never.
 	Lifetime time.Duration
+	// NoFlags leaves the key-flags subpacket out of the primary key's self-signatures,
+	// as old gpg versions and some tools write keys. The key's usage then follows from
+	// its algorithm (gpg) or is none at all (go-crypto's filter).
+	NoFlags bool
+	// CertifyOnly gives the primary key's self-signatures key flags that allow
+	// certifying only: the key may not make data signatures.
+	CertifyOnly bool
 }
 
 // NewKey generates a key whose primary key can certify and sign.
@@ -37,6 +44,16 @@ func NewKey(t testing.TB, name string, opts KeyOptions) *Key {
 	e, err := openpgp.NewEntity(name, "", name+"@example.test", opts.config())
 	if err != nil {
 		t.Fatalf("pgptest: generating key %q: %v", name, err)
+	}
+	if opts.NoFlags || opts.CertifyOnly {
+		for _, id := range e.Identities {
+			sig := id.SelfSignature
+			sig.FlagsValid, sig.FlagCertify, sig.FlagSign = opts.CertifyOnly, opts.CertifyOnly, false
+			sig.FlagEncryptCommunications, sig.FlagEncryptStorage = false, false
+			if err := sig.SignUserId(id.UserId.Id, e.PrimaryKey, e.PrivateKey, opts.config()); err != nil {
+				t.Fatalf("pgptest: re-signing %q with new flags: %v", name, err)
+			}
+		}
 	}
 	return &Key{Entity: e}
 }
@@ -70,6 +87,50 @@ func (k *Key) AddSigningSubkey(t testing.TB) *packet.PrivateKey {
 		t.Fatalf("pgptest: adding a signing subkey: %v", err)
 	}
 	return k.Entity.Subkeys[len(k.Entity.Subkeys)-1].PrivateKey
+}
+
+// SubkeyOptions tunes AddSubkey.
+type SubkeyOptions struct {
+	// NoFlags leaves the key-flags subpacket out of the binding signature.
+	NoFlags bool
+	// NoCrossSignature leaves out the subkey's embedded primary-key binding signature
+	// (the "back signature" that shows the subkey consents to the binding).
+	NoCrossSignature bool
+	// Created is the subkey creation time; zero means now.
+	Created time.Time
+}
+
+// AddSubkey adds an Ed25519 subkey bound as opts says and returns its private key. With
+// a zero opts it is a flagged, cross-signed signing subkey, as AddSigningSubkey makes.
+func (k *Key) AddSubkey(t testing.TB, opts SubkeyOptions) *packet.PrivateKey {
+	t.Helper()
+	config := KeyOptions{Created: opts.Created}.config()
+	if err := k.Entity.AddSigningSubkey(config); err != nil {
+		t.Fatalf("pgptest: adding a subkey: %v", err)
+	}
+	sub := &k.Entity.Subkeys[len(k.Entity.Subkeys)-1]
+	if opts.NoFlags {
+		sub.Sig.FlagsValid, sub.Sig.FlagSign = false, false
+	}
+	if opts.NoCrossSignature {
+		sub.Sig.EmbeddedSignature = nil
+	}
+	if err := sub.Sig.SignKey(sub.PublicKey, k.Entity.PrivateKey, config); err != nil {
+		t.Fatalf("pgptest: binding a subkey: %v", err)
+	}
+	return sub.PrivateKey
+}
+
+// Private returns the key with its unprotected secret parts in binary form, as
+// `gpg --export-secret-keys` writes it, for importing into gpg.
+func (k *Key) Private(t testing.TB) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	// Without re-signing: the self-signatures stay exactly as built (flags, times).
+	if err := k.Entity.SerializePrivateWithoutSigning(&b, nil); err != nil {
+		t.Fatalf("pgptest: serializing a private key: %v", err)
+	}
+	return b.Bytes()
 }
 
 // RevokeSubkey revokes the subkey whose private key is sub.
@@ -136,6 +197,11 @@ type SignOptions struct {
 	// Hash is the message digest of every signature; zero means SHA-256. go-crypto can
 	// write SHA-1 (what old gpg configurations still make) but not MD5 or RIPEMD-160.
 	Hash crypto.Hash
+	// Leading make one signature each written in the old, non one-pass form (RFC 4880
+	// 11.3, as PGP 2 wrote it): their signature packets come before the literal data, and
+	// no one-pass signature packet announces them. Leading alone makes an old-style
+	// message; with Signers too, a message mixing both forms.
+	Leading []*packet.PrivateKey
 }
 
 // Sign returns an OpenPGP message holding content as literal data, signed as opts says.
@@ -168,6 +234,32 @@ func sign(content []byte, opts SignOptions) ([]byte, error) {
 		}
 		w = cw
 	}
+	var sigs, leading []*packet.Signature
+	for i := len(opts.Signers) - 1; i >= 0; i-- {
+		sig, err := signature(opts.Signers[i], content, created, hash, opts.Lifetime, config)
+		if err != nil {
+			return nil, err
+		}
+		sigs = append(sigs, sig)
+	}
+	for _, s := range opts.Leading {
+		sig, err := signature(s, content, created, hash, opts.Lifetime, config)
+		if err != nil {
+			return nil, err
+		}
+		leading = append(leading, sig)
+	}
+	writeSigs := func(sigs []*packet.Signature) error {
+		for _, sig := range sigs {
+			if err := sig.Serialize(w); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := writeSigs(leading); err != nil {
+		return nil, err
+	}
 	for i, s := range opts.Signers {
 		ops := &packet.OnePassSignature{
 			Version:    3,
@@ -191,32 +283,8 @@ func sign(content []byte, opts SignOptions) ([]byte, error) {
 	if err := lw.Close(); err != nil {
 		return nil, err
 	}
-	for i := len(opts.Signers) - 1; i >= 0; i-- {
-		s := opts.Signers[i]
-		keyID := s.KeyId
-		sig := &packet.Signature{
-			Version:      4,
-			SigType:      packet.SigTypeBinary,
-			PubKeyAlgo:   s.PubKeyAlgo,
-			Hash:         hash,
-			CreationTime: created,
-			IssuerKeyId:  &keyID,
-		}
-		if opts.Lifetime != 0 {
-			secs := uint32(opts.Lifetime / time.Second)
-			sig.SigLifetimeSecs = &secs
-		}
-		h, err := sig.PrepareSign(config)
-		if err != nil {
-			return nil, err
-		}
-		h.Write(content)
-		if err := sig.Sign(h, s, config); err != nil {
-			return nil, err
-		}
-		if err := sig.Serialize(w); err != nil {
-			return nil, err
-		}
+	if err := writeSigs(sigs); err != nil {
+		return nil, err
 	}
 	if err := w.Close(); err != nil {
 		return nil, err
@@ -224,11 +292,47 @@ func sign(content []byte, opts SignOptions) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// signature makes a binary-document signature by s over content.
+func signature(s *packet.PrivateKey, content []byte, created time.Time, hash crypto.Hash, lifetime time.Duration, config *packet.Config) (*packet.Signature, error) {
+	keyID := s.KeyId
+	sig := &packet.Signature{
+		Version:      4,
+		SigType:      packet.SigTypeBinary,
+		PubKeyAlgo:   s.PubKeyAlgo,
+		Hash:         hash,
+		CreationTime: created,
+		IssuerKeyId:  &keyID,
+	}
+	if lifetime != 0 {
+		secs := uint32(lifetime / time.Second)
+		sig.SigLifetimeSecs = &secs
+	}
+	h, err := sig.PrepareSign(config)
+	if err != nil {
+		return nil, err
+	}
+	h.Write(content)
+	if err := sig.Sign(h, s, config); err != nil {
+		return nil, err
+	}
+	return sig, nil
+}
+
 // ClearSign returns content clearsigned by signer (gpg --clearsign).
 func ClearSign(t testing.TB, content []byte, signer *packet.PrivateKey) []byte {
 	t.Helper()
+	return ClearSignAt(t, content, signer, time.Time{})
+}
+
+// ClearSignAt is ClearSign with the signature made at created (zero: now).
+func ClearSignAt(t testing.TB, content []byte, signer *packet.PrivateKey, created time.Time) []byte {
+	t.Helper()
+	var config *packet.Config
+	if !created.IsZero() {
+		config = &packet.Config{Time: func() time.Time { return created }}
+	}
 	var out bytes.Buffer
-	w, err := clearsignEncode(&out, signer)
+	w, err := clearsignEncode(&out, signer, config)
 	if err == nil {
 		_, err = w.Write(content)
 	}
