@@ -8,12 +8,12 @@
 // error rather than a silent denial later (DESIGN.md, "Where pullgate differs from
 // podman", item 5).
 //
-// OpenPGP is verified with go-crypto, like containers/image's pure-Go backend, where
-// podman usually links gpgme. The backends agree on the cases that matter (unknown,
-// expired, revoked keys, expired signatures, one signature per message, signing subkeys
-// counted for their primary key) and differ on rare inputs, where pullgate refuses: an
-// OpenPGP message whose signature packet precedes the data without a one-pass header,
-// version 3 signatures, and keys whose self-signature has no key flags.
+// OpenPGP is verified with go-crypto, where podman links gpgme by default; package
+// simplesign reaches gpgme's verdicts where go-crypto alone would not (keys without key
+// flags, the old non one-pass message form, signatures older than their key or made
+// ahead of the verifier's clock). It still refuses, unlike gpgme, SHA-1 and weaker
+// digests and signatures dated more than a day ahead; it also refuses version 3
+// signature packets, which go-crypto cannot parse.
 package policy
 
 import (

@@ -127,12 +127,6 @@ func parseOldStyle(untrustedSignature []byte) (*packet.Signature, []byte, error)
 	if !literal {
 		return nil, nil, reject("old-style signed message: no literal data after the signature")
 	}
-	if err := checkDigest(sig); err != nil {
-		return nil, nil, err
-	}
-	if sig.IssuerKeyId == nil {
-		return nil, nil, reject("the signature names no issuer key")
-	}
 	return sig, content, nil
 }
 

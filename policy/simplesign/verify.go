@@ -198,6 +198,12 @@ func verifyOldStyle(keys signingKeys, untrustedSignature []byte, config *packet.
 	if err != nil {
 		return Verified{}, nil, err
 	}
+	if err := checkDigest(sig); err != nil {
+		return Verified{}, nil, err
+	}
+	if sig.IssuerKeyId == nil {
+		return Verified{}, nil, reject("the signature names no issuer key")
+	}
 	// The parsed packet, serialized again, is what the detached verifier reads; its
 	// hashed part is the one that was parsed, so a signature over other bytes fails.
 	var sigPacket bytes.Buffer
