@@ -70,7 +70,9 @@ type Gate struct {
 	// served as blobs, whatever an artifact lists (containerd falls back to
 	// /blobs/<digest> for a manifest).
 	manifests *cache.TTL[blobKey, struct{}]
-	log       *slog.Logger
+	// parsed remembers how manifest bytes were classified.
+	parsed *parseCache
+	log    *slog.Logger
 }
 
 var _ proxy.Gate = (*Gate)(nil)
@@ -143,6 +145,10 @@ func New(opts Options) (*Gate, error) {
 	if err != nil {
 		return nil, err
 	}
+	parsed, err := newParseCache(opts.CacheSize)
+	if err != nil {
+		return nil, err
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -159,6 +165,7 @@ func New(opts Options) (*Gate, error) {
 		attachmentReads:  make(chan struct{}, maxConcurrentAttachmentReads),
 		blobReader:       opts.Blobs,
 		manifests:        manifests,
+		parsed:           parsed,
 		log:              log,
 	}
 	g.state.Store(&state{policy: opts.Policy, finder: opts.Finder, gen: 1})
@@ -269,7 +276,7 @@ func (g *Gate) decideManifest(ctx context.Context, st *state, m *proxy.ManifestR
 	deny := func(reason string) (outcome, error) {
 		return outcome{detail: Detail{Identity: identity.String(), Digest: m.Digest.String(), Verdict: "deny", Reason: reason}}, nil
 	}
-	parsed, err := parseManifest(m.MediaType, m.Bytes)
+	parsed, err := g.parsed.parse(m.MediaType, m.Bytes)
 	if err != nil {
 		// An unrecognised manifest is not served: it cannot be checked for what it references.
 		return deny(err.Error())

@@ -42,6 +42,14 @@ const (
 	// evaluationTimeout bounds one shared evaluation (signature fetches included); callers
 	// stop waiting earlier when their own request ends.
 	evaluationTimeout = 2 * time.Minute
+	// parseCacheTTL is how long a manifest's classification is remembered (it depends on
+	// its bytes alone, so only memory is at stake; the cache holds CacheSize entries).
+	parseCacheTTL = time.Hour
+	// maxParseCachedBytes and maxParseCacheEntries bound the classification cache: real
+	// manifests are 0.5 to 8 KiB, and what a parsed one holds is about its size, so the
+	// cache holds at most about 2048 × 2 × 16 KiB = 64 MiB.
+	maxParseCachedBytes  = 16 << 10
+	maxParseCacheEntries = 2048
 	// maxDecideAttempts bounds how often a manifest is decided again because the policy
 	// was reloaded while it was being decided; then the answer is 503.
 	maxDecideAttempts = 3
