@@ -17,7 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/integration/harness"
-	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/gatetest"
 )
 
@@ -62,7 +62,7 @@ func TestLyingUpstreamIsCaught(t *testing.T) {
 			match: isManifestGET,
 			change: func(_ *http.Request, s int, h http.Header, b []byte) (int, []byte) {
 				// Honest about its digest, but too large to be accepted.
-				b = append(bytes.Clone(b), bytes.Repeat([]byte(" "), proxy.MaxManifestBytes)...)
+				b = append(bytes.Clone(b), bytes.Repeat([]byte(" "), content.MaxManifestBytes)...)
 				h.Set("Docker-Content-Digest", digest.FromBytes(b).String())
 				return s, b
 			},

@@ -13,6 +13,8 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/proxy/admission"
+	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/verify"
 )
 
@@ -23,7 +25,7 @@ func (h *handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route, in
 	d := digest.Digest(rt.ref)
 	info.digest = d
 	head := r.Method == http.MethodHead
-	dec, err := h.gate.AdmitBlob(ctx, &BlobRequest{Target: target(r, rt), Digest: d, Head: head})
+	dec, err := h.gate.AdmitBlob(ctx, &admission.BlobRequest{Target: target(r, rt), Digest: d, Head: head})
 	if err != nil {
 		return gateError(err)
 	}
@@ -89,7 +91,7 @@ func (h *handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route, in
 // connection, never a clean end of a wrong body. With a known length the last bytes are
 // held back until the digest matched; without one (object storage answering in
 // chunks) the answer is chunked too and its final chunk is never sent on a mismatch.
-func (h *handler) streamVerified(w http.ResponseWriter, r *http.Request, b *Blob, d digest.Digest, info *accessInfo) error {
+func (h *handler) streamVerified(w http.ResponseWriter, r *http.Request, b *content.Blob, d digest.Digest, info *accessInfo) error {
 	body, err := verify.NewReader(b.Body, d, b.ContentLength)
 	if err != nil {
 		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
@@ -115,7 +117,7 @@ func (h *handler) streamVerified(w http.ResponseWriter, r *http.Request, b *Blob
 // rest is hashed and dropped, and the last byte of the range is held back until the
 // whole blob matched its digest. A mismatch anywhere aborts the response, so a client
 // never receives a complete 206 of bytes that were not verified.
-func (h *handler) serveRange(w http.ResponseWriter, r *http.Request, b *Blob, d digest.Digest, rg byteRange, info *accessInfo) error {
+func (h *handler) serveRange(w http.ResponseWriter, r *http.Request, b *content.Blob, d digest.Digest, rg byteRange, info *accessInfo) error {
 	body, err := verify.NewReader(b.Body, d, b.ContentLength)
 	if err != nil {
 		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
@@ -190,7 +192,7 @@ func (h *handler) abort(r *http.Request, info *accessInfo, err error) {
 		slog.String("error", err.Error()),
 	}
 	switch {
-	case errors.Is(err, ErrDigestMismatch), errors.Is(err, ErrSizeMismatch):
+	case errors.Is(err, content.ErrDigestMismatch), errors.Is(err, content.ErrSizeMismatch):
 		h.log.LogAttrs(r.Context(), slog.LevelError, "failed to verify blob from upstream, response aborted", attrs...)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		info.clientGone = true

@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/gatetest"
 )
 
@@ -106,8 +107,8 @@ func TestDeniedBlobNeverReachesUpstream(t *testing.T) {
 	img := randomImage(t)
 	u.push(t, "team/app", "v1", img)
 	ld, _ := firstLayer(t, img)
-	gate := gatetest.Funcs{Blob: func(_ context.Context, b *proxy.BlobRequest) (proxy.Decision, error) {
-		return proxy.Decision{Reason: "blob " + b.Digest.String() + " is not referenced by an accepted manifest"}, nil
+	gate := gatetest.Funcs{Blob: func(_ context.Context, b *admission.BlobRequest) (admission.Decision, error) {
+		return admission.Decision{Reason: "blob " + b.Digest.String() + " is not referenced by an accepted manifest"}, nil
 	}}
 	p := startProxy(t, gate, u)
 	u.reset()
@@ -304,8 +305,8 @@ func TestGateErrorAnswer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			gate := gatetest.Funcs{Manifest: func(context.Context, *proxy.ManifestRequest) (proxy.Decision, error) {
-				return proxy.Decision{}, tt.err
+			gate := gatetest.Funcs{Manifest: func(context.Context, *admission.ManifestRequest) (admission.Decision, error) {
+				return admission.Decision{}, tt.err
 			}}
 			p := startProxy(t, gate, u)
 			resp, body, _ := p.do(t, "GET", "/v2/team/app/manifests/v1", nil)

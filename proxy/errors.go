@@ -10,8 +10,6 @@ import (
 	"strconv"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
-
-	"github.com/pullgate/pullgate/proxy/verify"
 )
 
 // Error is an answer to the client in the OCI error format. Handlers and Sources return
@@ -55,34 +53,6 @@ func (e *Error) HTTPStatus() int {
 		return e.Status
 	}
 	return e.Code.Descriptor().HTTPStatusCode
-}
-
-// Sentinel causes, for errors.Is. Sources wrap them in an *Error that says what to
-// answer.
-var (
-	// ErrDigestMismatch: bytes from an upstream do not hash to the digest they were
-	// requested or announced by.
-	ErrDigestMismatch = verify.ErrDigestMismatch
-	// ErrSizeMismatch: an upstream sent more or fewer bytes than it announced.
-	ErrSizeMismatch = verify.ErrSizeMismatch
-	// ErrManifestTooLarge: a manifest is larger than MaxManifestBytes.
-	ErrManifestTooLarge = errors.New("manifest too large")
-	// ErrReferrersUnsupported: the upstream has no referrers API (it answered 404), so
-	// the referrers tag schema must be used instead.
-	ErrReferrersUnsupported = errors.New("upstream has no referrers API")
-)
-
-// IsNotFound reports whether err says the object (or its repository) does not exist.
-func IsNotFound(err error) bool {
-	var pe *Error
-	if !errors.As(err, &pe) {
-		return false
-	}
-	switch pe.Code {
-	case errcode.ErrorCodeManifestUnknown, errcode.ErrorCodeBlobUnknown, errcode.ErrorCodeNameUnknown:
-		return true
-	}
-	return false
 }
 
 // errorBody is the OCI error envelope for one error.

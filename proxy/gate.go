@@ -1,78 +1,8 @@
 package proxy
 
 import (
-	"context"
 	"errors"
-
-	"github.com/opencontainers/go-digest"
 )
-
-// Gate is the enforcement seam: every manifest and blob pullgate is about to serve is
-// admitted by it first. Implementations fail closed: a Decision whose Allow is false, or
-// any error, means nothing is served.
-//
-// A returned error means the gate could not decide (a signature source was unreachable,
-// an upstream failed while fetching signatures); the handler answers 503 UNAVAILABLE and
-// the outcome must not be cached by the gate.
-type Gate interface {
-	// AdmitManifest decides on manifest bytes that were fetched and digest-checked; if it
-	// allows, exactly these bytes are served.
-	AdmitManifest(ctx context.Context, m *ManifestRequest) (Decision, error)
-	// AdmitBlob decides before any byte of a blob is fetched from upstream.
-	AdmitBlob(ctx context.Context, b *BlobRequest) (Decision, error)
-}
-
-// ListingGate is optionally implemented by a Gate that also decides on listings (tags/list
-// and referrers) of a repository, before the upstream is asked: a repository whose every
-// image the policy rejects must not disclose its tags and digests. The handler finds it
-// by type assertion, so a Gate without it serves listings as before. A returned error
-// means it could not decide (503).
-type ListingGate interface {
-	AdmitListing(ctx context.Context, t Target) (Decision, error)
-}
-
-// Decision is a gate's answer. The zero value denies.
-type Decision struct {
-	Allow bool
-	// Reason is the human sentence put in the DENIED error message: which requirement
-	// failed, for which identity, and why.
-	Reason string
-	// Detail is serialised as the "detail" member of the OCI error.
-	Detail any
-}
-
-// Target names the upstream object a request is about.
-type Target struct {
-	// Registry is the upstream's configured registry name (docker.io, 127.0.0.1:5001):
-	// the name policy scopes and signature identities use.
-	Registry string
-	// Repository is the repository path on that registry (library/alpine).
-	Repository string
-	// ClientAddr is the remote address of the client, for logs.
-	ClientAddr string
-}
-
-// ManifestRequest describes a manifest about to be served.
-type ManifestRequest struct {
-	Target
-	// Reference is what the client asked for: a tag, or a digest string.
-	Reference string
-	// Digest is the sha256 of Bytes (always computed by pullgate, never taken from a header).
-	Digest digest.Digest
-	// MediaType is the upstream's Content-Type without parameters.
-	MediaType string
-	// Bytes are the exact bytes that will be served if the gate allows.
-	Bytes []byte
-	// Head is true for HEAD requests (the bytes are still fetched and checked).
-	Head bool
-}
-
-// BlobRequest describes a blob about to be served.
-type BlobRequest struct {
-	Target
-	Digest digest.Digest
-	Head   bool
-}
 
 // ErrNoGate is returned by New when Options.Gate is nil: pullgate never serves unchecked
 // content by default.

@@ -11,6 +11,8 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 
 	"github.com/pullgate/pullgate/cache"
+	"github.com/pullgate/pullgate/proxy/admission"
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 // manifestFetchTimeout bounds one shared upstream manifest fetch. It runs detached from
@@ -19,9 +21,9 @@ const manifestFetchTimeout = 2 * time.Minute
 
 // handler serves the read-only OCI distribution API.
 type handler struct {
-	gate       Gate
+	gate       admission.Gate
 	signatures SignatureLister
-	sources    map[string]Source
+	sources    map[string]content.Source
 	router     router
 	log        *slog.Logger
 	manifests  *manifestFetcher
@@ -45,7 +47,7 @@ func New(opts Options) (http.Handler, error) {
 	h := &handler{
 		gate:       opts.Gate,
 		signatures: opts.Signatures,
-		sources:    make(map[string]Source, len(opts.Upstreams)),
+		sources:    make(map[string]content.Source, len(opts.Upstreams)),
 		router:     router{registries: make(map[string]bool, len(opts.Upstreams)), defaultRegistry: opts.DefaultUpstream},
 		log:        opts.Logger,
 	}
@@ -92,7 +94,7 @@ func New(opts Options) (http.Handler, error) {
 	}
 	h.manifests = &manifestFetcher{
 		cache: newManifestCache(cacheBytes),
-		group: &cache.Group[*Manifest]{Timeout: manifestFetchTimeout},
+		group: &cache.Group[*content.Manifest]{Timeout: manifestFetchTimeout},
 	}
 	return h, nil
 }
@@ -264,8 +266,8 @@ func servePing(w http.ResponseWriter, r *http.Request) error {
 }
 
 // target names the upstream object of a request for the gate.
-func target(r *http.Request, rt route) Target {
-	return Target{Registry: rt.registry, Repository: rt.repo, ClientAddr: r.RemoteAddr}
+func target(r *http.Request, rt route) admission.Target {
+	return admission.Target{Registry: rt.registry, Repository: rt.repo, ClientAddr: r.RemoteAddr}
 }
 
 // gateError is the answer when the gate (or the signature lister) could not decide: 503,
@@ -281,7 +283,7 @@ func gateError(err error) error {
 }
 
 // denied is the answer when the gate refused.
-func denied(d Decision) error {
+func denied(d admission.Decision) error {
 	return &Error{Code: errcode.ErrorCodeDenied, Message: d.Reason, Detail: d.Detail}
 }
 

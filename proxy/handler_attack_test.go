@@ -22,12 +22,13 @@ import (
 
 	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/gatetest"
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
 
 // startProxyWith is startProxy with options changed by change.
-func startProxyWith(t *testing.T, gate proxy.Gate, u *upstreamServer, change func(*proxy.Options)) *testProxy {
+func startProxyWith(t *testing.T, gate admission.Gate, u *upstreamServer, change func(*proxy.Options)) *testProxy {
 	t.Helper()
 	logs := &testsupport.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -60,10 +61,10 @@ func TestNosniffOnEveryAnswer(t *testing.T) {
 	d := u.push(t, "team/app", "v1", img)
 	ld, _ := firstLayer(t, img)
 	p := startProxy(t, gatetest.AllowAll{}, u)
-	no := func() (proxy.Decision, error) { return proxy.Decision{Reason: "denied by the test"}, nil }
+	no := func() (admission.Decision, error) { return admission.Decision{Reason: "denied by the test"}, nil }
 	deny := startProxy(t, gatetest.Funcs{
-		Manifest: func(context.Context, *proxy.ManifestRequest) (proxy.Decision, error) { return no() },
-		Blob:     func(context.Context, *proxy.BlobRequest) (proxy.Decision, error) { return no() },
+		Manifest: func(context.Context, *admission.ManifestRequest) (admission.Decision, error) { return no() },
+		Blob:     func(context.Context, *admission.BlobRequest) (admission.Decision, error) { return no() },
 	}, u)
 	for _, tt := range []struct {
 		p            *testProxy
@@ -252,12 +253,12 @@ type listingGate struct {
 	asked  atomic.Int32
 }
 
-func (g *listingGate) AdmitListing(_ context.Context, t proxy.Target) (proxy.Decision, error) {
+func (g *listingGate) AdmitListing(_ context.Context, t admission.Target) (admission.Decision, error) {
 	g.asked.Add(1)
 	if t.Repository == g.closed {
-		return proxy.Decision{Reason: "policy x rejects every image of " + t.Repository}, nil
+		return admission.Decision{Reason: "policy x rejects every image of " + t.Repository}, nil
 	}
-	return proxy.Decision{Allow: true}, nil
+	return admission.Decision{Allow: true}, nil
 }
 
 func TestListingGateRefusesBeforeTheUpstream(t *testing.T) {

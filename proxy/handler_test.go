@@ -8,11 +8,13 @@ import (
 	"testing"
 
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
+	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/gatetest"
 )
 
-// nopSource satisfies proxy.Source for constructor tests; it is never called.
-type nopSource struct{ proxy.Source }
+// nopSource satisfies content.Source for constructor tests; it is never called.
+type nopSource struct{ content.Source }
 
 func TestNewValidatesOptions(t *testing.T) {
 	src := nopSource{}
@@ -153,8 +155,8 @@ func TestAccessLogOneLinePerRequest(t *testing.T) {
 func TestGateErrorIsUnavailable(t *testing.T) {
 	u := startUpstream(t, nil)
 	u.push(t, "team/app", "v1", randomImage(t))
-	gate := gatetest.Funcs{Manifest: func(context.Context, *proxy.ManifestRequest) (proxy.Decision, error) {
-		return proxy.Decision{}, errors.New("lookaside unreachable")
+	gate := gatetest.Funcs{Manifest: func(context.Context, *admission.ManifestRequest) (admission.Decision, error) {
+		return admission.Decision{}, errors.New("lookaside unreachable")
 	}}
 	p := startProxy(t, gate, u)
 	resp, body, _ := p.do(t, "GET", "/v2/team/app/manifests/v1", nil)

@@ -22,6 +22,7 @@ import (
 	"github.com/pullgate/pullgate/proxy/upstream"
 
 	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/proxy/admission"
 )
 
 // testRegistry is the registry name the proxy under test knows its upstream by.
@@ -117,7 +118,7 @@ type testProxy struct {
 
 // startProxy serves the proxy in front of u on 127.0.0.1 with gate, u being both the
 // registry.test upstream and the default upstream.
-func startProxy(t *testing.T, gate proxy.Gate, u *upstreamServer) *testProxy {
+func startProxy(t *testing.T, gate admission.Gate, u *upstreamServer) *testProxy {
 	t.Helper()
 	logs := &testsupport.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

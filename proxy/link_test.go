@@ -1,6 +1,8 @@
 package proxy
 
-import "testing"
+import (
+	"testing"
+)
 
 func TestRewriteLink(t *testing.T) {
 	tests := []struct {

@@ -14,6 +14,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/pullgate/pullgate/proxy/admission"
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 // Tags and referrers are read-only listings of names and descriptors. Nothing they list
@@ -90,7 +93,7 @@ func (h *handler) serveReferrers(w http.ResponseWriter, r *http.Request, rt rout
 	}
 	src := h.sources[rt.registry]
 	l, err := src.Referrers(r.Context(), rt.repo, d, q)
-	if errors.Is(err, ErrReferrersUnsupported) {
+	if errors.Is(err, content.ErrReferrersUnsupported) {
 		return h.serveReferrersFromTag(w, r, rt, d, artifactType)
 	}
 	if err != nil {
@@ -191,7 +194,7 @@ func writeReferrers(w http.ResponseWriter, r *http.Request, manifests []ocispec.
 // admitListing asks a gate that is a ListingGate whether the repository's listings may
 // be served; other gates allow them.
 func (h *handler) admitListing(r *http.Request, rt route) error {
-	lg, ok := h.gate.(ListingGate)
+	lg, ok := h.gate.(admission.ListingGate)
 	if !ok {
 		return nil
 	}
@@ -216,40 +219,26 @@ func (h *handler) serveReferrersFromTag(w http.ResponseWriter, r *http.Request, 
 	return writeReferrers(w, r, manifests, artifactType)
 }
 
-// referrersFromTag reads the descriptors of the referrers tag index for d; never nil.
+// referrersFromTag reads the descriptors of the referrers tag index for d through the
+// handler's manifest cache; never nil.
 func (h *handler) referrersFromTag(ctx context.Context, rt route, d digest.Digest) ([]ocispec.Descriptor, error) {
-	m, err := h.manifests.get(ctx, h.sources[rt.registry], rt.registry, rt.repo, ReferrersTag(d),
-		[]string{ocispec.MediaTypeImageIndex})
-	if IsNotFound(err) {
-		return []ocispec.Descriptor{}, nil
+	get := func(ctx context.Context, repo, ref string, accept []string) (*content.Manifest, error) {
+		return h.manifests.get(ctx, h.sources[rt.registry], rt.registry, repo, ref, accept)
+	}
+	listed, _, err := content.ReferrersFromTag(ctx, get, rt.repo, d)
+	if errors.Is(err, content.ErrReferrersTagNotIndex) {
+		return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+			Message: "the referrers tag does not hold an image index", Err: err}
 	}
 	if err != nil {
 		return nil, err
 	}
-	var idx ocispec.Index
-	if err := json.Unmarshal(m.Bytes, &idx); err != nil {
-		return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: "the referrers tag does not hold an image index", Err: err}
-	}
-	manifests, err := cleanReferrers(idx.Manifests)
+	manifests, err := cleanReferrers(listed)
 	if err != nil {
 		return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
 			Message: "the referrers tag lists an invalid descriptor", Err: err}
 	}
 	return manifests, nil
-}
-
-// ReferrersTag is the referrers tag schema's tag for d: the algorithm truncated to 32
-// characters, "-", the encoded part truncated to 64 characters.
-func ReferrersTag(d digest.Digest) string {
-	alg, enc := d.Algorithm().String(), d.Encoded()
-	if len(alg) > 32 {
-		alg = alg[:32]
-	}
-	if len(enc) > 64 {
-		enc = enc[:64]
-	}
-	return alg + "-" + enc
 }
 
 // writeJSON writes a 200 answer with a known body.

@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 // manifestKey names verified manifest bytes. The repository is part of the key: the same
@@ -28,7 +30,7 @@ type manifestCache struct {
 
 type manifestEntry struct {
 	key manifestKey
-	m   *Manifest
+	m   *content.Manifest
 }
 
 // newManifestCache returns a cache holding at most maxBytes of manifest bytes; a
@@ -37,7 +39,7 @@ func newManifestCache(maxBytes int64) *manifestCache {
 	return &manifestCache{maxBytes: maxBytes, order: list.New(), entries: map[manifestKey]*list.Element{}}
 }
 
-func (c *manifestCache) get(k manifestKey) (*Manifest, bool) {
+func (c *manifestCache) get(k manifestKey) (*content.Manifest, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.entries[k]
@@ -49,7 +51,7 @@ func (c *manifestCache) get(k manifestKey) (*Manifest, bool) {
 }
 
 // add stores m under its own digest. Only verified manifests may be added.
-func (c *manifestCache) add(registry, repo string, m *Manifest) {
+func (c *manifestCache) add(registry, repo string, m *content.Manifest) {
 	size := int64(len(m.Bytes))
 	if size > c.maxBytes {
 		return

@@ -5,10 +5,12 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
-func cachedManifest(s string) *Manifest {
-	return &Manifest{ContentType: "application/vnd.oci.image.manifest.v1+json", Digest: digest.FromString(s), Bytes: []byte(s)}
+func cachedManifest(s string) *content.Manifest {
+	return &content.Manifest{ContentType: "application/vnd.oci.image.manifest.v1+json", Digest: digest.FromString(s), Bytes: []byte(s)}
 }
 
 func TestManifestCacheBoundedByBytes(t *testing.T) {
@@ -23,7 +25,7 @@ func TestManifestCacheBoundedByBytes(t *testing.T) {
 	if _, ok := c.get(manifestKey{"r", "repo", b.Digest}); ok {
 		t.Error("b should have been evicted")
 	}
-	for _, m := range []*Manifest{a, d} {
+	for _, m := range []*content.Manifest{a, d} {
 		if got, ok := c.get(manifestKey{"r", "repo", m.Digest}); !ok || got != m {
 			t.Errorf("%s missing", m.Bytes[:1])
 		}

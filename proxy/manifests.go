@@ -11,6 +11,8 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/cache"
+	"github.com/pullgate/pullgate/proxy/admission"
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 // serveManifest answers GET and HEAD on /v2/<name>/manifests/<reference>. The gate needs
@@ -32,17 +34,17 @@ func (h *handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route
 		if want.Algorithm().FromBytes(m.Bytes) != want {
 			return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
 				Message: "the upstream sent a manifest that does not match the digest requested",
-				Err:     ErrDigestMismatch}
+				Err:     content.ErrDigestMismatch}
 		}
 		served = want
 	}
 	info.digest = served
 
-	dec, err := h.gate.AdmitManifest(ctx, &ManifestRequest{
+	dec, err := h.gate.AdmitManifest(ctx, &admission.ManifestRequest{
 		Target:    target(r, rt),
 		Reference: rt.ref,
 		Digest:    m.Digest,
-		MediaType: mediaType(m.ContentType),
+		MediaType: content.MediaType(m.ContentType),
 		Bytes:     m.Bytes,
 		Head:      head,
 	})
@@ -64,17 +66,11 @@ func (h *handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route
 	return nil
 }
 
-// mediaType is a Content-Type without its parameters.
-func mediaType(contentType string) string {
-	mt, _, _ := strings.Cut(contentType, ";")
-	return strings.TrimSpace(mt)
-}
-
 // manifestFetcher gets verified manifest bytes: from its cache when the digest is known,
 // else from the Source, with concurrent identical fetches going upstream once.
 type manifestFetcher struct {
 	cache *manifestCache
-	group *cache.Group[*Manifest]
+	group *cache.Group[*content.Manifest]
 }
 
 // fetch returns the manifest a request names.
@@ -83,7 +79,7 @@ type manifestFetcher struct {
 //   - By tag, HEAD: a HEAD upstream says which digest the tag names today; if those
 //     bytes are cached they are used (they are verified; the HEAD answer only chose
 //     them), else a GET upstream.
-func (f *manifestFetcher) fetch(ctx context.Context, src ManifestSource, rt route, accept []string, head bool) (*Manifest, error) {
+func (f *manifestFetcher) fetch(ctx context.Context, src content.ManifestSource, rt route, accept []string, head bool) (*content.Manifest, error) {
 	if isDigest(rt.ref) {
 		if m, ok := f.cache.get(manifestKey{registry: rt.registry, repo: rt.repo, digest: digest.Digest(rt.ref)}); ok {
 			return m, nil
@@ -114,21 +110,21 @@ func headUnsupported(err error) bool {
 // get fetches a manifest with a GET upstream, once for concurrent identical requests
 // (same upstream, repository, reference and Accept lines), and caches the result by
 // digest.
-func (f *manifestFetcher) get(ctx context.Context, src ManifestSource, registry, repo, ref string, accept []string) (*Manifest, error) {
+func (f *manifestFetcher) get(ctx context.Context, src content.ManifestSource, registry, repo, ref string, accept []string) (*content.Manifest, error) {
 	key := strings.Join(append([]string{registry, repo, ref}, accept...), "\x00")
-	m, _, err := f.group.Do(ctx, key, func(ctx context.Context) (*Manifest, error) {
+	m, _, err := f.group.Do(ctx, key, func(ctx context.Context) (*content.Manifest, error) {
 		m, err := src.Manifest(ctx, repo, ref, accept)
 		if err != nil {
 			return nil, err
 		}
 		// The Source promised a computed sha256; hold it to that before caching.
-		if len(m.Bytes) > MaxManifestBytes {
+		if len(m.Bytes) > content.MaxManifestBytes {
 			return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-				Message: "the upstream sent a manifest larger than pullgate accepts", Err: ErrManifestTooLarge}
+				Message: "the upstream sent a manifest larger than pullgate accepts", Err: content.ErrManifestTooLarge}
 		}
 		if digest.SHA256.FromBytes(m.Bytes) != m.Digest {
 			return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-				Message: "the upstream sent a manifest that failed verification", Err: ErrDigestMismatch}
+				Message: "the upstream sent a manifest that failed verification", Err: content.ErrDigestMismatch}
 		}
 		f.cache.add(registry, repo, m)
 		return m, nil

@@ -18,7 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
+	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/gatetest"
 )
 
@@ -129,8 +130,8 @@ func TestGateSeesVerifiedManifest(t *testing.T) {
 func TestDeniedManifest(t *testing.T) {
 	u := startUpstream(t, nil)
 	u.push(t, "team/app", "v1", randomImage(t))
-	gate := gatetest.Funcs{Manifest: func(_ context.Context, m *proxy.ManifestRequest) (proxy.Decision, error) {
-		return proxy.Decision{Reason: "no signature for " + m.Repository, Detail: map[string]string{"scope": "default"}}, nil
+	gate := gatetest.Funcs{Manifest: func(_ context.Context, m *admission.ManifestRequest) (admission.Decision, error) {
+		return admission.Decision{Reason: "no signature for " + m.Repository, Detail: map[string]string{"scope": "default"}}, nil
 	}}
 	p := startProxy(t, gate, u)
 	resp, body, _ := p.do(t, "GET", "/v2/team/app/manifests/v1", nil)
@@ -310,7 +311,7 @@ func TestLyingManifestUpstream(t *testing.T) {
 		{name: "too large", ref: func(string) string { return "v1" },
 			change: func(h http.Header, b []byte) []byte {
 				h.Del("Docker-Content-Digest")
-				return append(b, bytes.Repeat([]byte(" "), proxy.MaxManifestBytes)...)
+				return append(b, bytes.Repeat([]byte(" "), content.MaxManifestBytes)...)
 			}},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,9 @@ package proxy
 import (
 	"log/slog"
 	"time"
+
+	"github.com/pullgate/pullgate/proxy/admission"
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 // Options configures the HTTP handler. Required inputs: at least one upstream and a gate.
@@ -13,7 +16,7 @@ type Options struct {
 	// (docker's registry-mirrors). Empty means such paths are 404 NAME_UNKNOWN.
 	DefaultUpstream string
 	// Gate admits every manifest and blob before it is served. Required.
-	Gate Gate
+	Gate admission.Gate
 	// Signatures, when set, serves the registry signature API extension
 	// (/extensions/v2/<name>/signatures/<digest>) and advertises it on /v2/ with
 	// X-Registry-Supports-Signatures: 1, so that podman and skopeo pointed at pullgate
@@ -43,5 +46,5 @@ type Upstream struct {
 	Registry string
 	// Source reads manifests and blobs from that registry (an *upstream.Client, or a cache
 	// decorating one).
-	Source Source
+	Source content.Source
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 const testDigest = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -145,12 +147,12 @@ func TestRouteParse(t *testing.T) {
 }
 
 func TestReferrersTag(t *testing.T) {
-	if got, want := ReferrersTag(testDigest), "sha256-"+strings.TrimPrefix(testDigest, "sha256:"); got != want {
+	if got, want := content.ReferrersTag(testDigest), "sha256-"+strings.TrimPrefix(testDigest, "sha256:"); got != want {
 		t.Fatalf("referrersTag = %q, want %q", got, want)
 	}
 	long := digest.Digest("sha512:" + strings.Repeat("b", 128))
-	if got, want := ReferrersTag(long), "sha512-"+strings.Repeat("b", 64); got != want {
-		t.Fatalf("ReferrersTag(%s) = %q, want %q", long, got, want)
+	if got, want := content.ReferrersTag(long), "sha512-"+strings.Repeat("b", 64); got != want {
+		t.Fatalf("content.ReferrersTag(%s) = %q, want %q", long, got, want)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/proxy/admission"
 )
 
 // SignatureLister supplies the simple-signing signatures (raw OpenPGP messages) stored for
@@ -19,7 +21,7 @@ import (
 // that the signature API never relays other bytes. An error means they could not be
 // obtained.
 type SignatureLister interface {
-	SimpleSignatures(ctx context.Context, t Target, d digest.Digest) ([][]byte, error)
+	SimpleSignatures(ctx context.Context, t admission.Target, d digest.Digest) ([][]byte, error)
 }
 
 // extensionSignature is one entry of the signature API's list (SPEC.md 4): the wire key

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/enforce"
 	"github.com/pullgate/pullgate/proxy/sigsource"
 )
@@ -17,7 +18,7 @@ import (
 // gates is what the proxy handler is built with: the gate every manifest and blob goes
 // through, and optionally the signature API and a reload of the policy (SIGHUP).
 type gates struct {
-	gate       proxy.Gate
+	gate       admission.Gate
 	signatures proxy.SignatureLister
 	reload     reloadFunc
 }
@@ -118,6 +119,6 @@ func (e *enforcement) reload(ctx context.Context) (func(), error) {
 }
 
 // SimpleSignatures implements proxy.SignatureLister with the current finder.
-func (e *enforcement) SimpleSignatures(ctx context.Context, t proxy.Target, d digest.Digest) ([][]byte, error) {
+func (e *enforcement) SimpleSignatures(ctx context.Context, t admission.Target, d digest.Digest) ([][]byte, error) {
 	return e.finder.Load().SimpleSignatures(ctx, t, d)
 }

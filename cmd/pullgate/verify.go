@@ -10,7 +10,8 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
+	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/enforce"
 )
 
@@ -18,13 +19,14 @@ import (
 type evaluateFunc func(ctx context.Context, cfg *Config, image reference.Named, logger *slog.Logger) (policy.Verdict, error)
 
 // manifestAccept is what verify asks upstream for: every manifest type, as podman does.
+// Schema1 is asked for too, so that such an image is refused by name, not missed.
 var manifestAccept = []string{
-	"application/vnd.oci.image.manifest.v1+json",
-	"application/vnd.docker.distribution.manifest.v2+json",
-	"application/vnd.docker.distribution.manifest.v1+prettyjws",
-	"application/vnd.docker.distribution.manifest.v1+json",
-	"application/vnd.docker.distribution.manifest.list.v2+json",
-	"application/vnd.oci.image.index.v1+json",
+	content.MediaTypeOCIManifest,
+	content.MediaTypeDockerManifest,
+	content.MediaTypeSchema1Signed,
+	content.MediaTypeSchema1,
+	content.MediaTypeDockerList,
+	content.MediaTypeOCIIndex,
 }
 
 // evaluateImage fetches image's manifest from its upstream, finds its signatures and
@@ -41,7 +43,7 @@ func evaluateWith(ctx context.Context, cfg *Config, image reference.Named, logge
 	if err != nil {
 		return policy.Verdict{}, err
 	}
-	var src proxy.Source
+	var src content.Source
 	for _, u := range upstreams {
 		if u.Registry == registry {
 			src = u.Source
@@ -66,9 +68,9 @@ func evaluateWith(ctx context.Context, cfg *Config, image reference.Named, logge
 	if err != nil {
 		return policy.Verdict{}, fmt.Errorf("fetching the manifest: %w", err)
 	}
-	d, err := g.gate.AdmitManifest(ctx, &proxy.ManifestRequest{
-		Target:    proxy.Target{Registry: registry, Repository: repo, ClientAddr: "pullgate verify"},
-		Reference: ref, Digest: m.Digest, MediaType: m.ContentType, Bytes: m.Bytes,
+	d, err := g.gate.AdmitManifest(ctx, &admission.ManifestRequest{
+		Target:    admission.Target{Registry: registry, Repository: repo, ClientAddr: "pullgate verify"},
+		Reference: ref, Digest: m.Digest, MediaType: content.MediaType(m.ContentType), Bytes: m.Bytes,
 	})
 	if err != nil {
 		return policy.Verdict{}, err

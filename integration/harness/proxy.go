@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
 
@@ -36,7 +37,7 @@ type ProxyOptions struct {
 	DefaultUpstream string
 	// Gate is required: pass gatetest.AllowAll{} when the test is not about
 	// enforcement.
-	Gate proxy.Gate
+	Gate admission.Gate
 	// Timeouts and retries of the upstream clients; zero means upstream's defaults.
 	// Tests of failing upstreams set short ones.
 	DialTimeout, ResponseHeaderTimeout time.Duration

@@ -18,7 +18,7 @@ import (
 // (blob to the manifests listing it) is kept in step on every add and eviction.
 type admissions struct {
 	mu  sync.Mutex
-	lru *simplelru.LRU[manifestKey, *admission]
+	lru *simplelru.LRU[manifestKey, *admitted]
 	// refs maps a blob to the remembered manifests of its repository that list it.
 	refs map[blobKey]map[digest.Digest]struct{}
 	// weight is the number of blob references held; maxWeight bounds it.
@@ -29,7 +29,7 @@ type admissions struct {
 // manifestKey names a manifest inside one repository of one upstream, under one policy.
 type manifestKey = blobKey
 
-type admission struct {
+type admitted struct {
 	blobs   []digest.Digest
 	expires time.Time
 	// accepted is true for a manifest the policy accepted (or served as an index), which
@@ -50,7 +50,7 @@ func newAdmissions(entries, maxWeight int) (*admissions, error) {
 
 // evicted keeps the reverse index in step; it runs with mu held (from Add, Remove,
 // RemoveOldest and Purge).
-func (a *admissions) evicted(k manifestKey, v *admission) {
+func (a *admissions) evicted(k manifestKey, v *admitted) {
 	for _, b := range v.blobs {
 		bk := blobKey{k.gen, k.registry, k.repository, b}
 		if m := a.refs[bk]; m != nil {
@@ -75,7 +75,7 @@ func (a *admissions) add(k manifestKey, blobs []digest.Digest, accepted bool, tt
 	for a.weight+len(blobs) > a.maxWeight && a.lru.Len() > 0 {
 		a.lru.RemoveOldest()
 	}
-	a.lru.Add(k, &admission{blobs: blobs, expires: a.now().Add(ttl), accepted: accepted})
+	a.lru.Add(k, &admitted{blobs: blobs, expires: a.now().Add(ttl), accepted: accepted})
 	for _, b := range blobs {
 		bk := blobKey{k.gen, k.registry, k.repository, b}
 		if a.refs[bk] == nil {

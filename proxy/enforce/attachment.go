@@ -12,7 +12,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
+	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/verify"
 )
 
@@ -21,12 +22,12 @@ import (
 // policy check. UpstreamBlobs implements it.
 type BlobReader interface {
 	// SmallBlob returns blob d of registry/repository, which must be exactly size bytes
-	// and hash to d. A missing blob is an error for which proxy.IsNotFound is true.
+	// and hash to d. A missing blob is an error for which content.IsNotFound is true.
 	SmallBlob(ctx context.Context, registry, repository string, d digest.Digest, size int64) ([]byte, error)
 }
 
 // UpstreamBlobs is a BlobReader over the upstreams' blob sources, by registry name.
-type UpstreamBlobs map[string]proxy.BlobSource
+type UpstreamBlobs map[string]content.BlobSource
 
 // SmallBlob implements BlobReader: the bytes are read through a verifying reader, never
 // more than size of them.
@@ -62,16 +63,6 @@ const (
 	attachmentReferrers attachmentKind = "referrers tag index"
 )
 
-// Media types of attachment layers and configs, and what each layer must parse as.
-const (
-	mediaTypeSimpleSigning = "application/vnd.dev.cosign.simplesigning.v1+json"
-	mediaTypeDSSE          = "application/vnd.dsse.envelope.v1+json"
-	mediaTypeInToto        = "application/vnd.in-toto+json"
-	mediaTypeEmpty         = "application/vnd.oci.empty.v1+json"
-	mediaTypeOCIConfig     = "application/vnd.oci.image.config.v1+json"
-	mediaTypeDockerConfig  = "application/vnd.docker.container.image.v1+json"
-)
-
 // emptyDescriptorDigest is the digest of the OCI empty descriptor's two bytes "{}".
 var emptyDescriptorDigest = digest.FromString("{}")
 
@@ -81,15 +72,15 @@ type layerCheck func([]byte) error
 // attachmentLayers is, per attachment kind, the layer media types it may hold and the check
 // of each one's bytes. Everything else makes the manifest an image, evaluated by the policy.
 var attachmentLayers = map[attachmentKind]map[string]layerCheck{
-	attachmentSig: {mediaTypeSimpleSigning: checkSimpleSigning},
-	attachmentAtt: {mediaTypeDSSE: checkDSSE},
+	attachmentSig: {content.MediaTypeSimpleSigning: checkSimpleSigning},
+	attachmentAtt: {content.MediaTypeDSSE: checkDSSE},
 	attachmentReferrer: {
-		"application/vnd.dev.sigstore.bundle+json;version=0.1": checkSigstoreBundle,
-		"application/vnd.dev.sigstore.bundle+json;version=0.2": checkSigstoreBundle,
-		"application/vnd.dev.sigstore.bundle+json;version=0.3": checkSigstoreBundle,
-		"application/vnd.dev.sigstore.bundle.v0.3+json":        checkSigstoreBundle,
-		mediaTypeDSSE:   checkDSSE,
-		mediaTypeInToto: checkInToto,
+		content.MediaTypeSigstoreBundle01: checkSigstoreBundle,
+		content.MediaTypeSigstoreBundle02: checkSigstoreBundle,
+		content.MediaTypeSigstoreBundle03: checkSigstoreBundle,
+		content.MediaTypeSigstoreBundleV3: checkSigstoreBundle,
+		content.MediaTypeDSSE:             checkDSSE,
+		content.MediaTypeInToto:           checkInToto,
 	},
 }
 
@@ -160,7 +151,7 @@ func checkAttachmentShape(a attachment, p parsedManifest) ([]blobCheck, error) {
 	var checks []blobCheck
 	var total int64
 	for i, l := range p.layers {
-		check, ok := types[normaliseMediaType(l.MediaType)]
+		check, ok := types[content.Normalise(l.MediaType)]
 		if !ok {
 			return nil, notAttachment("layer %d has media type %q, which a %s does not hold", i, l.MediaType, a.kind)
 		}
@@ -171,12 +162,12 @@ func checkAttachmentShape(a attachment, p parsedManifest) ([]blobCheck, error) {
 		checks = append(checks, blobCheck{desc: l, check: check})
 	}
 	c := *p.config
-	switch normaliseMediaType(c.MediaType) {
-	case mediaTypeEmpty:
+	switch content.Normalise(c.MediaType) {
+	case content.MediaTypeEmpty:
 		if c.Digest != emptyDescriptorDigest || c.Size != 2 {
 			return nil, notAttachment("config claims the empty type but is not {} (%s, %d bytes)", c.Digest, c.Size)
 		}
-	case mediaTypeOCIConfig, mediaTypeDockerConfig:
+	case content.MediaTypeOCIConfig, content.MediaTypeDockerConfig:
 		// cosign writes an image config naming no platform; anything else may be run.
 		if c.Size <= 0 || c.Size > maxAttachmentConfigSize {
 			return nil, notAttachment("config is %d bytes (1 to %d)", c.Size, maxAttachmentConfigSize)
@@ -290,11 +281,11 @@ func checkPlatformlessConfig(data []byte) error {
 // checkAttachmentBlobs reads each blob and checks its bytes. A blob that is missing or
 // fails its check makes the manifest an image (a *notAttachmentError); one that could not be
 // read is another error (the decision is indeterminate).
-func checkAttachmentBlobs(ctx context.Context, br BlobReader, t proxy.Target, checks []blobCheck) error {
+func checkAttachmentBlobs(ctx context.Context, br BlobReader, t admission.Target, checks []blobCheck) error {
 	for _, c := range checks {
 		data, err := br.SmallBlob(ctx, t.Registry, t.Repository, c.desc.Digest, c.desc.Size)
 		if err != nil {
-			if proxy.IsNotFound(err) || errors.Is(err, verify.ErrDigestMismatch) || errors.Is(err, verify.ErrSizeMismatch) {
+			if content.IsNotFound(err) || errors.Is(err, verify.ErrDigestMismatch) || errors.Is(err, verify.ErrSizeMismatch) {
 				return notAttachment("blob %s: %v", c.desc.Digest, err)
 			}
 			return fmt.Errorf("reading blob %s of a signature attachment: %w", c.desc.Digest, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 // pushBlob stores data as a blob of repo and returns its descriptor with mediaType.
@@ -37,11 +38,11 @@ func (w *world) pushBlob(repo, mediaType string, data []byte) map[string]any {
 // attachmentManifest is an OCI image manifest with config, layers and optionally a subject.
 func attachmentManifest(t *testing.T, config map[string]any, subject *manifest, layers ...map[string]any) manifest {
 	t.Helper()
-	m := map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIManifest, "config": config, "layers": layers}
+	m := map[string]any{"schemaVersion": 2, "mediaType": content.MediaTypeOCIManifest, "config": config, "layers": layers}
 	if subject != nil {
 		m["subject"] = map[string]any{"mediaType": subject.mediaType, "digest": subject.digest.String(), "size": len(subject.bytes)}
 	}
-	out := newManifest(t, mediaTypeOCIManifest, m)
+	out := newManifest(t, content.MediaTypeOCIManifest, m)
 	for _, d := range append([]map[string]any{config}, layers...) {
 		out.blobs = append(out.blobs, digest.Digest(d["digest"].(string)))
 	}
@@ -72,7 +73,7 @@ func gzipped(t *testing.T, data []byte) []byte {
 	return b.Bytes()
 }
 
-var emptyConfig = map[string]any{"mediaType": mediaTypeEmpty, "digest": emptyDescriptorDigest.String(), "size": 2}
+var emptyConfig = map[string]any{"mediaType": content.MediaTypeEmpty, "digest": emptyDescriptorDigest.String(), "size": 2}
 
 // TestGateAttachments (issue 8.2): a manifest is served without a policy check only as a
 // real signature attachment of a manifest the policy accepted in the same repository;
@@ -87,26 +88,26 @@ func TestGateAttachments(t *testing.T) {
 	sigTag := func(m manifest) string { return "sha256-" + m.digest.Encoded() + ".sig" }
 	attTag := func(m manifest) string { return "sha256-" + m.digest.Encoded() + ".att" }
 
-	sigLayer := w.pushBlob(testRepo, mediaTypeSimpleSigning, simpleSigningPayload(subject.digest))
-	realSig := attachmentManifest(t, w.pushBlob(testRepo, mediaTypeOCIConfig, cosignConfig(sigLayer)), nil, sigLayer)
+	sigLayer := w.pushBlob(testRepo, content.MediaTypeSimpleSigning, simpleSigningPayload(subject.digest))
+	realSig := attachmentManifest(t, w.pushBlob(testRepo, content.MediaTypeOCIConfig, cosignConfig(sigLayer)), nil, sigLayer)
 	emptySig := attachmentManifest(t, emptyConfig, nil, sigLayer)
-	dsse := w.pushBlob(testRepo, mediaTypeDSSE, []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"sig":"x"}]}`))
-	realAtt := attachmentManifest(t, w.pushBlob(testRepo, mediaTypeOCIConfig, cosignConfig(dsse)), nil, dsse)
+	dsse := w.pushBlob(testRepo, content.MediaTypeDSSE, []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"sig":"x"}]}`))
+	realAtt := attachmentManifest(t, w.pushBlob(testRepo, content.MediaTypeOCIConfig, cosignConfig(dsse)), nil, dsse)
 	bundleType := "application/vnd.dev.sigstore.bundle.v0.3+json"
 	bundle := w.pushBlob(testRepo, bundleType, []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{}},"messageSignature":{}}`))
 	referrer := attachmentManifest(t, emptyConfig, &subject, bundle)
 	referrerOfUnsigned := attachmentManifest(t, emptyConfig, &unsigned, bundle)
-	referrersIndex := newManifest(t, mediaTypeOCIIndex, map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIIndex,
-		"manifests": []any{map[string]any{"mediaType": mediaTypeOCIManifest, "digest": referrer.digest.String(), "size": len(referrer.bytes), "artifactType": bundleType}}})
+	referrersIndex := newManifest(t, content.MediaTypeOCIIndex, map[string]any{"schemaVersion": 2, "mediaType": content.MediaTypeOCIIndex,
+		"manifests": []any{map[string]any{"mediaType": content.MediaTypeOCIManifest, "digest": referrer.digest.String(), "size": len(referrer.bytes), "artifactType": bundleType}}})
 
 	// Runnable content labelled as signatures.
-	rootfs := w.pushBlob(testRepo, mediaTypeSimpleSigning, gzipped(t, []byte("a root file system")))
-	linuxConfig := w.pushBlob(testRepo, mediaTypeOCIConfig, []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"Entrypoint":["/evil"]}}`))
-	disguised := attachmentManifest(t, w.pushBlob(testRepo, mediaTypeOCIConfig, cosignConfig(rootfs)), nil, rootfs)
+	rootfs := w.pushBlob(testRepo, content.MediaTypeSimpleSigning, gzipped(t, []byte("a root file system")))
+	linuxConfig := w.pushBlob(testRepo, content.MediaTypeOCIConfig, []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"Entrypoint":["/evil"]}}`))
+	disguised := attachmentManifest(t, w.pushBlob(testRepo, content.MediaTypeOCIConfig, cosignConfig(rootfs)), nil, rootfs)
 	runnableConfig := attachmentManifest(t, linuxConfig, nil, sigLayer)
 	unknownConfig := attachmentManifest(t, map[string]any{"mediaType": "application/vnd.example.config+json", "digest": digest.FromString("x").String(), "size": 1}, nil, sigLayer)
-	fakeEmpty := attachmentManifest(t, map[string]any{"mediaType": mediaTypeEmpty, "digest": linuxConfig["digest"], "size": linuxConfig["size"]}, nil, sigLayer)
-	tooBig := attachmentManifest(t, emptyConfig, nil, map[string]any{"mediaType": mediaTypeSimpleSigning, "digest": sigLayer["digest"], "size": maxAttachmentBlobSize + 1})
+	fakeEmpty := attachmentManifest(t, map[string]any{"mediaType": content.MediaTypeEmpty, "digest": linuxConfig["digest"], "size": linuxConfig["size"]}, nil, sigLayer)
+	tooBig := attachmentManifest(t, emptyConfig, nil, map[string]any{"mediaType": content.MediaTypeSimpleSigning, "digest": sigLayer["digest"], "size": maxAttachmentBlobSize + 1})
 	wrongKind := attachmentManifest(t, emptyConfig, nil, dsse) // a DSSE envelope under .sig
 	var many []map[string]any
 	for range maxAttachmentLayers + 1 {
@@ -114,7 +115,7 @@ func TestGateAttachments(t *testing.T) {
 	}
 	tooMany := attachmentManifest(t, emptyConfig, nil, many...)
 	// A .sig listing the unsigned image's manifest as a "signature".
-	asBlob := w.pushBlob(testRepo, mediaTypeSimpleSigning, unsigned.bytes)
+	asBlob := w.pushBlob(testRepo, content.MediaTypeSimpleSigning, unsigned.bytes)
 	manifestAsLayer := attachmentManifest(t, emptyConfig, nil, asBlob)
 
 	tests := []struct {
@@ -220,9 +221,9 @@ func TestGateAttachments(t *testing.T) {
 // anything else, whatever it is.
 func TestAttachmentLayerChecks(t *testing.T) {
 	good := map[string][]byte{
-		mediaTypeSimpleSigning: simpleSigningPayload(digest.FromString("x")),
-		mediaTypeDSSE:          []byte(`{"payloadType":"t","payload":"","signatures":[]}`),
-		mediaTypeInToto:        []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[]}`),
+		content.MediaTypeSimpleSigning:                  simpleSigningPayload(digest.FromString("x")),
+		content.MediaTypeDSSE:                           []byte(`{"payloadType":"t","payload":"","signatures":[]}`),
+		content.MediaTypeInToto:                         []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[]}`),
 		"application/vnd.dev.sigstore.bundle.v0.3+json": []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{}}`),
 	}
 	bad := [][]byte{nil, []byte(""), []byte("null"), []byte("[]"), []byte(`"x"`), []byte("{"), []byte(`{}`), []byte(`{"a":1} {}`),
@@ -280,10 +281,10 @@ func FuzzAttachmentChecks(f *testing.F) {
 // FuzzClaimedAttachment: whatever the reference and manifest, a claimed attachment names
 // a valid sha256 subject.
 func FuzzClaimedAttachment(f *testing.F) {
-	f.Add("sha256-"+strings.Repeat("a", 64)+".sig", []byte(`{"schemaVersion":2,"mediaType":"`+mediaTypeOCIManifest+`","config":{"digest":"`+emptyDescriptorDigest.String()+`"},"layers":[]}`))
+	f.Add("sha256-"+strings.Repeat("a", 64)+".sig", []byte(`{"schemaVersion":2,"mediaType":"`+content.MediaTypeOCIManifest+`","config":{"digest":"`+emptyDescriptorDigest.String()+`"},"layers":[]}`))
 	f.Add(digest.FromString("x").String(), []byte(`{"schemaVersion":2,"config":{"digest":"`+emptyDescriptorDigest.String()+`"},"subject":{"digest":"`+digest.FromString("y").String()+`"}}`))
 	f.Fuzz(func(t *testing.T, ref string, data []byte) {
-		p, err := parseManifest(mediaTypeOCIManifest, data)
+		p, err := parseManifest(content.MediaTypeOCIManifest, data)
 		if err != nil {
 			return
 		}
@@ -327,13 +328,13 @@ func TestAttachmentReadsAreBounded(t *testing.T) {
 	w := newWorld(t)
 	subject := image(t, "signed")
 	w.sign(w.trusted, testRepo, subject.digest, tagIdentity)
-	sigLayer := w.pushBlob(testRepo, mediaTypeSimpleSigning, simpleSigningPayload(subject.digest))
+	sigLayer := w.pushBlob(testRepo, content.MediaTypeSimpleSigning, simpleSigningPayload(subject.digest))
 	const n = 3 * maxConcurrentAttachmentReads
 	var sigs []manifest
 	for i := range n {
 		// Distinct attachments: the same layer, configs that differ in trailing space.
 		config := append(cosignConfig(sigLayer), bytes.Repeat([]byte(" "), i)...)
-		sigs = append(sigs, attachmentManifest(t, w.pushBlob(testRepo, mediaTypeOCIConfig, config), nil, sigLayer))
+		sigs = append(sigs, attachmentManifest(t, w.pushBlob(testRepo, content.MediaTypeOCIConfig, config), nil, sigLayer))
 	}
 	bb := &blockingBlobs{release: make(chan struct{}), started: make(chan struct{}, n*2)}
 	g := w.gate(w.policy(signedByTrusted), func(o *Options) {

@@ -1,4 +1,4 @@
-// Package enforce is pullgate's proxy.Gate: it decides, for every manifest and blob about to
+// Package enforce is pullgate's admission.Gate: it decides, for every manifest and blob about to
 // be served, whether the site's containers-policy.json trusts it.
 //
 // Manifests are evaluated by the policy engine against the signatures found for their

@@ -16,6 +16,7 @@ import (
 	"github.com/pullgate/pullgate/cache"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
 )
 
 // Evaluator applies a policy (*policy.Policy implements it).
@@ -48,7 +49,7 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Gate is the policy-enforcing proxy.Gate.
+// Gate is the policy-enforcing admission.Gate.
 type Gate struct {
 	state     atomic.Pointer[state]
 	acceptTTL time.Duration
@@ -75,7 +76,7 @@ type Gate struct {
 	log    *slog.Logger
 }
 
-var _ proxy.Gate = (*Gate)(nil)
+var _ admission.Gate = (*Gate)(nil)
 
 // state is what a policy reload replaces as one unit.
 type state struct {
@@ -212,12 +213,12 @@ type outcome struct {
 	ownSignatures bool
 }
 
-// AdmitManifest implements proxy.Gate.
+// AdmitManifest implements admission.Gate.
 //
 // A decision is served only if the policy generation it was made under is still current
 // when it is made: otherwise it is made again under the new policy, at most
 // maxDecideAttempts times, then answered 503.
-func (g *Gate) AdmitManifest(ctx context.Context, m *proxy.ManifestRequest) (proxy.Decision, error) {
+func (g *Gate) AdmitManifest(ctx context.Context, m *admission.ManifestRequest) (admission.Decision, error) {
 	start := time.Now()
 	var out outcome
 	var err error
@@ -239,9 +240,9 @@ func (g *Gate) AdmitManifest(ctx context.Context, m *proxy.ManifestRequest) (pro
 	}
 	g.logDecision(m, out, err, time.Since(start))
 	if err != nil {
-		return proxy.Decision{}, unavailable(err)
+		return admission.Decision{}, unavailable(err)
 	}
-	d := proxy.Decision{Allow: out.accepted, Reason: out.detail.Reason, Detail: out.detail}
+	d := admission.Decision{Allow: out.accepted, Reason: out.detail.Reason, Detail: out.detail}
 	if !out.accepted {
 		d.Reason = denialMessage(out.detail)
 	}
@@ -267,7 +268,7 @@ func denialMessage(d Detail) string {
 	return b.String()
 }
 
-func (g *Gate) decideManifest(ctx context.Context, st *state, m *proxy.ManifestRequest) (outcome, error) {
+func (g *Gate) decideManifest(ctx context.Context, st *state, m *admission.ManifestRequest) (outcome, error) {
 	g.manifests.Add(blobKey{st.gen, m.Registry, m.Repository, m.Digest}, struct{}{}, admissionTTL)
 	identity, err := requestIdentity(m.Registry, m.Repository, m.Reference)
 	if err != nil {
@@ -311,7 +312,7 @@ func (g *Gate) decideManifest(ctx context.Context, st *state, m *proxy.ManifestR
 // be run, and each blob's bytes are the JSON document its media type promises (a tar or
 // gzip layer never is). Its blobs are then admitted for it alone. ok is false, with the
 // reason in the outcome, when it is not such an attachment: it is then an image.
-func (g *Gate) decideAttachment(ctx context.Context, st *state, m *proxy.ManifestRequest, identity reference.Named, parsed parsedManifest, a attachment) (out outcome, ok bool, err error) {
+func (g *Gate) decideAttachment(ctx context.Context, st *state, m *admission.ManifestRequest, identity reference.Named, parsed parsedManifest, a attachment) (out outcome, ok bool, err error) {
 	not := func(err error) (outcome, bool, error) {
 		return outcome{detail: Detail{Reason: err.Error()}}, false, nil
 	}
@@ -349,7 +350,7 @@ func (g *Gate) decideAttachment(ctx context.Context, st *state, m *proxy.Manifes
 // subjectAccepted reports whether subject was accepted as a manifest of t's repository
 // under st's policy: served to some client, or accepted when evaluated by its digest now
 // (cosign verify names the image by digest and reads only its attachments).
-func (g *Gate) subjectAccepted(ctx context.Context, st *state, t proxy.Target, subject digest.Digest) (bool, error) {
+func (g *Gate) subjectAccepted(ctx context.Context, st *state, t admission.Target, subject digest.Digest) (bool, error) {
 	if g.admitted.accepted(manifestKey{st.gen, t.Registry, t.Repository, subject}) {
 		return true, nil
 	}
@@ -368,7 +369,7 @@ func (g *Gate) subjectAccepted(ctx context.Context, st *state, t proxy.Target, s
 // caching the result by the attachment's digest (the check depends on its bytes alone).
 // It returns why the blobs are not an attachment's ("" when they are), or an error when
 // they could not be read.
-func (g *Gate) checkAttachment(ctx context.Context, t proxy.Target, d digest.Digest, kind attachmentKind, checks []blobCheck) (string, error) {
+func (g *Gate) checkAttachment(ctx context.Context, t admission.Target, d digest.Digest, kind attachmentKind, checks []blobCheck) (string, error) {
 	key := attachmentCheckKey{d, kind}
 	if reason, ok := g.attachments.Get(key); ok {
 		return reason, nil
@@ -405,7 +406,7 @@ type candidate struct {
 // index (DESIGN.md differences 1 and 3). Fetched by digest, it is judged under the
 // identities of the indexes served to the same client that list it (newest first), then
 // under its own digest identity: accepted if any accepts.
-func (g *Gate) decideImage(ctx context.Context, st *state, m *proxy.ManifestRequest, identity reference.Named, parsed parsedManifest) (outcome, error) {
+func (g *Gate) decideImage(ctx context.Context, st *state, m *admission.ManifestRequest, identity reference.Named, parsed parsedManifest) (outcome, error) {
 	var candidates []candidate
 	if _, byDigest := identity.(reference.Digested); byDigest {
 		seen := map[string]int{}
@@ -455,7 +456,7 @@ func (g *Gate) decideImage(ctx context.Context, st *state, m *proxy.ManifestRequ
 // one of its children is (DESIGN.md difference 2). Once served, the client it was served
 // to remembers it for its children, so that each is judged under this identity too when
 // that client fetches it by digest.
-func (g *Gate) decideIndex(ctx context.Context, st *state, m *proxy.ManifestRequest, identity reference.Named, parsed parsedManifest) (outcome, error) {
+func (g *Gate) decideIndex(ctx context.Context, st *state, m *admission.ManifestRequest, identity reference.Named, parsed parsedManifest) (outcome, error) {
 	out, err := g.judgeIndex(ctx, st, m, identity, parsed)
 	if err != nil || !out.accepted {
 		return out, err
@@ -467,7 +468,7 @@ func (g *Gate) decideIndex(ctx context.Context, st *state, m *proxy.ManifestRequ
 	return out, nil
 }
 
-func (g *Gate) judgeIndex(ctx context.Context, st *state, m *proxy.ManifestRequest, identity reference.Named, parsed parsedManifest) (outcome, error) {
+func (g *Gate) judgeIndex(ctx context.Context, st *state, m *admission.ManifestRequest, identity reference.Named, parsed parsedManifest) (outcome, error) {
 	v, cacheState, err := g.evaluate(ctx, st, m.Target, identity, m.Digest, m.Bytes)
 	if err != nil {
 		return outcome{}, err
@@ -510,7 +511,7 @@ func (g *Gate) judgeIndex(ctx context.Context, st *state, m *proxy.ManifestReque
 // evaluate returns the verdict for (identity, digest), from the cache or by running the
 // policy once for all concurrent callers, and where it came from ("hit", "miss" or
 // "shared"). Indeterminate outcomes are returned as errors and never cached.
-func (g *Gate) evaluate(ctx context.Context, st *state, t proxy.Target, identity reference.Named, d digest.Digest, manifest []byte) (policy.Verdict, string, error) {
+func (g *Gate) evaluate(ctx context.Context, st *state, t admission.Target, identity reference.Named, d digest.Digest, manifest []byte) (policy.Verdict, string, error) {
 	key := verdictKey{gen: st.gen, identity: identity.String(), digest: d}
 	if v, ok := g.verdicts.Get(key); ok {
 		return v, "hit", nil
@@ -576,24 +577,24 @@ func unavailable(err error) error {
 		Err:     err}
 }
 
-// AdmitBlob implements proxy.Gate: a blob is served only when an accepted manifest of the
+// AdmitBlob implements admission.Gate: a blob is served only when an accepted manifest of the
 // same repository references it as its config or a layer. A manifest's own digest is never
 // such a blob, so /blobs/<manifest digest> (containerd's fallback) is refused too.
-func (g *Gate) AdmitBlob(ctx context.Context, b *proxy.BlobRequest) (proxy.Decision, error) {
+func (g *Gate) AdmitBlob(ctx context.Context, b *admission.BlobRequest) (admission.Decision, error) {
 	st := g.state.Load()
 	key := blobKey{st.gen, b.Registry, b.Repository, b.Digest}
 	reason := fmt.Sprintf("blob %s is not referenced by a manifest of %s/%s that pullgate accepted; fetch an accepted image's manifest first", b.Digest, b.Registry, b.Repository)
 	if _, isManifest := g.manifests.Get(key); isManifest {
 		reason = fmt.Sprintf("%s is a manifest of %s/%s: it is served only as a manifest, where the policy applies", b.Digest, b.Registry, b.Repository)
 	} else if g.admitted.blob(key) {
-		return proxy.Decision{Allow: true}, nil
+		return admission.Decision{Allow: true}, nil
 	}
 	g.log.Info("decision", "kind", "blob", "client", b.ClientAddr, "upstream", b.Registry, "repository", b.Repository,
 		"digest", b.Digest.String(), "verdict", "deny", "reason", reason)
-	return proxy.Decision{Reason: reason, Detail: Detail{Identity: b.Registry + "/" + b.Repository, Digest: b.Digest.String(), Verdict: "deny", Reason: reason}}, nil
+	return admission.Decision{Reason: reason, Detail: Detail{Identity: b.Registry + "/" + b.Repository, Digest: b.Digest.String(), Verdict: "deny", Reason: reason}}, nil
 }
 
-func (g *Gate) logDecision(m *proxy.ManifestRequest, out outcome, err error, took time.Duration) {
+func (g *Gate) logDecision(m *admission.ManifestRequest, out outcome, err error, took time.Duration) {
 	attrs := []any{"kind", "manifest", "client", m.ClientAddr, "upstream", m.Registry, "repository", m.Repository,
 		"reference", m.Reference, "digest", m.Digest.String()}
 	if err != nil {

@@ -14,10 +14,11 @@ import (
 
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/policy/policytest"
-	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/sigsource"
 
 	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/proxy/admission"
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 const (
@@ -189,7 +190,7 @@ func TestGateConcurrentEvaluation(t *testing.T) {
 
 	const callers = 8
 	var wg sync.WaitGroup
-	decisions := make([]proxy.Decision, callers)
+	decisions := make([]admission.Decision, callers)
 	errs := make([]error, callers)
 	for i := range callers {
 		wg.Add(1)
@@ -289,8 +290,8 @@ func TestGateBlobs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := g.AdmitBlob(context.Background(), &proxy.BlobRequest{
-				Target: proxy.Target{Registry: tt.registry, Repository: tt.repo, ClientAddr: testClient}, Digest: tt.blob, Head: true})
+			d, err := g.AdmitBlob(context.Background(), &admission.BlobRequest{
+				Target: admission.Target{Registry: tt.registry, Repository: tt.repo, ClientAddr: testClient}, Digest: tt.blob, Head: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -319,8 +320,8 @@ func TestGateBlobs(t *testing.T) {
 func TestGateUnrecognisedManifest(t *testing.T) {
 	for _, m := range []manifest{
 		{mediaType: "application/vnd.example.thing+json", bytes: []byte(`{"schemaVersion":2}`)},
-		{mediaType: mediaTypeOCIManifest, bytes: []byte(`<html>`)},
-		{mediaType: mediaTypeOCIManifest, bytes: []byte(`{"schemaVersion":2,"layers":[]}`)},
+		{mediaType: content.MediaTypeOCIManifest, bytes: []byte(`<html>`)},
+		{mediaType: content.MediaTypeOCIManifest, bytes: []byte(`{"schemaVersion":2,"layers":[]}`)},
 	} {
 		m.digest = digest.FromBytes(m.bytes)
 		w := newWorld(t)
@@ -421,7 +422,7 @@ func TestGateDecisionLog(t *testing.T) {
 func TestGateManifestNeverServedAsBlob(t *testing.T) {
 	w := newWorld(t)
 	unsigned := image(t, "unsigned")
-	forged := newManifest(t, mediaTypeOCIManifest, map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIManifest,
+	forged := newManifest(t, content.MediaTypeOCIManifest, map[string]any{"schemaVersion": 2, "mediaType": content.MediaTypeOCIManifest,
 		"config": map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest.FromString("{}").String(), "size": 2},
 		"layers": []any{map[string]any{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
 			"digest": unsigned.digest.String(), "size": len(unsigned.bytes)}}})

@@ -26,11 +26,11 @@ import (
 
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/policy/policytest"
-	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/sigsource"
 	"github.com/pullgate/pullgate/proxy/upstream"
 
 	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/proxy/admission"
 )
 
 const (
@@ -297,16 +297,16 @@ func index(t *testing.T, children ...manifest) manifest {
 }
 
 // admit asks g about m requested as repo:ref (a tag or digest string).
-func admit(t *testing.T, g *Gate, repo, ref string, m manifest) (proxy.Decision, error) {
+func admit(t *testing.T, g *Gate, repo, ref string, m manifest) (admission.Decision, error) {
 	t.Helper()
-	return g.AdmitManifest(context.Background(), &proxy.ManifestRequest{
-		Target:    proxy.Target{Registry: testRegistry, Repository: repo, ClientAddr: testClient},
+	return g.AdmitManifest(context.Background(), &admission.ManifestRequest{
+		Target:    admission.Target{Registry: testRegistry, Repository: repo, ClientAddr: testClient},
 		Reference: ref, Digest: m.digest, MediaType: m.mediaType, Bytes: m.bytes,
 	})
 }
 
 // mustAdmit is admit that fails the test on an error or a decision other than allow.
-func mustAdmit(t *testing.T, g *Gate, repo, ref string, m manifest, allow bool) proxy.Decision {
+func mustAdmit(t *testing.T, g *Gate, repo, ref string, m manifest, allow bool) admission.Decision {
 	t.Helper()
 	d, err := admit(t, g, repo, ref, m)
 	if err != nil {
@@ -321,8 +321,8 @@ func mustAdmit(t *testing.T, g *Gate, repo, ref string, m manifest, allow bool) 
 // blobAllowed asks g about blob b of registry/repo.
 func blobAllowed(t *testing.T, g *Gate, registry, repo string, b digest.Digest) bool {
 	t.Helper()
-	d, err := g.AdmitBlob(context.Background(), &proxy.BlobRequest{
-		Target: proxy.Target{Registry: registry, Repository: repo, ClientAddr: testClient}, Digest: b})
+	d, err := g.AdmitBlob(context.Background(), &admission.BlobRequest{
+		Target: admission.Target{Registry: registry, Repository: repo, ClientAddr: testClient}, Digest: b})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package enforce
 
-import "time"
+import (
+	"time"
+)
 
 // Bounds and lifetimes of the gate's memories. Every memory the gate keeps is bounded in
 // entries; the sizes derive from Options.CacheSize where a site may need more.

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
 )
 
 // plainEvaluator hides every method of a policy but Evaluate.
@@ -24,9 +24,9 @@ func TestAdmitListing(t *testing.T) {
 		"registry.test/mixed:good":[{"type":"insecureAcceptAnything"}]}}}`
 	p := w.policy(text)
 	g := w.gate(p, nil)
-	listing := func(g *Gate, repo string) proxy.Decision {
+	listing := func(g *Gate, repo string) admission.Decision {
 		t.Helper()
-		d, err := g.AdmitListing(context.Background(), proxy.Target{Registry: testRegistry, Repository: repo, ClientAddr: testClient})
+		d, err := g.AdmitListing(context.Background(), admission.Target{Registry: testRegistry, Repository: repo, ClientAddr: testClient})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,23 +4,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
-// Media types pullgate needs to tell apart.
+// Bounds and kinds of manifests (the media types are content's).
 const (
-	mediaTypeOCIManifest         = "application/vnd.oci.image.manifest.v1+json"
-	mediaTypeOCIIndex            = "application/vnd.oci.image.index.v1+json"
-	mediaTypeDockerManifest      = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaTypeDockerList          = "application/vnd.docker.distribution.manifest.list.v2+json"
-	mediaTypeSchema1             = "application/vnd.docker.distribution.manifest.v1+json"
-	mediaTypeSchema1Signed       = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-	maxManifestReferences        = 10000 // children or blobs of one manifest; real ones have dozens
-	kindImage               kind = "image"
-	kindIndex               kind = "index"
-	kindArtifact            kind = "signature artifact"
+	maxManifestReferences      = 10000 // children or blobs of one manifest; real ones have dozens
+	kindImage             kind = "image"
+	kindIndex             kind = "index"
+	kindArtifact          kind = "signature artifact"
 )
 
 // kind is what a manifest is, as far as enforcement is concerned.
@@ -32,17 +27,17 @@ type kind string
 // be able to read signatures through pullgate to verify for themselves. Anything else, wasm
 // and unknown types included, is treated as a runnable image.
 var signatureArtifactLayerTypes = map[string]bool{
-	"application/vnd.dev.cosign.simplesigning.v1+json":     true, // cosign .sig
-	"application/vnd.dsse.envelope.v1+json":                true, // cosign .att
-	"application/vnd.in-toto+json":                         true,
-	"application/vnd.dev.sigstore.bundle+json;version=0.1": true,
-	"application/vnd.dev.sigstore.bundle+json;version=0.2": true,
-	"application/vnd.dev.sigstore.bundle+json;version=0.3": true,
-	"application/vnd.dev.sigstore.bundle.v0.3+json":        true,
-	"application/vnd.cncf.notary.signature":                true,
-	"application/jose+json":                                true, // notation JWS envelope
-	"application/cose":                                     true, // notation COSE envelope
-	"application/vnd.dev.cosign.artifact.sbom.v1+json":     true,
+	content.MediaTypeSimpleSigning:                     true, // cosign .sig
+	content.MediaTypeDSSE:                              true, // cosign .att
+	content.MediaTypeInToto:                            true,
+	content.MediaTypeSigstoreBundle01:                  true,
+	content.MediaTypeSigstoreBundle02:                  true,
+	content.MediaTypeSigstoreBundle03:                  true,
+	content.MediaTypeSigstoreBundleV3:                  true,
+	"application/vnd.cncf.notary.signature":            true,
+	"application/jose+json":                            true, // notation JWS envelope
+	"application/cose":                                 true, // notation COSE envelope
+	"application/vnd.dev.cosign.artifact.sbom.v1+json": true,
 	"text/spdx":                      true,
 	"text/spdx+json":                 true,
 	"text/spdx+xml":                  true,
@@ -105,7 +100,7 @@ func parseManifest(contentType string, data []byte) (parsedManifest, error) {
 	}
 	var p parsedManifest
 	switch mt {
-	case mediaTypeOCIIndex, mediaTypeDockerList:
+	case content.MediaTypeOCIIndex, content.MediaTypeDockerList:
 		p.kind = kindIndex
 		if len(m.Manifests) > maxManifestReferences {
 			return p, fmt.Errorf("%w: index lists %d manifests", errUnknownManifest, len(m.Manifests))
@@ -120,7 +115,7 @@ func parseManifest(contentType string, data []byte) (parsedManifest, error) {
 				p.childrenAreArtifacts = false
 			}
 		}
-	case mediaTypeOCIManifest, mediaTypeDockerManifest:
+	case content.MediaTypeOCIManifest, content.MediaTypeDockerManifest:
 		p.kind = kindImage
 		if m.Config == nil {
 			return p, fmt.Errorf("%w: no config", errUnknownManifest)
@@ -135,7 +130,7 @@ func parseManifest(contentType string, data []byte) (parsedManifest, error) {
 				return p, fmt.Errorf("%w: blob digest: %w", errUnknownManifest, err)
 			}
 			p.blobs = append(p.blobs, d.Digest)
-			if i > 0 && !signatureArtifactLayerTypes[normaliseMediaType(d.MediaType)] {
+			if i > 0 && !signatureArtifactLayerTypes[content.Normalise(d.MediaType)] {
 				artifact = false
 			}
 		}
@@ -157,11 +152,5 @@ func parseManifest(contentType string, data []byte) (parsedManifest, error) {
 }
 
 func isArtifactType(t string) bool {
-	return t != "" && signatureArtifactLayerTypes[normaliseMediaType(t)]
-}
-
-// normaliseMediaType lower-cases and drops spaces around parameters so that
-// "application/vnd.dev.sigstore.bundle+json; version=0.3" matches the table.
-func normaliseMediaType(mt string) string {
-	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(mt)), "; ", ";")
+	return t != "" && signatureArtifactLayerTypes[content.Normalise(t)]
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 func TestParseManifest(t *testing.T) {
@@ -24,23 +26,23 @@ func TestParseManifest(t *testing.T) {
 		artifacts               bool
 		wantErr                 bool
 	}{
-		{name: "oci image", contentType: mediaTypeOCIManifest, body: image(mediaTypeOCIManifest, "application/vnd.oci.image.layer.v1.tar+gzip"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
-		{name: "docker image", contentType: mediaTypeDockerManifest, body: image(mediaTypeDockerManifest, "application/vnd.docker.image.rootfs.diff.tar.gzip"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
-		{name: "wasm is runnable", contentType: mediaTypeOCIManifest, body: image(mediaTypeOCIManifest, "application/vnd.wasm.content.layer.v1+wasm"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
-		{name: "cosign signature", contentType: mediaTypeOCIManifest, body: image(mediaTypeOCIManifest, "application/vnd.dev.cosign.simplesigning.v1+json"), kind: kindArtifact, blobs: []digest.Digest{d1, d2}},
-		{name: "sigstore bundle with spaced parameter", contentType: mediaTypeOCIManifest, body: image(mediaTypeOCIManifest, "application/vnd.dev.sigstore.bundle+json; version=0.3"), kind: kindArtifact, blobs: []digest.Digest{d1, d2}},
-		{name: "content type with parameters", contentType: mediaTypeOCIManifest + "; charset=utf-8", body: image(mediaTypeOCIManifest, "application/vnd.oci.image.layer.v1.tar"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
-		{name: "generic content type uses the body", contentType: "application/octet-stream", body: image(mediaTypeOCIManifest, "application/vnd.oci.image.layer.v1.tar"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
-		{name: "index", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[` + desc(mediaTypeOCIManifest, d1) + `,` + desc(mediaTypeOCIManifest, d2) + `]}`, kind: kindIndex, children: []digest.Digest{d1, d2}},
-		{name: "docker list", contentType: mediaTypeDockerList, body: `{"schemaVersion":2,"manifests":[` + desc(mediaTypeDockerManifest, d3) + `]}`, kind: kindIndex, children: []digest.Digest{d3}},
-		{name: "referrers tag index", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[{"mediaType":"` + mediaTypeOCIManifest + `","digest":"` + d1.String() + `","size":1,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"}]}`, kind: kindIndex, children: []digest.Digest{d1}, artifacts: true},
-		{name: "index mixing artifacts and images", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[{"mediaType":"` + mediaTypeOCIManifest + `","digest":"` + d1.String() + `","size":1,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"},` + desc(mediaTypeOCIManifest, d2) + `]}`, kind: kindIndex, children: []digest.Digest{d1, d2}},
-		{name: "schema1 is not served", contentType: mediaTypeSchema1Signed, body: `{"schemaVersion":1,"fsLayers":[{"blobSum":"` + d3.String() + `"}]}`, wantErr: true},
+		{name: "oci image", contentType: content.MediaTypeOCIManifest, body: image(content.MediaTypeOCIManifest, "application/vnd.oci.image.layer.v1.tar+gzip"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
+		{name: "docker image", contentType: content.MediaTypeDockerManifest, body: image(content.MediaTypeDockerManifest, "application/vnd.docker.image.rootfs.diff.tar.gzip"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
+		{name: "wasm is runnable", contentType: content.MediaTypeOCIManifest, body: image(content.MediaTypeOCIManifest, "application/vnd.wasm.content.layer.v1+wasm"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
+		{name: "cosign signature", contentType: content.MediaTypeOCIManifest, body: image(content.MediaTypeOCIManifest, "application/vnd.dev.cosign.simplesigning.v1+json"), kind: kindArtifact, blobs: []digest.Digest{d1, d2}},
+		{name: "sigstore bundle with spaced parameter", contentType: content.MediaTypeOCIManifest, body: image(content.MediaTypeOCIManifest, "application/vnd.dev.sigstore.bundle+json; version=0.3"), kind: kindArtifact, blobs: []digest.Digest{d1, d2}},
+		{name: "content type with parameters", contentType: content.MediaTypeOCIManifest + "; charset=utf-8", body: image(content.MediaTypeOCIManifest, "application/vnd.oci.image.layer.v1.tar"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
+		{name: "generic content type uses the body", contentType: "application/octet-stream", body: image(content.MediaTypeOCIManifest, "application/vnd.oci.image.layer.v1.tar"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
+		{name: "index", contentType: content.MediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[` + desc(content.MediaTypeOCIManifest, d1) + `,` + desc(content.MediaTypeOCIManifest, d2) + `]}`, kind: kindIndex, children: []digest.Digest{d1, d2}},
+		{name: "docker list", contentType: content.MediaTypeDockerList, body: `{"schemaVersion":2,"manifests":[` + desc(content.MediaTypeDockerManifest, d3) + `]}`, kind: kindIndex, children: []digest.Digest{d3}},
+		{name: "referrers tag index", contentType: content.MediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[{"mediaType":"` + content.MediaTypeOCIManifest + `","digest":"` + d1.String() + `","size":1,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"}]}`, kind: kindIndex, children: []digest.Digest{d1}, artifacts: true},
+		{name: "index mixing artifacts and images", contentType: content.MediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[{"mediaType":"` + content.MediaTypeOCIManifest + `","digest":"` + d1.String() + `","size":1,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"},` + desc(content.MediaTypeOCIManifest, d2) + `]}`, kind: kindIndex, children: []digest.Digest{d1, d2}},
+		{name: "schema1 is not served", contentType: content.MediaTypeSchema1Signed, body: `{"schemaVersion":1,"fsLayers":[{"blobSum":"` + d3.String() + `"}]}`, wantErr: true},
 		{name: "no media type anywhere: oci index", contentType: "", body: `{"schemaVersion":2,"manifests":[]}`, kind: kindIndex},
-		{name: "image without config", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"layers":[]}`, wantErr: true},
-		{name: "bad layer digest", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"config":` + desc("x", d1) + `,"layers":[{"mediaType":"x","digest":"sha256:abc"}]}`, wantErr: true},
+		{name: "image without config", contentType: content.MediaTypeOCIManifest, body: `{"schemaVersion":2,"layers":[]}`, wantErr: true},
+		{name: "bad layer digest", contentType: content.MediaTypeOCIManifest, body: `{"schemaVersion":2,"config":` + desc("x", d1) + `,"layers":[{"mediaType":"x","digest":"sha256:abc"}]}`, wantErr: true},
 		{name: "unknown media type", contentType: "application/vnd.example+json", body: `{}`, wantErr: true},
-		{name: "not json", contentType: mediaTypeOCIManifest, body: `<html>`, wantErr: true},
+		{name: "not json", contentType: content.MediaTypeOCIManifest, body: `<html>`, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,8 +72,8 @@ func join(ds []digest.Digest) string {
 }
 
 func FuzzParseManifest(f *testing.F) {
-	f.Add(mediaTypeOCIManifest, []byte(`{"schemaVersion":2,"config":{"digest":"`+digest.FromString("c").String()+`"},"layers":[]}`))
-	f.Add(mediaTypeOCIIndex, []byte(`{"manifests":[{"digest":"`+digest.FromString("c").String()+`","artifactType":"application/vnd.in-toto+json"}]}`))
+	f.Add(content.MediaTypeOCIManifest, []byte(`{"schemaVersion":2,"config":{"digest":"`+digest.FromString("c").String()+`"},"layers":[]}`))
+	f.Add(content.MediaTypeOCIIndex, []byte(`{"manifests":[{"digest":"`+digest.FromString("c").String()+`","artifactType":"application/vnd.in-toto+json"}]}`))
 	f.Add("", []byte(`{"schemaVersion":1,"fsLayers":[]}`))
 	f.Fuzz(func(t *testing.T, contentType string, data []byte) {
 		p, err := parseManifest(contentType, data)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
 )
 
 const (
@@ -22,10 +23,10 @@ const (
 )
 
 // admitFrom asks g about m requested as repo:ref by client.
-func admitFrom(t *testing.T, g *Gate, client, repo, ref string, m manifest) proxy.Decision {
+func admitFrom(t *testing.T, g *Gate, client, repo, ref string, m manifest) admission.Decision {
 	t.Helper()
-	d, err := g.AdmitManifest(context.Background(), &proxy.ManifestRequest{
-		Target:    proxy.Target{Registry: testRegistry, Repository: repo, ClientAddr: client},
+	d, err := g.AdmitManifest(context.Background(), &admission.ManifestRequest{
+		Target:    admission.Target{Registry: testRegistry, Repository: repo, ClientAddr: client},
 		Reference: ref, Digest: m.digest, MediaType: m.mediaType, Bytes: m.bytes,
 	})
 	if err != nil {
@@ -243,7 +244,7 @@ func TestGateReloadDuringEvaluation(t *testing.T) {
 		entered: make(chan struct{}), release: make(chan struct{})}
 	g := w.gate(old, nil)
 	type result struct {
-		d   proxy.Decision
+		d   admission.Decision
 		err error
 	}
 	done := make(chan result, 1)

@@ -7,6 +7,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/policy/policytest"
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 // matchExactTrusted accepts only signatures whose identity is exactly the one requested.
@@ -217,10 +218,10 @@ func TestGateIndexWithSHA512Child(t *testing.T) {
 	a := image(t, "amd64")
 	other := image(t, "s390x")
 	sha512Child := digest.SHA512.FromBytes(other.bytes)
-	idx := newManifest(t, mediaTypeOCIIndex, map[string]any{"schemaVersion": 2, "mediaType": mediaTypeOCIIndex,
+	idx := newManifest(t, content.MediaTypeOCIIndex, map[string]any{"schemaVersion": 2, "mediaType": content.MediaTypeOCIIndex,
 		"manifests": []any{
-			map[string]any{"mediaType": mediaTypeOCIManifest, "digest": sha512Child.String(), "size": len(other.bytes)},
-			map[string]any{"mediaType": mediaTypeOCIManifest, "digest": a.digest.String(), "size": len(a.bytes)},
+			map[string]any{"mediaType": content.MediaTypeOCIManifest, "digest": sha512Child.String(), "size": len(other.bytes)},
+			map[string]any{"mediaType": content.MediaTypeOCIManifest, "digest": a.digest.String(), "size": len(a.bytes)},
 		}})
 	g := w.gate(w.policy(signedByTrusted), nil)
 	d := mustAdmit(t, g, testRepo, "1", idx, false)

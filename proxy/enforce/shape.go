@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 // A manifest's Content-Type and body must describe one manifest of one type, the same for
@@ -65,8 +67,8 @@ func checkShape(contentType string, body []byte) (string, error) {
 	ct := ""
 	if strings.TrimSpace(contentType) != "" {
 		mt, _, err := mime.ParseMediaType(contentType)
-		// Parameters play no part in the type, and the proxy drops them before the gate
-		// (verify passes them): a malformed one must not make the two disagree.
+		// Parameters play no part in the type (the handler and verify drop them before
+		// the gate): a malformed one must not make the Content-Type and body disagree.
 		if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
 			return "", fmt.Errorf("%w: Content-Type %q is not a media type: %w", errBadShape, contentType, err)
 		}
@@ -103,9 +105,9 @@ func checkShape(contentType string, body []byte) (string, error) {
 		_, hasManifests := members["manifests"]
 		switch {
 		case hasConfig && !hasManifests:
-			mt = mediaTypeOCIManifest
+			mt = content.MediaTypeOCIManifest
 		case hasManifests && !hasConfig:
-			mt = mediaTypeOCIIndex
+			mt = content.MediaTypeOCIIndex
 		default:
 			return "", fmt.Errorf("%w: no media type in the Content-Type (%s) or the body, and the body is neither an OCI image manifest (config, no manifests) nor an OCI index (manifests, no config)",
 				errBadShape, describe(ct))
@@ -114,9 +116,9 @@ func checkShape(contentType string, body []byte) (string, error) {
 
 	var foreign []string
 	switch mt {
-	case mediaTypeOCIManifest, mediaTypeDockerManifest:
+	case content.MediaTypeOCIManifest, content.MediaTypeDockerManifest:
 		foreign = notInImage
-	case mediaTypeOCIIndex, mediaTypeDockerList:
+	case content.MediaTypeOCIIndex, content.MediaTypeDockerList:
 		foreign = notInIndex
 	default:
 		return "", fmt.Errorf("%w: media type %q is not a manifest type pullgate serves", errBadShape, mt)
@@ -145,10 +147,10 @@ func checkShape(contentType string, body []byte) (string, error) {
 // it) or a member only schema1 has and reads (fsLayers, signatures, even as null).
 func schema1Signals(ct, bodyType string, version int, hasVersion bool, members map[string]json.RawMessage) []string {
 	var signals []string
-	if ct == mediaTypeSchema1 || ct == mediaTypeSchema1Signed {
+	if ct == content.MediaTypeSchema1 || ct == content.MediaTypeSchema1Signed {
 		signals = append(signals, "a schema1 Content-Type")
 	}
-	if bodyType == mediaTypeSchema1 || bodyType == mediaTypeSchema1Signed {
+	if bodyType == content.MediaTypeSchema1 || bodyType == content.MediaTypeSchema1Signed {
 		signals = append(signals, "the body's mediaType is "+bodyType)
 	}
 	if hasVersion && version == 1 {

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 // Fragments of the manifests in the shape tests.
@@ -49,116 +51,116 @@ type shapeCase struct {
 
 var shapeCases = []shapeCase{
 	// Every form pullgate serves.
-	{name: "oci manifest", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest, ""), want: mediaTypeOCIManifest},
-	{name: "oci manifest without mediaType", contentType: mediaTypeOCIManifest, body: shapeImage("", ""), want: mediaTypeOCIManifest},
-	{name: "content type with parameters", contentType: mediaTypeOCIManifest + "; charset=utf-8", body: shapeImage(mediaTypeOCIManifest, ""), want: mediaTypeOCIManifest},
-	{name: "malformed parameter is ignored (the proxy drops parameters)", contentType: mediaTypeOCIManifest + "; =", body: shapeImage(mediaTypeOCIManifest, ""), want: mediaTypeOCIManifest},
-	{name: "content type in capitals", contentType: "Application/VND.OCI.Image.Manifest.v1+JSON", body: shapeImage(mediaTypeOCIManifest, ""), want: mediaTypeOCIManifest},
-	{name: "oci artifact with artifactType and subject", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest,
-		`,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","subject":{"mediaType":"`+mediaTypeOCIManifest+`","digest":"`+digest.FromString("s").String()+`","size":5},"annotations":{"a":"b"}`), want: mediaTypeOCIManifest},
-	{name: "unknown extension member", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest, `,"x-vendor":{"k":1}`), want: mediaTypeOCIManifest},
-	{name: "pretty-printed", contentType: mediaTypeOCIManifest, body: "\n{\n  \"schemaVersion\": 2,\n  \"config\": " + shapeConfig + ",\n  \"layers\": []\n}\n", want: mediaTypeOCIManifest},
-	{name: "oci index", contentType: mediaTypeOCIIndex, body: shapeIndex(mediaTypeOCIIndex, ""), want: mediaTypeOCIIndex},
-	{name: "oci index without mediaType", contentType: mediaTypeOCIIndex, body: shapeIndex("", ""), want: mediaTypeOCIIndex},
-	{name: "oci index with subject and annotations", contentType: mediaTypeOCIIndex, body: shapeIndex(mediaTypeOCIIndex, `,"annotations":{"a":"b"},"artifactType":"x/y"`), want: mediaTypeOCIIndex},
-	{name: "docker v2 manifest", contentType: mediaTypeDockerManifest, body: shapeImage(mediaTypeDockerManifest, ""), want: mediaTypeDockerManifest},
-	{name: "docker v2 list", contentType: mediaTypeDockerList, body: shapeIndex(mediaTypeDockerList, ""), want: mediaTypeDockerList},
-	{name: "generic octet-stream, body says oci manifest", contentType: "application/octet-stream", body: shapeImage(mediaTypeOCIManifest, ""), want: mediaTypeOCIManifest},
-	{name: "generic json, body says docker list", contentType: "application/json", body: shapeIndex(mediaTypeDockerList, ""), want: mediaTypeDockerList},
-	{name: "generic text/plain with parameter, body says docker manifest", contentType: "text/plain; charset=utf-8", body: shapeImage(mediaTypeDockerManifest, ""), want: mediaTypeDockerManifest},
-	{name: "no content type, body says oci index", contentType: "", body: shapeIndex(mediaTypeOCIIndex, ""), want: mediaTypeOCIIndex},
-	{name: "no media type anywhere: config makes an oci manifest", contentType: "", body: shapeImage("", ""), want: mediaTypeOCIManifest},
-	{name: "no media type anywhere: manifests make an oci index", contentType: "application/json", body: shapeIndex("", ""), want: mediaTypeOCIIndex},
-	{name: "empty index", contentType: "", body: `{"schemaVersion":2,"manifests":[]}`, want: mediaTypeOCIIndex},
-	{name: "null mediaType counts as absent", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"mediaType":null,"config":` + shapeConfig + `,"layers":[]}`, want: mediaTypeOCIManifest},
+	{name: "oci manifest", contentType: content.MediaTypeOCIManifest, body: shapeImage(content.MediaTypeOCIManifest, ""), want: content.MediaTypeOCIManifest},
+	{name: "oci manifest without mediaType", contentType: content.MediaTypeOCIManifest, body: shapeImage("", ""), want: content.MediaTypeOCIManifest},
+	{name: "content type with parameters", contentType: content.MediaTypeOCIManifest + "; charset=utf-8", body: shapeImage(content.MediaTypeOCIManifest, ""), want: content.MediaTypeOCIManifest},
+	{name: "malformed parameter is ignored (the proxy drops parameters)", contentType: content.MediaTypeOCIManifest + "; =", body: shapeImage(content.MediaTypeOCIManifest, ""), want: content.MediaTypeOCIManifest},
+	{name: "content type in capitals", contentType: "Application/VND.OCI.Image.Manifest.v1+JSON", body: shapeImage(content.MediaTypeOCIManifest, ""), want: content.MediaTypeOCIManifest},
+	{name: "oci artifact with artifactType and subject", contentType: content.MediaTypeOCIManifest, body: shapeImage(content.MediaTypeOCIManifest,
+		`,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","subject":{"mediaType":"`+content.MediaTypeOCIManifest+`","digest":"`+digest.FromString("s").String()+`","size":5},"annotations":{"a":"b"}`), want: content.MediaTypeOCIManifest},
+	{name: "unknown extension member", contentType: content.MediaTypeOCIManifest, body: shapeImage(content.MediaTypeOCIManifest, `,"x-vendor":{"k":1}`), want: content.MediaTypeOCIManifest},
+	{name: "pretty-printed", contentType: content.MediaTypeOCIManifest, body: "\n{\n  \"schemaVersion\": 2,\n  \"config\": " + shapeConfig + ",\n  \"layers\": []\n}\n", want: content.MediaTypeOCIManifest},
+	{name: "oci index", contentType: content.MediaTypeOCIIndex, body: shapeIndex(content.MediaTypeOCIIndex, ""), want: content.MediaTypeOCIIndex},
+	{name: "oci index without mediaType", contentType: content.MediaTypeOCIIndex, body: shapeIndex("", ""), want: content.MediaTypeOCIIndex},
+	{name: "oci index with subject and annotations", contentType: content.MediaTypeOCIIndex, body: shapeIndex(content.MediaTypeOCIIndex, `,"annotations":{"a":"b"},"artifactType":"x/y"`), want: content.MediaTypeOCIIndex},
+	{name: "docker v2 manifest", contentType: content.MediaTypeDockerManifest, body: shapeImage(content.MediaTypeDockerManifest, ""), want: content.MediaTypeDockerManifest},
+	{name: "docker v2 list", contentType: content.MediaTypeDockerList, body: shapeIndex(content.MediaTypeDockerList, ""), want: content.MediaTypeDockerList},
+	{name: "generic octet-stream, body says oci manifest", contentType: "application/octet-stream", body: shapeImage(content.MediaTypeOCIManifest, ""), want: content.MediaTypeOCIManifest},
+	{name: "generic json, body says docker list", contentType: "application/json", body: shapeIndex(content.MediaTypeDockerList, ""), want: content.MediaTypeDockerList},
+	{name: "generic text/plain with parameter, body says docker manifest", contentType: "text/plain; charset=utf-8", body: shapeImage(content.MediaTypeDockerManifest, ""), want: content.MediaTypeDockerManifest},
+	{name: "no content type, body says oci index", contentType: "", body: shapeIndex(content.MediaTypeOCIIndex, ""), want: content.MediaTypeOCIIndex},
+	{name: "no media type anywhere: config makes an oci manifest", contentType: "", body: shapeImage("", ""), want: content.MediaTypeOCIManifest},
+	{name: "no media type anywhere: manifests make an oci index", contentType: "application/json", body: shapeIndex("", ""), want: content.MediaTypeOCIIndex},
+	{name: "empty index", contentType: "", body: `{"schemaVersion":2,"manifests":[]}`, want: content.MediaTypeOCIIndex},
+	{name: "null mediaType counts as absent", contentType: content.MediaTypeOCIManifest, body: `{"schemaVersion":2,"mediaType":null,"config":` + shapeConfig + `,"layers":[]}`, want: content.MediaTypeOCIManifest},
 
 	// Docker schema1, by every signal.
-	{name: "schema1 signed content type", contentType: mediaTypeSchema1Signed, body: `{"schemaVersion":1,"name":"a","tag":"b","fsLayers":[],"history":[],"signatures":` + shapeSignatures + `}`, schema1: true, why: "Content-Type " + mediaTypeSchema1Signed},
-	{name: "schema1 unsigned content type", contentType: mediaTypeSchema1, body: `{"schemaVersion":1,"fsLayers":[]}`, schema1: true, why: "Content-Type " + mediaTypeSchema1},
-	{name: "schema1 content type with an oci body", contentType: mediaTypeSchema1Signed, body: shapeImage("", ""), schema1: true},
-	{name: "schema1 body mediaType", contentType: "", body: `{"schemaVersion":2,"mediaType":"` + mediaTypeSchema1Signed + `","config":` + shapeConfig + `}`, schema1: true, why: "the body's mediaType"},
-	{name: "schema1 body mediaType under an oci content type", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"mediaType":"` + mediaTypeSchema1 + `","config":` + shapeConfig + `}`, schema1: true},
-	{name: "schemaVersion 1 under the oci content type", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":1,"config":` + shapeConfig + `,"layers":[]}`, schema1: true, why: "schemaVersion 1"},
+	{name: "schema1 signed content type", contentType: content.MediaTypeSchema1Signed, body: `{"schemaVersion":1,"name":"a","tag":"b","fsLayers":[],"history":[],"signatures":` + shapeSignatures + `}`, schema1: true, why: "Content-Type " + content.MediaTypeSchema1Signed},
+	{name: "schema1 unsigned content type", contentType: content.MediaTypeSchema1, body: `{"schemaVersion":1,"fsLayers":[]}`, schema1: true, why: "Content-Type " + content.MediaTypeSchema1},
+	{name: "schema1 content type with an oci body", contentType: content.MediaTypeSchema1Signed, body: shapeImage("", ""), schema1: true},
+	{name: "schema1 body mediaType", contentType: "", body: `{"schemaVersion":2,"mediaType":"` + content.MediaTypeSchema1Signed + `","config":` + shapeConfig + `}`, schema1: true, why: "the body's mediaType"},
+	{name: "schema1 body mediaType under an oci content type", contentType: content.MediaTypeOCIManifest, body: `{"schemaVersion":2,"mediaType":"` + content.MediaTypeSchema1 + `","config":` + shapeConfig + `}`, schema1: true},
+	{name: "schemaVersion 1 under the oci content type", contentType: content.MediaTypeOCIManifest, body: `{"schemaVersion":1,"config":` + shapeConfig + `,"layers":[]}`, schema1: true, why: "schemaVersion 1"},
 	{name: "schemaVersion 1 with no media type anywhere", contentType: "", body: `{"schemaVersion":1,"fsLayers":[]}`, schema1: true},
-	{name: "the disguise: oci content type, schema1 body with config and layers", contentType: mediaTypeOCIManifest,
+	{name: "the disguise: oci content type, schema1 body with config and layers", contentType: content.MediaTypeOCIManifest,
 		body: `{"schemaVersion":1,"config":` + shapeConfig + `,"layers":` + shapeLayers + `,"signatures":` + shapeSignatures + `}`, schema1: true},
-	{name: "oci manifest with a signatures member", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest, `,"signatures":`+shapeSignatures), schema1: true, why: `"signatures"`},
-	{name: "oci manifest with null signatures", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest, `,"signatures":null`), schema1: true, why: `"signatures"`},
-	{name: "oci manifest with fsLayers", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"fsLayers":[]`), schema1: true, why: `"fsLayers"`},
-	{name: "index with signatures", contentType: mediaTypeOCIIndex, body: shapeIndex("", `,"signatures":`+shapeSignatures), schema1: true},
-	{name: "docker list with signatures under a generic content type", contentType: "application/json", body: shapeIndex(mediaTypeDockerList, `,"signatures":[]`), schema1: true},
+	{name: "oci manifest with a signatures member", contentType: content.MediaTypeOCIManifest, body: shapeImage(content.MediaTypeOCIManifest, `,"signatures":`+shapeSignatures), schema1: true, why: `"signatures"`},
+	{name: "oci manifest with null signatures", contentType: content.MediaTypeOCIManifest, body: shapeImage(content.MediaTypeOCIManifest, `,"signatures":null`), schema1: true, why: `"signatures"`},
+	{name: "oci manifest with fsLayers", contentType: content.MediaTypeOCIManifest, body: shapeImage("", `,"fsLayers":[]`), schema1: true, why: `"fsLayers"`},
+	{name: "index with signatures", contentType: content.MediaTypeOCIIndex, body: shapeIndex("", `,"signatures":`+shapeSignatures), schema1: true},
+	{name: "docker list with signatures under a generic content type", contentType: "application/json", body: shapeIndex(content.MediaTypeDockerList, `,"signatures":[]`), schema1: true},
 
 	// Members of another kind.
-	{name: "index type with layers", contentType: mediaTypeOCIIndex, body: shapeIndex("", `,"layers":`+shapeLayers), why: `"layers"`},
-	{name: "index type with config and layers", contentType: mediaTypeOCIIndex, body: shapeIndex(mediaTypeOCIIndex, `,"config":`+shapeConfig+`,"layers":`+shapeLayers), why: `"config"`},
-	{name: "docker list with config", contentType: mediaTypeDockerList, body: shapeIndex("", `,"config":`+shapeConfig), why: `"config"`},
-	{name: "index type with null layers", contentType: mediaTypeOCIIndex, body: shapeIndex("", `,"layers":null`), why: `"layers"`},
-	{name: "manifest type with manifests", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"manifests":`+shapeList), why: `"manifests"`},
-	{name: "docker manifest with manifests", contentType: mediaTypeDockerManifest, body: shapeImage(mediaTypeDockerManifest, `,"manifests":[]`), why: `"manifests"`},
-	{name: "manifest with schema1 history", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"history":[]`), why: `"history"`},
-	{name: "manifest with schema1 architecture", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"architecture":"amd64"`), why: `"architecture"`},
-	{name: "index body with generic content type and layers", contentType: "", body: shapeIndex(mediaTypeOCIIndex, `,"layers":[]`), why: `"layers"`},
+	{name: "index type with layers", contentType: content.MediaTypeOCIIndex, body: shapeIndex("", `,"layers":`+shapeLayers), why: `"layers"`},
+	{name: "index type with config and layers", contentType: content.MediaTypeOCIIndex, body: shapeIndex(content.MediaTypeOCIIndex, `,"config":`+shapeConfig+`,"layers":`+shapeLayers), why: `"config"`},
+	{name: "docker list with config", contentType: content.MediaTypeDockerList, body: shapeIndex("", `,"config":`+shapeConfig), why: `"config"`},
+	{name: "index type with null layers", contentType: content.MediaTypeOCIIndex, body: shapeIndex("", `,"layers":null`), why: `"layers"`},
+	{name: "manifest type with manifests", contentType: content.MediaTypeOCIManifest, body: shapeImage("", `,"manifests":`+shapeList), why: `"manifests"`},
+	{name: "docker manifest with manifests", contentType: content.MediaTypeDockerManifest, body: shapeImage(content.MediaTypeDockerManifest, `,"manifests":[]`), why: `"manifests"`},
+	{name: "manifest with schema1 history", contentType: content.MediaTypeOCIManifest, body: shapeImage("", `,"history":[]`), why: `"history"`},
+	{name: "manifest with schema1 architecture", contentType: content.MediaTypeOCIManifest, body: shapeImage("", `,"architecture":"amd64"`), why: `"architecture"`},
+	{name: "index body with generic content type and layers", contentType: "", body: shapeIndex(content.MediaTypeOCIIndex, `,"layers":[]`), why: `"layers"`},
 
 	// Content-Type and body mediaType disagree.
-	{name: "manifest content type, index body mediaType", contentType: mediaTypeOCIManifest, body: shapeIndex(mediaTypeOCIIndex, ""), why: "the body's mediaType is"},
-	{name: "index content type, manifest body mediaType", contentType: mediaTypeOCIIndex, body: shapeImage(mediaTypeOCIManifest, ""), why: "the body's mediaType is"},
-	{name: "oci content type, docker body mediaType", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeDockerManifest, ""), why: "disagree"},
-	{name: "body mediaType in other case", contentType: mediaTypeOCIManifest, body: shapeImage("application/vnd.OCI.image.manifest.v1+json", ""), why: "disagree"},
-	{name: "body mediaType with parameters", contentType: mediaTypeOCIManifest, body: shapeImage(mediaTypeOCIManifest+"; charset=utf-8", ""), why: "disagree"},
+	{name: "manifest content type, index body mediaType", contentType: content.MediaTypeOCIManifest, body: shapeIndex(content.MediaTypeOCIIndex, ""), why: "the body's mediaType is"},
+	{name: "index content type, manifest body mediaType", contentType: content.MediaTypeOCIIndex, body: shapeImage(content.MediaTypeOCIManifest, ""), why: "the body's mediaType is"},
+	{name: "oci content type, docker body mediaType", contentType: content.MediaTypeOCIManifest, body: shapeImage(content.MediaTypeDockerManifest, ""), why: "disagree"},
+	{name: "body mediaType in other case", contentType: content.MediaTypeOCIManifest, body: shapeImage("application/vnd.OCI.image.manifest.v1+json", ""), why: "disagree"},
+	{name: "body mediaType with parameters", contentType: content.MediaTypeOCIManifest, body: shapeImage(content.MediaTypeOCIManifest+"; charset=utf-8", ""), why: "disagree"},
 	{name: "generic content type, unknown body mediaType", contentType: "application/json", body: shapeImage("application/vnd.example+json", ""), why: "not a manifest type"},
 	{name: "no media type, config and manifests", contentType: "", body: shapeImage("", `,"manifests":[]`), why: "neither"},
 	{name: "no media type, neither config nor manifests", contentType: "", body: `{"schemaVersion":2,"layers":[]}`, why: "neither"},
 	{name: "unknown content type", contentType: "application/vnd.example+json", body: shapeImage("", ""), why: "not a manifest type"},
-	{name: "html content type", contentType: "text/html", body: shapeImage(mediaTypeOCIManifest, ""), why: "disagree"},
+	{name: "html content type", contentType: "text/html", body: shapeImage(content.MediaTypeOCIManifest, ""), why: "disagree"},
 	{name: "content type without subtype", contentType: "/", body: shapeImage("", ""), why: "not a media type"},
-	{name: "content type with two subtypes", contentType: mediaTypeOCIManifest + "/x", body: shapeImage("", ""), why: "not a media type"},
-	{name: "two content types", contentType: mediaTypeOCIManifest + ", " + mediaTypeOCIIndex, body: shapeImage("", ""), why: "not a media type"},
+	{name: "content type with two subtypes", contentType: content.MediaTypeOCIManifest + "/x", body: shapeImage("", ""), why: "not a media type"},
+	{name: "two content types", contentType: content.MediaTypeOCIManifest + ", " + content.MediaTypeOCIIndex, body: shapeImage("", ""), why: "not a media type"},
 	{name: "content type with spaces", contentType: "application/vnd.oci.image manifest", body: shapeImage("", ""), why: "not a media type"},
-	{name: "mediaType not a string", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"mediaType":7,"config":` + shapeConfig + `}`, why: "mediaType is not a string"},
+	{name: "mediaType not a string", contentType: content.MediaTypeOCIManifest, body: `{"schemaVersion":2,"mediaType":7,"config":` + shapeConfig + `}`, why: "mediaType is not a string"},
 
 	// Case variants and duplicates: encoding/json and case-sensitive parsers read them differently.
-	{name: "MediaType in capitals", contentType: "", body: `{"schemaVersion":2,"MediaType":"` + mediaTypeOCIIndex + `","config":` + shapeConfig + `}`, why: `spelled "mediaType"`},
-	{name: "mediaType and MediaType", contentType: "", body: `{"schemaVersion":2,"mediaType":"` + mediaTypeOCIManifest + `","MediaType":"` + mediaTypeOCIIndex + `","config":` + shapeConfig + `}`, why: `"mediaType" and "MediaType"`},
-	{name: "Layers in an index", contentType: mediaTypeOCIIndex, body: shapeIndex("", `,"Layers":`+shapeLayers), why: `spelled "layers"`},
-	{name: "Signatures", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"Signatures":`+shapeSignatures), why: `spelled "signatures"`},
-	{name: "SchemaVersion", contentType: mediaTypeOCIManifest, body: `{"SchemaVersion":1,"config":` + shapeConfig + `}`, why: `spelled "schemaVersion"`},
-	{name: "long s folds to s for encoding/json", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"ſignatures":`+shapeSignatures), why: `spelled "signatures"`},
-	{name: "unknown members differing in case", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"x":1,"X":2`), why: "ignore case"},
-	{name: "kelvin sign folds to k", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"`+"\u212a"+`ey":1,"key":2`), why: "ignore case"},
-	{name: "exact duplicate unknown member", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"vendorKey":1,"vendorKey":2`), why: "twice"},
-	{name: "exact duplicate schemaVersion", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":1,"schemaVersion":2,"config":` + shapeConfig + `}`, why: "twice"},
-	{name: "exact duplicate config", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"config":`+shapeConfig), why: "twice"},
+	{name: "MediaType in capitals", contentType: "", body: `{"schemaVersion":2,"MediaType":"` + content.MediaTypeOCIIndex + `","config":` + shapeConfig + `}`, why: `spelled "mediaType"`},
+	{name: "mediaType and MediaType", contentType: "", body: `{"schemaVersion":2,"mediaType":"` + content.MediaTypeOCIManifest + `","MediaType":"` + content.MediaTypeOCIIndex + `","config":` + shapeConfig + `}`, why: `"mediaType" and "MediaType"`},
+	{name: "Layers in an index", contentType: content.MediaTypeOCIIndex, body: shapeIndex("", `,"Layers":`+shapeLayers), why: `spelled "layers"`},
+	{name: "Signatures", contentType: content.MediaTypeOCIManifest, body: shapeImage("", `,"Signatures":`+shapeSignatures), why: `spelled "signatures"`},
+	{name: "SchemaVersion", contentType: content.MediaTypeOCIManifest, body: `{"SchemaVersion":1,"config":` + shapeConfig + `}`, why: `spelled "schemaVersion"`},
+	{name: "long s folds to s for encoding/json", contentType: content.MediaTypeOCIManifest, body: shapeImage("", `,"ſignatures":`+shapeSignatures), why: `spelled "signatures"`},
+	{name: "unknown members differing in case", contentType: content.MediaTypeOCIManifest, body: shapeImage("", `,"x":1,"X":2`), why: "ignore case"},
+	{name: "kelvin sign folds to k", contentType: content.MediaTypeOCIManifest, body: shapeImage("", `,"`+"\u212a"+`ey":1,"key":2`), why: "ignore case"},
+	{name: "exact duplicate unknown member", contentType: content.MediaTypeOCIManifest, body: shapeImage("", `,"vendorKey":1,"vendorKey":2`), why: "twice"},
+	{name: "exact duplicate schemaVersion", contentType: content.MediaTypeOCIManifest, body: `{"schemaVersion":1,"schemaVersion":2,"config":` + shapeConfig + `}`, why: "twice"},
+	{name: "exact duplicate config", contentType: content.MediaTypeOCIManifest, body: shapeImage("", `,"config":`+shapeConfig), why: "twice"},
 
-	{name: "layer with mediaType and MediaType", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"config":` + shapeConfig +
+	{name: "layer with mediaType and MediaType", contentType: content.MediaTypeOCIManifest, body: `{"schemaVersion":2,"config":` + shapeConfig +
 		`,"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","MediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"` + digest.FromString("l").String() + `"}]}`,
 		why: `layers[0] has the members "mediaType" and "MediaType"`},
-	{name: "layer with Digest", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"config":` + shapeConfig + `,"layers":[{"mediaType":"x","Digest":"` + digest.FromString("l").String() + `"}]}`,
+	{name: "layer with Digest", contentType: content.MediaTypeOCIManifest, body: `{"schemaVersion":2,"config":` + shapeConfig + `,"layers":[{"mediaType":"x","Digest":"` + digest.FromString("l").String() + `"}]}`,
 		why: `layers[0] has the member "Digest"; it must be spelled "digest"`},
-	{name: "config with two digests", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2,"config":{"mediaType":"x","digest":"` + digest.FromString("a").String() + `","digest":"` + digest.FromString("b").String() + `"}}`,
+	{name: "config with two digests", contentType: content.MediaTypeOCIManifest, body: `{"schemaVersion":2,"config":{"mediaType":"x","digest":"` + digest.FromString("a").String() + `","digest":"` + digest.FromString("b").String() + `"}}`,
 		why: `config has the member "digest" twice`},
-	{name: "index entry with two digests", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[` + strings.Trim(shapeList, "[]") + `,{"digest":"` + digest.FromString("a").String() + `","dıgest":"x","DIGEST":"y"}]}`,
+	{name: "index entry with two digests", contentType: content.MediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[` + strings.Trim(shapeList, "[]") + `,{"digest":"` + digest.FromString("a").String() + `","dıgest":"x","DIGEST":"y"}]}`,
 		why: `manifests[1] has the members "digest" and "DIGEST"`},
-	{name: "subject with MediaType", contentType: mediaTypeOCIManifest, body: shapeImage("", `,"subject":{"MediaType":"x","digest":"`+digest.FromString("s").String()+`"}`), why: `subject has the member "MediaType"`},
+	{name: "subject with MediaType", contentType: content.MediaTypeOCIManifest, body: shapeImage("", `,"subject":{"MediaType":"x","digest":"`+digest.FromString("s").String()+`"}`), why: `subject has the member "MediaType"`},
 
 	// schemaVersion.
-	{name: "schemaVersion 3", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":3,"config":` + shapeConfig + `}`, why: "schemaVersion 3"},
-	{name: "schemaVersion 0", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":0,"manifests":[]}`, why: "schemaVersion 0"},
-	{name: "schemaVersion missing", contentType: mediaTypeOCIManifest, body: `{"config":` + shapeConfig + `}`, why: "without schemaVersion"},
-	{name: "schemaVersion null", contentType: mediaTypeOCIIndex, body: `{"schemaVersion":null,"manifests":[]}`, why: "without schemaVersion"},
-	{name: "schemaVersion as a string", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":"2","config":` + shapeConfig + `}`, why: "not an integer"},
-	{name: "schemaVersion 2.0", contentType: mediaTypeOCIManifest, body: `{"schemaVersion":2.0,"config":` + shapeConfig + `}`, why: "not an integer"},
+	{name: "schemaVersion 3", contentType: content.MediaTypeOCIManifest, body: `{"schemaVersion":3,"config":` + shapeConfig + `}`, why: "schemaVersion 3"},
+	{name: "schemaVersion 0", contentType: content.MediaTypeOCIIndex, body: `{"schemaVersion":0,"manifests":[]}`, why: "schemaVersion 0"},
+	{name: "schemaVersion missing", contentType: content.MediaTypeOCIManifest, body: `{"config":` + shapeConfig + `}`, why: "without schemaVersion"},
+	{name: "schemaVersion null", contentType: content.MediaTypeOCIIndex, body: `{"schemaVersion":null,"manifests":[]}`, why: "without schemaVersion"},
+	{name: "schemaVersion as a string", contentType: content.MediaTypeOCIManifest, body: `{"schemaVersion":"2","config":` + shapeConfig + `}`, why: "not an integer"},
+	{name: "schemaVersion 2.0", contentType: content.MediaTypeOCIManifest, body: `{"schemaVersion":2.0,"config":` + shapeConfig + `}`, why: "not an integer"},
 
 	// Not one JSON object.
-	{name: "array", contentType: mediaTypeOCIManifest, body: `[` + shapeImage("", "") + `]`, why: "not a JSON object"},
-	{name: "string", contentType: mediaTypeOCIManifest, body: `"{}"`, why: "not a JSON object"},
-	{name: "null", contentType: mediaTypeOCIIndex, body: `null`, why: "not a JSON object"},
-	{name: "number", contentType: mediaTypeOCIIndex, body: `2`, why: "not a JSON object"},
-	{name: "empty body", contentType: mediaTypeOCIManifest, body: ``, why: "not one JSON value"},
-	{name: "html", contentType: mediaTypeOCIManifest, body: `<html>`, why: "not one JSON value"},
-	{name: "trailing garbage", contentType: mediaTypeOCIManifest, body: shapeImage("", "") + `x`, why: "not one JSON value"},
-	{name: "a second object", contentType: mediaTypeOCIManifest, body: shapeImage("", "") + `{"manifests":[]}`, why: "not one JSON value"},
-	{name: "truncated", contentType: mediaTypeOCIManifest, body: strings.TrimSuffix(shapeImage("", ""), "}"), why: "not one JSON value"},
-	{name: "byte order mark", contentType: mediaTypeOCIManifest, body: "\ufeff" + shapeImage("", ""), why: "not one JSON value"},
+	{name: "array", contentType: content.MediaTypeOCIManifest, body: `[` + shapeImage("", "") + `]`, why: "not a JSON object"},
+	{name: "string", contentType: content.MediaTypeOCIManifest, body: `"{}"`, why: "not a JSON object"},
+	{name: "null", contentType: content.MediaTypeOCIIndex, body: `null`, why: "not a JSON object"},
+	{name: "number", contentType: content.MediaTypeOCIIndex, body: `2`, why: "not a JSON object"},
+	{name: "empty body", contentType: content.MediaTypeOCIManifest, body: ``, why: "not one JSON value"},
+	{name: "html", contentType: content.MediaTypeOCIManifest, body: `<html>`, why: "not one JSON value"},
+	{name: "trailing garbage", contentType: content.MediaTypeOCIManifest, body: shapeImage("", "") + `x`, why: "not one JSON value"},
+	{name: "a second object", contentType: content.MediaTypeOCIManifest, body: shapeImage("", "") + `{"manifests":[]}`, why: "not one JSON value"},
+	{name: "truncated", contentType: content.MediaTypeOCIManifest, body: strings.TrimSuffix(shapeImage("", ""), "}"), why: "not one JSON value"},
+	{name: "byte order mark", contentType: content.MediaTypeOCIManifest, body: "\ufeff" + shapeImage("", ""), why: "not one JSON value"},
 }
 
 func TestCheckShape(t *testing.T) {
@@ -206,7 +208,7 @@ func TestParseManifestShape(t *testing.T) {
 			t.Errorf("%s: %v", tt.name, err)
 			continue
 		}
-		wantIndex := tt.want == mediaTypeOCIIndex || tt.want == mediaTypeDockerList
+		wantIndex := tt.want == content.MediaTypeOCIIndex || tt.want == content.MediaTypeDockerList
 		if (p.kind == kindIndex) != wantIndex {
 			t.Errorf("%s: kind %s for %s", tt.name, p.kind, tt.want)
 		}
@@ -288,8 +290,8 @@ func FuzzCheckShape(f *testing.F) {
 		if _, perr := parseManifest(contentType, body); perr != nil && !errors.Is(perr, errUnknownManifest) {
 			t.Fatalf("parseManifest: untyped error %v", perr)
 		}
-		isImage := mt == mediaTypeOCIManifest || mt == mediaTypeDockerManifest
-		isIndex := mt == mediaTypeOCIIndex || mt == mediaTypeDockerList
+		isImage := mt == content.MediaTypeOCIManifest || mt == content.MediaTypeDockerManifest
+		isIndex := mt == content.MediaTypeOCIIndex || mt == content.MediaTypeDockerList
 		if !isImage && !isIndex {
 			t.Fatalf("accepted media type %q", mt)
 		}

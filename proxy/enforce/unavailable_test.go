@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 // TestGateUndecidedIsUnavailable: when signatures cannot be read, the answer is 503
@@ -40,9 +41,9 @@ func TestGateUndecidedIsUnavailable(t *testing.T) {
 			w.override(http.MethodGet, sigPath, ociError(http.StatusTooManyRequests, "TOOMANYREQUESTS"))
 		}},
 		{"listed referrer is missing", func(w *world) {
-			w.override(http.MethodGet, "/v2/"+testRepo+"/manifests/"+proxy.ReferrersTag(img.digest), func(rw http.ResponseWriter, _ *http.Request) {
-				rw.Header().Set("Content-Type", mediaTypeOCIIndex)
-				io.WriteString(rw, `{"schemaVersion":2,"manifests":[{"mediaType":"`+mediaTypeOCIManifest+`","digest":"`+
+			w.override(http.MethodGet, "/v2/"+testRepo+"/manifests/"+content.ReferrersTag(img.digest), func(rw http.ResponseWriter, _ *http.Request) {
+				rw.Header().Set("Content-Type", content.MediaTypeOCIIndex)
+				io.WriteString(rw, `{"schemaVersion":2,"manifests":[{"mediaType":"`+content.MediaTypeOCIManifest+`","digest":"`+
 					digest.FromString("gone").String()+`","size":2,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"}]}`)
 			})
 		}},

@@ -17,7 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pullgate/pullgate/policy/policytest"
-	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
 )
 
 // Attacks on signature discovery by whoever controls an upstream or a lookaside (issues 8.3,
@@ -167,7 +167,7 @@ func TestAttackSimpleSignaturesServeOnlySignatures(t *testing.T) {
 			}
 		}
 	}
-	target := proxy.Target{Registry: testRegistryName, Repository: testRepo}
+	target := admission.Target{Registry: testRegistryName, Repository: testRepo}
 
 	t.Run("lookaside", func(t *testing.T) {
 		reg := newTestRegistry(t, false)

@@ -18,6 +18,7 @@ import (
 	"github.com/pullgate/pullgate/cache"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
 )
 
 // Finder finds an image's signatures in the places containers/image looks, configured
@@ -302,7 +303,7 @@ func (f *Finder) fetch(ctx context.Context, reg Registry, repository string, d d
 // message (one signature, not verified) whose simple-signing payload names d. Anything
 // else a lookaside or the upstream's signature API returned (an internal page that starts
 // like an OpenPGP packet, a signature of another image) is dropped, never relayed.
-func (f *Finder) SimpleSignatures(ctx context.Context, t proxy.Target, d digest.Digest) ([][]byte, error) {
+func (f *Finder) SimpleSignatures(ctx context.Context, t admission.Target, d digest.Digest) ([][]byte, error) {
 	sigs, err := f.servedSignatures(ctx, t, d)
 	if err != nil {
 		// 503 whatever the upstream answered while they were read: its 403 on a .sig tag
@@ -335,7 +336,7 @@ func (f *Finder) SimpleSignatures(ctx context.Context, t proxy.Target, d digest.
 // servedSignatures finds the signatures SimpleSignatures filters: those of the remembered
 // verdict lookups of d (an error only when every one fails: a signature API answer with
 // fewer signatures can only make a client refuse), else those of the repo@digest lookup.
-func (f *Finder) servedSignatures(ctx context.Context, t proxy.Target, d digest.Digest) ([]policy.Signature, error) {
+func (f *Finder) servedSignatures(ctx context.Context, t admission.Target, d digest.Digest) ([]policy.Signature, error) {
 	reg, ok := f.registries[t.Registry]
 	if !ok {
 		return nil, fmt.Errorf("sigsource: %q is not a configured upstream", t.Registry)

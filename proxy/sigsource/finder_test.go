@@ -20,6 +20,7 @@ import (
 	"github.com/pullgate/pullgate/proxy/gatetest"
 
 	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/proxy/admission"
 )
 
 // TestUseSigstoreAttachments: attachments are read only where registries.d enables them
@@ -264,7 +265,7 @@ func TestSimpleSignatures(t *testing.T) {
 	if err != nil || len(all) != 4 {
 		t.Fatalf("Signatures: %d, %v; want 4", len(all), err)
 	}
-	got, err := f.SimpleSignatures(context.Background(), proxy.Target{Registry: testRegistryName, Repository: testRepo}, img.Digest)
+	got, err := f.SimpleSignatures(context.Background(), admission.Target{Registry: testRegistryName, Repository: testRepo}, img.Digest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +282,7 @@ func TestSimpleSignaturesFailure(t *testing.T) {
 	d := digest.FromString("m")
 	lookaside.answer(sigPath(testRepo, d, 1), func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) })
 	f := newTestFinder(t, reg, lookaside.registriesD(""), nil)
-	if _, err := f.SimpleSignatures(context.Background(), proxy.Target{Registry: testRegistryName, Repository: testRepo}, d); !errors.Is(err, ErrLookasideFetch) {
+	if _, err := f.SimpleSignatures(context.Background(), admission.Target{Registry: testRegistryName, Repository: testRepo}, d); !errors.Is(err, ErrLookasideFetch) {
 		t.Fatalf("err = %v, want ErrLookasideFetch", err)
 	}
 }
@@ -298,7 +299,7 @@ func TestSimpleSignaturesUnavailable(t *testing.T) {
 		w.Write([]byte(`{"errors":[{"code":"DENIED","message":"no"}]}`))
 	})
 	f := newTestFinder(t, reg, attachmentsOn, nil)
-	_, err := f.SimpleSignatures(context.Background(), proxy.Target{Registry: testRegistryName, Repository: testRepo}, img.Digest)
+	_, err := f.SimpleSignatures(context.Background(), admission.Target{Registry: testRegistryName, Repository: testRepo}, img.Digest)
 	var pe *proxy.Error
 	if !errors.As(err, &pe) || pe.Code != errcode.ErrorCodeUnavailable || !errors.Is(err, ErrRegistryFetch) {
 		t.Fatalf("err = %v, want UNAVAILABLE wrapping ErrRegistryFetch", err)

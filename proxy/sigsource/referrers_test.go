@@ -10,7 +10,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 // bundleLayer is a Sigstore bundle layer (its content is not verified here).
@@ -178,7 +178,7 @@ func TestReferrerBundles(t *testing.T) {
 					t.Fatalf("referrer %s that is not a bundle was fetched %d times", d, n)
 				}
 			}
-			api, tag := reg.count(http.MethodGet, "/referrers/"), reg.countExact(http.MethodGet, "/v2/"+testRepo+"/manifests/"+proxy.ReferrersTag(img.Digest))
+			api, tag := reg.count(http.MethodGet, "/referrers/"), reg.countExact(http.MethodGet, "/v2/"+testRepo+"/manifests/"+content.ReferrersTag(img.Digest))
 			if tt.referrers && (api != 1 || tag != 0) || !tt.referrers && (api != 1 || tag != 1) {
 				t.Fatalf("referrers API read %d times, referrers tag %d times", api, tag)
 			}
@@ -193,7 +193,7 @@ func (r *testRegistry) putReferrersTag(t *testing.T, subject digest.Digest, desc
 	idx.SchemaVersion = 2
 	// go-containerregistry checks that an index's image children exist; referrers are
 	// listed with their artifact types, which it does not check.
-	r.override(http.MethodGet, "/v2/"+testRepo+"/manifests/"+proxy.ReferrersTag(subject), func(w http.ResponseWriter, _ *http.Request) {
+	r.override(http.MethodGet, "/v2/"+testRepo+"/manifests/"+content.ReferrersTag(subject), func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
 		w.Write(mustJSON(t, idx))
 	})

@@ -16,35 +16,19 @@ import (
 
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/verify"
 )
 
 // Registry is the upstream access the in-registry sources need (*upstream.Client).
 type Registry interface {
-	proxy.ManifestSource
-	proxy.BlobSource
-	proxy.ListingSource
+	content.ManifestSource
+	content.BlobSource
+	content.ListingSource
 	// SupportsSignatureExtension reports whether the registry offers the signature API.
 	SupportsSignatureExtension(ctx context.Context) (bool, error)
 	// ExtensionSignatures returns the signature API's JSON list for a manifest digest.
 	ExtensionSignatures(ctx context.Context, repo string, d digest.Digest) ([]byte, error)
-}
-
-// manifestAccept is the Accept list for signature manifests: every manifest type, as
-// containers/image sends (the Content-Type is checked afterwards).
-var manifestAccept = []string{
-	ocispec.MediaTypeImageManifest,
-	"application/vnd.docker.distribution.manifest.v2+json",
-	ocispec.MediaTypeImageIndex,
-	"application/vnd.docker.distribution.manifest.list.v2+json",
-}
-
-// sigstoreBundleTypes are the media types of Sigstore bundles (cosign v3 writes v0.3).
-var sigstoreBundleTypes = map[string]bool{
-	"application/vnd.dev.sigstore.bundle.v0.3+json":        true,
-	"application/vnd.dev.sigstore.bundle+json;version=0.1": true,
-	"application/vnd.dev.sigstore.bundle+json;version=0.2": true,
-	"application/vnd.dev.sigstore.bundle+json;version=0.3": true,
 }
 
 // ErrRegistryFetch is wrapped by failures to read signatures stored in the registry.
@@ -107,7 +91,7 @@ func sigstoreAttachments(ctx context.Context, reg Registry, repo string, d diges
 	if err := b.room(1); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrRegistryFetch, tag, err)
 	}
-	m, err := reg.Manifest(ctx, repo, tag, manifestAccept)
+	m, err := reg.Manifest(ctx, repo, tag, content.ManifestAccept)
 	if isSignatureNotFound(err) {
 		return nil, nil
 	}
@@ -170,7 +154,7 @@ func referrerBundles(ctx context.Context, reg Registry, repo string, d digest.Di
 	for _, desc := range descs {
 		// cosign v2 writes no artifactType, so the listing shows the empty config type;
 		// other artifact types (SBOMs, attestations) are not bundles and are not read.
-		if desc.ArtifactType != "" && desc.ArtifactType != ocispec.MediaTypeEmptyJSON && !sigstoreBundleTypes[normalise(desc.ArtifactType)] {
+		if desc.ArtifactType != "" && desc.ArtifactType != ocispec.MediaTypeEmptyJSON && !content.IsSigstoreBundle(desc.ArtifactType) {
 			continue
 		}
 		if seen++; seen > maxReferrerManifests {
@@ -182,7 +166,7 @@ func referrerBundles(ctx context.Context, reg Registry, repo string, d digest.Di
 		if err := b.room(1); err != nil {
 			return nil, fmt.Errorf("%w: referrer %s: %w", ErrRegistryFetch, desc.Digest, err)
 		}
-		m, err := reg.Manifest(ctx, repo, desc.Digest.String(), manifestAccept)
+		m, err := reg.Manifest(ctx, repo, desc.Digest.String(), content.ManifestAccept)
 		if err != nil {
 			return nil, fmt.Errorf("%w: referrer %s: %w", ErrRegistryFetch, desc.Digest, err)
 		}
@@ -194,7 +178,7 @@ func referrerBundles(ctx context.Context, reg Registry, repo string, d digest.Di
 			continue // an index or something else that is not a bundle manifest
 		}
 		for _, l := range am.Layers {
-			if !sigstoreBundleTypes[normalise(l.MediaType)] {
+			if !content.IsSigstoreBundle(l.MediaType) {
 				continue
 			}
 			if err := b.signature(); err != nil {
@@ -217,25 +201,17 @@ func referrers(ctx context.Context, reg Registry, repo string, d digest.Digest, 
 		return nil, err
 	}
 	l, err := reg.Referrers(ctx, repo, d, url.Values{})
-	if errors.Is(err, proxy.ErrReferrersUnsupported) {
+	if errors.Is(err, content.ErrReferrersUnsupported) {
 		if err := b.room(1); err != nil {
 			return nil, err
 		}
-		m, err := reg.Manifest(ctx, repo, proxy.ReferrersTag(d), []string{ocispec.MediaTypeImageIndex})
-		if proxy.IsNotFound(err) {
-			return nil, nil
+		listed, size, err := content.ReferrersFromTag(ctx, reg.Manifest, repo, d)
+		if size > 0 {
+			if cerr := b.charge(int64(size)); cerr != nil {
+				return nil, cerr
+			}
 		}
-		if err != nil {
-			return nil, err
-		}
-		if err := b.charge(int64(len(m.Bytes))); err != nil {
-			return nil, err
-		}
-		var idx ocispec.Index
-		if err := json.Unmarshal(m.Bytes, &idx); err != nil {
-			return nil, fmt.Errorf("the referrers tag does not hold an image index: %w", err)
-		}
-		return idx.Manifests, nil
+		return listed, err
 	}
 	if err != nil {
 		return nil, err
@@ -305,14 +281,10 @@ func isSignatureNotFound(err error) bool {
 	if err == nil {
 		return false
 	}
-	if proxy.IsNotFound(err) {
+	if content.IsNotFound(err) {
 		return true
 	}
 	var pe *proxy.Error
 	return errors.As(err, &pe) && pe.Code == errcode.ErrorCodeUnknown &&
 		strings.Contains(strings.ToLower(pe.Message), "not found")
-}
-
-func normalise(mt string) string {
-	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(mt)), "; ", ";")
 }

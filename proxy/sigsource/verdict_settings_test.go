@@ -18,6 +18,7 @@ import (
 
 	"github.com/pullgate/pullgate/policy/policytest"
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
 )
 
 // brokenLookaside is a lookaside on 127.0.0.1 that answers every request with 500 (as an
@@ -65,7 +66,7 @@ func TestSignatureAPIUsesVerdictSettings(t *testing.T) {
 			"  " + testRegistryName + "/" + testRepo + ":\n    lookaside: " + brokenURL + "\n"}
 		return newTestFinder(t, reg, files, change), reg, good, broken, d, sig
 	}
-	target := proxy.Target{Registry: testRegistryName, Repository: testRepo}
+	target := admission.Target{Registry: testRegistryName, Repository: testRepo}
 	verdict := func(t *testing.T, f *Finder, tag string, d digest.Digest) error {
 		t.Helper()
 		_, err := f.Signatures(context.Background(), testRegistryName, testRepo, mustRef(t, testRegistryName+"/"+testRepo+":"+tag), d)

@@ -16,7 +16,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 // Client reads from one upstream registry. It is safe for concurrent use and meant to
@@ -43,7 +43,7 @@ type Client struct {
 	setupTimeout, requestTimeout, blobStall time.Duration
 }
 
-var _ proxy.Source = (*Client)(nil)
+var _ content.Source = (*Client)(nil)
 
 // New returns a client for opts.URL. It reads the CA file and the docker config at once,
 // so configuration mistakes surface at start-up; it does not contact the upstream.

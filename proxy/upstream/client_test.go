@@ -28,6 +28,7 @@ import (
 	"github.com/pullgate/pullgate/proxy/upstream"
 
 	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
 func TestNewRejectsBadOptions(t *testing.T) {
@@ -473,7 +474,7 @@ func TestStatBlob(t *testing.T) {
 		t.Fatalf("StatBlob: %+v %v", desc, err)
 	}
 	_, err = c.StatBlob(context.Background(), "team/app", digest.FromString("absent"))
-	if !proxy.IsNotFound(err) {
+	if !content.IsNotFound(err) {
 		t.Fatalf("StatBlob of an absent blob: %v", err)
 	}
 	var _ v1.Hash = ld

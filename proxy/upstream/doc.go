@@ -1,5 +1,5 @@
 // Package upstream is pullgate's client for one upstream registry. It implements
-// proxy.Source: it forwards reads over net/http with connect and header timeouts,
+// content.Source: it forwards reads over net/http with connect and header timeouts,
 // authenticates with go-containerregistry's transport (Ping, then basic auth or bearer
 // tokens cached per repository scope and refreshed on 401), retries idempotent requests
 // after connection errors and 502/503/504, verifies manifest bytes, and maps upstream

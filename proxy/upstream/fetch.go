@@ -11,12 +11,13 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/content"
 )
 
-// Manifest implements proxy.ManifestSource: a GET with the client's Accept lines, the
-// body read up to proxy.MaxManifestBytes and checked against the digest requested (for
+// Manifest implements content.ManifestSource: a GET with the client's Accept lines, the
+// body read up to content.MaxManifestBytes and checked against the digest requested (for
 // a digest reference) and the Docker-Content-Digest announced.
-func (c *Client) Manifest(ctx context.Context, repo, reference string, accept []string) (*proxy.Manifest, error) {
+func (c *Client) Manifest(ctx context.Context, repo, reference string, accept []string) (*content.Manifest, error) {
 	resp, err := c.do(ctx, classAPI, http.MethodGet, repo, "manifests/"+reference, nil, http.Header{"Accept": accept})
 	if err != nil {
 		return nil, c.transportError(err)
@@ -25,17 +26,17 @@ func (c *Client) Manifest(ctx context.Context, repo, reference string, accept []
 	if resp.StatusCode != http.StatusOK {
 		return nil, c.responseError(resp, kindManifest)
 	}
-	if resp.ContentLength > proxy.MaxManifestBytes {
+	if resp.ContentLength > content.MaxManifestBytes {
 		return nil, c.invalid("a manifest larger than pullgate accepts",
-			fmt.Errorf("%s/%s: Content-Length %d: %w", repo, reference, resp.ContentLength, proxy.ErrManifestTooLarge))
+			fmt.Errorf("%s/%s: Content-Length %d: %w", repo, reference, resp.ContentLength, content.ErrManifestTooLarge))
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, proxy.MaxManifestBytes+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, content.MaxManifestBytes+1))
 	if err != nil {
 		return nil, c.transportError(fmt.Errorf("read manifest %s:%s: %w", repo, reference, err))
 	}
-	if len(body) > proxy.MaxManifestBytes {
+	if len(body) > content.MaxManifestBytes {
 		return nil, c.invalid("a manifest larger than pullgate accepts",
-			fmt.Errorf("%s/%s: %w", repo, reference, proxy.ErrManifestTooLarge))
+			fmt.Errorf("%s/%s: %w", repo, reference, content.ErrManifestTooLarge))
 	}
 	if announced := resp.Header.Get("Docker-Content-Digest"); announced != "" {
 		if err := checkDigest(body, announced); err != nil {
@@ -49,7 +50,7 @@ func (c *Client) Manifest(ctx context.Context, repo, reference string, accept []
 				fmt.Errorf("%s/%s: %w", repo, reference, err))
 		}
 	}
-	return &proxy.Manifest{
+	return &content.Manifest{
 		ContentType: resp.Header.Get("Content-Type"),
 		Digest:      digest.SHA256.FromBytes(body),
 		Bytes:       body,
@@ -61,10 +62,10 @@ func (c *Client) Manifest(ctx context.Context, repo, reference string, accept []
 func checkDigest(body []byte, want string) error {
 	d, err := digest.Parse(want)
 	if err != nil {
-		return fmt.Errorf("%q: %w: %w", want, err, proxy.ErrDigestMismatch)
+		return fmt.Errorf("%q: %w: %w", want, err, content.ErrDigestMismatch)
 	}
 	if got := d.Algorithm().FromBytes(body); got != d {
-		return fmt.Errorf("got %s, want %s: %w", got, d, proxy.ErrDigestMismatch)
+		return fmt.Errorf("got %s, want %s: %w", got, d, content.ErrDigestMismatch)
 	}
 	return nil
 }
@@ -76,28 +77,28 @@ func (c *Client) invalid(what string, cause error) *proxy.Error {
 		Err:     fmt.Errorf("upstream %s: %w", c.registryName, cause)}
 }
 
-// HeadManifest implements proxy.ManifestSource with a HEAD.
-func (c *Client) HeadManifest(ctx context.Context, repo, reference string, accept []string) (proxy.Descriptor, error) {
+// HeadManifest implements content.ManifestSource with a HEAD.
+func (c *Client) HeadManifest(ctx context.Context, repo, reference string, accept []string) (content.Descriptor, error) {
 	resp, err := c.do(ctx, classAPI, http.MethodHead, repo, "manifests/"+reference, nil, http.Header{"Accept": accept})
 	if err != nil {
-		return proxy.Descriptor{}, c.transportError(err)
+		return content.Descriptor{}, c.transportError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return proxy.Descriptor{}, c.responseError(resp, kindManifest)
+		return content.Descriptor{}, c.responseError(resp, kindManifest)
 	}
-	d := proxy.Descriptor{ContentType: resp.Header.Get("Content-Type"), Size: resp.ContentLength}
+	d := content.Descriptor{ContentType: resp.Header.Get("Content-Type"), Size: resp.ContentLength}
 	if dg, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil {
 		d.Digest = dg
 	}
 	return d, nil
 }
 
-// Blob implements proxy.BlobSource: a GET, following redirects (to other hosts too, but
+// Blob implements content.BlobSource: a GET, following redirects (to other hosts too, but
 // never from https to http), with the client's Range header when there is one. The body
 // is the upstream's, unverified; the caller checks it. A body that sends no byte for the
 // stall timeout ends with a *TimeoutError.
-func (c *Client) Blob(ctx context.Context, repo string, dgst digest.Digest, rangeHeader string) (*proxy.Blob, error) {
+func (c *Client) Blob(ctx context.Context, repo string, dgst digest.Digest, rangeHeader string) (*content.Blob, error) {
 	header := http.Header{}
 	if rangeHeader != "" {
 		header.Set("Range", rangeHeader)
@@ -114,7 +115,7 @@ func (c *Client) Blob(ctx context.Context, repo string, dgst digest.Digest, rang
 		resp.Body.Close()
 		return nil, err
 	}
-	return &proxy.Blob{
+	return &content.Blob{
 		Body:          resp.Body,
 		Status:        resp.StatusCode,
 		ContentType:   resp.Header.Get("Content-Type"),
@@ -124,20 +125,20 @@ func (c *Client) Blob(ctx context.Context, repo string, dgst digest.Digest, rang
 	}, nil
 }
 
-// StatBlob implements proxy.BlobSource with a HEAD.
-func (c *Client) StatBlob(ctx context.Context, repo string, dgst digest.Digest) (proxy.Descriptor, error) {
+// StatBlob implements content.BlobSource with a HEAD.
+func (c *Client) StatBlob(ctx context.Context, repo string, dgst digest.Digest) (content.Descriptor, error) {
 	resp, err := c.do(ctx, classBlob, http.MethodHead, repo, "blobs/"+dgst.String(), nil, nil)
 	if err != nil {
-		return proxy.Descriptor{}, c.transportError(err)
+		return content.Descriptor{}, c.transportError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return proxy.Descriptor{}, c.responseError(resp, kindBlob)
+		return content.Descriptor{}, c.responseError(resp, kindBlob)
 	}
 	if err := c.checkAnnouncedDigest(resp, dgst); err != nil {
-		return proxy.Descriptor{}, err
+		return content.Descriptor{}, err
 	}
-	return proxy.Descriptor{ContentType: resp.Header.Get("Content-Type"), Digest: dgst, Size: resp.ContentLength}, nil
+	return content.Descriptor{ContentType: resp.Header.Get("Content-Type"), Digest: dgst, Size: resp.ContentLength}, nil
 }
 
 // checkAnnouncedDigest refuses a blob answer whose Docker-Content-Digest names another
@@ -148,22 +149,22 @@ func (c *Client) checkAnnouncedDigest(resp *http.Response, want digest.Digest) e
 		return nil
 	}
 	return c.invalid("a blob under another digest",
-		fmt.Errorf("asked for %s, Docker-Content-Digest says %q: %w", want, announced, proxy.ErrDigestMismatch))
+		fmt.Errorf("asked for %s, Docker-Content-Digest says %q: %w", want, announced, content.ErrDigestMismatch))
 }
 
-// Tags implements proxy.ListingSource.
-func (c *Client) Tags(ctx context.Context, repo string, query url.Values) (*proxy.Listing, error) {
+// Tags implements content.ListingSource.
+func (c *Client) Tags(ctx context.Context, repo string, query url.Values) (*content.Listing, error) {
 	return c.listing(ctx, repo, "tags/list", query, kindTags)
 }
 
-// Referrers implements proxy.ListingSource. A 404 means the upstream has no referrers
+// Referrers implements content.ListingSource. A 404 means the upstream has no referrers
 // API (a registry that has it answers an empty list, never 404).
-func (c *Client) Referrers(ctx context.Context, repo string, dgst digest.Digest, query url.Values) (*proxy.Listing, error) {
+func (c *Client) Referrers(ctx context.Context, repo string, dgst digest.Digest, query url.Values) (*content.Listing, error) {
 	return c.listing(ctx, repo, "referrers/"+dgst.String(), query, kindReferrers)
 }
 
-// listing GETs a JSON listing, read whole up to proxy.MaxListingBytes.
-func (c *Client) listing(ctx context.Context, repo, suffix string, query url.Values, k kind) (*proxy.Listing, error) {
+// listing GETs a JSON listing, read whole up to content.MaxListingBytes.
+func (c *Client) listing(ctx context.Context, repo, suffix string, query url.Values, k kind) (*content.Listing, error) {
 	resp, err := c.do(ctx, classAPI, http.MethodGet, repo, suffix, query, http.Header{"Accept": {"application/json", "application/vnd.oci.image.index.v1+json"}})
 	if err != nil {
 		return nil, c.transportError(err)
@@ -171,19 +172,19 @@ func (c *Client) listing(ctx context.Context, repo, suffix string, query url.Val
 	defer resp.Body.Close()
 	if k == kindReferrers && resp.StatusCode == http.StatusNotFound {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBodyBytes))
-		return nil, fmt.Errorf("upstream %s: %s: %w", c.registryName, suffix, proxy.ErrReferrersUnsupported)
+		return nil, fmt.Errorf("upstream %s: %s: %w", c.registryName, suffix, content.ErrReferrersUnsupported)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, c.responseError(resp, k)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, proxy.MaxListingBytes+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, content.MaxListingBytes+1))
 	if err != nil {
 		return nil, c.transportError(fmt.Errorf("read %s: %w", suffix, err))
 	}
-	if len(body) > proxy.MaxListingBytes {
-		return nil, c.invalid("a listing larger than pullgate accepts", fmt.Errorf("%s/%s: over %d bytes", repo, suffix, proxy.MaxListingBytes))
+	if len(body) > content.MaxListingBytes {
+		return nil, c.invalid("a listing larger than pullgate accepts", fmt.Errorf("%s/%s: over %d bytes", repo, suffix, content.MaxListingBytes))
 	}
-	return &proxy.Listing{
+	return &content.Listing{
 		ContentType:    resp.Header.Get("Content-Type"),
 		Body:           body,
 		Link:           resp.Header.Get("Link"),

@@ -18,6 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
 
@@ -237,9 +238,9 @@ func TestCrossHostBlobRedirectGetsNoBearerToken(t *testing.T) {
 }
 
 func TestBlobRedirectFromHTTPSToHTTPIsRefused(t *testing.T) {
-	content := []byte("layer bytes")
-	dgst := digest.FromBytes(content)
-	plain := startInternal(t, content)
+	layer := []byte("layer bytes")
+	dgst := digest.FromBytes(layer)
+	plain := startInternal(t, layer)
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
 		t.Run(method, func(t *testing.T) {
 			tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -257,7 +258,7 @@ func TestBlobRedirectFromHTTPSToHTTPIsRefused(t *testing.T) {
 			c, _ := newClient(t, tlsSrv.URL, func(o *upstream.Options) { o.CAFile = caFile })
 			var err error
 			if method == http.MethodGet {
-				var b *proxy.Blob
+				var b *content.Blob
 				if b, err = c.Blob(context.Background(), "team/app", dgst, ""); err == nil {
 					b.Body.Close()
 				}

@@ -1,4 +1,4 @@
-package proxy
+package content
 
 import (
 	"context"
@@ -21,8 +21,8 @@ import (
 // Tags, HeadManifest by tag and listings go to the upstream when it is reachable. The
 // handlers do not change: they verify and gate whatever the Source returns.
 //
-// Errors that should reach the client with a particular OCI code are *Error values
-// (possibly wrapped); anything else is answered 500 UNKNOWN.
+// Errors say what failed (an upstream answer, a timeout, content that failed
+// verification); the handler maps them to the OCI answer.
 type Source interface {
 	ManifestSource
 	BlobSource

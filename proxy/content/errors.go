@@ -1,0 +1,54 @@
+package content
+
+import (
+	"errors"
+
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+
+	"github.com/pullgate/pullgate/proxy/verify"
+)
+
+// Sentinel causes, for errors.Is. Sources wrap them; the handler picks the answer.
+var (
+	// ErrDigestMismatch: bytes from an upstream do not hash to the digest they were
+	// requested or announced by.
+	ErrDigestMismatch = verify.ErrDigestMismatch
+	// ErrSizeMismatch: an upstream sent more or fewer bytes than it announced.
+	ErrSizeMismatch = verify.ErrSizeMismatch
+	// ErrManifestTooLarge: a manifest is larger than MaxManifestBytes.
+	ErrManifestTooLarge = errors.New("manifest too large")
+	// ErrReferrersUnsupported: the upstream has no referrers API (it answered 404), so
+	// the referrers tag schema must be used instead.
+	ErrReferrersUnsupported = errors.New("upstream has no referrers API")
+	// ErrReferrersTagNotIndex: the manifest under a referrers tag is not an image index.
+	ErrReferrersTagNotIndex = errors.New("the referrers tag does not hold an image index")
+)
+
+// coded is an error that names an OCI error code: an upstream's answer, or the
+// handler's. Reading the code through this interface keeps this package free of both.
+type coded interface {
+	error
+	ErrorCode() errcode.ErrorCode
+}
+
+// Code is the OCI error code err carries (the first in its chain that has one), or
+// errcode.ErrorCodeUnknown.
+func Code(err error) errcode.ErrorCode {
+	var c coded
+	if errors.As(err, &c) {
+		return c.ErrorCode()
+	}
+	return errcode.ErrorCodeUnknown
+}
+
+// IsNotFound reports whether err says the object (or its repository) does not exist.
+func IsNotFound(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch Code(err) {
+	case errcode.ErrorCodeManifestUnknown, errcode.ErrorCodeBlobUnknown, errcode.ErrorCodeNameUnknown:
+		return true
+	}
+	return false
+}
