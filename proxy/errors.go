@@ -12,8 +12,9 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 )
 
-// Error is an answer to the client in the OCI error format. Handlers and Sources return
-// it (wrapped or not); writeError is the only place that turns it into a response.
+// Error is an answer to the client in the OCI error format. Only this package makes
+// them: handlers return them, and answer (answer.go) makes one of every other error;
+// writeError is the only place that turns one into a response.
 type Error struct {
 	// Code is the OCI error code (errcode.ErrorCodeManifestUnknown, ...).
 	Code errcode.ErrorCode
@@ -65,24 +66,6 @@ func errorBody(e *Error) []byte {
 		b, _ = json.Marshal(errcode.Errors{oe})
 	}
 	return b
-}
-
-// asError turns any error into the *Error to answer with. Unknown errors become 500
-// UNKNOWN with a generic message: their text may carry internals.
-func asError(err error) *Error {
-	var pe *Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	var ec errcode.Error
-	if errors.As(err, &ec) {
-		return &Error{Code: ec.Code, Message: ec.Message, Detail: ec.Detail, Err: err}
-	}
-	var code errcode.ErrorCode
-	if errors.As(err, &code) {
-		return &Error{Code: code, Err: err}
-	}
-	return &Error{Code: errcode.ErrorCodeUnknown, Message: "internal error", Err: err}
 }
 
 // writeError answers err in the OCI error format and logs it: the one place errors

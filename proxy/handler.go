@@ -270,23 +270,6 @@ func target(r *http.Request, rt route) admission.Target {
 	return admission.Target{Registry: rt.registry, Repository: rt.repo, ClientAddr: r.RemoteAddr}
 }
 
-// gateError is the answer when the gate (or the signature lister) could not decide: 503,
-// unless it chose an OCI error itself by returning a *Error. A *Error found deeper in the
-// chain is an upstream's answer to some other request (a .sig tag, a referrer) and says
-// nothing about the content asked for, so it is not relayed.
-func gateError(err error) error {
-	if pe, ok := err.(*Error); ok {
-		return pe
-	}
-	return &Error{Code: errcode.ErrorCodeUnavailable,
-		Message: "could not decide whether the content may be served; try again later", Err: err}
-}
-
-// denied is the answer when the gate refused.
-func denied(d admission.Decision) error {
-	return &Error{Code: errcode.ErrorCodeDenied, Message: d.Reason, Detail: d.Detail}
-}
-
 // setContentType sets the Content-Type exactly as given; an empty one stays empty
 // rather than letting net/http sniff one.
 func setContentType(hdr http.Header, ct string) {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -103,8 +102,7 @@ func (f *manifestFetcher) fetch(ctx context.Context, src content.ManifestSource,
 // headUnsupported reports whether a HEAD failed only because the upstream does not
 // answer HEAD, so a GET is worth trying.
 func headUnsupported(err error) bool {
-	var pe *Error
-	return errors.As(err, &pe) && pe.HTTPStatus() == http.StatusMethodNotAllowed
+	return asError(err).HTTPStatus() == http.StatusMethodNotAllowed
 }
 
 // get fetches a manifest with a GET upstream, once for concurrent identical requests

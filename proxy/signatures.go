@@ -46,7 +46,7 @@ func (h *handler) serveSignatures(w http.ResponseWriter, r *http.Request, rt rou
 	d := digest.Digest(rt.ref)
 	sigs, err := h.signatures.SimpleSignatures(r.Context(), target(r, rt), d)
 	if err != nil {
-		return gateError(err)
+		return signatureError(err)
 	}
 	list := struct {
 		Signatures []extensionSignature `json:"signatures"`

@@ -75,3 +75,16 @@ type BlobRequest struct {
 	Digest digest.Digest
 	Head   bool
 }
+
+// UnreadableError is a gate's or a signature lister's error when what it needed
+// (signatures, an attachment's blobs) could not be read. The handler answers 503
+// UNAVAILABLE whatever an upstream answered meanwhile: its 403 on a .sig tag or 404 on
+// a listed referrer says nothing about the content the client asked for. Err is the
+// cause, kept for logs and errors.As.
+type UnreadableError struct {
+	Err error
+}
+
+func (e *UnreadableError) Error() string { return e.Err.Error() }
+
+func (e *UnreadableError) Unwrap() error { return e.Err }

@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"runtime"
 	"strings"
@@ -204,8 +203,8 @@ func TestGateAttachments(t *testing.T) {
 		})
 		_, err := admit(t, g, testRepo, sigTag(subject), emptySig)
 		w.override(http.MethodGet, "/v2/"+testRepo+"/blobs/"+sigLayer["digest"].(string), nil)
-		var pe *proxy.Error
-		if !errors.As(err, &pe) || pe.Code != errcode.ErrorCodeUnavailable {
+		pe := proxy.GateAnswer(err)
+		if err == nil || pe.Code != errcode.ErrorCodeUnavailable {
 			t.Fatalf("err = %v, want 503 UNAVAILABLE", err)
 		}
 		mustAdmit(t, g, testRepo, sigTag(subject), emptySig, true)

@@ -9,13 +9,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/cache"
 	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/admission"
 )
 
@@ -566,15 +564,13 @@ func (e *IndeterminateError) Error() string {
 
 func (e *IndeterminateError) Unwrap() error { return e.Err }
 
-// unavailable is what the proxy answers when a manifest could not be decided: 503
-// UNAVAILABLE, whatever upstream answer caused it. The proxy relays a *proxy.Error found
-// in a gate error as is, and an upstream's own answer while signatures were read (403 on a
-// .sig tag, 404 on a listed referrer) would otherwise reach the client as if it were about
-// the manifest it asked for. The cause stays in the chain for logs and errors.As.
+// unavailable is the error of a manifest that could not be decided. The handler answers
+// it 503 UNAVAILABLE whatever upstream answer caused it: an upstream's own answer while
+// signatures were read (403 on a .sig tag, 404 on a listed referrer) must not reach the
+// client as if it were about the manifest it asked for. The cause stays in the chain for
+// logs and errors.As.
 func unavailable(err error) error {
-	return &proxy.Error{Code: errcode.ErrorCodeUnavailable,
-		Message: "could not decide whether the content may be served: its signatures could not be read; try again later",
-		Err:     err}
+	return &admission.UnreadableError{Err: err}
 }
 
 // AdmitBlob implements admission.Gate: a blob is served only when an accepted manifest of the

@@ -285,8 +285,8 @@ func TestGateReloadStorm(t *testing.T) {
 	g := w.gate(p, nil)
 	p.g = g
 	_, err := admit(t, g, testRepo, "1", image(t, "app"))
-	var pe *proxy.Error
-	if !errors.Is(err, ErrPolicyReloaded) || !errors.As(err, &pe) || pe.Code != errcode.ErrorCodeUnavailable || pe.HTTPStatus() != http.StatusServiceUnavailable {
+	pe := proxy.GateAnswer(err)
+	if !errors.Is(err, ErrPolicyReloaded) || err == nil || pe.Code != errcode.ErrorCodeUnavailable || pe.HTTPStatus() != http.StatusServiceUnavailable {
 		t.Fatalf("err = %v, want 503 wrapping ErrPolicyReloaded", err)
 	}
 	if n := p.calls.Load(); n != maxDecideAttempts {

@@ -58,9 +58,9 @@ func TestGateUndecidedIsUnavailable(t *testing.T) {
 			g := w.gate(w.policy(signedByTrusted), func(o *Options) { o.DenyTTL = 1 })
 
 			_, err := admit(t, g, testRepo, "1", img)
-			var pe *proxy.Error
+			pe := proxy.GateAnswer(err)
 			var ie *IndeterminateError
-			if !errors.As(err, &pe) || pe.Code != errcode.ErrorCodeUnavailable || pe.HTTPStatus() != http.StatusServiceUnavailable || !errors.As(err, &ie) {
+			if err == nil || pe.Code != errcode.ErrorCodeUnavailable || pe.HTTPStatus() != http.StatusServiceUnavailable || !errors.As(err, &ie) {
 				t.Fatalf("err = %v, want a 503 UNAVAILABLE wrapping an *IndeterminateError", err)
 			}
 			if strings.Contains(pe.Message, w.lookaside.URL) || strings.Contains(pe.Message, w.registry.URL) {

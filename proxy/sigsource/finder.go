@@ -10,14 +10,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/distribution/reference"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/cache"
 	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/admission"
 )
 
@@ -42,8 +40,6 @@ type Finder struct {
 	verdictSettings *verdictSettings
 	log             *slog.Logger
 }
-
-var _ proxy.SignatureLister = (*Finder)(nil)
 
 // FinderOptions configures a Finder.
 type FinderOptions struct {
@@ -309,8 +305,7 @@ func (f *Finder) SimpleSignatures(ctx context.Context, t admission.Target, d dig
 		// 503 whatever the upstream answered while they were read: its 403 on a .sig tag
 		// or 404 on a referrer says nothing about the signature list asked for, and the
 		// handler would relay such an answer as is.
-		return nil, &proxy.Error{Code: errcode.ErrorCodeUnavailable,
-			Message: "the signatures could not be read; try again later", Err: err}
+		return nil, &admission.UnreadableError{Err: err}
 	}
 	var out [][]byte
 	for _, s := range sigs {

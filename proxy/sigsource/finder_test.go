@@ -300,8 +300,8 @@ func TestSimpleSignaturesUnavailable(t *testing.T) {
 	})
 	f := newTestFinder(t, reg, attachmentsOn, nil)
 	_, err := f.SimpleSignatures(context.Background(), admission.Target{Registry: testRegistryName, Repository: testRepo}, img.Digest)
-	var pe *proxy.Error
-	if !errors.As(err, &pe) || pe.Code != errcode.ErrorCodeUnavailable || !errors.Is(err, ErrRegistryFetch) {
+	pe := proxy.SignatureAnswer(err)
+	if err == nil || pe.Code != errcode.ErrorCodeUnavailable || !errors.Is(err, ErrRegistryFetch) {
 		t.Fatalf("err = %v, want UNAVAILABLE wrapping ErrRegistryFetch", err)
 	}
 

@@ -1,6 +1,8 @@
 package sigsource
 
-import "time"
+import (
+	"time"
+)
 
 const (
 	// maxSignatureSize bounds one signature (a lookaside file, a .sig layer, a bundle),

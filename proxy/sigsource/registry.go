@@ -15,8 +15,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/content"
+	"github.com/pullgate/pullgate/proxy/upstream"
 	"github.com/pullgate/pullgate/proxy/verify"
 )
 
@@ -284,7 +284,7 @@ func isSignatureNotFound(err error) bool {
 	if content.IsNotFound(err) {
 		return true
 	}
-	var pe *proxy.Error
-	return errors.As(err, &pe) && pe.Code == errcode.ErrorCodeUnknown &&
-		strings.Contains(strings.ToLower(pe.Message), "not found")
+	var ue *upstream.Error
+	return errors.As(err, &ue) && ue.ErrorCode() == errcode.ErrorCodeUnknown &&
+		strings.Contains(strings.ToLower(ue.Message), "not found")
 }

@@ -150,9 +150,9 @@ func TestUpstreamErrorsMapToOCICodes(t *testing.T) {
 			defer srv.Close()
 			c, _ := newClient(t, srv.URL, nil)
 			err := tt.call(c)
-			var pe *proxy.Error
-			if !errors.As(err, &pe) {
-				t.Fatalf("error %v is not a *proxy.Error", err)
+			pe := proxy.Answer(err)
+			if err == nil {
+				t.Fatalf("no error")
 			}
 			if pe.Code != tt.wantCode || pe.HTTPStatus() != tt.wantStatus || pe.RetryAfter != tt.wantRetryAfter {
 				t.Fatalf("got %s %d Retry-After %q, want %s %d %q (%v)", pe.Code, pe.HTTPStatus(), pe.RetryAfter,
@@ -172,8 +172,8 @@ func TestErrorBodyIsBounded(t *testing.T) {
 	defer srv.Close()
 	c, _ := newClient(t, srv.URL, nil)
 	_, err := c.Manifest(context.Background(), "team/app", "v1", nil)
-	var pe *proxy.Error
-	if !errors.As(err, &pe) || pe.HTTPStatus() != 403 || len(pe.Message) > 1024 {
+	pe := proxy.Answer(err)
+	if err == nil || pe.HTTPStatus() != 403 || len(pe.Message) > 1024 {
 		t.Fatalf("%v (message %d bytes)", err, len(pe.Message))
 	}
 }
@@ -229,8 +229,8 @@ func TestDownUpstreamIsPromptBadGateway(t *testing.T) {
 	l.Close() // nothing listens there any more
 	c, _ := newClient(t, "http://"+addr, func(o *upstream.Options) { o.Retries = 2 })
 	_, err = c.Manifest(context.Background(), "team/app", "v1", nil)
-	var pe *proxy.Error
-	if !errors.As(err, &pe) || pe.Code != errcode.ErrorCodeUnavailable || pe.HTTPStatus() != 502 {
+	pe := proxy.Answer(err)
+	if err == nil || pe.Code != errcode.ErrorCodeUnavailable || pe.HTTPStatus() != 502 {
 		t.Fatalf("down upstream: %v", err)
 	}
 }
@@ -245,8 +245,8 @@ func TestHangingUpstreamTimesOut(t *testing.T) {
 				o.Retries = 3 // timeouts are not retried
 			})
 			_, err := c.Manifest(context.Background(), "team/app", "v1", nil)
-			var pe *proxy.Error
-			if !errors.As(err, &pe) || pe.Code != errcode.ErrorCodeUnavailable || pe.HTTPStatus() != 504 {
+			pe := proxy.Answer(err)
+			if err == nil || pe.Code != errcode.ErrorCodeUnavailable || pe.HTTPStatus() != 504 {
 				t.Fatalf("hanging upstream: %v", err)
 			}
 		})
@@ -330,9 +330,9 @@ func TestPlainHTTPOnlyWhenTheURLSaysSo(t *testing.T) {
 	}
 	withoutCA, _ := newClient(t, tlsSrv.URL, nil)
 	_, err = withoutCA.Manifest(context.Background(), "team/app", "v1", nil)
-	var pe *proxy.Error
+	pe := proxy.Answer(err)
 	var uae x509.UnknownAuthorityError
-	if !errors.As(err, &pe) || pe.HTTPStatus() != 502 || !errors.As(err, &uae) {
+	if err == nil || pe.HTTPStatus() != 502 || !errors.As(err, &uae) {
 		t.Fatalf("https without the CA: %v", err)
 	}
 }
@@ -396,8 +396,8 @@ func TestBasicAuthAndDockerConfig(t *testing.T) {
 					t.Fatal(err)
 				}
 			} else {
-				var pe *proxy.Error
-				if !errors.As(err, &pe) || pe.Code != errcode.ErrorCodeUnauthorized || pe.HTTPStatus() != 401 {
+				pe := proxy.Answer(err)
+				if err == nil || pe.Code != errcode.ErrorCodeUnauthorized || pe.HTTPStatus() != 401 {
 					t.Fatalf("want UNAUTHORIZED, got %v", err)
 				}
 			}
@@ -405,8 +405,8 @@ func TestBasicAuthAndDockerConfig(t *testing.T) {
 			text := logs.String()
 			if err != nil {
 				text += err.Error()
-				var pe *proxy.Error
-				if errors.As(err, &pe) {
+				pe := proxy.Answer(err)
+				if err != nil {
 					text += pe.Message
 				}
 			}

@@ -57,8 +57,8 @@ func wantUpstreamTimeout(t *testing.T, ctx context.Context, err error) {
 	if ctx.Err() != nil {
 		t.Fatalf("the caller's context ended first (%v): the upstream call is not bounded; error %v", ctx.Err(), err)
 	}
-	var pe *proxy.Error
-	if !errors.As(err, &pe) || pe.Code != errcode.ErrorCodeUnavailable || pe.HTTPStatus() != http.StatusGatewayTimeout {
+	pe := proxy.Answer(err)
+	if err == nil || pe.Code != errcode.ErrorCodeUnavailable || pe.HTTPStatus() != http.StatusGatewayTimeout {
 		t.Fatalf("want a 504 UNAVAILABLE, got %v", err)
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {

@@ -12,30 +12,140 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	ggcrtransport "github.com/google/go-containerregistry/pkg/v1/remote/transport"
-
-	"github.com/pullgate/pullgate/proxy"
 )
 
-// kind is what a request was after; it picks the OCI code for a bare 404.
-type kind int
+// Endpoint is what a request to an upstream was for; it picks the OCI code of a bare
+// 404.
+type Endpoint int
 
 const (
-	kindManifest kind = iota
-	kindBlob
-	kindTags
-	kindReferrers
-	kindSignatures
+	EndpointManifest Endpoint = iota
+	EndpointBlob
+	EndpointTags
+	EndpointReferrers
+	EndpointSignatures
 )
 
-func (k kind) notFound() errcode.ErrorCode {
+// notFound is the code a 404 of this endpoint means when the upstream named none.
+func (k Endpoint) notFound() errcode.ErrorCode {
 	switch k {
-	case kindManifest:
+	case EndpointManifest:
 		return errcode.ErrorCodeManifestUnknown
-	case kindBlob:
+	case EndpointBlob:
 		return errcode.ErrorCodeBlobUnknown
 	}
 	return errcode.ErrorCodeNameUnknown
 }
+
+// Error is an unsuccessful answer of an upstream, as go-containerregistry's
+// transport.Error is: what it said, not what pullgate answers its client (the handler
+// decides that). Its text may name the upstream; Message is the upstream's own words.
+type Error struct {
+	// Registry is the upstream's configured name.
+	Registry string
+	// Endpoint is what the request was for.
+	Endpoint Endpoint
+	// StatusCode and Status are the answer's HTTP status.
+	StatusCode int
+	Status     string
+	// Code is the first OCI error code of the body; zero when it named none (or the
+	// request was a HEAD, which has no body).
+	Code errcode.ErrorCode
+	// Message is that error's message: at most maxErrorMessageBytes, valid UTF-8.
+	Message string
+	// RetryAfter is the answer's Retry-After header.
+	RetryAfter string
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("upstream %s answered %s", e.Registry, e.Status)
+	if e.StatusCode == http.StatusUnauthorized {
+		s += ": pullgate's credentials were refused"
+	}
+	if e.named() {
+		s = fmt.Sprintf("%s (%s: %s)", s, e.Code, e.Message)
+	}
+	return s
+}
+
+// named reports whether the upstream named an OCI error code.
+func (e *Error) named() bool { return e.Code != errcode.ErrorCodeUnknown && e.Code != 0 }
+
+// ErrorCode is the OCI code the answer means: for a 404 the upstream's NAME_UNKNOWN,
+// MANIFEST_UNKNOWN or BLOB_UNKNOWN, else the endpoint's; 401, 403, 416, 429 and 5xx by
+// their status; another 4xx by the code the upstream named; anything else UNKNOWN.
+// content.IsNotFound reads it.
+func (e *Error) ErrorCode() errcode.ErrorCode {
+	switch s := e.StatusCode; {
+	case s == http.StatusNotFound:
+		switch e.Code {
+		case errcode.ErrorCodeNameUnknown, errcode.ErrorCodeManifestUnknown, errcode.ErrorCodeBlobUnknown:
+			return e.Code
+		}
+		return e.Endpoint.notFound()
+	case s == http.StatusUnauthorized:
+		return errcode.ErrorCodeUnauthorized
+	case s == http.StatusForbidden:
+		return errcode.ErrorCodeDenied
+	case s == http.StatusTooManyRequests:
+		return errcode.ErrorCodeTooManyRequests
+	case s == http.StatusRequestedRangeNotSatisfiable:
+		return errcode.ErrorCodeRangeInvalid
+	case s >= 500:
+		return errcode.ErrorCodeUnavailable
+	case s >= 400 && s < 500 && e.named():
+		return e.Code
+	}
+	return errcode.ErrorCodeUnknown
+}
+
+// Failure is why a request to an upstream got no usable answer.
+type Failure int
+
+const (
+	// FailureUnreachable: no answer (refused connection, TLS failure, reset).
+	FailureUnreachable Failure = iota
+	// FailureTimeout: a deadline ran out (a *TimeoutError or the caller's).
+	FailureTimeout
+	// FailureRedirect: a redirect pullgate does not follow (a *RedirectError).
+	FailureRedirect
+	// FailureTooLarge: an answer larger than pullgate reads.
+	FailureTooLarge
+	// FailureAuth: the token exchange was refused; Status is its HTTP status.
+	FailureAuth
+	// FailureInvalid: content that failed verification (digest, size); What says
+	// which. Nothing of it is served.
+	FailureInvalid
+	// FailureCheck: the upstream's API check (GET /v2/) answered neither 200 nor 401.
+	FailureCheck
+)
+
+// FailureError is a request to an upstream that ended without a usable answer, or with
+// content that failed verification. Err is the cause.
+type FailureError struct {
+	Registry string
+	Failure  Failure
+	// What is, for FailureInvalid, what the upstream sent ("a manifest larger than
+	// pullgate accepts").
+	What string
+	// Status is, for FailureAuth, the token endpoint's HTTP status.
+	Status int
+	Err    error
+}
+
+func (e *FailureError) Error() string {
+	switch e.Failure {
+	case FailureAuth:
+		return fmt.Sprintf("upstream %s: authenticate: %v", e.Registry, e.Err)
+	case FailureInvalid:
+		return fmt.Sprintf("upstream %s sent %s: %v", e.Registry, e.What, e.Err)
+	case FailureCheck:
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("upstream %s: %v", e.Registry, e.Err)
+}
+
+func (e *FailureError) Unwrap() error { return e.Err }
 
 // upstreamError is the first error of an upstream's OCI error body.
 type upstreamError struct {
@@ -71,100 +181,51 @@ func readUpstreamError(resp *http.Response) upstreamError {
 	return upstreamError{code: errcode.ParseErrorCode(strings.ToUpper(e.Code)), message: strings.ToValidUTF8(msg, "")}
 }
 
-// responseError maps an unsuccessful upstream answer to the OCI error pullgate answers
-// with. It reads the body (bounded); the caller still closes it.
-func (c *Client) responseError(resp *http.Response, k kind) *proxy.Error {
+// responseError is the *Error of an unsuccessful upstream answer. It reads the body
+// (bounded); the caller still closes it.
+func (c *Client) responseError(resp *http.Response, k Endpoint) *Error {
 	ue := readUpstreamError(resp)
-	cause := fmt.Errorf("upstream %s answered %s", c.registryName, resp.Status)
-	if ue.code != errcode.ErrorCodeUnknown && ue.code != 0 {
-		cause = fmt.Errorf("%w (%s: %s)", cause, ue.code, ue.message)
-	}
-	msg := func(what string) string {
-		if ue.message != "" {
-			return fmt.Sprintf("upstream %s: %s: %s", c.registryName, what, ue.message)
-		}
-		return fmt.Sprintf("upstream %s: %s", c.registryName, what)
-	}
-	switch s := resp.StatusCode; {
-	case s == http.StatusNotFound:
-		code := k.notFound()
-		switch ue.code {
-		case errcode.ErrorCodeNameUnknown, errcode.ErrorCodeManifestUnknown, errcode.ErrorCodeBlobUnknown:
-			code = ue.code
-		}
-		return &proxy.Error{Code: code, Message: msg(code.Message()), Err: cause}
-	case s == http.StatusUnauthorized:
-		return &proxy.Error{Code: errcode.ErrorCodeUnauthorized,
-			Message: msg("pullgate's credentials for the upstream were refused"), Err: cause}
-	case s == http.StatusForbidden:
-		return &proxy.Error{Code: errcode.ErrorCodeDenied, Message: msg("access denied"), Err: cause}
-	case s == http.StatusTooManyRequests:
-		return &proxy.Error{Code: errcode.ErrorCodeTooManyRequests, Message: msg("too many requests"),
-			RetryAfter: resp.Header.Get("Retry-After"), Err: cause}
-	case s == http.StatusRequestedRangeNotSatisfiable:
-		return &proxy.Error{Code: errcode.ErrorCodeRangeInvalid, Message: msg("invalid range"), Err: cause}
-	case s == http.StatusServiceUnavailable:
-		return &proxy.Error{Code: errcode.ErrorCodeUnavailable, Message: msg("unavailable"), Err: cause}
-	case s >= 500:
-		return &proxy.Error{Code: errcode.ErrorCodeUnavailable, Status: http.StatusBadGateway,
-			Message: msg(fmt.Sprintf("server error %d", s)), Err: cause}
-	case s >= 400 && s < 500 && ue.code != errcode.ErrorCodeUnknown && ue.code != 0:
-		// A client error the upstream named (DIGEST_INVALID, NAME_INVALID, ...).
-		return &proxy.Error{Code: ue.code, Status: s, Message: msg(ue.code.Message()), Err: cause}
-	}
-	return &proxy.Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-		Message: msg(fmt.Sprintf("unexpected status %d", resp.StatusCode)), Err: cause}
+	return &Error{Registry: c.registryName, Endpoint: k, StatusCode: resp.StatusCode, Status: resp.Status,
+		Code: ue.code, Message: ue.message, RetryAfter: resp.Header.Get("Retry-After")}
 }
 
-// transportError maps a failed round trip (no answer at all) to the OCI error pullgate
-// answers with. A cancelled request (the client went away) is returned as is.
+// transportError is the *FailureError of a failed round trip (no answer at all). A
+// cancelled request (the client went away) is returned as is.
 func (c *Client) transportError(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	var pe *proxy.Error
-	if errors.As(err, &pe) {
+	var ue *Error
+	var fe *FailureError
+	if errors.As(err, &ue) || errors.As(err, &fe) {
 		return err
 	}
-	// A redirect pullgate would not follow: nothing from its target was read. The
-	// message does not name the target (an internal address is nobody's business).
+	f := &FailureError{Registry: c.registryName, Failure: FailureUnreachable, Err: err}
 	var re *RedirectError
-	if errors.As(err, &re) {
-		msg := fmt.Sprintf("upstream %s redirected an API request to another host", c.registryName)
-		if !re.CrossHost {
-			msg = fmt.Sprintf("upstream %s redirected a request from https to http", c.registryName)
-		}
-		return &proxy.Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway, Message: msg,
-			Err: fmt.Errorf("upstream %s: %w", c.registryName, err)}
-	}
-	if errors.Is(err, errBodyTooLarge) {
-		return &proxy.Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: fmt.Sprintf("upstream %s sent an answer larger than pullgate accepts", c.registryName),
-			Err:     fmt.Errorf("upstream %s: %w", c.registryName, err)}
-	}
 	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return &proxy.Error{Code: errcode.ErrorCodeUnavailable, Status: http.StatusGatewayTimeout,
-			Message: fmt.Sprintf("upstream %s did not answer in time", c.registryName),
-			Err:     fmt.Errorf("upstream %s: %w", c.registryName, err)}
-	}
-	// An authentication exchange that the upstream refused comes back from
-	// go-containerregistry's transport as a *transport.Error carrying the status.
-	if status, ok := transportStatus(err); ok {
-		switch status {
-		case http.StatusUnauthorized, http.StatusForbidden:
-			return &proxy.Error{Code: errcode.ErrorCodeUnauthorized,
-				Message: fmt.Sprintf("upstream %s refused pullgate's credentials", c.registryName),
-				Err:     fmt.Errorf("upstream %s: authenticate: %w", c.registryName, err)}
-		case http.StatusTooManyRequests:
-			return &proxy.Error{Code: errcode.ErrorCodeTooManyRequests,
-				Message: fmt.Sprintf("upstream %s: too many requests", c.registryName),
-				Err:     fmt.Errorf("upstream %s: authenticate: %w", c.registryName, err)}
+	switch {
+	case errors.As(err, &re):
+		f.Failure = FailureRedirect
+	case errors.Is(err, errBodyTooLarge):
+		f.Failure = FailureTooLarge
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		f.Failure = FailureTimeout
+	default:
+		// An authentication exchange that the upstream refused comes back from
+		// go-containerregistry's transport as a *transport.Error carrying the status.
+		if status, ok := transportStatus(err); ok {
+			switch status {
+			case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
+				f.Failure, f.Status = FailureAuth, status
+			}
 		}
 	}
-	return &proxy.Error{Code: errcode.ErrorCodeUnavailable, Status: http.StatusBadGateway,
-		Message: fmt.Sprintf("upstream %s is unreachable", c.registryName),
-		Err:     fmt.Errorf("upstream %s: %w", c.registryName, err)}
+	return f
+}
+
+// invalid is the error for content that failed verification: nothing of it is served.
+func (c *Client) invalid(what string, cause error) *FailureError {
+	return &FailureError{Registry: c.registryName, Failure: FailureInvalid, What: what, Err: cause}
 }
 
 // transportStatus is the HTTP status inside an error from go-containerregistry's

@@ -7,10 +7,8 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/content"
 )
 
@@ -24,7 +22,7 @@ func (c *Client) Manifest(ctx context.Context, repo, reference string, accept []
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, c.responseError(resp, kindManifest)
+		return nil, c.responseError(resp, EndpointManifest)
 	}
 	if resp.ContentLength > content.MaxManifestBytes {
 		return nil, c.invalid("a manifest larger than pullgate accepts",
@@ -70,13 +68,6 @@ func checkDigest(body []byte, want string) error {
 	return nil
 }
 
-// invalid is the error for content that failed verification: nothing of it is served.
-func (c *Client) invalid(what string, cause error) *proxy.Error {
-	return &proxy.Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-		Message: fmt.Sprintf("upstream %s sent %s", c.registryName, what),
-		Err:     fmt.Errorf("upstream %s: %w", c.registryName, cause)}
-}
-
 // HeadManifest implements content.ManifestSource with a HEAD.
 func (c *Client) HeadManifest(ctx context.Context, repo, reference string, accept []string) (content.Descriptor, error) {
 	resp, err := c.do(ctx, classAPI, http.MethodHead, repo, "manifests/"+reference, nil, http.Header{"Accept": accept})
@@ -85,7 +76,7 @@ func (c *Client) HeadManifest(ctx context.Context, repo, reference string, accep
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return content.Descriptor{}, c.responseError(resp, kindManifest)
+		return content.Descriptor{}, c.responseError(resp, EndpointManifest)
 	}
 	d := content.Descriptor{ContentType: resp.Header.Get("Content-Type"), Size: resp.ContentLength}
 	if dg, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil {
@@ -109,7 +100,7 @@ func (c *Client) Blob(ctx context.Context, repo string, dgst digest.Digest, rang
 	}
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
 		defer resp.Body.Close()
-		return nil, c.responseError(resp, kindBlob)
+		return nil, c.responseError(resp, EndpointBlob)
 	}
 	if err := c.checkAnnouncedDigest(resp, dgst); err != nil {
 		resp.Body.Close()
@@ -133,7 +124,7 @@ func (c *Client) StatBlob(ctx context.Context, repo string, dgst digest.Digest) 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return content.Descriptor{}, c.responseError(resp, kindBlob)
+		return content.Descriptor{}, c.responseError(resp, EndpointBlob)
 	}
 	if err := c.checkAnnouncedDigest(resp, dgst); err != nil {
 		return content.Descriptor{}, err
@@ -154,23 +145,23 @@ func (c *Client) checkAnnouncedDigest(resp *http.Response, want digest.Digest) e
 
 // Tags implements content.ListingSource.
 func (c *Client) Tags(ctx context.Context, repo string, query url.Values) (*content.Listing, error) {
-	return c.listing(ctx, repo, "tags/list", query, kindTags)
+	return c.listing(ctx, repo, "tags/list", query, EndpointTags)
 }
 
 // Referrers implements content.ListingSource. A 404 means the upstream has no referrers
 // API (a registry that has it answers an empty list, never 404).
 func (c *Client) Referrers(ctx context.Context, repo string, dgst digest.Digest, query url.Values) (*content.Listing, error) {
-	return c.listing(ctx, repo, "referrers/"+dgst.String(), query, kindReferrers)
+	return c.listing(ctx, repo, "referrers/"+dgst.String(), query, EndpointReferrers)
 }
 
 // listing GETs a JSON listing, read whole up to content.MaxListingBytes.
-func (c *Client) listing(ctx context.Context, repo, suffix string, query url.Values, k kind) (*content.Listing, error) {
+func (c *Client) listing(ctx context.Context, repo, suffix string, query url.Values, k Endpoint) (*content.Listing, error) {
 	resp, err := c.do(ctx, classAPI, http.MethodGet, repo, suffix, query, http.Header{"Accept": {"application/json", "application/vnd.oci.image.index.v1+json"}})
 	if err != nil {
 		return nil, c.transportError(err)
 	}
 	defer resp.Body.Close()
-	if k == kindReferrers && resp.StatusCode == http.StatusNotFound {
+	if k == EndpointReferrers && resp.StatusCode == http.StatusNotFound {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBodyBytes))
 		return nil, fmt.Errorf("upstream %s: %s: %w", c.registryName, suffix, content.ErrReferrersUnsupported)
 	}

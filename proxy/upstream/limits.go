@@ -1,6 +1,8 @@
 package upstream
 
-import "time"
+import (
+	"time"
+)
 
 // Defaults and bounds of the upstream client.
 const (

@@ -7,10 +7,7 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
-
-	"github.com/pullgate/pullgate/proxy"
 )
 
 // maxSignatureListBytes bounds the signature API's JSON list, as containers/image does
@@ -51,9 +48,8 @@ func (c *Client) SupportsSignatureExtension(ctx context.Context) (bool, error) {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBodyBytes))
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
-		return false, &proxy.Error{Code: errcode.ErrorCodeUnavailable, Status: http.StatusBadGateway,
-			Message: "the upstream registry's API check failed",
-			Err:     fmt.Errorf("GET /v2/ on %s: status %d", c.registryName, resp.StatusCode)}
+		return false, &FailureError{Registry: c.registryName, Failure: FailureCheck,
+			Err: fmt.Errorf("GET /v2/ on %s: status %d", c.registryName, resp.StatusCode)}
 	}
 	c.extension.known = true
 	c.extension.supported = resp.Header.Get("X-Registry-Supports-Signatures") == "1"
@@ -71,7 +67,7 @@ func (c *Client) ExtensionSignatures(ctx context.Context, repo string, d digest.
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, c.responseError(resp, kindSignatures)
+		return nil, c.responseError(resp, EndpointSignatures)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSignatureListBytes+1))
 	if err != nil {
