@@ -13,6 +13,7 @@ import (
 	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/enforce"
 	"github.com/pullgate/pullgate/proxy/sigsource"
+	"github.com/pullgate/pullgate/proxy/upstream"
 )
 
 // gates is what the proxy handler is built with: the gate every manifest and blob goes
@@ -24,7 +25,7 @@ type gates struct {
 }
 
 // gateFactory builds the gates; serve and verify use newGate, tests an explicit test double.
-type gateFactory func(ctx context.Context, cfg *Config, upstreams []proxy.Upstream, logger *slog.Logger) (*gates, error)
+type gateFactory func(ctx context.Context, cfg *Config, upstreams []upstreamClient, logger *slog.Logger) (*gates, error)
 
 // enforcement joins the policy engine, the signature sources and the gate.
 type enforcement struct {
@@ -37,11 +38,16 @@ type enforcement struct {
 	log    *slog.Logger
 }
 
-var _ proxy.SignatureLister = (*enforcement)(nil)
+var (
+	_ proxy.SignatureLister = (*enforcement)(nil)
+	_ proxy.SignatureLister = (*sigsource.Finder)(nil)
+	// Signature lookup reads the upstream clients themselves, never a decorated Source.
+	_ sigsource.Registry = (*upstream.Client)(nil)
+)
 
 // newGate loads the policy (with every key file it names) and registries.d, and builds the
 // enforcing gate. Any problem stops the start-up: pullgate never serves unchecked content.
-func newGate(ctx context.Context, cfg *Config, upstreams []proxy.Upstream, logger *slog.Logger) (*gates, error) {
+func newGate(ctx context.Context, cfg *Config, upstreams []upstreamClient, logger *slog.Logger) (*gates, error) {
 	e, err := newEnforcement(cfg, upstreams, logger)
 	if err != nil {
 		return nil, err
@@ -49,14 +55,10 @@ func newGate(ctx context.Context, cfg *Config, upstreams []proxy.Upstream, logge
 	return &gates{gate: e.gate, signatures: e, reload: e.reload}, nil
 }
 
-func newEnforcement(cfg *Config, upstreams []proxy.Upstream, logger *slog.Logger) (*enforcement, error) {
+func newEnforcement(cfg *Config, upstreams []upstreamClient, logger *slog.Logger) (*enforcement, error) {
 	e := &enforcement{cfg: cfg, registries: make(map[string]sigsource.Registry, len(upstreams)), log: logger}
 	for _, u := range upstreams {
-		reg, ok := u.Source.(sigsource.Registry)
-		if !ok {
-			return nil, fmt.Errorf("upstream %s cannot be read for signatures", u.Registry)
-		}
-		e.registries[u.Registry] = reg
+		e.registries[u.Registry] = u.Client
 	}
 	pol, finder, err := e.load()
 	if err != nil {

@@ -46,7 +46,7 @@ func evaluateWith(ctx context.Context, cfg *Config, image reference.Named, logge
 	var src content.Source
 	for _, u := range upstreams {
 		if u.Registry == registry {
-			src = u.Source
+			src = u.Client
 		}
 	}
 	if src == nil {

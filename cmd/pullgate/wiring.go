@@ -30,29 +30,47 @@ func buildHandler(ctx context.Context, cfg *Config, logger *slog.Logger, newGate
 	return h, g.reload, nil
 }
 
+// upstreamClient is one configured upstream registry and its client. The handler reads
+// it as a content.Source (which a decorator, such as a content store, may wrap); the
+// signature finder and the gate's attachment checks read the client itself, so that no
+// decorator stands between them and the registry's signatures.
+type upstreamClient struct {
+	Registry string
+	Client   *upstream.Client
+}
+
 // newUpstreams builds one upstream client per configured registry, in order. The clients
 // read their CA and docker config files now, so mistakes in them stop the start-up.
-func newUpstreams(cfg *Config, logger *slog.Logger) ([]proxy.Upstream, error) {
+func newUpstreams(cfg *Config, logger *slog.Logger) ([]upstreamClient, error) {
 	opts, err := upstreamOptions(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	ups := make([]proxy.Upstream, 0, len(opts))
+	ups := make([]upstreamClient, 0, len(opts))
 	for i, o := range opts {
 		client, err := upstream.New(o)
 		if err != nil {
 			return nil, fmt.Errorf("upstreams[%d]: %w", i, err)
 		}
-		ups = append(ups, proxy.Upstream{Registry: o.Registry, Source: client})
+		ups = append(ups, upstreamClient{Registry: o.Registry, Client: client})
 	}
 	return ups, nil
 }
 
+// sources is what the handler reads each upstream through.
+func sources(upstreams []upstreamClient) []proxy.Upstream {
+	out := make([]proxy.Upstream, 0, len(upstreams))
+	for _, u := range upstreams {
+		out = append(out, proxy.Upstream{Registry: u.Registry, Source: u.Client})
+	}
+	return out
+}
+
 // newProxyHandler builds the /v2/ handler in front of upstreams, admitting content through
 // the gate and serving the signature API when the gates offer it.
-func newProxyHandler(cfg *Config, upstreams []proxy.Upstream, g *gates, logger *slog.Logger) (http.Handler, error) {
+func newProxyHandler(cfg *Config, upstreams []upstreamClient, g *gates, logger *slog.Logger) (http.Handler, error) {
 	h, err := proxy.New(proxy.Options{
-		Upstreams:       upstreams,
+		Upstreams:       sources(upstreams),
 		DefaultUpstream: cfg.DefaultUpstream,
 		Gate:            g.gate,
 		Signatures:      g.signatures,

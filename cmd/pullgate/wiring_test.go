@@ -19,7 +19,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/gatetest"
 )
 
@@ -151,7 +150,7 @@ func TestServeLifecycle(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs, logw := io.Pipe()
-	allowAll := func(context.Context, *Config, []proxy.Upstream, *slog.Logger) (*gates, error) {
+	allowAll := func(context.Context, *Config, []upstreamClient, *slog.Logger) (*gates, error) {
 		return &gates{gate: gatetest.AllowAll{}}, nil
 	}
 	exit := make(chan int, 1)
