@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/cache"
 )
 
 // maxSignatureListBytes bounds the signature API's JSON list, as containers/image does
@@ -15,11 +17,13 @@ import (
 const maxSignatureListBytes = 4 << 20
 
 // extensionProbe caches whether the upstream advertises the registry signature API
-// extension. Only a successful probe is remembered, so a failed one is retried.
+// extension. Only a successful probe is remembered, so a failed one is retried; callers
+// that arrive while a probe is in flight share it instead of queueing behind a lock held
+// across the round trip.
 type extensionProbe struct {
-	mu        sync.Mutex
-	known     bool
-	supported bool
+	flight cache.Group[bool]
+	// supported is the answer of the first successful probe; nil until there is one.
+	supported atomic.Pointer[bool]
 }
 
 // SupportsSignatureExtension reports whether the upstream answers GET /v2/, without
@@ -27,12 +31,25 @@ type extensionProbe struct {
 // checks. The status must be 200 or 401; anything else is an error. The answer is cached
 // for the life of the client.
 func (c *Client) SupportsSignatureExtension(ctx context.Context) (bool, error) {
-	c.extension.mu.Lock()
-	defer c.extension.mu.Unlock()
-	if c.extension.known {
-		return c.extension.supported, nil
+	if v := c.extension.supported.Load(); v != nil {
+		return *v, nil
 	}
-	// One bounded round trip (no redirect is followed): the lock is held meanwhile.
+	v, _, err := c.extension.flight.Do(ctx, "", func(ctx context.Context) (bool, error) {
+		if v := c.extension.supported.Load(); v != nil {
+			return *v, nil
+		}
+		supported, err := c.probeSignatureExtension(ctx)
+		if err != nil {
+			return false, err
+		}
+		c.extension.supported.Store(&supported)
+		return supported, nil
+	})
+	return v, err
+}
+
+// probeSignatureExtension is one bounded round trip to GET /v2/ (no redirect is followed).
+func (c *Client) probeSignatureExtension(ctx context.Context) (bool, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, c.requestTimeout, &TimeoutError{Phase: phaseRequest, Limit: c.requestTimeout})
 	defer cancel()
 	u := *c.base
@@ -51,9 +68,7 @@ func (c *Client) SupportsSignatureExtension(ctx context.Context) (bool, error) {
 		return false, &FailureError{Registry: c.registryName, Failure: FailureCheck,
 			Err: fmt.Errorf("GET /v2/ on %s: status %d", c.registryName, resp.StatusCode)}
 	}
-	c.extension.known = true
-	c.extension.supported = resp.Header.Get("X-Registry-Supports-Signatures") == "1"
-	return c.extension.supported, nil
+	return resp.Header.Get("X-Registry-Supports-Signatures") == "1", nil
 }
 
 // ExtensionSignatures reads GET /extensions/v2/<repo>/signatures/<digest> with the
