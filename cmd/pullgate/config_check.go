@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // ConfigError lists every problem found in a configuration, so that one run shows them all.
