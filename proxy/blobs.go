@@ -43,11 +43,7 @@ func (h *handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route, in
 			return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
 				Message: "the upstream did not say the size of the blob"}
 		}
-		hdr := w.Header()
-		hdr.Set("Content-Type", blobContentType(desc.ContentType))
-		hdr.Set("Docker-Content-Digest", d.String())
-		hdr.Set("Content-Length", strconv.FormatInt(desc.Size, 10))
-		hdr.Set("Accept-Ranges", "bytes")
+		setBlobHeaders(w.Header(), desc.ContentType, d, desc.Size)
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
@@ -85,6 +81,28 @@ func (h *handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route, in
 	return h.streamVerified(w, r, b, d, info)
 }
 
+// setBlobHeaders sets the headers of every blob answer: the Content-Type (see
+// blobContentType), the digest asked for, and, when length is known, the Content-Length
+// and Accept-Ranges (ranges are served only when the size is known, see serveBlob).
+func setBlobHeaders(hdr http.Header, contentType string, d digest.Digest, length int64) {
+	hdr.Set("Content-Type", blobContentType(contentType))
+	hdr.Set("Docker-Content-Digest", d.String())
+	if length >= 0 {
+		hdr.Set("Content-Length", strconv.FormatInt(length, 10))
+		hdr.Set("Accept-Ranges", "bytes")
+	}
+}
+
+// verifying wraps a blob's body in the reader that checks its digest and length.
+func verifying(b *content.Blob, d digest.Digest) (*verify.Reader, error) {
+	body, err := verify.NewReader(b.Body, d, b.ContentLength)
+	if err != nil {
+		return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
+			Message: "cannot verify the blob", Err: err}
+	}
+	return body, nil
+}
+
 // streamVerified streams a whole blob, hashing it on the way. Once the headers are out
 // the status cannot change, so a body that turns out to be wrong (digest, or more or
 // fewer bytes than announced) aborts the response: the client sees a broken
@@ -92,19 +110,11 @@ func (h *handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route, in
 // held back until the digest matched; without one (object storage answering in
 // chunks) the answer is chunked too and its final chunk is never sent on a mismatch.
 func (h *handler) streamVerified(w http.ResponseWriter, r *http.Request, b *content.Blob, d digest.Digest, info *accessInfo) error {
-	body, err := verify.NewReader(b.Body, d, b.ContentLength)
+	body, err := verifying(b, d)
 	if err != nil {
-		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: "cannot verify the blob", Err: err}
+		return err
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", blobContentType(b.ContentType))
-	hdr.Set("Docker-Content-Digest", d.String())
-	if b.ContentLength >= 0 {
-		hdr.Set("Content-Length", strconv.FormatInt(b.ContentLength, 10))
-		// Ranges are served only when the size is known (serveBlob).
-		hdr.Set("Accept-Ranges", "bytes")
-	}
+	setBlobHeaders(w.Header(), b.ContentType, d, b.ContentLength)
 	w.WriteHeader(http.StatusOK)
 	if _, err := relay(w, body); err != nil {
 		h.abort(r, info, err)
@@ -118,17 +128,13 @@ func (h *handler) streamVerified(w http.ResponseWriter, r *http.Request, b *cont
 // whole blob matched its digest. A mismatch anywhere aborts the response, so a client
 // never receives a complete 206 of bytes that were not verified.
 func (h *handler) serveRange(w http.ResponseWriter, r *http.Request, b *content.Blob, d digest.Digest, rg byteRange, info *accessInfo) error {
-	body, err := verify.NewReader(b.Body, d, b.ContentLength)
+	body, err := verifying(b, d)
 	if err != nil {
-		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: "cannot verify the blob", Err: err}
+		return err
 	}
 	hdr := w.Header()
-	hdr.Set("Content-Type", blobContentType(b.ContentType))
-	hdr.Set("Docker-Content-Digest", d.String())
-	hdr.Set("Content-Length", strconv.FormatInt(rg.length(), 10))
+	setBlobHeaders(hdr, b.ContentType, d, rg.length())
 	hdr.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rg.first, rg.last, b.ContentLength))
-	hdr.Set("Accept-Ranges", "bytes")
 	w.WriteHeader(http.StatusPartialContent)
 
 	bp := blobCopyBuffers.Get().(*[]byte)
