@@ -42,24 +42,30 @@ func (w *responseRecorder) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *responseRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// requestAttrs are the log attributes that name a request, then more.
+func requestAttrs(r *http.Request, info *accessInfo, more ...slog.Attr) []slog.Attr {
+	return append([]slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("upstream", info.registry),
+		slog.String("repo", info.repo),
+	}, more...)
+}
+
 // logAccess writes the one access line of a request.
 func (h *handler) logAccess(r *http.Request, w *responseRecorder, info *accessInfo, took time.Duration, aborted bool) {
 	status := w.status
 	if status == 0 && !aborted {
 		status = http.StatusOK
 	}
-	attrs := []slog.Attr{
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.String("upstream", info.registry),
-		slog.String("repo", info.repo),
+	attrs := requestAttrs(r, info,
 		slog.String("reference", info.ref),
 		slog.String("digest", info.digest.String()),
 		slog.Int("status", status),
 		slog.Int64("bytes", w.bytes),
 		slog.Duration("duration", took),
 		slog.String("client", r.RemoteAddr),
-	}
+	)
 	if aborted {
 		attrs = append(attrs, slog.Bool("aborted", true))
 	}

@@ -76,8 +76,7 @@ func upstreamAnswer(e *upstream.Error) *Error {
 		// A client error the upstream named (DIGEST_INVALID, NAME_INVALID, ...).
 		return &Error{Code: code, Status: s, Message: msg(code.Message()), Err: e}
 	}
-	return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-		Message: msg(fmt.Sprintf("unexpected status %d", e.StatusCode)), Err: e}
+	return badUpstream(msg(fmt.Sprintf("unexpected status %d", e.StatusCode)), e)
 }
 
 // failureAnswer answers a request that got no usable answer from the upstream. The
@@ -103,8 +102,7 @@ func failureAnswer(e *upstream.FailureError) *Error {
 		}
 		return bad(errcode.ErrorCodeUnauthorized, 0, "upstream %s refused pullgate's credentials")
 	case upstream.FailureInvalid:
-		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: fmt.Sprintf("upstream %s sent %s", e.Registry, e.What), Err: e}
+		return badUpstream(fmt.Sprintf("upstream %s sent %s", e.Registry, e.What), e)
 	case upstream.FailureCheck:
 		return &Error{Code: errcode.ErrorCodeUnavailable, Status: http.StatusBadGateway,
 			Message: "the upstream registry's API check failed", Err: e}
@@ -127,6 +125,12 @@ func gateError(err error) error {
 	}
 	return &Error{Code: errcode.ErrorCodeUnavailable,
 		Message: "could not decide whether the content may be served; try again later", Err: err}
+}
+
+// badUpstream is the answer when what an upstream sent cannot be served (unreadable,
+// invalid, failed verification): 502 UNKNOWN, with a message that says what was wrong.
+func badUpstream(message string, cause error) *Error {
+	return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway, Message: message, Err: cause}
 }
 
 // denied is the answer when the gate refused.

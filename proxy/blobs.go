@@ -40,8 +40,7 @@ func (h *handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route, in
 			return err
 		}
 		if desc.Size < 0 {
-			return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-				Message: "the upstream did not say the size of the blob"}
+			return badUpstream("the upstream did not say the size of the blob", nil)
 		}
 		setBlobHeaders(w.Header(), desc.ContentType, d, desc.Size)
 		w.WriteHeader(http.StatusOK)
@@ -62,8 +61,7 @@ func (h *handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route, in
 	}
 	defer b.Body.Close()
 	if b.Status != http.StatusOK {
-		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: fmt.Sprintf("the upstream answered a blob request with status %d", b.Status)}
+		return badUpstream(fmt.Sprintf("the upstream answered a blob request with status %d", b.Status), nil)
 	}
 	rangeHeader := r.Header.Get("Range")
 	if r.Header.Get("If-Range") != "" {
@@ -97,8 +95,7 @@ func setBlobHeaders(hdr http.Header, contentType string, d digest.Digest, length
 func verifying(b *content.Blob, d digest.Digest) (*verify.Reader, error) {
 	body, err := verify.NewReader(b.Body, d, b.ContentLength)
 	if err != nil {
-		return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: "cannot verify the blob", Err: err}
+		return nil, badUpstream("cannot verify the blob", err)
 	}
 	return body, nil
 }

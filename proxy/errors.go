@@ -82,15 +82,11 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, info *acces
 	if status >= 500 {
 		level = slog.LevelError
 	}
-	attrs := []slog.Attr{
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.String("upstream", info.registry),
-		slog.String("repo", info.repo),
+	attrs := requestAttrs(r, info,
 		slog.String("code", pe.Code.String()),
 		slog.Int("status", status),
 		slog.String("message", pe.Message),
-	}
+	)
 	if pe.Err != nil {
 		attrs = append(attrs, slog.String("error", pe.Err.Error()))
 	}

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 
-	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -49,8 +48,7 @@ func (h *handler) serveTags(w http.ResponseWriter, r *http.Request, rt route) er
 	}
 	var tl tagList
 	if err := json.Unmarshal(l.Body, &tl); err != nil {
-		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: "the upstream sent an unreadable tag list", Err: err}
+		return badUpstream("the upstream sent an unreadable tag list", err)
 	}
 	tl.Name = rt.name
 	if tl.Tags == nil {
@@ -58,21 +56,15 @@ func (h *handler) serveTags(w http.ResponseWriter, r *http.Request, rt route) er
 	}
 	for _, tag := range tl.Tags {
 		if !tagRE.MatchString(tag) {
-			return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-				Message: "the upstream sent a tag list with an invalid tag"}
+			return badUpstream("the upstream sent a tag list with an invalid tag", nil)
 		}
 	}
 	body, err := json.Marshal(tl)
 	if err != nil {
 		return fmt.Errorf("encode tag list: %w", err)
 	}
-	if l.Link != "" {
-		link, err := rewriteLink(l.Link, "/v2/"+rt.name+"/tags/list", rt.clientNS)
-		if err != nil {
-			return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-				Message: "the upstream sent an unreadable Link header", Err: err}
-		}
-		w.Header().Set("Link", link)
+	if err := setLink(w, l, "/v2/"+rt.name+"/tags/list", rt); err != nil {
+		return err
 	}
 	writeJSON(w, r, "application/json", body)
 	return nil
@@ -101,28 +93,33 @@ func (h *handler) serveReferrers(w http.ResponseWriter, r *http.Request, rt rout
 	}
 	var idx referrersIndex
 	if err := json.Unmarshal(l.Body, &idx); err != nil {
-		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: "the upstream sent an unreadable referrers list", Err: err}
+		return badUpstream("the upstream sent an unreadable referrers list", err)
 	}
 	if idx.SchemaVersion != 2 || (idx.MediaType != "" && idx.MediaType != ocispec.MediaTypeImageIndex) {
-		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: "the upstream's referrers answer is not an OCI image index"}
+		return badUpstream("the upstream's referrers answer is not an OCI image index", nil)
 	}
 	manifests, err := cleanReferrers(idx.Manifests)
 	if err != nil {
-		return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: "the upstream sent an invalid referrers list", Err: err}
+		return badUpstream("the upstream sent an invalid referrers list", err)
 	}
-	hdr := w.Header()
-	if l.Link != "" {
-		link, err := rewriteLink(l.Link, "/v2/"+rt.name+"/referrers/"+d.String(), rt.clientNS)
-		if err != nil {
-			return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-				Message: "the upstream sent an unreadable Link header", Err: err}
-		}
-		hdr.Set("Link", link)
+	if err := setLink(w, l, "/v2/"+rt.name+"/referrers/"+d.String(), rt); err != nil {
+		return err
 	}
 	return writeReferrers(w, r, manifests, artifactType)
+}
+
+// setLink relays a listing's pagination Link header, rewritten to point at path on
+// pullgate (see rewriteLink).
+func setLink(w http.ResponseWriter, l *content.Listing, path string, rt route) error {
+	if l.Link == "" {
+		return nil
+	}
+	link, err := rewriteLink(l.Link, path, rt.clientNS)
+	if err != nil {
+		return badUpstream("the upstream sent an unreadable Link header", err)
+	}
+	w.Header().Set("Link", link)
+	return nil
 }
 
 // referrersIndex is what is read of an upstream's referrers answer; everything else in
@@ -227,16 +224,14 @@ func (h *handler) referrersFromTag(ctx context.Context, rt route, d digest.Diges
 	}
 	listed, _, err := content.ReferrersFromTag(ctx, get, rt.repo, d)
 	if errors.Is(err, content.ErrReferrersTagNotIndex) {
-		return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: "the referrers tag does not hold an image index", Err: err}
+		return nil, badUpstream("the referrers tag does not hold an image index", err)
 	}
 	if err != nil {
 		return nil, err
 	}
 	manifests, err := cleanReferrers(listed)
 	if err != nil {
-		return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-			Message: "the referrers tag lists an invalid descriptor", Err: err}
+		return nil, badUpstream("the referrers tag lists an invalid descriptor", err)
 	}
 	return manifests, nil
 }

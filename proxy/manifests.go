@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/cache"
@@ -31,9 +30,7 @@ func (h *handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route
 		// Checked again here whatever the Source did: these are the bytes served.
 		want := digest.Digest(rt.ref)
 		if want.Algorithm().FromBytes(m.Bytes) != want {
-			return &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-				Message: "the upstream sent a manifest that does not match the digest requested",
-				Err:     content.ErrDigestMismatch}
+			return badUpstream("the upstream sent a manifest that does not match the digest requested", content.ErrDigestMismatch)
 		}
 		served = want
 	}
@@ -117,12 +114,10 @@ func (f *manifestFetcher) get(ctx context.Context, src content.ManifestSource, r
 		}
 		// The Source promised a computed sha256; hold it to that before caching.
 		if len(m.Bytes) > content.MaxManifestBytes {
-			return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-				Message: "the upstream sent a manifest larger than pullgate accepts", Err: content.ErrManifestTooLarge}
+			return nil, badUpstream("the upstream sent a manifest larger than pullgate accepts", content.ErrManifestTooLarge)
 		}
 		if digest.SHA256.FromBytes(m.Bytes) != m.Digest {
-			return nil, &Error{Code: errcode.ErrorCodeUnknown, Status: http.StatusBadGateway,
-				Message: "the upstream sent a manifest that failed verification", Err: content.ErrDigestMismatch}
+			return nil, badUpstream("the upstream sent a manifest that failed verification", content.ErrDigestMismatch)
 		}
 		f.cache.add(registry, repo, m)
 		return m, nil
