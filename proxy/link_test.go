@@ -1,8 +1,6 @@
 package proxy
 
-import (
-	"testing"
-)
+import "testing"
 
 func TestRewriteLink(t *testing.T) {
 	tests := []struct {
