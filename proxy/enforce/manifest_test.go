@@ -100,21 +100,21 @@ func TestParseCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:` + strings.Repeat("a", 64) + `","size":2},"layers":[]}`)
-	first, err := c.parse(mediaTypeOCIManifest, body)
+	first, err := c.parse(content.MediaTypeOCIManifest, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := c.parse(mediaTypeOCIManifest, body); &again.blobs[0] != &first.blobs[0] {
+	if again, _ := c.parse(content.MediaTypeOCIManifest, body); &again.blobs[0] != &first.blobs[0] {
 		t.Fatal("the same bytes were parsed again")
 	}
-	if _, err := c.parse(mediaTypeOCIIndex, body); err == nil {
+	if _, err := c.parse(content.MediaTypeOCIIndex, body); err == nil {
 		t.Fatal("the bytes of an image manifest were accepted as an index: the media type must be part of the key")
 	}
 	if c.entries.Len() != 2 {
 		t.Fatalf("%d entries, want 2 (an acceptance and a refusal)", c.entries.Len())
 	}
 	big := append(body[:len(body)-1:len(body)-1], []byte(`,"annotations":{"a":"`+strings.Repeat("x", maxParseCachedBytes)+`"}}`)...)
-	if _, err := c.parse(mediaTypeOCIManifest, big); err != nil {
+	if _, err := c.parse(content.MediaTypeOCIManifest, big); err != nil {
 		t.Fatal(err)
 	}
 	if c.entries.Len() != 2 {

@@ -85,8 +85,7 @@ func TestSignatureAPIUsesVerdictSettings(t *testing.T) {
 	wantUnavailable := func(t *testing.T, f *Finder, d digest.Digest) {
 		t.Helper()
 		_, err := f.SimpleSignatures(context.Background(), target, d)
-		var perr *proxy.Error
-		if !errors.As(err, &perr) || perr.Code != errcode.ErrorCodeUnavailable {
+		if err == nil || proxy.SignatureAnswer(err).Code != errcode.ErrorCodeUnavailable {
 			t.Fatalf("err = %v, want 503 (the repository section's broken lookaside)", err)
 		}
 	}
@@ -166,8 +165,7 @@ func TestSignatureAPIUsesVerdictSettings(t *testing.T) {
 		wantServed(t, f, d, sig)
 		good.answer(sigPath(testRepo, d, 1), fail)
 		_, err := f.SimpleSignatures(context.Background(), target, d)
-		var perr *proxy.Error
-		if !errors.As(err, &perr) || perr.Code != errcode.ErrorCodeUnavailable || !errors.Is(err, ErrLookasideFetch) {
+		if err == nil || proxy.SignatureAnswer(err).Code != errcode.ErrorCodeUnavailable || !errors.Is(err, ErrLookasideFetch) {
 			t.Fatalf("err = %v, want 503 from the lookaside errors", err)
 		}
 	})
