@@ -8,26 +8,29 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/cache"
 )
 
-// admissions remembers the manifests the gate served, per policy generation, registry and
-// repository, with the blobs each lists. A blob is servable while a manifest of its
+// admissions is the in-memory AdmissionStore: it remembers the manifests the gate served,
+// per policy, registry and repository, with the blobs each lists. A blob is servable while a manifest of its
 // repository that lists it is remembered: admissions are derived from accepted manifests,
 // so another repository's traffic evicts a blob only by evicting, in LRU order, the
 // manifest it belongs to, and a blob request refreshes that manifest. A reverse index
 // (blob to the manifests listing it) is kept in step on every add and eviction.
 type admissions struct {
 	mu  sync.Mutex
-	lru *simplelru.LRU[manifestKey, *admitted]
+	lru *simplelru.LRU[Key, *admitted]
 	// refs maps a blob to the remembered manifests of its repository that list it.
-	refs map[blobKey]map[digest.Digest]struct{}
+	refs map[Key]map[digest.Digest]struct{}
 	// weight is the number of blob references held; maxWeight bounds it.
 	weight, maxWeight int
 	now               func() time.Time
+	// manifests remembers the digests served or refused as manifests.
+	manifests *cache.TTL[Key, struct{}]
 }
 
-// manifestKey names a manifest inside one repository of one upstream, under one policy.
-type manifestKey = blobKey
+var _ AdmissionStore = (*admissions)(nil)
 
 type admitted struct {
 	blobs   []digest.Digest
@@ -37,24 +40,28 @@ type admitted struct {
 	accepted bool
 }
 
-// newAdmissions holds at most entries manifests and maxWeight blob references in total.
-func newAdmissions(entries, maxWeight int) (*admissions, error) {
-	a := &admissions{refs: map[blobKey]map[digest.Digest]struct{}{}, maxWeight: maxWeight, now: time.Now}
+// newAdmissions holds at most entries manifests and maxWeight blob references in total,
+// and remembers at most seen digests as manifests.
+func newAdmissions(entries, maxWeight, seen int) (*admissions, error) {
+	a := &admissions{refs: map[Key]map[digest.Digest]struct{}{}, maxWeight: maxWeight, now: time.Now}
 	l, err := simplelru.NewLRU(entries, a.evicted)
 	if err != nil {
 		return nil, fmt.Errorf("enforce: admissions: %w", err)
 	}
 	a.lru = l
+	if a.manifests, err = cache.NewTTL[Key, struct{}](seen); err != nil {
+		return nil, fmt.Errorf("enforce: admissions: %w", err)
+	}
 	return a, nil
 }
 
 // evicted keeps the reverse index in step; it runs with mu held (from Add, Remove,
 // RemoveOldest and Purge).
-func (a *admissions) evicted(k manifestKey, v *admitted) {
+func (a *admissions) evicted(k Key, v *admitted) {
 	for _, b := range v.blobs {
-		bk := blobKey{k.gen, k.registry, k.repository, b}
+		bk := Key{k.Policy, k.Registry, k.Repository, b}
 		if m := a.refs[bk]; m != nil {
-			delete(m, k.digest)
+			delete(m, k.Digest)
 			if len(m) == 0 {
 				delete(a.refs, bk)
 			}
@@ -63,9 +70,9 @@ func (a *admissions) evicted(k manifestKey, v *admitted) {
 	a.weight -= len(v.blobs)
 }
 
-// add remembers manifest k with its blobs for ttl, evicting the least recently used
-// manifests as the bounds require.
-func (a *admissions) add(k manifestKey, blobs []digest.Digest, accepted bool, ttl time.Duration) {
+// Admit implements AdmissionStore, evicting the least recently used manifests as the
+// bounds require.
+func (a *admissions) Admit(k Key, blobs []digest.Digest, accepted bool, ttl time.Duration) {
 	blobs = slices.Clone(blobs)
 	slices.Sort(blobs)
 	blobs = slices.Compact(blobs)
@@ -77,23 +84,22 @@ func (a *admissions) add(k manifestKey, blobs []digest.Digest, accepted bool, tt
 	}
 	a.lru.Add(k, &admitted{blobs: blobs, expires: a.now().Add(ttl), accepted: accepted})
 	for _, b := range blobs {
-		bk := blobKey{k.gen, k.registry, k.repository, b}
+		bk := Key{k.Policy, k.Registry, k.Repository, b}
 		if a.refs[bk] == nil {
 			a.refs[bk] = map[digest.Digest]struct{}{}
 		}
-		a.refs[bk][k.digest] = struct{}{}
+		a.refs[bk][k.Digest] = struct{}{}
 	}
 	a.weight += len(blobs)
 }
 
-// blob reports whether b is listed by a remembered, unexpired manifest of its repository,
-// and refreshes that manifest.
-func (a *admissions) blob(b blobKey) bool {
+// HasBlob implements AdmissionStore.
+func (a *admissions) HasBlob(b Key) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
 	for m := range a.refs[b] { // evicting while ranging is safe: deleted keys are not visited
-		k := manifestKey{b.gen, b.registry, b.repository, m}
+		k := Key{b.Policy, b.Registry, b.Repository, m}
 		e, ok := a.lru.Peek(k)
 		if !ok {
 			continue
@@ -108,21 +114,21 @@ func (a *admissions) blob(b blobKey) bool {
 	return false
 }
 
-// accepted reports whether manifest k was accepted (not merely served as an attachment)
-// and is still remembered.
-func (a *admissions) accepted(k manifestKey) bool {
+// Accepted implements AdmissionStore.
+func (a *admissions) Accepted(k Key) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	e, ok := a.lru.Get(k)
 	return ok && e.accepted && a.now().Before(e.expires)
 }
 
-func (a *admissions) purge() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.lru.Purge()
-	a.refs = map[blobKey]map[digest.Digest]struct{}{}
-	a.weight = 0
+// SeenManifest implements AdmissionStore.
+func (a *admissions) SeenManifest(k Key, ttl time.Duration) { a.manifests.Add(k, struct{}{}, ttl) }
+
+// IsManifest implements AdmissionStore.
+func (a *admissions) IsManifest(k Key) bool {
+	_, ok := a.manifests.Get(k)
+	return ok
 }
 
 // size is the number of manifests and blob references held, for tests.

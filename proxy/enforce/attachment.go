@@ -296,3 +296,39 @@ func checkAttachmentBlobs(ctx context.Context, br BlobReader, t admission.Target
 	}
 	return nil
 }
+
+// attachmentCheckKey names the content check of one attachment of one kind.
+type attachmentCheckKey struct {
+	digest digest.Digest
+	kind   attachmentKind
+}
+
+// checkAttachment reads and checks an attachment's blobs once for all concurrent callers,
+// caching the result by the attachment's digest (the check depends on its bytes alone).
+// It returns why the blobs are not an attachment's ("" when they are), or an error when
+// they could not be read.
+func (g *Gate) checkAttachment(ctx context.Context, t admission.Target, d digest.Digest, kind attachmentKind, checks []blobCheck) (string, error) {
+	key := attachmentCheckKey{d, kind}
+	if reason, ok := g.attachments.Get(key); ok {
+		return reason, nil
+	}
+	reason, _, err := g.attachmentChecks.Do(ctx, d.String()+"\x00"+string(kind), func(ctx context.Context) (string, error) {
+		select {
+		case g.attachmentReads <- struct{}{}:
+			defer func() { <-g.attachmentReads }()
+		case <-ctx.Done():
+			return "", fmt.Errorf("waiting to read the blobs of signature attachment %s: %w", d, ctx.Err())
+		}
+		err := checkAttachmentBlobs(ctx, g.blobReader, t, checks)
+		if err != nil && !isNotAttachment(err) {
+			return "", err
+		}
+		reason := ""
+		if err != nil {
+			reason = err.Error()
+		}
+		g.attachments.Add(key, reason, admissionTTL)
+		return reason, nil
+	})
+	return reason, err
+}

@@ -118,17 +118,17 @@ func TestGateParentMemoryBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scope := blobKey{1, testRegistry, testRepo, ""}
+	scope := Key{"1", testRegistry, testRepo, ""}
 	child := digest.FromString("child")
 	for i := range maxParentsPerChild + 3 {
 		id, _ := requestIdentity(testRegistry, testRepo, fmt.Sprintf("t%d", i))
 		ps.remember("c", scope, []digest.Digest{child}, parent{index: digest.FromString(fmt.Sprint(i)), identity: id}, admissionTTL)
 	}
-	got := ps.of("c", blobKey{1, testRegistry, testRepo, child})
+	got := ps.of("c", Key{"1", testRegistry, testRepo, child})
 	if len(got) != maxParentsPerChild || !strings.HasSuffix(got[0].identity.String(), fmt.Sprintf(":t%d", maxParentsPerChild+2)) {
 		t.Fatalf("%d parents, newest %v", len(got), got[0].identity)
 	}
-	if other := ps.of("d", blobKey{1, testRegistry, testRepo, child}); len(other) != 0 {
+	if other := ps.of("d", Key{"1", testRegistry, testRepo, child}); len(other) != 0 {
 		t.Fatal("another client sees the parents")
 	}
 	var many []digest.Digest
@@ -193,7 +193,7 @@ func TestGateAdmissionFlood(t *testing.T) {
 			}
 		}
 	}
-	if manifests, blobs := g.admitted.size(); manifests > size || blobs > max(size*admissionsPerVerdict, minAdmittedBlobs) {
+	if manifests, blobs := g.admitted.(*admissions).size(); manifests > size || blobs > max(size*admissionsPerVerdict, minAdmittedBlobs) {
 		t.Fatalf("admission memory holds %d manifests and %d blobs", manifests, blobs)
 	}
 	// Beyond the bound of entries, the oldest manifest goes, and its blobs with it.
@@ -203,7 +203,7 @@ func TestGateAdmissionFlood(t *testing.T) {
 	if blobAllowed(t, g, testRegistry, testRepo, victimImg.blobs[1]) {
 		t.Fatal("a blob outlived its manifest's admission")
 	}
-	if n := len(g.admitted.refs); n > size*2 {
+	if n := len(g.admitted.(*admissions).refs); n > size*2 {
 		t.Fatalf("reverse index holds %d blobs for %d manifests of 2 blobs", n, size)
 	}
 }

@@ -19,7 +19,7 @@ import (
 // remembered, and only one accepted by its own signatures vouches for its children.
 type parents struct {
 	mu      sync.Mutex
-	clients *simplelru.LRU[string, *simplelru.LRU[blobKey, []parent]]
+	clients *simplelru.LRU[string, *simplelru.LRU[Key, []parent]]
 	now     func() time.Time
 }
 
@@ -36,7 +36,7 @@ type parent struct {
 }
 
 func newParents() (*parents, error) {
-	l, err := simplelru.NewLRU[string, *simplelru.LRU[blobKey, []parent]](maxParentClients, nil)
+	l, err := simplelru.NewLRU[string, *simplelru.LRU[Key, []parent]](maxParentClients, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -53,8 +53,8 @@ func clientKey(addr string) string {
 }
 
 // remember records that index p, served to client, lists children (in the repository and
-// generation of scope, whose digest is ignored).
-func (ps *parents) remember(client string, scope blobKey, children []digest.Digest, p parent, ttl time.Duration) {
+// policy of scope, whose digest is ignored).
+func (ps *parents) remember(client string, scope Key, children []digest.Digest, p parent, ttl time.Duration) {
 	if len(children) > maxParentChildrenPerClient {
 		children = children[:maxParentChildrenPerClient] // more would only evict the same index's
 	}
@@ -64,13 +64,13 @@ func (ps *parents) remember(client string, scope blobKey, children []digest.Dige
 	mem, ok := ps.clients.Get(client)
 	if !ok {
 		var err error
-		if mem, err = simplelru.NewLRU[blobKey, []parent](maxParentChildrenPerClient, nil); err != nil {
+		if mem, err = simplelru.NewLRU[Key, []parent](maxParentChildrenPerClient, nil); err != nil {
 			return // cannot happen: the size is positive
 		}
 		ps.clients.Add(client, mem)
 	}
 	for _, c := range children {
-		k := blobKey{scope.gen, scope.registry, scope.repository, c}
+		k := Key{scope.Policy, scope.Registry, scope.Repository, c}
 		old, _ := mem.Peek(k)
 		list := make([]parent, 0, min(len(old)+1, maxParentsPerChild))
 		list = append(list, p)
@@ -88,7 +88,7 @@ func (ps *parents) remember(client string, scope blobKey, children []digest.Dige
 }
 
 // of returns the unexpired parents client was served for child k, newest first.
-func (ps *parents) of(client string, k blobKey) []parent {
+func (ps *parents) of(client string, k Key) []parent {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	mem, ok := ps.clients.Get(client)
@@ -101,10 +101,4 @@ func (ps *parents) of(client string, k blobKey) []parent {
 	}
 	now := ps.now()
 	return slices.DeleteFunc(slices.Clone(list), func(p parent) bool { return !now.Before(p.expires) })
-}
-
-func (ps *parents) purge() {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	ps.clients.Purge()
 }
