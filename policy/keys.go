@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 )
@@ -22,6 +24,27 @@ type LoadError struct {
 func (e *LoadError) Error() string { return e.Path + ": " + e.Err.Error() }
 
 func (e *LoadError) Unwrap() error { return e.Err }
+
+// keyFiles reads the key files a policy names while it is loaded. When sum is set, every
+// file's bytes are written to it as read (length first), for the policy's ID.
+type keyFiles struct {
+	sum hash.Hash
+}
+
+func (k *keyFiles) read(path string) ([]byte, error) {
+	data, err := readKeyFile(path)
+	if err == nil && k != nil && k.sum != nil {
+		writeSized(k.sum, data)
+	}
+	return data, err
+}
+
+// writeSized writes data to h after its length, so that consecutive writes cannot be
+// read as other ones.
+func writeSized(h hash.Hash, data []byte) {
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(data))))
+	h.Write(data)
+}
 
 // readKeyFile reads a file named by a policy. Relative paths are relative to the process's
 // working directory, as in containers/image.

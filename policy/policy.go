@@ -17,6 +17,8 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +47,8 @@ type Policy struct {
 	ordered []*requirementList
 	// now is the clock used for signature expiry and certificate checks.
 	now func() time.Time
+	// id is the digest of what LoadFile read (see ID); "" for a parsed policy.
+	id string
 }
 
 // requirementList is the requirement list of one scope.
@@ -70,18 +74,39 @@ func LoadFile(path string) (*Policy, error) {
 	if len(data) > maxPolicyFileSize {
 		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrInvalidPolicy, path, maxPolicyFileSize)
 	}
-	return Parse(data, path)
+	sum := sha256.New()
+	sum.Write([]byte(policyIDVersion))
+	writeSized(sum, data)
+	p, err := parse(data, path, &keyFiles{sum: sum})
+	if err != nil {
+		return nil, err
+	}
+	p.id = "sha256:" + hex.EncodeToString(sum.Sum(nil))
+	return p, nil
 }
+
+// policyIDVersion starts the input of every ID, so that a change of what an ID covers
+// changes every ID.
+const policyIDVersion = "pullgate policy id 1\x00"
+
+// ID is a digest of the bytes LoadFile read: the policy file and, in the order the policy
+// names them, every key, certificate and keyring file it names. Two policies with equal
+// IDs decide alike (a clock aside). A policy made by Parse has no ID ("").
+func (p *Policy) ID() string { return p.id }
 
 // Parse parses and loads a policy; name (usually the file name) is used in messages.
 // Errors name the JSON path and the rule broken, such as
 // `invalid policy policy.json: transports.docker["quay.io"][0].keyPaths: must contain at least one entry`.
 func Parse(data []byte, name string) (*Policy, error) {
+	return parse(data, name, nil)
+}
+
+func parse(data []byte, name string, files *keyFiles) (*Policy, error) {
 	p, err := decode(data, name)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.load(); err != nil {
+	if err := p.load(files); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -157,10 +182,10 @@ func (p *Policy) decodeTransports(raw []byte) error {
 }
 
 // load reads and parses every key the requirements name.
-func (p *Policy) load() error {
+func (p *Policy) load(files *keyFiles) error {
 	for _, l := range p.ordered {
 		for i, r := range l.reqs {
-			if err := r.load(l.scope + strictjson.Index(i)); err != nil {
+			if err := r.load(l.scope+strictjson.Index(i), files); err != nil {
 				return fmt.Errorf("%w %s: %w", ErrInvalidPolicy, p.name, err)
 			}
 		}

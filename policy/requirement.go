@@ -20,9 +20,9 @@ type requirement interface {
 	// evaluate decides for one image. An error means the decision could not be made
 	// (the signatures could not be fetched); it wraps ErrIndeterminate.
 	evaluate(ctx context.Context, ev *evaluation) (outcome, error)
-	// load reads and parses the key material the requirement names; path is its JSON
-	// path, for messages.
-	load(path string) error
+	// load reads and parses the key material the requirement names, reading files
+	// through files; path is its JSON path, for messages.
+	load(path string, files *keyFiles) error
 }
 
 // outcome is a requirement's decision.
@@ -118,10 +118,10 @@ func parseSignedIdentity(o rawObject) (identityMatcher, error) {
 // prInsecureAcceptAnything accepts every image without looking at signatures.
 type prInsecureAcceptAnything struct{}
 
-func (prInsecureAcceptAnything) typeName() string      { return insecureAcceptAnythingType }
-func (prInsecureAcceptAnything) needsSignatures() bool { return false }
-func (prInsecureAcceptAnything) alwaysDenies() bool    { return false }
-func (prInsecureAcceptAnything) load(string) error     { return nil }
+func (prInsecureAcceptAnything) typeName() string             { return insecureAcceptAnythingType }
+func (prInsecureAcceptAnything) needsSignatures() bool        { return false }
+func (prInsecureAcceptAnything) alwaysDenies() bool           { return false }
+func (prInsecureAcceptAnything) load(string, *keyFiles) error { return nil }
 
 func (prInsecureAcceptAnything) evaluate(context.Context, *evaluation) (outcome, error) {
 	return outcome{allowed: true, reason: "accepted without checking signatures"}, nil
@@ -130,10 +130,10 @@ func (prInsecureAcceptAnything) evaluate(context.Context, *evaluation) (outcome,
 // prReject rejects every image.
 type prReject struct{}
 
-func (prReject) typeName() string      { return rejectType }
-func (prReject) needsSignatures() bool { return false }
-func (prReject) alwaysDenies() bool    { return true }
-func (prReject) load(string) error     { return nil }
+func (prReject) typeName() string             { return rejectType }
+func (prReject) needsSignatures() bool        { return false }
+func (prReject) alwaysDenies() bool           { return true }
+func (prReject) load(string, *keyFiles) error { return nil }
 
 func (prReject) evaluate(_ context.Context, ev *evaluation) (outcome, error) {
 	return outcome{reason: fmt.Sprintf("running image %s is rejected by policy", ev.img.Identity)}, nil
@@ -142,10 +142,10 @@ func (prReject) evaluate(_ context.Context, ev *evaluation) (outcome, error) {
 // prSignedBaseLayer parses but, as in containers/image, rejects every image.
 type prSignedBaseLayer struct{}
 
-func (prSignedBaseLayer) typeName() string      { return signedBaseLayerType }
-func (prSignedBaseLayer) needsSignatures() bool { return false }
-func (prSignedBaseLayer) alwaysDenies() bool    { return true }
-func (prSignedBaseLayer) load(string) error     { return nil }
+func (prSignedBaseLayer) typeName() string             { return signedBaseLayerType }
+func (prSignedBaseLayer) needsSignatures() bool        { return false }
+func (prSignedBaseLayer) alwaysDenies() bool           { return true }
+func (prSignedBaseLayer) load(string, *keyFiles) error { return nil }
 
 func (prSignedBaseLayer) evaluate(context.Context, *evaluation) (outcome, error) {
 	return outcome{reason: "signedBaseLayer is not implemented, so it rejects every image"}, nil

@@ -99,7 +99,7 @@ func (pr *prSignedBy) alwaysDenies() bool    { return false }
 
 // load reads and parses the keyrings. For keyTypes other than GPGKeys, which reject every
 // signature anyway, the files are only read (they are not OpenPGP).
-func (pr *prSignedBy) load(path string) error {
+func (pr *prSignedBy) load(path string, files *keyFiles) error {
 	type blob struct {
 		path string // JSON path
 		file string
@@ -121,7 +121,7 @@ func (pr *prSignedBy) load(path string) error {
 		data, what := b.data, "keyData"
 		if b.file != "" || b.data == nil {
 			var err error
-			if data, err = readKeyFile(b.file); err != nil {
+			if data, err = files.read(b.file); err != nil {
 				return &LoadError{Path: b.path, Err: err}
 			}
 			what = fmt.Sprintf("key file %q", b.file)

@@ -230,14 +230,14 @@ type pemSource struct {
 	inline bool // data, not file, is the source
 }
 
-func (s pemSource) read() ([]byte, error) {
+func (s pemSource) read(files *keyFiles) ([]byte, error) {
 	if s.inline {
 		if s.data == nil {
 			return nil, errors.New("null is not a valid PEM datum")
 		}
 		return s.data, nil
 	}
-	return readKeyFile(s.file)
+	return files.read(s.file)
 }
 
 // sources lists the blobs of a path / paths / data / datas group, as
@@ -262,10 +262,10 @@ func sources(path, key string, file string, files []string, data []byte, datas [
 }
 
 // load reads every key and certificate file and parses them into a sigstore.Trust.
-func (pr *prSigstoreSigned) load(path string) error {
+func (pr *prSigstoreSigned) load(path string, files *keyFiles) error {
 	t := &sigstore.Trust{}
 	for _, s := range sources(path, "key", pr.keyPath, pr.keyPaths, pr.keyData, pr.keyDatas) {
-		data, err := s.read()
+		data, err := s.read(files)
 		if err == nil {
 			var key any
 			key, err = sigstore.ParsePublicKey(data)
@@ -276,7 +276,7 @@ func (pr *prSigstoreSigned) load(path string) error {
 		}
 	}
 	for _, s := range sources(path, "rekorPublicKey", pr.rekorKeyPath, pr.rekorKeyPaths, pr.rekorKeyData, pr.rekorKeyDatas) {
-		data, err := s.read()
+		data, err := s.read(files)
 		if err == nil {
 			key, perr := sigstore.ParseRekorPublicKey(data)
 			t.RekorKeys = append(t.RekorKeys, key)
@@ -287,18 +287,18 @@ func (pr *prSigstoreSigned) load(path string) error {
 		}
 	}
 	if f := pr.fulcio; f != nil {
-		roots, err := loadCertificates(sources(path+".fulcio", "ca", f.caPath, nil, f.caData, nil))
+		roots, err := loadCertificates(files, sources(path+".fulcio", "ca", f.caPath, nil, f.caData, nil))
 		if err != nil {
 			return err
 		}
 		t.Fulcio = &sigstore.Fulcio{Roots: roots, OIDCIssuer: f.oidcIssuer, SubjectEmail: f.subjectEmail}
 	}
 	if p := pr.pki; p != nil {
-		roots, err := loadCertificates(sources(path+".pki", "caRoots", p.caRootsPath, nil, p.caRootsData, nil))
+		roots, err := loadCertificates(files, sources(path+".pki", "caRoots", p.caRootsPath, nil, p.caRootsData, nil))
 		if err != nil {
 			return err
 		}
-		intermediates, err := loadCertificates(sources(path+".pki", "caIntermediates", p.caIntermediatesPath, nil, p.caIntermediatesData, nil))
+		intermediates, err := loadCertificates(files, sources(path+".pki", "caIntermediates", p.caIntermediatesPath, nil, p.caIntermediatesData, nil))
 		if err != nil {
 			return err
 		}
@@ -308,10 +308,10 @@ func (pr *prSigstoreSigned) load(path string) error {
 	return nil
 }
 
-func loadCertificates(srcs []pemSource) ([]*x509.Certificate, error) {
+func loadCertificates(files *keyFiles, srcs []pemSource) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for _, s := range srcs {
-		data, err := s.read()
+		data, err := s.read(files)
 		if err == nil {
 			var c []*x509.Certificate
 			c, err = sigstore.ParseCertificates(data)

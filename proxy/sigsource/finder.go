@@ -76,13 +76,17 @@ type findKey struct {
 	attachments          bool
 }
 
+// ID names the configuration a reload can change under the finder: its registries.d
+// (RegistriesD.ID). The upstreams and lookaside client it reads are fixed for the process.
+func (f *Finder) ID() string { return f.registriesD.ID() }
+
 // NewFinder returns a Finder.
 func NewFinder(opts FinderOptions) (*Finder, error) {
 	if len(opts.Registries) == 0 {
 		return nil, errors.New("sigsource: no registries")
 	}
 	if opts.RegistriesD == nil {
-		opts.RegistriesD = &RegistriesD{docker: map[string]namespace{}}
+		opts.RegistriesD = emptyRegistriesD()
 	}
 	if opts.Lookaside == nil {
 		opts.Lookaside = &Lookaside{Client: defaultLookasideClient, Logger: opts.Logger}

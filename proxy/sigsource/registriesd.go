@@ -1,8 +1,12 @@
 package sigsource
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,7 +21,40 @@ import (
 type RegistriesD struct {
 	defaultDocker *namespace
 	docker        map[string]namespace
+	// id is the digest of the files read (see ID).
+	id string
 }
+
+// registriesDIDVersion starts the input of every ID.
+const registriesDIDVersion = "pullgate registries.d id 1\x00"
+
+// emptyRegistriesD is a configuration read from no file.
+func emptyRegistriesD() *RegistriesD {
+	return &RegistriesD{docker: map[string]namespace{}, id: newRegistriesDSum().id()}
+}
+
+// registriesDSum digests the files of a registries.d as they are read.
+type registriesDSum struct{ h hash.Hash }
+
+func newRegistriesDSum() registriesDSum {
+	h := sha256.New()
+	h.Write([]byte(registriesDIDVersion))
+	return registriesDSum{h}
+}
+
+// file adds one file, its name and its bytes each after its length.
+func (s registriesDSum) file(name string, data []byte) {
+	for _, b := range [][]byte{[]byte(name), data} {
+		s.h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(b))))
+		s.h.Write(b)
+	}
+}
+
+func (s registriesDSum) id() string { return "sha256:" + hex.EncodeToString(s.h.Sum(nil)) }
+
+// ID is a digest of the files LoadRegistriesD read, by name in name order: equal IDs mean
+// equal configurations. A missing directory has the ID of an empty one.
+func (r *RegistriesD) ID() string { return r.id }
 
 // namespace is one section. Unknown keys are ignored, as containers/image does.
 type namespace struct {
@@ -51,7 +88,7 @@ type fileConfig struct {
 // configuration. default-docker may appear in one file only and each docker scope in one
 // file only. Every error is a *RegistriesDError naming the file.
 func LoadRegistriesD(dir string) (*RegistriesD, error) {
-	out := &RegistriesD{docker: map[string]namespace{}}
+	out := emptyRegistriesD()
 	if dir == "" {
 		return out, nil
 	}
@@ -73,12 +110,14 @@ func LoadRegistriesD(dir string) (*RegistriesD, error) {
 	sort.Strings(names) // deterministic messages; the order has no other effect
 	defaultFrom := ""
 	scopeFrom := map[string]string{}
+	sum := newRegistriesDSum()
 	for _, name := range names {
 		path := filepath.Join(dir, name)
 		data, err := os.ReadFile(path) // the *fs.PathError names path
 		if err != nil {
 			return nil, &RegistriesDError{Path: path, Err: err}
 		}
+		sum.file(name, data)
 		var fc fileConfig
 		if err := yaml.Unmarshal(data, &fc); err != nil {
 			return nil, &RegistriesDError{Path: path, Err: fmt.Errorf("parsing %s: %w", path, err)}
@@ -109,6 +148,7 @@ func LoadRegistriesD(dir string) (*RegistriesD, error) {
 			return nil, &RegistriesDError{Path: defaultFrom, Err: fmt.Errorf("default-docker (%s): %w", defaultFrom, err)}
 		}
 	}
+	out.id = sum.id()
 	return out, nil
 }
 

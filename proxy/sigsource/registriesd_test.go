@@ -284,3 +284,47 @@ func TestRegistriesDNotADirectory(t *testing.T) {
 		t.Fatalf("err = %v, want an error naming %s", err, file)
 	}
 }
+
+// TestRegistriesDID: the ID is a digest of the files read: the same files give the same
+// ID, a changed or added file another one, and a missing directory that of an empty one.
+func TestRegistriesDID(t *testing.T) {
+	dir := t.TempDir()
+	load := func(dir string) string {
+		t.Helper()
+		r, err := LoadRegistriesD(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ID() == "" {
+			t.Fatal("no ID")
+		}
+		return r.ID()
+	}
+	empty := load(filepath.Join(dir, "missing"))
+	if load("") != empty || load(dir) != empty {
+		t.Fatal("empty configurations have different IDs")
+	}
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.yaml", "default-docker:\n  lookaside: https://a.test/sigs\n")
+	first := load(dir)
+	if first == empty || load(dir) != first {
+		t.Fatal("the ID does not follow the files")
+	}
+	write("a.yaml", "default-docker:\n  lookaside: https://b.test/sigs\n")
+	if load(dir) == first {
+		t.Fatal("a changed file keeps the ID")
+	}
+	write("a.yaml", "default-docker:\n  lookaside: https://a.test/sigs\n")
+	write("b.yaml", "docker:\n  registry.test:\n    use-sigstore-attachments: true\n")
+	if load(dir) == first {
+		t.Fatal("an added file keeps the ID")
+	}
+	if id := emptyRegistriesD().ID(); id != empty {
+		t.Fatalf("NewFinder's default registries.d has ID %s, want %s", id, empty)
+	}
+}
