@@ -13,7 +13,8 @@ const (
 
 	// admissionTTL is how long a blob stays servable after an accepted manifest referenced
 	// it, and how long a served index's children remember it: long enough for a slow pull
-	// of big layers, short enough to be re-checked. A policy reload clears both at once.
+	// of big layers, short enough to be re-checked. After a reload to a different policy
+	// neither is used again (their keys name the old policy).
 	admissionTTL = time.Hour
 	// admissionsPerVerdict sizes the admission memory's total blob references relative to
 	// the verdict cache: an image has a config and a handful of layers.
