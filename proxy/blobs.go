@@ -34,6 +34,16 @@ func (h *handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route, in
 	}
 
 	src := h.sources[rt.registry]
+	if vs, ok := src.(content.VerifiedBlobSource); ok {
+		vb, err := vs.OpenVerified(ctx, rt.repo, d)
+		switch {
+		case err == nil:
+			defer vb.Body.Close()
+			return h.serveHeld(w, r, vb, d, info)
+		case !errors.Is(err, content.ErrNotHeld):
+			return err
+		}
+	}
 	if head {
 		desc, err := src.StatBlob(ctx, rt.repo, d)
 		if err != nil {
@@ -55,28 +65,64 @@ func (h *handler) serveBlob(w http.ResponseWriter, r *http.Request, rt route, in
 	// Never a Range upstream: a part of a blob cannot be verified on its own, and the
 	// upstream (or the storage it redirects to) could answer any bytes. The whole blob
 	// is fetched and verified; a range is cut from it (serveRange).
-	b, err := src.Blob(ctx, rt.repo, d, "")
+	b, err := src.Blob(ctx, rt.repo, d)
 	if err != nil {
 		return err
 	}
 	defer b.Body.Close()
-	if b.Status != http.StatusOK {
-		return badUpstream(fmt.Sprintf("the upstream answered a blob request with status %d", b.Status), nil)
-	}
 	rangeHeader := r.Header.Get("Range")
 	if r.Header.Get("If-Range") != "" {
 		// pullgate issues no validators, so none can match: the whole blob (RFC 9110 13.1.5).
 		rangeHeader = ""
 	}
-	switch rg := parseRange(rangeHeader, b.ContentLength); rg.kind {
+	switch rg := parseRange(rangeHeader, b.Size); rg.kind {
 	case rangeSingle:
 		return h.serveRange(w, r, b, d, rg, info)
 	case rangeUnsatisfiable:
-		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(b.ContentLength, 10))
-		return &Error{Code: errcode.ErrorCodeRangeInvalid,
-			Message: fmt.Sprintf("the range %q is outside the blob's %d bytes", rangeHeader, b.ContentLength)}
+		return rangeNotSatisfiable(w, rangeHeader, b.Size)
 	}
 	return h.streamVerified(w, r, b, d, info)
+}
+
+// rangeNotSatisfiable is the 416 answer to a range outside a blob of size bytes.
+func rangeNotSatisfiable(w http.ResponseWriter, rangeHeader string, size int64) error {
+	w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+	return &Error{Code: errcode.ErrorCodeRangeInvalid,
+		Message: fmt.Sprintf("the range %q is outside the blob's %d bytes", rangeHeader, size)}
+}
+
+// serveHeld answers from a blob a VerifiedBlobSource holds: http.ServeContent seeks to
+// a range (and sends a file with sendfile) since the bytes are verified already. The
+// Range is resolved as for streamed blobs (parseRange), so both answer a request the
+// same way: only a single range, any other ignored, 416 as an OCI error. Unlike a
+// streamed blob, a held one has a modification time, so If-Range may match it.
+func (h *handler) serveHeld(w http.ResponseWriter, r *http.Request, vb *content.VerifiedBlob, d digest.Digest, info *accessInfo) error {
+	rangeHeader := r.Header.Get("Range")
+	req := r
+	if rangeHeader != "" {
+		req = new(http.Request)
+		*req = *r
+		req.Header = r.Header.Clone()
+		switch rg := parseRange(rangeHeader, vb.Size); rg.kind {
+		case rangeSingle:
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", rg.first, rg.last))
+		case rangeUnsatisfiable:
+			if r.Header.Get("If-Range") == "" {
+				return rangeNotSatisfiable(w, rangeHeader, vb.Size)
+			}
+			// If-Range decides whether the range applies at all: ServeContent does.
+		default:
+			req.Header.Del("Range")
+		}
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", blobContentType(vb.ContentType))
+	hdr.Set("Docker-Content-Digest", d.String())
+	http.ServeContent(w, req, "", vb.ModTime, vb.Body)
+	if r.Context().Err() != nil {
+		info.clientGone = true
+	}
+	return nil
 }
 
 // setBlobHeaders sets the headers of every blob answer: the Content-Type (see
@@ -93,7 +139,7 @@ func setBlobHeaders(hdr http.Header, contentType string, d digest.Digest, length
 
 // verifying wraps a blob's body in the reader that checks its digest and length.
 func verifying(b *content.Blob, d digest.Digest) (*verify.Reader, error) {
-	body, err := verify.NewReader(b.Body, d, b.ContentLength)
+	body, err := verify.NewReader(b.Body, d, b.Size)
 	if err != nil {
 		return nil, badUpstream("cannot verify the blob", err)
 	}
@@ -111,7 +157,7 @@ func (h *handler) streamVerified(w http.ResponseWriter, r *http.Request, b *cont
 	if err != nil {
 		return err
 	}
-	setBlobHeaders(w.Header(), b.ContentType, d, b.ContentLength)
+	setBlobHeaders(w.Header(), b.ContentType, d, b.Size)
 	w.WriteHeader(http.StatusOK)
 	if _, err := relay(w, body); err != nil {
 		h.abort(r, info, err)
@@ -131,7 +177,7 @@ func (h *handler) serveRange(w http.ResponseWriter, r *http.Request, b *content.
 	}
 	hdr := w.Header()
 	setBlobHeaders(hdr, b.ContentType, d, rg.length())
-	hdr.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rg.first, rg.last, b.ContentLength))
+	hdr.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rg.first, rg.last, b.Size))
 	w.WriteHeader(http.StatusPartialContent)
 
 	bp := blobCopyBuffers.Get().(*[]byte)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -215,6 +216,46 @@ func (sw *stallWriter) Write(p []byte) (int, error) {
 		p = p[n:]
 	}
 	return written, nil
+}
+
+// ReadFrom passes src on to the underlying writer's ReadFrom (net/http sends a file with
+// sendfile), at most writeChunkBytes under one deadline. The chunks are limits over the
+// innermost reader, so that net/http still sees a file under one *io.LimitedReader.
+func (sw *stallWriter) ReadFrom(src io.Reader) (int64, error) {
+	rf, ok := sw.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(writerOnly{sw}, src)
+	}
+	if sw.stall <= 0 {
+		return rf.ReadFrom(src)
+	}
+	inner, left := src, int64(-1) // left < 0: until EOF
+	lr, limited := src.(*io.LimitedReader)
+	if limited {
+		inner, left = lr.R, lr.N
+	}
+	var written int64
+	var err error
+	for left != 0 {
+		chunk := int64(writeChunkBytes)
+		if left > 0 {
+			chunk = min(chunk, left)
+		}
+		sw.extend()
+		var n int64
+		n, err = rf.ReadFrom(&io.LimitedReader{R: inner, N: chunk})
+		written += n
+		if left > 0 {
+			left -= n
+		}
+		if err != nil || n < chunk {
+			break // an error, or the end of src
+		}
+	}
+	if limited {
+		lr.N = max(left, 0)
+	}
+	return written, err
 }
 
 func (sw *stallWriter) WriteHeader(code int) {

@@ -20,6 +20,9 @@ var (
 	// ErrReferrersUnsupported: the upstream has no referrers API (it answered 404), so
 	// the referrers tag schema must be used instead.
 	ErrReferrersUnsupported = errors.New("upstream has no referrers API")
+	// ErrNotHeld: a VerifiedBlobSource does not hold the blob asked for; it is to be
+	// read through Blob and verified while streaming.
+	ErrNotHeld = errors.New("content not held")
 	// ErrReferrersTagNotIndex: the manifest under a referrers tag is not an image index.
 	ErrReferrersTagNotIndex = errors.New("the referrers tag does not hold an image index")
 )

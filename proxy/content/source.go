@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/url"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -46,11 +47,10 @@ type ManifestSource interface {
 
 // BlobSource reads blobs.
 type BlobSource interface {
-	// Blob opens a blob for streaming; rangeHeader, when not empty, is forwarded. The
-	// body is NOT verified by the Source: the caller hashes it while streaming (the
-	// proxy does, so every Source is checked the same way). ContentLength is -1 when
-	// the upstream did not announce one.
-	Blob(ctx context.Context, repo string, dgst digest.Digest, rangeHeader string) (*Blob, error)
+	// Blob opens the whole blob for streaming; never a part of it, which could not be
+	// verified on its own. The body is NOT verified by the Source: the caller hashes it
+	// while streaming (the proxy does, so every Source is checked the same way).
+	Blob(ctx context.Context, repo string, dgst digest.Digest) (*Blob, error)
 	// StatBlob answers a HEAD for a blob: its size and media type.
 	StatBlob(ctx context.Context, repo string, dgst digest.Digest) (Descriptor, error)
 }
@@ -85,17 +85,40 @@ type Descriptor struct {
 	Size int64
 }
 
-// Blob is an open blob response. The caller closes Body.
+// Blob is an open whole blob, unverified. The caller closes Body.
 type Blob struct {
 	Body io.ReadCloser
-	// Status is 200, or 206 for a range answer.
-	Status        int
-	ContentType   string
-	ContentLength int64
-	// ContentRange is the upstream's Content-Range header of a 206 answer.
-	ContentRange string
-	// AcceptRanges is the upstream's Accept-Ranges header, relayed.
-	AcceptRanges string
+	// ContentType is the media type the upstream labelled the blob with, as sent.
+	ContentType string
+	// Size is the announced length of Body, or -1 when the upstream did not say.
+	Size int64
+}
+
+// VerifiedBlobSource is an optional upgrade of a BlobSource that holds blobs already
+// verified against their digest (a content store on disk). The handler discovers it by
+// type assertion and, after the gate admitted the blob, serves what it opens as it is,
+// seeking for a range (http.ServeContent: ranges and sendfile without faking 206
+// answers). A decorator around a Source forwards it to the inner Source.
+type VerifiedBlobSource interface {
+	// OpenVerified opens blob dgst of repo when it is held, without contacting an
+	// upstream. A blob that is not held is an error wrapping ErrNotHeld: the caller
+	// then streams it through Blob and verifies it itself. Any other error fails the
+	// request.
+	OpenVerified(ctx context.Context, repo string, dgst digest.Digest) (*VerifiedBlob, error)
+}
+
+// VerifiedBlob is an open held blob whose bytes hash to the digest it was opened by.
+// The caller closes Body.
+type VerifiedBlob struct {
+	Body io.ReadSeekCloser
+	// Size is the exact length of Body.
+	Size int64
+	// ContentType is the media type the blob was labelled with when it was stored;
+	// empty when unknown.
+	ContentType string
+	// ModTime is when the blob was stored; the zero time when unknown (no
+	// Last-Modified is then sent, and an If-Range never matches).
+	ModTime time.Time
 }
 
 // Listing is a tags/list or referrers answer, read whole (capped at MaxListingBytes).

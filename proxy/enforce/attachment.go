@@ -36,7 +36,7 @@ func (u UpstreamBlobs) SmallBlob(ctx context.Context, registry, repository strin
 	if !ok {
 		return nil, fmt.Errorf("enforce: no upstream %s", registry)
 	}
-	b, err := src.Blob(ctx, repository, d, "")
+	b, err := src.Blob(ctx, repository, d)
 	if err != nil {
 		return nil, err
 	}

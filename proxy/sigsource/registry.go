@@ -248,7 +248,7 @@ func smallBlob(ctx context.Context, reg Registry, repo string, desc ocispec.Desc
 	if err := bud.room(desc.Size); err != nil {
 		return nil, fmt.Errorf("blob %s of %d bytes: %w", desc.Digest, desc.Size, err)
 	}
-	b, err := reg.Blob(ctx, repo, desc.Digest, "")
+	b, err := reg.Blob(ctx, repo, desc.Digest)
 	if err != nil {
 		return nil, err
 	}

@@ -98,7 +98,7 @@ func TestUpstreamErrorsMapToOCICodes(t *testing.T) {
 		return err
 	}
 	blob := func(c *upstream.Client) error {
-		_, err := c.Blob(context.Background(), "team/app", dgst, "")
+		_, err := c.Blob(context.Background(), "team/app", dgst)
 		return err
 	}
 	tags := func(c *upstream.Client) error { _, err := c.Tags(context.Background(), "team/app", nil); return err }
@@ -445,7 +445,7 @@ func TestRedirectedBlobCarriesNoCredentials(t *testing.T) {
 		})
 	})
 	c, _ := newClient(t, s.URL, func(o *upstream.Options) { o.Username, o.Password = user, pass })
-	b, err := c.Blob(context.Background(), "team/app", dgst, "")
+	b, err := c.Blob(context.Background(), "team/app", dgst)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -208,7 +208,7 @@ func TestBlobThatStallsEndsWithAnError(t *testing.T) {
 	c, _ := newClient(t, srv.URL, func(o *upstream.Options) { o.BlobStallTimeout = 500 * time.Millisecond })
 	ctx, cancel := context.WithTimeout(context.Background(), watchdog)
 	defer cancel()
-	b, err := c.Blob(ctx, "team/app", dgst, "")
+	b, err := c.Blob(ctx, "team/app", dgst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestSlowSteadyBlobIsNotCutOff(t *testing.T) {
 		o.RequestTimeout = 500 * time.Millisecond
 		o.BlobStallTimeout = 5 * time.Second
 	})
-	b, err := c.Blob(context.Background(), "team/app", dgst, "")
+	b, err := c.Blob(context.Background(), "team/app", dgst)
 	if err != nil {
 		t.Fatal(err)
 	}

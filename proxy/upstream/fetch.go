@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -85,20 +86,22 @@ func (c *Client) HeadManifest(ctx context.Context, repo, reference string, accep
 	return d, nil
 }
 
-// Blob implements content.BlobSource: a GET, following redirects (to other hosts too, but
-// never from https to http), with the client's Range header when there is one. The body
-// is the upstream's, unverified; the caller checks it. A body that sends no byte for the
-// stall timeout ends with a *TimeoutError.
-func (c *Client) Blob(ctx context.Context, repo string, dgst digest.Digest, rangeHeader string) (*content.Blob, error) {
-	header := http.Header{}
-	if rangeHeader != "" {
-		header.Set("Range", rangeHeader)
-	}
-	resp, err := c.do(ctx, classBlob, http.MethodGet, repo, "blobs/"+dgst.String(), nil, header)
+// Blob implements content.BlobSource: a GET of the whole blob, following redirects (to
+// other hosts too, but never from https to http). It never sends a Range: a part of a
+// blob cannot be verified on its own. The body is the upstream's, unverified; the caller
+// checks it. A body that sends no byte for the stall timeout ends with a *TimeoutError.
+func (c *Client) Blob(ctx context.Context, repo string, dgst digest.Digest) (*content.Blob, error) {
+	resp, err := c.do(ctx, classBlob, http.MethodGet, repo, "blobs/"+dgst.String(), nil, nil)
 	if err != nil {
 		return nil, c.transportError(err)
 	}
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusPartialContent:
+		// A part where the whole was asked for: nothing of it can be verified.
+		resp.Body.Close()
+		return nil, c.invalid("a part of a blob where the whole was asked for", errors.New(resp.Status))
+	default:
 		defer resp.Body.Close()
 		return nil, c.responseError(resp, EndpointBlob)
 	}
@@ -107,12 +110,9 @@ func (c *Client) Blob(ctx context.Context, repo string, dgst digest.Digest, rang
 		return nil, err
 	}
 	return &content.Blob{
-		Body:          resp.Body,
-		Status:        resp.StatusCode,
-		ContentType:   resp.Header.Get("Content-Type"),
-		ContentLength: resp.ContentLength,
-		ContentRange:  resp.Header.Get("Content-Range"),
-		AcceptRanges:  resp.Header.Get("Accept-Ranges"),
+		Body:        resp.Body,
+		ContentType: resp.Header.Get("Content-Type"),
+		Size:        resp.ContentLength,
 	}, nil
 }
 

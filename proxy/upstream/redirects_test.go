@@ -221,7 +221,7 @@ func TestCrossHostBlobRedirectGetsNoBearerToken(t *testing.T) {
 		http.NotFound(w, r)
 	})
 	c, _ := newClient(t, reg.URL, func(o *upstream.Options) { o.Username, o.Password = "puller", "s3cret" })
-	b, err := c.Blob(context.Background(), "team/app", dgst, "")
+	b, err := c.Blob(context.Background(), "team/app", dgst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestBlobRedirectFromHTTPSToHTTPIsRefused(t *testing.T) {
 			var err error
 			if method == http.MethodGet {
 				var b *content.Blob
-				if b, err = c.Blob(context.Background(), "team/app", dgst, ""); err == nil {
+				if b, err = c.Blob(context.Background(), "team/app", dgst); err == nil {
 					b.Body.Close()
 				}
 			} else {
