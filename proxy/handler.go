@@ -16,10 +16,6 @@ import (
 	"github.com/pullgate/pullgate/proxy/content"
 )
 
-// manifestFetchTimeout bounds one shared upstream manifest fetch. It runs detached from
-// the requests waiting for it (each stops waiting when its own client goes away).
-const manifestFetchTimeout = 2 * time.Minute
-
 // handler serves the read-only OCI distribution API.
 type handler struct {
 	gate       admission.Gate
@@ -27,7 +23,6 @@ type handler struct {
 	sources    map[string]content.Source
 	router     router
 	log        *slog.Logger
-	manifests  *manifestFetcher
 	// writeStall is the per-write deadline of every answer; zero disables it.
 	writeStall time.Duration
 	// streams holds a token per blob body being relayed from an upstream (nil: no
@@ -58,13 +53,12 @@ func New(opts Options) (http.Handler, error) {
 			return nil, fmt.Errorf("proxy: upstreams[%d]: invalid registry name %q", i, u.Registry)
 		case u.Source == nil:
 			return nil, fmt.Errorf("proxy: upstreams[%d] (%s): no source", i, u.Registry)
-		case h.sources[u.Registry] != nil:
+		case h.router.registries[u.Registry]:
 			return nil, fmt.Errorf("proxy: upstreams[%d]: registry %q configured twice", i, u.Registry)
 		}
-		h.sources[u.Registry] = u.Source
 		h.router.registries[u.Registry] = true
 	}
-	if opts.DefaultUpstream != "" && h.sources[opts.DefaultUpstream] == nil {
+	if opts.DefaultUpstream != "" && !h.router.registries[opts.DefaultUpstream] {
 		return nil, fmt.Errorf("proxy: default upstream %q is not a configured upstream", opts.DefaultUpstream)
 	}
 	if h.log == nil {
@@ -93,9 +87,11 @@ func New(opts Options) (http.Handler, error) {
 	if h.streamWait <= 0 {
 		h.streamWait = DefaultBlobStreamWait
 	}
-	h.manifests = &manifestFetcher{
-		cache: newManifestCache(cacheBytes),
-		group: &cache.Group[*content.Manifest]{Timeout: manifestFetchTimeout},
+	// Every upstream Source gets the manifest decorator (one cache, one bound, for all).
+	manifests := newManifestCache(cacheBytes)
+	fetches := &cache.Group[*content.Manifest]{Timeout: manifestFetchTimeout}
+	for _, u := range opts.Upstreams {
+		h.sources[u.Registry] = &manifestSource{Source: u.Source, registry: u.Registry, cache: manifests, group: fetches}
 	}
 	return h, nil
 }

@@ -217,12 +217,9 @@ func (h *handler) serveReferrersFromTag(w http.ResponseWriter, r *http.Request, 
 }
 
 // referrersFromTag reads the descriptors of the referrers tag index for d through the
-// handler's manifest cache; never nil.
+// Source (its manifestSource joins and holds); never nil.
 func (h *handler) referrersFromTag(ctx context.Context, rt route, d digest.Digest) ([]ocispec.Descriptor, error) {
-	get := func(ctx context.Context, repo, ref string, accept []string) (*content.Manifest, error) {
-		return h.manifests.get(ctx, h.sources[rt.registry], rt.registry, repo, ref, accept)
-	}
-	listed, _, err := content.ReferrersFromTag(ctx, get, rt.repo, d)
+	listed, _, err := content.ReferrersFromTag(ctx, h.sources[rt.registry].Manifest, rt.repo, d)
 	if errors.Is(err, content.ErrReferrersTagNotIndex) {
 		return nil, badUpstream("the referrers tag does not hold an image index", err)
 	}

@@ -4,24 +4,22 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/cache"
 	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/content"
 )
 
 // serveManifest answers GET and HEAD on /v2/<name>/manifests/<reference>. The gate needs
 // the verified bytes to decide, so a HEAD is answered from a GET upstream unless the
-// bytes are already held (see manifestFetcher).
+// bytes are already held (see manifest).
 func (h *handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route, info *accessInfo) error {
 	ctx := r.Context()
 	head := r.Method == http.MethodHead
 	// Every Accept line, unchanged: the bytes a tag resolves to depend on them.
 	accept := r.Header.Values("Accept")
-	m, err := h.manifests.fetch(ctx, h.sources[rt.registry], rt, accept, head)
+	m, err := manifest(ctx, h.sources[rt.registry], rt, accept, head)
 	if err != nil {
 		return err
 	}
@@ -62,65 +60,27 @@ func (h *handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route
 	return nil
 }
 
-// manifestFetcher gets verified manifest bytes: from its cache when the digest is known,
-// else from the Source, with concurrent identical fetches going upstream once.
-type manifestFetcher struct {
-	cache *manifestCache
-	group *cache.Group[*content.Manifest]
-}
-
-// fetch returns the manifest a request names.
-//   - By digest: the cache, else a GET upstream.
-//   - By tag, GET: always a GET upstream (tags move).
-//   - By tag, HEAD: a HEAD upstream says which digest the tag names today; if those
-//     bytes are cached they are used (they are verified; the HEAD answer only chose
-//     them), else a GET upstream.
-func (f *manifestFetcher) fetch(ctx context.Context, src content.ManifestSource, rt route, accept []string, head bool) (*content.Manifest, error) {
-	if isDigest(rt.ref) {
-		if m, ok := f.cache.get(manifestKey{registry: rt.registry, repo: rt.repo, digest: digest.Digest(rt.ref)}); ok {
-			return m, nil
-		}
-		return f.get(ctx, src, rt.registry, rt.repo, rt.ref, accept)
-	}
-	if head {
+// manifest returns the verified manifest a request names, from src (a manifestSource,
+// which holds and joins). A HEAD by tag asks the upstream (HEAD) which digest the tag
+// names today; if those bytes are held they are used (they are verified; the HEAD
+// answer only chose them), else a GET by tag.
+func manifest(ctx context.Context, src content.Source, rt route, accept []string, head bool) (*content.Manifest, error) {
+	if held, ok := src.(content.ManifestHolder); ok && head && !isDigest(rt.ref) {
 		desc, err := src.HeadManifest(ctx, rt.repo, rt.ref, accept)
 		switch {
 		case err != nil && !headUnsupported(err):
 			return nil, err
 		case err == nil && desc.Digest != "":
-			if m, ok := f.cache.get(manifestKey{registry: rt.registry, repo: rt.repo, digest: desc.Digest}); ok {
+			if m, ok := held.HeldManifest(ctx, rt.repo, desc.Digest); ok {
 				return m, nil
 			}
 		}
 	}
-	return f.get(ctx, src, rt.registry, rt.repo, rt.ref, accept)
+	return src.Manifest(ctx, rt.repo, rt.ref, accept)
 }
 
 // headUnsupported reports whether a HEAD failed only because the upstream does not
 // answer HEAD, so a GET is worth trying.
 func headUnsupported(err error) bool {
 	return asError(err).HTTPStatus() == http.StatusMethodNotAllowed
-}
-
-// get fetches a manifest with a GET upstream, once for concurrent identical requests
-// (same upstream, repository, reference and Accept lines), and caches the result by
-// digest.
-func (f *manifestFetcher) get(ctx context.Context, src content.ManifestSource, registry, repo, ref string, accept []string) (*content.Manifest, error) {
-	key := strings.Join(append([]string{registry, repo, ref}, accept...), "\x00")
-	m, _, err := f.group.Do(ctx, key, func(ctx context.Context) (*content.Manifest, error) {
-		m, err := src.Manifest(ctx, repo, ref, accept)
-		if err != nil {
-			return nil, err
-		}
-		// The Source promised a computed sha256; hold it to that before caching.
-		if len(m.Bytes) > content.MaxManifestBytes {
-			return nil, badUpstream("the upstream sent a manifest larger than pullgate accepts", content.ErrManifestTooLarge)
-		}
-		if digest.SHA256.FromBytes(m.Bytes) != m.Digest {
-			return nil, badUpstream("the upstream sent a manifest that failed verification", content.ErrDigestMismatch)
-		}
-		f.cache.add(registry, repo, m)
-		return m, nil
-	})
-	return m, err
 }

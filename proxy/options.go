@@ -45,6 +45,8 @@ type Upstream struct {
 	// Registry is the name clients and signatures use (docker.io, 127.0.0.1:5001).
 	Registry string
 	// Source reads manifests and blobs from that registry (an *upstream.Client, or a cache
-	// decorating one).
+	// decorating one). New puts the in-memory manifest cache (ManifestCacheBytes) around
+	// it; what the Source offers beyond content.Source (content.VerifiedBlobSource,
+	// content.ManifestHolder) is forwarded.
 	Source content.Source
 }

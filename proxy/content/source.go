@@ -45,6 +45,16 @@ type ManifestSource interface {
 	HeadManifest(ctx context.Context, repo, reference string, accept []string) (Descriptor, error)
 }
 
+// ManifestHolder is an optional upgrade of a ManifestSource that holds verified manifest
+// bytes by digest (the handler's in-memory cache, a content store). The handler answers
+// a HEAD by tag with it: the upstream's HEAD picks the digest, the held bytes (which the
+// gate needs) answer. A decorator around a Source forwards it to the inner Source.
+type ManifestHolder interface {
+	// HeldManifest returns the verified manifest dgst of repo when it is held, without
+	// contacting an upstream: Bytes hash to dgst, and Digest is dgst.
+	HeldManifest(ctx context.Context, repo string, dgst digest.Digest) (*Manifest, bool)
+}
+
 // BlobSource reads blobs.
 type BlobSource interface {
 	// Blob opens the whole blob for streaming; never a part of it, which could not be
