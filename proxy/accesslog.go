@@ -10,11 +10,109 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// accessInfo collects what a request was about, for its access line.
+// Observer sees every request the handler answered, once, when its answer has ended
+// (also when it was aborted): metrics, audit and tracing plug in here, outside the request
+// path. Observe runs on the request's goroutine after the answer was written, so it must
+// be quick and must not block; ctx is the request's, without its cancellation.
+// AccessLog, the default, writes today's access line.
+type Observer interface {
+	Observe(ctx context.Context, rt Route, rec AccessRecord)
+}
+
+// Route is what the handler parsed a request's path into. A path that did not parse
+// has an empty Endpoint.
+type Route struct {
+	// Endpoint is the kind of request: ping, catalog, manifest, blob, blob-upload, tags,
+	// referrers or signatures.
+	Endpoint string
+	// Name is the repository name as the client wrote it (docker.io/alpine, alpine).
+	Name string
+	// Registry is the configured name of the upstream chosen.
+	Registry string
+	// Repository is the repository on that upstream (library/alpine).
+	Repository string
+	// Reference is the tag or digest of a manifest request, the digest of a blob,
+	// referrers or signatures request.
+	Reference string
+}
+
+// AccessRecord is what happened to one request.
+type AccessRecord struct {
+	Method string
+	// Path is the request's URL path.
+	Path string
+	// Digest is the digest served (or asked for): the manifest's a tag resolved to, the
+	// blob's, the referrers subject's. Empty when none was known.
+	Digest digest.Digest
+	// Status is the HTTP status answered; zero when the answer was aborted before its
+	// headers were sent.
+	Status int
+	// Bytes is the number of body bytes written.
+	Bytes    int64
+	Duration time.Duration
+	// Client is the client's address (http.Request.RemoteAddr).
+	Client string
+	// Aborted: the answer was cut off (http.ErrAbortHandler) rather than completed, so
+	// the client saw a broken connection.
+	Aborted bool
+	// ClientGone: the client went away or stopped reading before the answer was done.
+	ClientGone bool
+}
+
+// AccessLog is the default Observer: one INFO line "request" per request on log, with
+// the route and the record.
+func AccessLog(log *slog.Logger) Observer { return accessLog{log: log} }
+
+type accessLog struct{ log *slog.Logger }
+
+func (a accessLog) Observe(ctx context.Context, rt Route, rec AccessRecord) {
+	attrs := []slog.Attr{
+		slog.String("method", rec.Method),
+		slog.String("path", rec.Path),
+		slog.String("upstream", rt.Registry),
+		slog.String("repo", rt.Repository),
+		slog.String("reference", rt.Reference),
+		slog.String("digest", rec.Digest.String()),
+		slog.Int("status", rec.Status),
+		slog.Int64("bytes", rec.Bytes),
+		slog.Duration("duration", rec.Duration),
+		slog.String("client", rec.Client),
+	}
+	if rec.Aborted {
+		attrs = append(attrs, slog.Bool("aborted", true))
+	}
+	if rec.ClientGone {
+		attrs = append(attrs, slog.Bool("client_gone", true))
+	}
+	a.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+}
+
+// Observers is an Observer that passes every request to each of obs in turn (the access
+// log and metrics, say).
+func Observers(obs ...Observer) Observer { return observers(obs) }
+
+type observers []Observer
+
+func (o observers) Observe(ctx context.Context, rt Route, rec AccessRecord) {
+	for _, ob := range o {
+		ob.Observe(ctx, rt, rec)
+	}
+}
+
+// accessInfo collects what a request was about, for its access record.
 type accessInfo struct {
-	registry, repo, ref string
-	digest              digest.Digest
-	clientGone          bool
+	route      route
+	digest     digest.Digest
+	clientGone bool
+}
+
+// public is the route as observers see it.
+func (rt route) public() Route {
+	r := Route{Name: rt.name, Registry: rt.registry, Repository: rt.repo, Reference: rt.ref}
+	if rt.endpoint != 0 {
+		r.Endpoint = rt.endpoint.String()
+	}
+	return r
 }
 
 // responseRecorder remembers the status and counts the body bytes written.
@@ -65,30 +163,26 @@ func requestAttrs(r *http.Request, info *accessInfo, more ...slog.Attr) []slog.A
 	return append([]slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
-		slog.String("upstream", info.registry),
-		slog.String("repo", info.repo),
+		slog.String("upstream", info.route.registry),
+		slog.String("repo", info.route.repo),
 	}, more...)
 }
 
-// logAccess writes the one access line of a request.
-func (h *handler) logAccess(r *http.Request, w *responseRecorder, info *accessInfo, took time.Duration, aborted bool) {
+// observe hands the request's record to the observer.
+func (h *handler) observe(r *http.Request, w *responseRecorder, info *accessInfo, took time.Duration, aborted bool) {
 	status := w.status
 	if status == 0 && !aborted {
 		status = http.StatusOK
 	}
-	attrs := requestAttrs(r, info,
-		slog.String("reference", info.ref),
-		slog.String("digest", info.digest.String()),
-		slog.Int("status", status),
-		slog.Int64("bytes", w.bytes),
-		slog.Duration("duration", took),
-		slog.String("client", r.RemoteAddr),
-	)
-	if aborted {
-		attrs = append(attrs, slog.Bool("aborted", true))
-	}
-	if info.clientGone {
-		attrs = append(attrs, slog.Bool("client_gone", true))
-	}
-	h.log.LogAttrs(context.WithoutCancel(r.Context()), slog.LevelInfo, "request", attrs...)
+	h.observer.Observe(context.WithoutCancel(r.Context()), info.route.public(), AccessRecord{
+		Method:     r.Method,
+		Path:       r.URL.Path,
+		Digest:     info.digest,
+		Status:     status,
+		Bytes:      w.bytes,
+		Duration:   took,
+		Client:     r.RemoteAddr,
+		Aborted:    aborted,
+		ClientGone: info.clientGone,
+	})
 }

@@ -235,8 +235,8 @@ type writerOnly struct{ io.Writer }
 func (h *handler) abort(r *http.Request, info *accessInfo, err error) {
 	attrs := []slog.Attr{
 		slog.String("path", r.URL.Path),
-		slog.String("upstream", info.registry),
-		slog.String("repo", info.repo),
+		slog.String("upstream", info.route.registry),
+		slog.String("repo", info.route.repo),
 		slog.String("digest", info.digest.String()),
 		slog.String("error", err.Error()),
 	}

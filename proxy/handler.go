@@ -23,6 +23,7 @@ type handler struct {
 	sources    map[string]content.Source
 	router     router
 	log        *slog.Logger
+	observer   Observer
 	// writeStall is the per-write deadline of every answer; zero disables it.
 	writeStall time.Duration
 	// streams holds a token per blob body being relayed from an upstream (nil: no
@@ -64,6 +65,10 @@ func New(opts Options) (http.Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.observer = opts.Observer
+	if h.observer == nil {
+		h.observer = AccessLog(h.log)
+	}
 	cacheBytes := opts.ManifestCacheBytes
 	switch {
 	case cacheBytes == 0:
@@ -100,7 +105,7 @@ func New(opts Options) (http.Handler, error) {
 // pointed at a relayed blob or manifest treats it as an inert, sandboxed document.
 const contentSecurityPolicy = "default-src 'none'; sandbox"
 
-// ServeHTTP implements http.Handler. It writes one access log line per request, also
+// ServeHTTP implements http.Handler. It hands the observer one record per request, also
 // for responses aborted with http.ErrAbortHandler.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -116,7 +121,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p := recover()
 		// What net/http flushes after the handler returns gets a deadline too.
 		sw.extend()
-		h.logAccess(r, rec, info, time.Since(start), p != nil)
+		h.observe(r, rec, info, time.Since(start), p != nil)
 		if p != nil {
 			panic(p)
 		}
@@ -136,7 +141,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *accessInfo
 	if err != nil {
 		return err
 	}
-	info.registry, info.repo, info.ref = rt.registry, rt.repo, rt.ref
+	info.route = rt
 	if rt.ns != "" {
 		// dist-spec "Registry Proxying": a proxy that uses ns echoes it.
 		w.Header().Set("OCI-Namespace", rt.ns)

@@ -22,8 +22,13 @@ type Options struct {
 	// X-Registry-Supports-Signatures: 1, so that podman and skopeo pointed at pullgate
 	// verify with the signatures pullgate found (SPEC.md 4).
 	Signatures SignatureLister
-	// Logger receives one access line per request; nil discards.
+	// Logger receives the handler's log lines (and the access lines of the default
+	// Observer); nil discards.
 	Logger *slog.Logger
+	// Observer is handed one record per request when its answer has ended. Nil means
+	// AccessLog(Logger), one access line per request; to keep that line beside another
+	// observer, pass Observers(AccessLog(logger), other).
+	Observer Observer
 	// ManifestCacheBytes bounds the in-memory cache of verified manifest bytes (by
 	// digest, per repository). Zero means DefaultManifestCacheBytes; negative disables
 	// the cache.
