@@ -49,6 +49,8 @@ type Options struct {
 	// attachment: every one is evaluated by the policy as an image.
 	Blobs  BlobReader
 	Logger *slog.Logger
+	// OnDecision is told every decision; nil means LogDecisions(Logger).
+	OnDecision DecisionObserver
 }
 
 // Gate is the policy-enforcing admission.Gate. Its decisions are in decide.go; what it
@@ -77,6 +79,8 @@ type Gate struct {
 	// local names this gate's policies that have no content ID (see policyKey).
 	local string
 	log   *slog.Logger
+	// decisions is told every decision (Options.OnDecision).
+	decisions DecisionObserver
 }
 
 var _ admission.Gate = (*Gate)(nil)
@@ -161,6 +165,7 @@ func New(opts Options) (*Gate, error) {
 		parsed:           parsed,
 		local:            local,
 		log:              log,
+		decisions:        decisionObserver(opts.OnDecision, log),
 	}
 	g.state.Store(g.newState(opts.Policy, opts.Finder, 1))
 	return g, nil
@@ -214,7 +219,7 @@ func (g *Gate) AdmitManifest(ctx context.Context, m *admission.ManifestRequest) 
 			break
 		}
 	}
-	g.logDecision(m, out, err, time.Since(start))
+	g.logDecision(ctx, m, out, err, time.Since(start))
 	if err != nil {
 		return admission.Decision{}, unavailable(err)
 	}
@@ -237,25 +242,8 @@ func (g *Gate) AdmitBlob(ctx context.Context, b *admission.BlobRequest) (admissi
 	} else if g.admitted.HasBlob(key) {
 		return admission.Decision{Allow: true}, nil
 	}
-	g.log.Info("decision", "kind", "blob", "client", b.ClientAddr, "upstream", b.Registry, "repository", b.Repository,
-		"digest", b.Digest.String(), "verdict", "deny", "reason", reason)
+	g.logBlobDenial(ctx, b, reason)
 	return admission.Decision{Reason: reason, Detail: Detail{Identity: b.Registry + "/" + b.Repository, Digest: b.Digest.String(), Verdict: "deny", Reason: reason}}, nil
-}
-
-func (g *Gate) logDecision(m *admission.ManifestRequest, out outcome, err error, took time.Duration) {
-	attrs := []any{"kind", "manifest", "client", m.ClientAddr, "upstream", m.Registry, "repository", m.Repository,
-		"reference", m.Reference, "digest", m.Digest.String()}
-	if err != nil {
-		g.log.Warn("decision", append(attrs, "verdict", "error", "reason", err.Error(), "duration", took)...)
-		return
-	}
-	cacheState := out.cache
-	if cacheState == "" { // decided without the policy (artifacts, unrecognised manifests)
-		cacheState = "none"
-	}
-	g.log.Info("decision", append(attrs, "identity", out.detail.Identity, "verdict", out.detail.Verdict,
-		"scope", out.detail.Scope, "requirement", out.detail.Requirement, "reason", out.detail.Reason,
-		"cache", cacheState, "duration", took)...)
 }
 
 // IndeterminateError says that a manifest's trust could not be decided (signatures could
