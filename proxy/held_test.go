@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -68,6 +70,63 @@ func (s *heldSource) OpenVerified(_ context.Context, _ string, d digest.Digest) 
 	s.opened.Add(1)
 	return &content.VerifiedBlob{Body: &heldBody{Reader: bytes.NewReader(b), closed: &s.closed},
 		Size: int64(len(b)), ContentType: "application/vnd.oci.image.layer.v1.tar+gzip"}, nil
+}
+
+// fileSource holds one blob in a file: what a content store on disk hands the handler
+// (net/http may send it with sendfile).
+type fileSource struct {
+	heldSource
+	path string
+	d    digest.Digest
+}
+
+func (s *fileSource) OpenVerified(_ context.Context, _ string, d digest.Digest) (*content.VerifiedBlob, error) {
+	if d != s.d {
+		return nil, content.ErrNotHeld
+	}
+	f, err := os.Open(s.path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &content.VerifiedBlob{Body: f, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// TestHeldFileServed: a held file larger than several write chunks is sent whole and
+// by range, with its modification time, and no upstream call is made.
+func TestHeldFileServed(t *testing.T) {
+	data := bytes.Repeat([]byte("held file "), 50000)
+	d := digest.FromBytes(data)
+	path := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := &fileSource{path: path, d: d}
+	h, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Registry: testRegistry, Source: src}},
+		DefaultUpstream: testRegistry, Gate: gatetest.AllowAll{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &testProxy{Server: httptest.NewServer(h)}
+	t.Cleanup(p.Close)
+	resp, body, readErr := p.do(t, "GET", "/v2/team/app/blobs/"+d.String(), nil)
+	if readErr != nil || resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("whole: %d, %d bytes, %v", resp.StatusCode, len(body), readErr)
+	}
+	if resp.Header.Get("Last-Modified") == "" || resp.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("headers %v", resp.Header)
+	}
+	resp, body, readErr = p.do(t, "GET", "/v2/team/app/blobs/"+d.String(), http.Header{"Range": {"bytes=200000-"}})
+	if readErr != nil || resp.StatusCode != 206 || !bytes.Equal(body, data[200000:]) {
+		t.Fatalf("range: %d, %d bytes, %v", resp.StatusCode, len(body), readErr)
+	}
+	if n := src.upstream.Load(); n != 0 {
+		t.Fatalf("%d calls reached the upstream side of the Source", n)
+	}
 }
 
 type heldBody struct {
