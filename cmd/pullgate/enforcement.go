@@ -8,6 +8,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/config"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/admission"
@@ -25,11 +26,11 @@ type gates struct {
 }
 
 // gateFactory builds the gates; serve and verify use newGate, tests an explicit test double.
-type gateFactory func(ctx context.Context, cfg *Config, upstreams []upstreamClient, logger *slog.Logger) (*gates, error)
+type gateFactory func(ctx context.Context, cfg *config.Config, upstreams []upstreamClient, logger *slog.Logger) (*gates, error)
 
 // enforcement joins the policy engine, the signature sources and the gate.
 type enforcement struct {
-	cfg        *Config
+	cfg        *config.Config
 	registries map[string]sigsource.Registry
 	gate       *enforce.Gate
 	// finder is replaced on reload (registries.d may have changed); the signature API
@@ -47,7 +48,7 @@ var (
 
 // newGate loads the policy (with every key file it names) and registries.d, and builds the
 // enforcing gate. Any problem stops the start-up: pullgate never serves unchecked content.
-func newGate(ctx context.Context, cfg *Config, upstreams []upstreamClient, logger *slog.Logger) (*gates, error) {
+func newGate(ctx context.Context, cfg *config.Config, upstreams []upstreamClient, logger *slog.Logger) (*gates, error) {
 	e, err := newEnforcement(cfg, upstreams, logger)
 	if err != nil {
 		return nil, err
@@ -55,7 +56,7 @@ func newGate(ctx context.Context, cfg *Config, upstreams []upstreamClient, logge
 	return &gates{gate: e.gate, signatures: e, reload: e.reload}, nil
 }
 
-func newEnforcement(cfg *Config, upstreams []upstreamClient, logger *slog.Logger) (*enforcement, error) {
+func newEnforcement(cfg *config.Config, upstreams []upstreamClient, logger *slog.Logger) (*enforcement, error) {
 	e := &enforcement{cfg: cfg, registries: make(map[string]sigsource.Registry, len(upstreams)), log: logger}
 	for _, u := range upstreams {
 		e.registries[u.Registry] = u.Client

@@ -4,11 +4,13 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/pullgate/pullgate/internal/config"
 )
 
 // newLogger builds the process logger from the (validated) log settings. Everything logs
 // through it; nothing uses slog's default logger.
-func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: parseLevel(cfg.Level)}
 	if strings.EqualFold(cfg.Format, "json") {
 		return slog.New(slog.NewJSONHandler(w, opts))

@@ -12,6 +12,8 @@ import (
 
 	"github.com/distribution/reference"
 
+	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/policy"
 )
 
@@ -23,9 +25,9 @@ func runCapture(t *testing.T, args ...string) (code int, stdout, stderr string) 
 }
 
 func TestRunCommands(t *testing.T) {
-	good := writeConfig(t, goodConfig)
-	bad := writeConfig(t, "upstreams: []\nlisten: 1\n")
-	badPolicy := writeConfig(t, goodConfig)
+	good := testsupport.WriteConfig(t, testsupport.GoodConfig)
+	bad := testsupport.WriteConfig(t, "upstreams: []\nlisten: 1\n")
+	badPolicy := testsupport.WriteConfig(t, testsupport.GoodConfig)
 	if err := os.WriteFile(filepath.Join(filepath.Dir(badPolicy), "policy.json"), []byte(`{"default":[]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,7 @@ func TestRunCommands(t *testing.T) {
 }
 
 func TestVerifyVerdicts(t *testing.T) {
-	good := writeConfig(t, goodConfig)
+	good := testsupport.WriteConfig(t, testsupport.GoodConfig)
 	const dgst = "sha256:0000000000000000000000000000000000000000000000000000000000000001"
 	tests := []struct {
 		name       string
@@ -160,7 +162,7 @@ func TestVerifyVerdicts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var gotImage string
-			evaluate := func(_ context.Context, cfg *Config, image reference.Named, _ *slog.Logger) (policy.Verdict, error) {
+			evaluate := func(_ context.Context, cfg *config.Config, image reference.Named, _ *slog.Logger) (policy.Verdict, error) {
 				if cfg.File != good {
 					t.Errorf("evaluate got config %s", cfg.File)
 				}
@@ -187,14 +189,14 @@ func TestVerifyVerdicts(t *testing.T) {
 
 func TestNewLogger(t *testing.T) {
 	tests := []struct {
-		cfg      LogConfig
+		cfg      config.Log
 		wantSome string
 		wantNone string
 	}{
-		{LogConfig{Level: "info", Format: "text"}, `level=INFO msg=shown`, "hidden"},
-		{LogConfig{Level: "DEBUG", Format: "text"}, `level=DEBUG msg=hidden`, "nothing"},
-		{LogConfig{Level: "warn", Format: "JSON"}, `"level":"WARN","msg":"shown"`, `"msg":"hidden"`},
-		{LogConfig{Level: "error", Format: "json"}, `"level":"ERROR","msg":"shown"`, `"level":"WARN"`},
+		{config.Log{Level: "info", Format: "text"}, `level=INFO msg=shown`, "hidden"},
+		{config.Log{Level: "DEBUG", Format: "text"}, `level=DEBUG msg=hidden`, "nothing"},
+		{config.Log{Level: "warn", Format: "JSON"}, `"level":"WARN","msg":"shown"`, `"msg":"hidden"`},
+		{config.Log{Level: "error", Format: "json"}, `"level":"ERROR","msg":"shown"`, `"level":"WARN"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.cfg.Level+"/"+tt.cfg.Format, func(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/config"
 )
 
 // reloadFunc reads the policy files afresh and returns a function that puts what it read
@@ -30,7 +32,7 @@ type reloadResult struct {
 type reloader struct {
 	load    reloadFunc // nil: the gates cannot reload
 	timeout time.Duration
-	cfg     *Config
+	cfg     *config.Config
 	logger  *slog.Logger
 
 	running  chan reloadResult // the running reload's result; nil when none runs
@@ -41,7 +43,7 @@ type reloader struct {
 }
 
 // newReloader returns the reloader serve uses for cfg.
-func newReloader(cfg *Config, load reloadFunc, logger *slog.Logger) *reloader {
+func newReloader(cfg *config.Config, load reloadFunc, logger *slog.Logger) *reloader {
 	return &reloader{load: load, timeout: cfg.Policy.ReloadTimeout, cfg: cfg, logger: logger}
 }
 

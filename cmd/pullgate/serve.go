@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/config"
 )
 
 const (
@@ -83,7 +85,7 @@ type startedServer struct {
 
 // startServer reads the configuration, builds the handler and listens.
 func startServer(ctx context.Context, configPath string, stderr io.Writer, newGate gateFactory) *startedServer {
-	cfg, warnings, err := loadConfig(configPath)
+	cfg, warnings, err := config.Load(configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pullgate serve: %v\n", err)
 		return &startedServer{code: exitError}
@@ -106,7 +108,7 @@ func startServer(ctx context.Context, configPath string, stderr io.Writer, newGa
 	}
 	srv := newHTTPServer(ctx, handler, logger)
 	logger.Info("pullgate listening", "addr", ln.Addr().String(), "config", cfg.File,
-		"upstreams", registryList(cfg.Upstreams), "defaultUpstream", cfg.DefaultUpstream)
+		"upstreams", config.RegistryList(cfg.Upstreams), "defaultUpstream", cfg.DefaultUpstream)
 	return &startedServer{code: exitOK, logger: logger, srv: srv, ln: ln, reloads: newReloader(cfg, reloadGates, logger)}
 }
 
@@ -129,7 +131,7 @@ func newHTTPServer(ctx context.Context, handler http.Handler, logger *slog.Logge
 // It returns nil after a clean shutdown, or the error that stopped the server.
 func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logger *slog.Logger, hup <-chan struct{}, reloads *reloader) error {
 	if reloads == nil {
-		reloads = &reloader{cfg: &Config{}, logger: logger}
+		reloads = &reloader{cfg: &config.Config{}, logger: logger}
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

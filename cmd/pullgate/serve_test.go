@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pullgate/pullgate/internal/config"
 	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
@@ -122,8 +123,8 @@ func TestServeUntilDoneServerFailure(t *testing.T) {
 	}
 }
 
-func testReloadConfig(timeout time.Duration) *Config {
-	return &Config{File: "/etc/pullgate/config.yaml", Policy: PolicyConfig{Path: "/etc/pullgate/policy.json", ReloadTimeout: timeout}}
+func testReloadConfig(timeout time.Duration) *config.Config {
+	return &config.Config{File: "/etc/pullgate/config.yaml", Policy: config.Policy{Path: "/etc/pullgate/policy.json", ReloadTimeout: timeout}}
 }
 
 // reloadHarness runs serveUntilDone with a reloader over load, and lets a test send
@@ -285,7 +286,7 @@ func TestRunServeStopDuringStartup(t *testing.T) {
 	var stderr testsupport.LogBuffer
 	exit := make(chan int, 1)
 	go func() { exit <- runServe(ctx, []string{"--config", fifo}, &stderr, newGate, nil) }()
-	testsupport.WaitForCallers(t, "cmd/pullgate.readConfigFile(", 1)
+	testsupport.WaitForCallers(t, "internal/config.readConfigFile(", 1)
 	cancel()
 	if code := <-exit; code != exitOK {
 		t.Fatalf("exit %d, want %d", code, exitOK)
@@ -300,7 +301,7 @@ func TestRunServeStopDuringStartup(t *testing.T) {
 }
 
 func TestUpstreamOptions(t *testing.T) {
-	path := writeConfig(t, `upstreams:
+	path := testsupport.WriteConfig(t, `upstreams:
   - registry: docker.io
     url: https://registry-1.docker.io/
   - registry: 127.0.0.1:5001
@@ -321,7 +322,7 @@ upstreamTimeouts:
   blobStall: 6s
 `)
 	dir := filepath.Dir(path)
-	cfg, _, err := loadConfig(path)
+	cfg, _, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/distribution/reference"
 
+	"github.com/pullgate/pullgate/internal/config"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/content"
@@ -16,7 +17,7 @@ import (
 )
 
 // evaluateFunc decides on one image the way serve would.
-type evaluateFunc func(ctx context.Context, cfg *Config, image reference.Named, logger *slog.Logger) (policy.Verdict, error)
+type evaluateFunc func(ctx context.Context, cfg *config.Config, image reference.Named, logger *slog.Logger) (policy.Verdict, error)
 
 // manifestAccept is what verify asks upstream for: every manifest type, as podman does.
 // Schema1 is asked for too, so that such an image is refused by name, not missed.
@@ -33,11 +34,11 @@ var manifestAccept = []string{
 // evaluates the policy through the same gate serve uses, so that the answer is exactly
 // what a pull through pullgate would get (for an index: accepted when it or one of its
 // children is).
-func evaluateImage(ctx context.Context, cfg *Config, image reference.Named, logger *slog.Logger) (policy.Verdict, error) {
+func evaluateImage(ctx context.Context, cfg *config.Config, image reference.Named, logger *slog.Logger) (policy.Verdict, error) {
 	return evaluateWith(ctx, cfg, image, logger, newGate)
 }
 
-func evaluateWith(ctx context.Context, cfg *Config, image reference.Named, logger *slog.Logger, newGate gateFactory) (policy.Verdict, error) {
+func evaluateWith(ctx context.Context, cfg *config.Config, image reference.Named, logger *slog.Logger, newGate gateFactory) (policy.Verdict, error) {
 	registry := reference.Domain(image)
 	upstreams, err := newUpstreams(cfg, logger)
 	if err != nil {
@@ -50,7 +51,7 @@ func evaluateWith(ctx context.Context, cfg *Config, image reference.Named, logge
 		}
 	}
 	if src == nil {
-		return policy.Verdict{}, fmt.Errorf("registry %s is not a configured upstream (upstreams: %s)", registry, registryList(cfg.Upstreams))
+		return policy.Verdict{}, fmt.Errorf("registry %s is not a configured upstream (upstreams: %s)", registry, config.RegistryList(cfg.Upstreams))
 	}
 	g, err := newGate(ctx, cfg, upstreams, logger)
 	if err != nil {
@@ -106,7 +107,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer, eva
 		return exitError
 	}
 
-	cfg, warnings, err := loadConfig(*configPath)
+	cfg, warnings, err := config.Load(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pullgate verify: %v\n", err)
 		return exitError

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/pullgate/pullgate/internal/config"
 	"github.com/pullgate/pullgate/internal/version"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/upstream"
@@ -14,7 +15,7 @@ import (
 
 // buildHandler wires the upstream clients, the enforcement gates and the proxy handler from
 // a validated configuration. reload re-reads the policy (nil when the gates cannot reload).
-func buildHandler(ctx context.Context, cfg *Config, logger *slog.Logger, newGate gateFactory) (h http.Handler, reload reloadFunc, err error) {
+func buildHandler(ctx context.Context, cfg *config.Config, logger *slog.Logger, newGate gateFactory) (h http.Handler, reload reloadFunc, err error) {
 	upstreams, err := newUpstreams(cfg, logger)
 	if err != nil {
 		return nil, nil, err
@@ -41,7 +42,7 @@ type upstreamClient struct {
 
 // newUpstreams builds one upstream client per configured registry, in order. The clients
 // read their CA and docker config files now, so mistakes in them stop the start-up.
-func newUpstreams(cfg *Config, logger *slog.Logger) ([]upstreamClient, error) {
+func newUpstreams(cfg *config.Config, logger *slog.Logger) ([]upstreamClient, error) {
 	opts, err := upstreamOptions(cfg, logger)
 	if err != nil {
 		return nil, err
@@ -68,7 +69,7 @@ func sources(upstreams []upstreamClient) []proxy.Upstream {
 
 // newProxyHandler builds the /v2/ handler in front of upstreams, admitting content through
 // the gate and serving the signature API when the gates offer it.
-func newProxyHandler(cfg *Config, upstreams []upstreamClient, g *gates, logger *slog.Logger) (http.Handler, error) {
+func newProxyHandler(cfg *config.Config, upstreams []upstreamClient, g *gates, logger *slog.Logger) (http.Handler, error) {
 	h, err := proxy.New(proxy.Options{
 		Upstreams:       sources(upstreams),
 		DefaultUpstream: cfg.DefaultUpstream,
@@ -89,13 +90,13 @@ func newProxyHandler(cfg *Config, upstreams []upstreamClient, g *gates, logger *
 func userAgent() string { return "pullgate/" + version.String() }
 
 // upstreamOptions maps the configuration to one upstream.Options per upstream, in order.
-func upstreamOptions(cfg *Config, logger *slog.Logger) ([]upstream.Options, error) {
+func upstreamOptions(cfg *config.Config, logger *slog.Logger) ([]upstream.Options, error) {
 	opts := make([]upstream.Options, 0, len(cfg.Upstreams))
 	for i, u := range cfg.Upstreams {
 		parsed, err := url.Parse(u.URL)
 		if err != nil {
 			// validate has checked every URL; this only guards against a caller skipping it.
-			return nil, fmt.Errorf("upstreams[%d].url: %w", i, errConfig)
+			return nil, fmt.Errorf("upstreams[%d].url: %w", i, config.ErrInvalid)
 		}
 		parsed.Path = ""
 		opts = append(opts, upstream.Options{

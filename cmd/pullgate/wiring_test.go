@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy/gatetest"
 )
 
@@ -47,8 +49,8 @@ func TestWiringServesThroughProxy(t *testing.T) {
 	}
 
 	// The registry name clients and signatures use differs from where it is reached.
-	path := writeConfig(t, "upstreams:\n  - registry: upstream.test\n    url: "+upstreamSrv.URL+"\ndefaultUpstream: upstream.test\npolicy:\n  path: policy.json\n")
-	cfg, _, err := loadConfig(path)
+	path := testsupport.WriteConfig(t, "upstreams:\n  - registry: upstream.test\n    url: "+upstreamSrv.URL+"\ndefaultUpstream: upstream.test\npolicy:\n  path: policy.json\n")
+	cfg, _, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,14 +108,14 @@ func TestWiringServesThroughProxy(t *testing.T) {
 }
 
 func TestNewUpstreamsReportsTheEntry(t *testing.T) {
-	path := writeConfig(t, goodConfig)
+	path := testsupport.WriteConfig(t, testsupport.GoodConfig)
 	dir := filepath.Dir(path)
 	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("PULLGATE_UPSTREAMS_1_CAFILE", "ca.pem")
 	t.Setenv("PULLGATE_UPSTREAMS_1_URL", "https://127.0.0.1:5001")
-	cfg, _, err := loadConfig(path)
+	cfg, _, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,12 +147,12 @@ func TestServeLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := writeConfig(t, "listen: 127.0.0.1:0\nupstreams:\n  - registry: upstream.test\n    url: "+upstreamSrv.URL+"\npolicy:\n  path: policy.json\nlog:\n  format: json\n")
+	path := testsupport.WriteConfig(t, "listen: 127.0.0.1:0\nupstreams:\n  - registry: upstream.test\n    url: "+upstreamSrv.URL+"\npolicy:\n  path: policy.json\nlog:\n  format: json\n")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs, logw := io.Pipe()
-	allowAll := func(context.Context, *Config, []upstreamClient, *slog.Logger) (*gates, error) {
+	allowAll := func(context.Context, *config.Config, []upstreamClient, *slog.Logger) (*gates, error) {
 		return &gates{gate: gatetest.AllowAll{}}, nil
 	}
 	exit := make(chan int, 1)
@@ -227,9 +229,9 @@ func TestRealGateEnforcesAndReloads(t *testing.T) {
 	layers, _ := img.Layers()
 	layerDigest, _ := layers[0].Digest()
 
-	path := writeConfig(t, "upstreams:\n  - registry: upstream.test\n    url: "+upstreamSrv.URL+"\npolicy:\n  path: policy.json\n")
+	path := testsupport.WriteConfig(t, "upstreams:\n  - registry: upstream.test\n    url: "+upstreamSrv.URL+"\npolicy:\n  path: policy.json\n")
 	policyFile := filepath.Join(filepath.Dir(path), "policy.json") // testDir's: reject everything
-	cfg, _, err := loadConfig(path)
+	cfg, _, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -99,7 +99,7 @@ func (c *checker) applyUpstreamsList(v *viper.Viper, value string) {
 		root = root.Content[0]
 	}
 	c.source = upstreamsEnv
-	c.walk(root, reflect.TypeFor[[]UpstreamConfig](), "upstreams")
+	c.walk(root, reflect.TypeFor[[]Upstream](), "upstreams")
 	c.source = ""
 	var list any
 	if err := root.Decode(&list); err != nil {
@@ -119,14 +119,14 @@ func (c *checker) applyUpstreamField(v *viper.Viper, name, value string) {
 		return
 	}
 	key := ""
-	for _, k := range configKeys(reflect.TypeFor[UpstreamConfig]()) {
+	for _, k := range configKeys(reflect.TypeFor[Upstream]()) {
 		if strings.ToUpper(k) == field {
 			key = k
 		}
 	}
 	path := "upstreams[" + index + "]"
 	if key == "" {
-		c.add(problem{Key: path, Where: name, Message: "unknown key " + field + suggestKeys(reflect.TypeFor[UpstreamConfig]())})
+		c.add(problem{Key: path, Where: name, Message: "unknown key " + field + suggestKeys(reflect.TypeFor[Upstream]())})
 		return
 	}
 	list, ok := v.Get("upstreams").([]any)

@@ -1,4 +1,9 @@
-package main
+// Package config reads pullgate's configuration: the YAML file (strict: unknown keys, keys
+// given twice and values of the wrong shape are refused with their line), PULLGATE_*
+// environment overrides, defaults, and one validation per section. Load returns every
+// problem at once. Every command (serve, verify, and the ones to come) reads its
+// configuration here.
+package config
 
 import (
 	"bytes"
@@ -17,21 +22,21 @@ import (
 // "Configuration" contract plus the documented extras); config.example.yaml explains each.
 type Config struct {
 	Listen           string           `mapstructure:"listen"`
-	Upstreams        []UpstreamConfig `mapstructure:"upstreams"`
+	Upstreams        []Upstream       `mapstructure:"upstreams"`
 	DefaultUpstream  string           `mapstructure:"defaultUpstream"`
-	Policy           PolicyConfig     `mapstructure:"policy"`
-	Log              LogConfig        `mapstructure:"log"`
-	UpstreamTimeouts TimeoutsConfig   `mapstructure:"upstreamTimeouts"`
-	Cache            CacheConfig      `mapstructure:"cache"`
+	Policy           Policy           `mapstructure:"policy"`
+	Log              Log              `mapstructure:"log"`
+	UpstreamTimeouts UpstreamTimeouts `mapstructure:"upstreamTimeouts"`
+	Cache            Cache            `mapstructure:"cache"`
 	ClientTimeouts   ClientTimeouts   `mapstructure:"clientTimeouts"`
-	Limits           LimitsConfig     `mapstructure:"limits"`
+	Limits           Limits           `mapstructure:"limits"`
 
 	// File is the absolute path of the file this configuration was read from.
 	File string `mapstructure:"-"`
 }
 
-// UpstreamConfig is one entry of `upstreams`.
-type UpstreamConfig struct {
+// Upstream is one entry of `upstreams`.
+type Upstream struct {
 	// Registry is the name clients and signatures use (docker.io, 127.0.0.1:5001).
 	Registry string `mapstructure:"registry"`
 	// URL is where that registry's API is reached (https://registry-1.docker.io).
@@ -45,8 +50,8 @@ type UpstreamConfig struct {
 	CAFile string `mapstructure:"caFile"`
 }
 
-// PolicyConfig says where the trust policy lives.
-type PolicyConfig struct {
+// Policy says where the trust policy lives.
+type Policy struct {
 	// Path is a containers-policy.json(5) file.
 	Path string `mapstructure:"path"`
 	// RegistriesDir is a containers-registries.d(5) folder; empty means none.
@@ -57,14 +62,14 @@ type PolicyConfig struct {
 	ReloadTimeout time.Duration `mapstructure:"reloadTimeout"`
 }
 
-// LogConfig selects the log handler.
-type LogConfig struct {
+// Log selects the log handler.
+type Log struct {
 	Level  string `mapstructure:"level"`  // debug, info, warn, error
 	Format string `mapstructure:"format"` // text, json
 }
 
-// TimeoutsConfig bounds the waits on upstream registries.
-type TimeoutsConfig struct {
+// UpstreamTimeouts bounds the waits on upstream registries.
+type UpstreamTimeouts struct {
 	// Dial bounds connection set-up (TCP and TLS).
 	Dial time.Duration `mapstructure:"dial"`
 	// ResponseHeader bounds the wait for an upstream's response headers.
@@ -87,22 +92,22 @@ type ClientTimeouts struct {
 	WriteStall time.Duration `mapstructure:"writeStall"`
 }
 
-// LimitsConfig bounds what clients can make pullgate hold at once.
-type LimitsConfig struct {
+// Limits bounds what clients can make pullgate hold at once.
+type Limits struct {
 	// BlobStreams is the most blob bodies relayed from upstreams at once; a request
 	// beyond it waits up to 5 s, then is answered 503 UNAVAILABLE with Retry-After.
 	BlobStreams int `mapstructure:"blobStreams"`
 }
 
-// CacheConfig configures pullgate's caches.
-type CacheConfig struct {
-	Verdicts VerdictCacheConfig `mapstructure:"verdicts"`
+// Cache configures pullgate's caches.
+type Cache struct {
+	Verdicts VerdictCache `mapstructure:"verdicts"`
 }
 
-// VerdictCacheConfig bounds the policy verdict cache: entries, and how long an accepted
+// VerdictCache bounds the policy verdict cache: entries, and how long an accepted
 // and a denied verdict are remembered (separately, so that revoked and newly signed images
 // are noticed in time).
-type VerdictCacheConfig struct {
+type VerdictCache struct {
 	Size      int           `mapstructure:"size"`
 	AcceptTTL time.Duration `mapstructure:"acceptTTL"`
 	DenyTTL   time.Duration `mapstructure:"denyTTL"`
@@ -156,14 +161,14 @@ var defaults = map[string]any{
 // mistaken path (a disk image, /dev/zero) must not be read into memory.
 const maxConfigSize = 1 << 20
 
-// errConfig is wrapped by every error about the configuration's content.
-var errConfig = errors.New("invalid configuration")
+// ErrInvalid is wrapped by every error about the configuration's content.
+var ErrInvalid = errors.New("invalid configuration")
 
-// loadConfig reads the YAML file at path, applies PULLGATE_* environment overrides, resolves
-// relative paths against the file's folder and checks everything. A *ConfigError lists every
+// Load reads the YAML file at path, applies PULLGATE_* environment overrides, resolves
+// relative paths against the file's folder and checks everything. A *Error lists every
 // problem found. Warnings are notes that do not prevent starting (an unknown PULLGATE_*
 // variable).
-func loadConfig(path string) (*Config, []string, error) {
+func Load(path string) (*Config, []string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config file %s: %w", path, err)
@@ -177,7 +182,7 @@ func loadConfig(path string) (*Config, []string, error) {
 	c.checkDocument(raw)
 	if !c.documentOK {
 		// Not a readable YAML mapping: nothing else can be checked meaningfully.
-		return nil, nil, &ConfigError{File: abs, Problems: c.problems}
+		return nil, nil, &Error{File: abs, Problems: c.problems}
 	}
 
 	v := viper.NewWithOptions(viper.KeyDelimiter("."))
@@ -191,7 +196,7 @@ func loadConfig(path string) (*Config, []string, error) {
 		if len(c.problems) == 0 {
 			c.add(problem{Message: "cannot read YAML: " + err.Error()})
 		}
-		return nil, nil, &ConfigError{File: abs, Problems: c.problems}
+		return nil, nil, &Error{File: abs, Problems: c.problems}
 	}
 	warnings := c.applyEnv(v)
 
@@ -207,7 +212,7 @@ func loadConfig(path string) (*Config, []string, error) {
 	c.addValidation(cfg.validate())
 
 	if len(c.problems) > 0 {
-		return nil, warnings, &ConfigError{File: abs, Problems: c.problems}
+		return nil, warnings, &Error{File: abs, Problems: c.problems}
 	}
 	return cfg, warnings, nil
 }
@@ -224,14 +229,14 @@ func readConfigFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("config file %s: %w: not a regular file", path, errConfig)
+		return nil, fmt.Errorf("config file %s: %w: not a regular file", path, ErrInvalid)
 	}
 	raw, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	if len(raw) > maxConfigSize {
-		return nil, fmt.Errorf("config file %s: %w: larger than %d bytes", path, errConfig, maxConfigSize)
+		return nil, fmt.Errorf("config file %s: %w: larger than %d bytes", path, ErrInvalid, maxConfigSize)
 	}
 	return raw, nil
 }

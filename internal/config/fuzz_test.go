@@ -1,10 +1,12 @@
-package main
+package config
 
 import (
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // FuzzLoadConfig feeds arbitrary files to the configuration loader: it must never panic,
@@ -16,7 +18,7 @@ func FuzzLoadConfig(f *testing.F) {
 		f.Fatal(err)
 	}
 	for _, seed := range []string{
-		goodConfig,
+		testsupport.GoodConfig,
 		string(example),
 		"",
 		"listen: [1]\nlisen: x\nupstreams:\n  - registry: docker.io\n    url: ftp://x\n    usr: me\n",
@@ -42,11 +44,11 @@ func FuzzLoadConfig(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		cfg, _, err := loadConfig(path)
+		cfg, _, err := Load(path)
 		if err != nil {
-			var ce *ConfigError
+			var ce *Error
 			if errors.As(err, &ce) && len(ce.Problems) == 0 {
-				t.Fatalf("ConfigError without problems")
+				t.Fatalf("Error without problems")
 			}
 			if err.Error() == "" {
 				t.Fatal("empty error message")

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -14,13 +14,13 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// ConfigError lists every problem found in a configuration, so that one run shows them all.
-type ConfigError struct {
+// Error lists every problem found in a configuration, so that one run shows them all.
+type Error struct {
 	File     string
 	Problems []problem
 }
 
-func (e *ConfigError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	n := len(e.Problems)
 	fmt.Fprintf(&b, "invalid configuration %s (%d %s):", e.File, n, plural(n, "problem", "problems"))
@@ -31,8 +31,8 @@ func (e *ConfigError) Error() string {
 	return b.String()
 }
 
-// Unwrap lets callers test errors.Is(err, errConfig).
-func (e *ConfigError) Unwrap() error { return errConfig }
+// Unwrap lets callers test errors.Is(err, ErrInvalid).
+func (e *Error) Unwrap() error { return ErrInvalid }
 
 // problem is one thing wrong with the configuration.
 type problem struct {

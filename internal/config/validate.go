@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -12,17 +12,31 @@ import (
 	"github.com/distribution/reference"
 )
 
-// validate checks the decoded configuration's values and returns every problem.
+// validate checks the decoded configuration's values and returns every problem, section
+// by section in the order of the keys in the file's documentation.
 func (cfg *Config) validate() []problem {
 	var ps []problem
-	add := func(key, format string, args ...any) {
-		ps = append(ps, problem{Key: key, Message: fmt.Sprintf(format, args...)})
+	for _, section := range []func(*Config, problemAdder){
+		validateListen, validateUpstreams, validateDefaultUpstream, validatePolicy, validateLog,
+		validateUpstreamTimeouts, validateCache, validateClientTimeouts, validateLimits,
+	} {
+		section(cfg, func(key, format string, args ...any) {
+			ps = append(ps, problem{Key: key, Message: fmt.Sprintf(format, args...)})
+		})
 	}
+	return ps
+}
 
+// problemAdder records one problem about key.
+type problemAdder func(key, format string, args ...any)
+
+func validateListen(cfg *Config, add problemAdder) {
 	if msg := checkListen(cfg.Listen); msg != "" {
 		add("listen", "%s", msg)
 	}
+}
 
+func validateUpstreams(cfg *Config, add problemAdder) {
 	if len(cfg.Upstreams) == 0 {
 		add("upstreams", "at least one upstream is required (a list of entries with registry and url)")
 	}
@@ -55,14 +69,23 @@ func (cfg *Config) validate() []problem {
 			add(key+".caFile", "%s", msg)
 		}
 	}
+}
 
-	// Without upstreams the problem above says everything.
-	if cfg.DefaultUpstream != "" && len(cfg.Upstreams) > 0 {
-		if _, ok := firstUse[cfg.DefaultUpstream]; !ok {
-			add("defaultUpstream", "%q names no upstream (configured: %s)", cfg.DefaultUpstream, registryList(cfg.Upstreams))
+func validateDefaultUpstream(cfg *Config, add problemAdder) {
+	// Without upstreams validateUpstreams says everything.
+	if cfg.DefaultUpstream == "" || len(cfg.Upstreams) == 0 {
+		return
+	}
+	for _, u := range cfg.Upstreams {
+		// Only a valid name counts, as only those are registered for the lookup.
+		if u.Registry == cfg.DefaultUpstream && checkRegistryName(u.Registry) == "" {
+			return
 		}
 	}
+	add("defaultUpstream", "%q names no upstream (configured: %s)", cfg.DefaultUpstream, RegistryList(cfg.Upstreams))
+}
 
+func validatePolicy(cfg *Config, add problemAdder) {
 	if cfg.Policy.Path == "" {
 		add("policy.path", "required: the containers-policy.json file to enforce")
 	} else if msg := checkFile(cfg.Policy.Path); msg != "" {
@@ -75,11 +98,12 @@ func (cfg *Config) validate() []problem {
 			add("policy.registriesDir", "%s is not a folder", cfg.Policy.RegistriesDir)
 		}
 	}
-
 	if cfg.Policy.ReloadTimeout <= 0 {
 		add("policy.reloadTimeout", "must be positive, got %s", cfg.Policy.ReloadTimeout)
 	}
+}
 
+func validateLog(cfg *Config, add problemAdder) {
 	switch strings.ToLower(cfg.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -90,22 +114,26 @@ func (cfg *Config) validate() []problem {
 	default:
 		add("log.format", "%q is not one of text, json", cfg.Log.Format)
 	}
+}
 
-	if cfg.UpstreamTimeouts.Dial <= 0 {
-		add("upstreamTimeouts.dial", "must be positive, got %s", cfg.UpstreamTimeouts.Dial)
+func validateUpstreamTimeouts(cfg *Config, add problemAdder) {
+	for _, d := range []struct {
+		key   string
+		value time.Duration
+	}{
+		{"upstreamTimeouts.dial", cfg.UpstreamTimeouts.Dial},
+		{"upstreamTimeouts.responseHeader", cfg.UpstreamTimeouts.ResponseHeader},
+		{"upstreamTimeouts.setup", cfg.UpstreamTimeouts.Setup},
+		{"upstreamTimeouts.request", cfg.UpstreamTimeouts.Request},
+		{"upstreamTimeouts.blobStall", cfg.UpstreamTimeouts.BlobStall},
+	} {
+		if d.value <= 0 {
+			add(d.key, "must be positive, got %s", d.value)
+		}
 	}
-	if cfg.UpstreamTimeouts.ResponseHeader <= 0 {
-		add("upstreamTimeouts.responseHeader", "must be positive, got %s", cfg.UpstreamTimeouts.ResponseHeader)
-	}
-	if cfg.UpstreamTimeouts.Setup <= 0 {
-		add("upstreamTimeouts.setup", "must be positive, got %s", cfg.UpstreamTimeouts.Setup)
-	}
-	if cfg.UpstreamTimeouts.Request <= 0 {
-		add("upstreamTimeouts.request", "must be positive, got %s", cfg.UpstreamTimeouts.Request)
-	}
-	if cfg.UpstreamTimeouts.BlobStall <= 0 {
-		add("upstreamTimeouts.blobStall", "must be positive, got %s", cfg.UpstreamTimeouts.BlobStall)
-	}
+}
+
+func validateCache(cfg *Config, add problemAdder) {
 	if cfg.Cache.Verdicts.Size <= 0 {
 		add("cache.verdicts.size", "must be at least 1, got %d", cfg.Cache.Verdicts.Size)
 	}
@@ -115,13 +143,18 @@ func (cfg *Config) validate() []problem {
 	if cfg.Cache.Verdicts.DenyTTL <= 0 {
 		add("cache.verdicts.denyTTL", "must be positive, got %s", cfg.Cache.Verdicts.DenyTTL)
 	}
+}
+
+func validateClientTimeouts(cfg *Config, add problemAdder) {
 	if cfg.ClientTimeouts.WriteStall < time.Second {
 		add("clientTimeouts.writeStall", "must be at least 1s, got %s", cfg.ClientTimeouts.WriteStall)
 	}
+}
+
+func validateLimits(cfg *Config, add problemAdder) {
 	if cfg.Limits.BlobStreams < 1 {
 		add("limits.blobStreams", "must be at least 1, got %d", cfg.Limits.BlobStreams)
 	}
-	return ps
 }
 
 // checkListen checks a host:port listen address.
@@ -235,7 +268,7 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-func registryList(us []UpstreamConfig) string {
+func RegistryList(us []Upstream) string {
 	var names []string
 	for _, u := range us {
 		if u.Registry != "" {

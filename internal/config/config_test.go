@@ -1,11 +1,9 @@
-package main
+package config
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,58 +17,15 @@ import (
 	"github.com/pullgate/pullgate/proxy/sigsource"
 )
 
-// testDir creates a folder holding the files a configuration refers to: policy.json,
-// registries.d/, ca.pem and docker-config.json. The contents only need to exist here;
-// their formats are checked by the packages that read them.
-func testDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, content := range map[string]string{
-		"policy.json":        `{"default":[{"type":"reject"}]}`,
-		"ca.pem":             "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
-		"docker-config.json": `{"auths":{}}`,
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Mkdir(filepath.Join(dir, "registries.d"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// writeConfig writes content as config.yaml in a fresh testDir and returns its path.
-func writeConfig(t *testing.T, content string) string {
-	t.Helper()
-	path := filepath.Join(testDir(t), "config.yaml")
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-const goodConfig = `listen: 127.0.0.1:5000
-upstreams:
-  - registry: docker.io
-    url: https://registry-1.docker.io
-  - registry: 127.0.0.1:5001
-    url: http://127.0.0.1:5001
-defaultUpstream: docker.io
-policy:
-  path: ./policy.json
-  registriesDir: ./registries.d
-`
-
-// problemsOf returns the problem lines of a loadConfig error, failing unless it is a *ConfigError.
+// problemsOf returns the problem lines of a Load error, failing unless it is a *Error.
 func problemsOf(t *testing.T, err error) []string {
 	t.Helper()
-	var ce *ConfigError
+	var ce *Error
 	if !errors.As(err, &ce) {
-		t.Fatalf("error is %T (%v), want *ConfigError", err, err)
+		t.Fatalf("error is %T (%v), want *Error", err, err)
 	}
-	if !errors.Is(err, errConfig) {
-		t.Errorf("error does not wrap errConfig")
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("error does not wrap ErrInvalid")
 	}
 	var out []string
 	for _, p := range ce.Problems {
@@ -80,9 +35,9 @@ func problemsOf(t *testing.T, err error) []string {
 }
 
 func TestLoadConfigGood(t *testing.T) {
-	path := writeConfig(t, goodConfig)
+	path := testsupport.WriteConfig(t, testsupport.GoodConfig)
 	dir := filepath.Dir(path)
-	cfg, warnings, err := loadConfig(path)
+	cfg, warnings, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,26 +46,26 @@ func TestLoadConfigGood(t *testing.T) {
 	}
 	want := &Config{
 		Listen: "127.0.0.1:5000",
-		Upstreams: []UpstreamConfig{
+		Upstreams: []Upstream{
 			{Registry: "docker.io", URL: "https://registry-1.docker.io"},
 			{Registry: "127.0.0.1:5001", URL: "http://127.0.0.1:5001"},
 		},
 		DefaultUpstream:  "docker.io",
-		Policy:           PolicyConfig{Path: filepath.Join(dir, "policy.json"), RegistriesDir: filepath.Join(dir, "registries.d"), ReloadTimeout: 30 * time.Second},
-		Log:              LogConfig{Level: "info", Format: "text"},
-		UpstreamTimeouts: TimeoutsConfig{Dial: 10 * time.Second, ResponseHeader: 30 * time.Second, Setup: 30 * time.Second, Request: time.Minute, BlobStall: time.Minute},
-		Cache:            CacheConfig{Verdicts: VerdictCacheConfig{Size: 10000, AcceptTTL: 10 * time.Minute, DenyTTL: time.Minute}},
+		Policy:           Policy{Path: filepath.Join(dir, "policy.json"), RegistriesDir: filepath.Join(dir, "registries.d"), ReloadTimeout: 30 * time.Second},
+		Log:              Log{Level: "info", Format: "text"},
+		UpstreamTimeouts: UpstreamTimeouts{Dial: 10 * time.Second, ResponseHeader: 30 * time.Second, Setup: 30 * time.Second, Request: time.Minute, BlobStall: time.Minute},
+		Cache:            Cache{Verdicts: VerdictCache{Size: 10000, AcceptTTL: 10 * time.Minute, DenyTTL: time.Minute}},
 		ClientTimeouts:   ClientTimeouts{WriteStall: time.Minute},
-		Limits:           LimitsConfig{BlobStreams: 256},
+		Limits:           Limits{BlobStreams: 256},
 		File:             path,
 	}
 	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("loadConfig =\n%+v\nwant\n%+v", cfg, want)
+		t.Errorf("Load =\n%+v\nwant\n%+v", cfg, want)
 	}
 }
 
 func TestLoadConfigEveryKey(t *testing.T) {
-	path := writeConfig(t, `listen: ":5443"
+	path := testsupport.WriteConfig(t, `listen: ":5443"
 upstreams:
   - registry: quay.io
     url: https://quay.io/
@@ -144,34 +99,34 @@ limits:
   blobStreams: 32
 `)
 	dir := filepath.Dir(path)
-	cfg, _, err := loadConfig(path)
+	cfg, _, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &Config{
 		Listen: ":5443",
-		Upstreams: []UpstreamConfig{
+		Upstreams: []Upstream{
 			{Registry: "quay.io", URL: "https://quay.io/", Username: "robot", Password: "s3cret", CAFile: filepath.Join(dir, "ca.pem")},
 			{Registry: "ghcr.io", URL: "https://ghcr.io", DockerConfig: filepath.Join(dir, "docker-config.json")},
 		},
 		DefaultUpstream:  "quay.io",
-		Policy:           PolicyConfig{Path: filepath.Join(dir, "policy.json"), ReloadTimeout: 45 * time.Second},
-		Log:              LogConfig{Level: "DEBUG", Format: "json"},
-		UpstreamTimeouts: TimeoutsConfig{Dial: 1500 * time.Millisecond, ResponseHeader: 2 * time.Minute, Setup: 45 * time.Second, Request: 90 * time.Second, BlobStall: 5 * time.Minute},
-		Cache:            CacheConfig{Verdicts: VerdictCacheConfig{Size: 5, AcceptTTL: time.Hour, DenyTTL: 500 * time.Millisecond}},
+		Policy:           Policy{Path: filepath.Join(dir, "policy.json"), ReloadTimeout: 45 * time.Second},
+		Log:              Log{Level: "DEBUG", Format: "json"},
+		UpstreamTimeouts: UpstreamTimeouts{Dial: 1500 * time.Millisecond, ResponseHeader: 2 * time.Minute, Setup: 45 * time.Second, Request: 90 * time.Second, BlobStall: 5 * time.Minute},
+		Cache:            Cache{Verdicts: VerdictCache{Size: 5, AcceptTTL: time.Hour, DenyTTL: 500 * time.Millisecond}},
 		ClientTimeouts:   ClientTimeouts{WriteStall: 90 * time.Second},
-		Limits:           LimitsConfig{BlobStreams: 32},
+		Limits:           Limits{BlobStreams: 32},
 		File:             path,
 	}
 	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("loadConfig =\n%#v\nwant\n%#v", cfg, want)
+		t.Errorf("Load =\n%#v\nwant\n%#v", cfg, want)
 	}
 }
 
 func TestLoadConfigAbsolutePathsStay(t *testing.T) {
-	other := testDir(t)
-	path := writeConfig(t, strings.Replace(goodConfig, "./policy.json", filepath.Join(other, "policy.json"), 1))
-	cfg, _, err := loadConfig(path)
+	other := testsupport.ConfigDir(t)
+	path := testsupport.WriteConfig(t, strings.Replace(testsupport.GoodConfig, "./policy.json", filepath.Join(other, "policy.json"), 1))
+	cfg, _, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,11 +138,11 @@ func TestLoadConfigAbsolutePathsStay(t *testing.T) {
 // TestLoadConfigRelativeToFile runs from another working directory: relative paths must
 // still resolve against the config file's folder.
 func TestLoadConfigRelativeToFile(t *testing.T) {
-	path := writeConfig(t, goodConfig)
+	path := testsupport.WriteConfig(t, testsupport.GoodConfig)
 	// Run from the parent folder with a relative path to the file.
 	dir := filepath.Dir(path)
 	t.Chdir(filepath.Dir(dir))
-	cfg, _, err := loadConfig(filepath.Join(filepath.Base(dir), "config.yaml"))
+	cfg, _, err := Load(filepath.Join(filepath.Base(dir), "config.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -540,10 +495,10 @@ log:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeConfig(t, tt.config)
-			cfg, _, err := loadConfig(path)
+			path := testsupport.WriteConfig(t, tt.config)
+			cfg, _, err := Load(path)
 			if err == nil {
-				t.Fatalf("loadConfig accepted the configuration: %+v", cfg)
+				t.Fatalf("Load accepted the configuration: %+v", cfg)
 			}
 			got := problemsOf(t, err)
 			var want []string
@@ -571,17 +526,17 @@ log:
 }
 
 func TestLoadConfigFileErrors(t *testing.T) {
-	if _, _, err := loadConfig(filepath.Join(t.TempDir(), "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+	if _, _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: err = %v, want ErrNotExist", err)
 	}
-	if _, _, err := loadConfig(t.TempDir()); !errors.Is(err, errConfig) || !strings.Contains(err.Error(), "not a regular file") {
+	if _, _, err := Load(t.TempDir()); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("folder: err = %v", err)
 	}
 	big := filepath.Join(t.TempDir(), "big.yaml")
 	if err := os.WriteFile(big, bytes.Repeat([]byte("#"), maxConfigSize+1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := loadConfig(big); !errors.Is(err, errConfig) || !strings.Contains(err.Error(), "larger than") {
+	if _, _, err := Load(big); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("big file: err = %v", err)
 	}
 }
@@ -648,32 +603,32 @@ func TestEnvironmentOverrides(t *testing.T) {
 			}
 		}},
 		{map[string]string{"PULLGATE_LOG_LEVEL": "debug", "PULLGATE_LOG_FORMAT": "json"}, func(t *testing.T, _ string, cfg *Config) {
-			if cfg.Log != (LogConfig{Level: "debug", Format: "json"}) {
+			if cfg.Log != (Log{Level: "debug", Format: "json"}) {
 				t.Errorf("Log = %+v", cfg.Log)
 			}
 		}},
 		{map[string]string{"PULLGATE_UPSTREAMTIMEOUTS_DIAL": "3s", "PULLGATE_UPSTREAMTIMEOUTS_RESPONSEHEADER": "4m"}, func(t *testing.T, _ string, cfg *Config) {
-			if cfg.UpstreamTimeouts != (TimeoutsConfig{Dial: 3 * time.Second, ResponseHeader: 4 * time.Minute, Setup: 30 * time.Second, Request: time.Minute, BlobStall: time.Minute}) {
+			if cfg.UpstreamTimeouts != (UpstreamTimeouts{Dial: 3 * time.Second, ResponseHeader: 4 * time.Minute, Setup: 30 * time.Second, Request: time.Minute, BlobStall: time.Minute}) {
 				t.Errorf("UpstreamTimeouts = %+v", cfg.UpstreamTimeouts)
 			}
 		}},
 		{map[string]string{"PULLGATE_UPSTREAMTIMEOUTS_SETUP": "5s", "PULLGATE_UPSTREAMTIMEOUTS_REQUEST": "20s", "PULLGATE_UPSTREAMTIMEOUTS_BLOBSTALL": "2m"}, func(t *testing.T, _ string, cfg *Config) {
-			if cfg.UpstreamTimeouts != (TimeoutsConfig{Dial: 10 * time.Second, ResponseHeader: 30 * time.Second, Setup: 5 * time.Second, Request: 20 * time.Second, BlobStall: 2 * time.Minute}) {
+			if cfg.UpstreamTimeouts != (UpstreamTimeouts{Dial: 10 * time.Second, ResponseHeader: 30 * time.Second, Setup: 5 * time.Second, Request: 20 * time.Second, BlobStall: 2 * time.Minute}) {
 				t.Errorf("UpstreamTimeouts = %+v", cfg.UpstreamTimeouts)
 			}
 		}},
 		{map[string]string{"PULLGATE_CACHE_VERDICTS_SIZE": "42", "PULLGATE_CACHE_VERDICTS_ACCEPTTTL": "2h", "PULLGATE_CACHE_VERDICTS_DENYTTL": "5s"}, func(t *testing.T, _ string, cfg *Config) {
-			if want := (VerdictCacheConfig{Size: 42, AcceptTTL: 2 * time.Hour, DenyTTL: 5 * time.Second}); cfg.Cache.Verdicts != want {
+			if want := (VerdictCache{Size: 42, AcceptTTL: 2 * time.Hour, DenyTTL: 5 * time.Second}); cfg.Cache.Verdicts != want {
 				t.Errorf("Cache.Verdicts = %+v", cfg.Cache.Verdicts)
 			}
 		}},
 		{map[string]string{"PULLGATE_UPSTREAMS": `[{"registry": "quay.io", "url": "https://quay.io"}]`, "PULLGATE_DEFAULTUPSTREAM": "quay.io"}, func(t *testing.T, _ string, cfg *Config) {
-			if want := []UpstreamConfig{{Registry: "quay.io", URL: "https://quay.io"}}; !reflect.DeepEqual(cfg.Upstreams, want) {
+			if want := []Upstream{{Registry: "quay.io", URL: "https://quay.io"}}; !reflect.DeepEqual(cfg.Upstreams, want) {
 				t.Errorf("Upstreams = %+v", cfg.Upstreams)
 			}
 		}},
 		{map[string]string{"PULLGATE_UPSTREAMS": "- registry: quay.io\n  url: https://quay.io\n  caFile: ca.pem\n", "PULLGATE_DEFAULTUPSTREAM": "quay.io"}, func(t *testing.T, dir string, cfg *Config) {
-			if want := []UpstreamConfig{{Registry: "quay.io", URL: "https://quay.io", CAFile: filepath.Join(dir, "ca.pem")}}; !reflect.DeepEqual(cfg.Upstreams, want) {
+			if want := []Upstream{{Registry: "quay.io", URL: "https://quay.io", CAFile: filepath.Join(dir, "ca.pem")}}; !reflect.DeepEqual(cfg.Upstreams, want) {
 				t.Errorf("Upstreams = %+v", cfg.Upstreams)
 			}
 		}},
@@ -685,7 +640,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 			"PULLGATE_UPSTREAMS_0_DOCKERCONFIG": "docker-config.json",
 			"PULLGATE_UPSTREAMS_0_REGISTRY":     "docker.io",
 		}, func(t *testing.T, dir string, cfg *Config) {
-			want := []UpstreamConfig{
+			want := []Upstream{
 				{Registry: "docker.io", URL: "https://registry-1.docker.io", DockerConfig: filepath.Join(dir, "docker-config.json")},
 				{Registry: "127.0.0.1:5001", URL: "https://127.0.0.1:5002", Username: "robot", Password: "pw", CAFile: filepath.Join(dir, "ca.pem")},
 			}
@@ -706,7 +661,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 		}
 		slices.Sort(names)
 		t.Run(strings.Join(names, ","), func(t *testing.T) {
-			path := writeConfig(t, goodConfig)
+			path := testsupport.WriteConfig(t, testsupport.GoodConfig)
 			dir := filepath.Dir(path)
 			for _, extra := range []string{"other-policy.json"} {
 				if err := os.WriteFile(filepath.Join(dir, extra), []byte("{}"), 0o600); err != nil {
@@ -719,7 +674,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			cfg, warnings, err := loadConfig(path)
+			cfg, warnings, err := Load(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -762,11 +717,11 @@ func TestEnvironmentErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeConfig(t, goodConfig)
+			path := testsupport.WriteConfig(t, testsupport.GoodConfig)
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			_, _, err := loadConfig(path)
+			_, _, err := Load(path)
 			got := problemsOf(t, err)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("problems:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
@@ -776,9 +731,9 @@ func TestEnvironmentErrors(t *testing.T) {
 }
 
 func TestEnvironmentUnknownVariableWarns(t *testing.T) {
-	path := writeConfig(t, goodConfig)
+	path := testsupport.WriteConfig(t, testsupport.GoodConfig)
 	t.Setenv("PULLGATE_LISTN", ":1")
-	cfg, warnings, err := loadConfig(path)
+	cfg, warnings, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -791,105 +746,11 @@ func TestEnvironmentUnknownVariableWarns(t *testing.T) {
 	}
 }
 
-// TestPasswordNeverPrinted loads configurations holding a password in every way a mistake
-// can surface it, and checks that the value appears in no message, no formatting of the
-// configuration and no log line.
-func TestPasswordNeverPrinted(t *testing.T) {
-	const secret = "hunter2-do-not-print"
-	bad := []struct {
-		name   string
-		config string
-		env    map[string]string
-	}{
-		{"other problems in the entry", "upstreams:\n  - registry: Docker.io\n    url: ftp://x\n    password: " + secret + "\n    usr: x\npolicy:\n  path: nope\n", nil},
-		{"password of the wrong type", "upstreams:\n  - registry: docker.io\n    url: https://r.example\n    username: u\n    password: [" + secret + "]\npolicy:\n  path: ./policy.json\n", nil},
-		{"password as a mapping", "upstreams:\n  - registry: docker.io\n    url: https://r.example\n    username: u\n    password: {" + secret + ": 1}\npolicy:\n  path: ./policy.json\n", nil},
-		{"credentials in the url", "upstreams:\n  - registry: docker.io\n    url: https://u:" + secret + "@r.example/path\npolicy:\n  path: ./policy.json\n", nil},
-		{"credentials in a bad url", "upstreams:\n  - registry: docker.io\n    url: ftp://u:" + secret + "@r.example\npolicy:\n  path: ./policy.json\n", nil},
-		{"password from the environment", goodConfig, map[string]string{"PULLGATE_UPSTREAMS_0_PASSWORD": secret, "PULLGATE_UPSTREAMS_0_DOCKERCONFIG": "nope.json"}},
-		{"password in an upstreams variable", goodConfig, map[string]string{"PULLGATE_UPSTREAMS": `[{"registry": "docker.io", "url": "x", "password": "` + secret + `", "typo": 1}]`}},
-	}
-	for _, tt := range bad {
-		t.Run(tt.name, func(t *testing.T) {
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			path := writeConfig(t, tt.config)
-			_, _, err := loadConfig(path)
-			if err == nil {
-				t.Fatal("loadConfig accepted a bad configuration")
-			}
-			if strings.Contains(err.Error(), secret) {
-				t.Errorf("the error shows the password:\n%s", err)
-			}
-			var stdout, stderr bytes.Buffer
-			if code := run(context.Background(), nil, []string{"serve", "--config", path}, &stdout, &stderr); code != exitError {
-				t.Errorf("serve exit code = %d, want %d", code, exitError)
-			}
-			if strings.Contains(stderr.String()+stdout.String(), secret) {
-				t.Errorf("serve printed the password:\n%s", stderr.String())
-			}
-		})
-	}
-
-	t.Run("good configuration", func(t *testing.T) {
-		path := writeConfig(t, "listen: 127.0.0.1:0\nupstreams:\n  - registry: docker.io\n    url: https://r.example\n    username: u\n    password: "+secret+"\npolicy:\n  path: ./policy.json\n")
-		cfg, _, err := loadConfig(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cfg.Upstreams[0].Password.Reveal() != secret {
-			t.Fatalf("password not loaded")
-		}
-		var logs bytes.Buffer
-		for _, h := range []slog.Handler{slog.NewJSONHandler(&logs, nil), slog.NewTextHandler(&logs, nil)} {
-			slog.New(h).Info("config", "config", cfg, "upstream", cfg.Upstreams[0], "password", cfg.Upstreams[0].Password)
-		}
-		for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
-			fmt.Fprintf(&logs, format+"\n", cfg)
-			fmt.Fprintf(&logs, format+"\n", cfg.Upstreams)
-		}
-		if strings.Contains(logs.String(), secret) {
-			t.Errorf("the password was printed:\n%s", logs.String())
-		}
-		if !strings.Contains(logs.String(), "[redacted]") {
-			t.Errorf("the password is not marked as redacted:\n%s", logs.String())
-		}
-		var stdout, stderr testsupport.LogBuffer
-		t.Setenv("PULLGATE_LOG_LEVEL", "debug")
-		// serve starts, logs everything it logs at start-up, and is stopped once it listens
-		// (a stop during the start-up would end it before it logs all that).
-		ctx, cancel := context.WithCancel(context.Background())
-		exit := make(chan int, 1)
-		go func() { exit <- run(ctx, nil, []string{"serve", "--config", path}, &stdout, &stderr) }()
-		for !stderr.Contains("pullgate listening") && len(exit) == 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
-		cancel()
-		if code := <-exit; code != exitOK {
-			t.Errorf("serve exit code = %d, want %d:\n%s", code, exitOK, stderr.String())
-		}
-		if !strings.Contains(stderr.String(), "pullgate listening") {
-			t.Errorf("serve did not start:\n%s", stderr.String())
-		}
-		if strings.Contains(stderr.String()+stdout.String(), secret) {
-			t.Errorf("serve printed the password:\n%s", stderr.String())
-		}
-		opts, err := upstreamOptions(cfg, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if opts[0].Password != secret {
-			t.Errorf("upstream.Options.Password = %q, want the configured password", opts[0].Password)
-		}
-	})
-}
-
 // TestExampleConfig loads the shipped config.example.yaml so that it cannot go stale, and
 // checks that it documents every key.
 func TestExampleConfig(t *testing.T) {
 	const example = "../../config.example.yaml"
-	cfg, warnings, err := loadConfig(example)
+	cfg, warnings, err := Load(example)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -903,10 +764,10 @@ func TestExampleConfig(t *testing.T) {
 	if cfg.Listen != "127.0.0.1:5000" || cfg.DefaultUpstream != "docker.io" {
 		t.Errorf("listen %q, defaultUpstream %q", cfg.Listen, cfg.DefaultUpstream)
 	}
-	if want := []UpstreamConfig{{Registry: "docker.io", URL: "https://registry-1.docker.io"}}; !reflect.DeepEqual(cfg.Upstreams, want) {
+	if want := []Upstream{{Registry: "docker.io", URL: "https://registry-1.docker.io"}}; !reflect.DeepEqual(cfg.Upstreams, want) {
 		t.Errorf("upstreams = %+v", cfg.Upstreams)
 	}
-	if want := (PolicyConfig{Path: filepath.Join(root, "examples/policy.json"), RegistriesDir: filepath.Join(root, "examples/registries.d"), ReloadTimeout: 30 * time.Second}); cfg.Policy != want {
+	if want := (Policy{Path: filepath.Join(root, "examples/policy.json"), RegistriesDir: filepath.Join(root, "examples/registries.d"), ReloadTimeout: 30 * time.Second}); cfg.Policy != want {
 		t.Errorf("policy = %+v, want %+v", cfg.Policy, want)
 	}
 
@@ -991,18 +852,18 @@ func TestClientLimitsConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeConfig(t, tt.config)
+			path := testsupport.WriteConfig(t, tt.config)
 			if err := os.WriteFile(filepath.Join(filepath.Dir(path), "policy.json"), []byte(`{"default":[{"type":"reject"}]}`), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			cfg, _, err := loadConfig(path)
+			cfg, _, err := Load(path)
 			if tt.wantErr != nil {
-				var ce *ConfigError
+				var ce *Error
 				if !errors.As(err, &ce) {
-					t.Fatalf("loadConfig: %v, want a *ConfigError", err)
+					t.Fatalf("Load: %v, want a *Error", err)
 				}
 				var got []string
 				for _, p := range ce.Problems {
