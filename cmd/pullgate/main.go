@@ -75,7 +75,7 @@ func run(ctx context.Context, hup <-chan struct{}, args []string, stdout, stderr
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		return runServe(ctx, rest, stderr, newGate, hup)
+		return runServe(ctx, rest, stderr, nil, hup)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr, evaluateImage)
 	case "version", "--version", "-version":

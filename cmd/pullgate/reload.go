@@ -6,13 +6,12 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/internal/server"
 )
 
-// reloadFunc reads the policy files afresh and returns a function that puts what it read
-// in force. Reading may block for as long as a file does (a FIFO, a hung network file
-// system), so serve runs it off the signal loop and calls commit only if the read ended
-// within its deadline.
-type reloadFunc func(ctx context.Context) (commit func(), err error)
+// reloadFunc is the server's reload: serve runs it off the signal loop and calls commit
+// only if the read ended within its deadline.
+type reloadFunc = server.ReloadFunc
 
 // reloadResult is what one run of a reloadFunc produced.
 type reloadResult struct {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/internal/server"
 	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
@@ -97,7 +98,7 @@ func TestPasswordNeverPrinted(t *testing.T) {
 		if strings.Contains(stderr.String()+stdout.String(), secret) {
 			t.Errorf("serve printed the password:\n%s", stderr.String())
 		}
-		opts, err := upstreamOptions(cfg, slog.New(slog.DiscardHandler))
+		opts, err := server.UpstreamOptions(cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}

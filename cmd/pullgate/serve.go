@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/internal/server"
 )
 
 const (
@@ -26,11 +27,12 @@ const (
 	idleTimeout = 2 * time.Minute
 )
 
-// runServe implements `pullgate serve --config FILE`; newGate builds the enforcement gate.
+// runServe implements `pullgate serve --config FILE`; newGate, when set, builds the gates
+// instead of the policy gate (tests).
 // Each value on hup is a reload request (SIGHUP), however early it came: one that arrives
 // during the start-up is handled once pullgate serves. ctx ending (SIGINT, SIGTERM) stops
 // the server, or the start-up.
-func runServe(ctx context.Context, args []string, stderr io.Writer, newGate gateFactory, hup <-chan struct{}) int {
+func runServe(ctx context.Context, args []string, stderr io.Writer, newGate server.GateFactory, hup <-chan struct{}) int {
 	fs := newFlagSet("serve", "serve --config FILE", stderr)
 	configPath := fs.String("config", "", "configuration file (YAML); see config.example.yaml")
 	rest, err := parseFlags(fs, args)
@@ -84,7 +86,7 @@ type startedServer struct {
 }
 
 // startServer reads the configuration, builds the handler and listens.
-func startServer(ctx context.Context, configPath string, stderr io.Writer, newGate gateFactory) *startedServer {
+func startServer(ctx context.Context, configPath string, stderr io.Writer, newGate server.GateFactory) *startedServer {
 	cfg, warnings, err := config.Load(configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "pullgate serve: %v\n", err)
@@ -96,20 +98,29 @@ func startServer(ctx context.Context, configPath string, stderr io.Writer, newGa
 	}
 
 	// From here on, problems are reported through the configured logger (stderr).
-	handler, reloadGates, err := buildHandler(ctx, cfg, logger, newGate)
+	built, err := server.Build(ctx, cfg, logger, server.Options{NewGate: newGate})
 	if err != nil {
 		logger.Error("failed to start", "err", err)
 		return &startedServer{code: exitError}
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		built.Close()
 		logger.Error("failed to listen", "listen", cfg.Listen, "err", err)
 		return &startedServer{code: exitError}
 	}
-	srv := newHTTPServer(ctx, handler, logger)
+	srv := newHTTPServer(ctx, built.Handler, logger)
 	logger.Info("pullgate listening", "addr", ln.Addr().String(), "config", cfg.File,
 		"upstreams", config.RegistryList(cfg.Upstreams), "defaultUpstream", cfg.DefaultUpstream)
-	return &startedServer{code: exitOK, logger: logger, srv: srv, ln: ln, reloads: newReloader(cfg, reloadGates, logger)}
+	return &startedServer{code: exitOK, logger: logger, srv: srv, ln: ln, reloads: newReloader(cfg, reloadOf(built), logger)}
+}
+
+// reloadOf is built's reload, nil when its gates cannot reload.
+func reloadOf(built *server.Server) reloadFunc {
+	if !built.CanReload() {
+		return nil
+	}
+	return built.Reload
 }
 
 // newHTTPServer returns the server for handler. Requests get a context that is not cancelled

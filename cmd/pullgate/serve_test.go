@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/internal/server"
 	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
@@ -285,7 +286,7 @@ func TestRunServeStopDuringStartup(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr testsupport.LogBuffer
 	exit := make(chan int, 1)
-	go func() { exit <- runServe(ctx, []string{"--config", fifo}, &stderr, newGate, nil) }()
+	go func() { exit <- runServe(ctx, []string{"--config", fifo}, &stderr, nil, nil) }()
 	testsupport.WaitForCallers(t, "internal/config.readConfigFile(", 1)
 	cancel()
 	if code := <-exit; code != exitOK {
@@ -326,7 +327,7 @@ upstreamTimeouts:
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, err := upstreamOptions(cfg, slog.New(slog.DiscardHandler))
+	opts, err := server.UpstreamOptions(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 
 	"github.com/distribution/reference"
 
 	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/internal/server"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/content"
@@ -35,28 +37,16 @@ var manifestAccept = []string{
 // what a pull through pullgate would get (for an index: accepted when it or one of its
 // children is).
 func evaluateImage(ctx context.Context, cfg *config.Config, image reference.Named, logger *slog.Logger) (policy.Verdict, error) {
-	return evaluateWith(ctx, cfg, image, logger, newGate)
-}
-
-func evaluateWith(ctx context.Context, cfg *config.Config, image reference.Named, logger *slog.Logger, newGate gateFactory) (policy.Verdict, error) {
 	registry := reference.Domain(image)
-	upstreams, err := newUpstreams(cfg, logger)
-	if err != nil {
-		return policy.Verdict{}, err
-	}
-	var src content.Source
-	for _, u := range upstreams {
-		if u.Registry == registry {
-			src = u.Client
-		}
-	}
-	if src == nil {
+	if !slices.ContainsFunc(cfg.Upstreams, func(u config.Upstream) bool { return u.Registry == registry }) {
 		return policy.Verdict{}, fmt.Errorf("registry %s is not a configured upstream (upstreams: %s)", registry, config.RegistryList(cfg.Upstreams))
 	}
-	g, err := newGate(ctx, cfg, upstreams, logger)
+	built, err := server.Build(ctx, cfg, logger, server.Options{})
 	if err != nil {
 		return policy.Verdict{}, err
 	}
+	defer built.Close()
+	src := built.Source(registry)
 	ref := ""
 	switch r := image.(type) {
 	case reference.Digested:
@@ -69,7 +59,7 @@ func evaluateWith(ctx context.Context, cfg *config.Config, image reference.Named
 	if err != nil {
 		return policy.Verdict{}, fmt.Errorf("fetching the manifest: %w", err)
 	}
-	d, err := g.gate.AdmitManifest(ctx, &admission.ManifestRequest{
+	d, err := built.Gate().AdmitManifest(ctx, &admission.ManifestRequest{
 		Target:    admission.Target{Registry: registry, Repository: repo, ClientAddr: "pullgate verify"},
 		Reference: ref, Digest: m.Digest, MediaType: content.MediaType(m.ContentType), Bytes: m.Bytes,
 	})

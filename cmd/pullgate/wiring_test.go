@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/internal/server"
 	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy/gatetest"
 )
@@ -55,15 +56,11 @@ func TestWiringServesThroughProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	ups, err := newUpstreams(cfg, logger)
+	built, err := server.Build(context.Background(), cfg, logger, server.Options{NewGate: allowAll})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := newProxyHandler(cfg, ups, &gates{gate: gatetest.AllowAll{}}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxySrv := httptest.NewServer(h)
+	proxySrv := httptest.NewServer(built.Handler)
 	t.Cleanup(proxySrv.Close)
 	proxyHost := strings.TrimPrefix(proxySrv.URL, "http://")
 
@@ -107,6 +104,11 @@ func TestWiringServesThroughProxy(t *testing.T) {
 	}
 }
 
+// allowAll is the test gates: every request is admitted.
+func allowAll(context.Context, *config.Config, []server.Upstream, *slog.Logger) (*server.Gates, error) {
+	return &server.Gates{Gate: gatetest.AllowAll{}}, nil
+}
+
 func TestNewUpstreamsReportsTheEntry(t *testing.T) {
 	path := testsupport.WriteConfig(t, testsupport.GoodConfig)
 	dir := filepath.Dir(path)
@@ -119,7 +121,7 @@ func TestNewUpstreamsReportsTheEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = newUpstreams(cfg, slog.New(slog.DiscardHandler))
+	_, err = server.NewUpstreams(cfg, slog.New(slog.DiscardHandler), "")
 	if err == nil || !strings.HasPrefix(err.Error(), "upstreams[1]: ") {
 		t.Errorf("newUpstreams = %v, want an error about upstreams[1]", err)
 	}
@@ -152,9 +154,6 @@ func TestServeLifecycle(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs, logw := io.Pipe()
-	allowAll := func(context.Context, *config.Config, []upstreamClient, *slog.Logger) (*gates, error) {
-		return &gates{gate: gatetest.AllowAll{}}, nil
-	}
 	exit := make(chan int, 1)
 	go func() {
 		exit <- runServe(ctx, []string{"--config", path}, logw, allowAll, nil)
@@ -236,11 +235,12 @@ func TestRealGateEnforcesAndReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	h, reload, err := buildHandler(context.Background(), cfg, logger, newGate)
+	built, err := server.Build(context.Background(), cfg, logger, server.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	reload := built.Reload
+	srv := httptest.NewServer(built.Handler)
 	t.Cleanup(srv.Close)
 	get := func(path string) (int, string) {
 		t.Helper()

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -17,20 +17,10 @@ import (
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
 
-// gates is what the proxy handler is built with: the gate every manifest and blob goes
-// through, and optionally the signature API and a reload of the policy (SIGHUP).
-type gates struct {
-	gate       admission.Gate
-	signatures proxy.SignatureLister
-	reload     reloadFunc
-}
-
-// gateFactory builds the gates; serve and verify use newGate, tests an explicit test double.
-type gateFactory func(ctx context.Context, cfg *config.Config, upstreams []upstreamClient, logger *slog.Logger) (*gates, error)
-
 // enforcement joins the policy engine, the signature sources and the gate.
 type enforcement struct {
 	cfg        *config.Config
+	opts       Options
 	registries map[string]sigsource.Registry
 	gate       *enforce.Gate
 	// finder is replaced on reload (registries.d may have changed); the signature API
@@ -46,18 +36,10 @@ var (
 	_ sigsource.Registry = (*upstream.Client)(nil)
 )
 
-// newGate loads the policy (with every key file it names) and registries.d, and builds the
-// enforcing gate. Any problem stops the start-up: pullgate never serves unchecked content.
-func newGate(ctx context.Context, cfg *config.Config, upstreams []upstreamClient, logger *slog.Logger) (*gates, error) {
-	e, err := newEnforcement(cfg, upstreams, logger)
-	if err != nil {
-		return nil, err
-	}
-	return &gates{gate: e.gate, signatures: e, reload: e.reload}, nil
-}
-
-func newEnforcement(cfg *config.Config, upstreams []upstreamClient, logger *slog.Logger) (*enforcement, error) {
-	e := &enforcement{cfg: cfg, registries: make(map[string]sigsource.Registry, len(upstreams)), log: logger}
+// newEnforcement loads the policy (with every key file it names) and registries.d, and
+// builds the enforcing gate.
+func newEnforcement(cfg *config.Config, upstreams []Upstream, logger *slog.Logger, opts Options) (*enforcement, error) {
+	e := &enforcement{cfg: cfg, opts: opts, registries: make(map[string]sigsource.Registry, len(upstreams)), log: logger}
 	for _, u := range upstreams {
 		e.registries[u.Registry] = u.Client
 	}
@@ -70,7 +52,11 @@ func newEnforcement(cfg *config.Config, upstreams []upstreamClient, logger *slog
 	for name, reg := range e.registries {
 		blobs[name] = reg
 	}
-	gate, err := enforce.New(enforce.Options{Policy: pol, Finder: finder, AcceptTTL: vc.AcceptTTL,
+	var eval enforce.Evaluator = pol
+	if e.opts.WrapPolicy != nil {
+		eval = e.opts.WrapPolicy(eval)
+	}
+	gate, err := enforce.New(enforce.Options{Policy: eval, Finder: finder, AcceptTTL: vc.AcceptTTL,
 		DenyTTL: vc.DenyTTL, CacheSize: vc.Size, Blobs: blobs, Logger: logger})
 	if err != nil {
 		return nil, err
@@ -93,10 +79,7 @@ func (e *enforcement) load() (*policy.Policy, *sigsource.Finder, error) {
 		return nil, nil, fmt.Errorf("policy.registriesDir: %w", err)
 	}
 	vc := e.cfg.Cache.Verdicts
-	// The lookaside gets the upstreams' dial and header timeouts, its own per-request
-	// deadline, and no redirect to another host (sigsource.NewLookasideClient).
-	lookaside := &sigsource.Lookaside{Logger: e.log, Client: sigsource.NewLookasideClient(sigsource.LookasideClientOptions{
-		DialTimeout: e.cfg.UpstreamTimeouts.Dial, ResponseHeaderTimeout: e.cfg.UpstreamTimeouts.ResponseHeader})}
+	lookaside := &sigsource.Lookaside{Logger: e.log, Client: lookasideClient(e.cfg, e.opts.LookasideTimeout)}
 	// Found signatures are reused no longer than a denial, so that an image signed after it
 	// was denied is accepted as soon as its denial expires.
 	finder, err := sigsource.NewFinder(sigsource.FinderOptions{Registries: e.registries, RegistriesD: regd,

@@ -1,0 +1,252 @@
+// Package server assembles pullgate from a loaded configuration: the upstream clients,
+// the signature finder and lookaside, the enforcing gate and the /v2/ handler. serve,
+// verify and the integration harness build the program here, so that each of them runs
+// exactly what the others run.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/internal/version"
+	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
+	"github.com/pullgate/pullgate/proxy/content"
+	"github.com/pullgate/pullgate/proxy/enforce"
+	"github.com/pullgate/pullgate/proxy/sigsource"
+	"github.com/pullgate/pullgate/proxy/upstream"
+)
+
+// ErrCannotReload is returned by Reload when the gates were injected without a reload.
+var ErrCannotReload = errors.New("this gate cannot reload")
+
+// ReloadFunc reads the policy files afresh and returns a function that puts what it read
+// in force. Reading may block for as long as a file does (a FIFO, a hung network file
+// system), so serve runs it off the signal loop and calls commit only if the read ended
+// within its deadline.
+type ReloadFunc func(ctx context.Context) (commit func(), err error)
+
+// Gates is what the proxy handler is built with: the gate every manifest and blob goes
+// through, and optionally the signature API and a reload of the policy (SIGHUP).
+type Gates struct {
+	Gate       admission.Gate
+	Signatures proxy.SignatureLister
+	Reload     ReloadFunc
+}
+
+// GateFactory builds the gates over the upstream clients; nil in Options means the
+// policy gate (NewGate). Tests inject a test double.
+type GateFactory func(ctx context.Context, cfg *config.Config, upstreams []Upstream, logger *slog.Logger) (*Gates, error)
+
+// Options adjusts what Build assembles. The zero value is what serve runs.
+type Options struct {
+	// NewGate, if set, builds the gates instead of the policy gate.
+	NewGate GateFactory
+	// WrapPolicy, if set, wraps the policy evaluator (tests count evaluations).
+	WrapPolicy func(enforce.Evaluator) enforce.Evaluator
+	// LookasideTimeout bounds each lookaside request; zero keeps sigsource's default.
+	LookasideTimeout time.Duration
+	// UserAgent is sent upstream; empty means pullgate/<version>.
+	UserAgent string
+}
+
+// Server is the assembled program.
+type Server struct {
+	// Handler serves the registry API (/v2/) and the signature API.
+	Handler   http.Handler
+	upstreams []Upstream
+	gates     *Gates
+	enforce   *enforcement // nil when the gates were injected
+}
+
+// Upstream is one configured upstream registry and its client. The handler reads it as
+// a content.Source (which a decorator, such as a content store, may wrap); the signature
+// finder and the gate's attachment checks read the client itself, so that no decorator
+// stands between them and the registry's signatures.
+type Upstream struct {
+	Registry string
+	Client   *upstream.Client
+}
+
+// Build assembles pullgate from cfg (as config.Load returns it; zero durations and sizes
+// mean the packages' defaults). Any problem stops the start-up: pullgate never serves
+// unchecked content.
+func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Options) (*Server, error) {
+	upstreams, err := NewUpstreams(cfg, logger, opts.UserAgent)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{upstreams: upstreams}
+	if opts.NewGate != nil {
+		s.gates, err = opts.NewGate(ctx, cfg, upstreams, logger)
+	} else {
+		s.enforce, err = newEnforcement(cfg, upstreams, logger, opts)
+		if err == nil {
+			s.gates = &Gates{Gate: s.enforce.gate, Signatures: s.enforce, Reload: s.enforce.reload}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.Handler, err = newProxyHandler(cfg, upstreams, s.gates, logger)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewGate is the policy gate's GateFactory: it loads the policy (with every key file it
+// names) and registries.d.
+func NewGate(ctx context.Context, cfg *config.Config, upstreams []Upstream, logger *slog.Logger) (*Gates, error) {
+	e, err := newEnforcement(cfg, upstreams, logger, Options{})
+	if err != nil {
+		return nil, err
+	}
+	return &Gates{Gate: e.gate, Signatures: e, Reload: e.reload}, nil
+}
+
+// CanReload reports whether Reload can re-read the policy.
+func (s *Server) CanReload() bool { return s.gates.Reload != nil }
+
+// Reload reads the policy and registries.d afresh and returns the function that puts them
+// in force. When either cannot be loaded the running ones stay in force.
+func (s *Server) Reload(ctx context.Context) (commit func(), err error) {
+	if s.gates.Reload == nil {
+		return nil, ErrCannotReload
+	}
+	return s.gates.Reload(ctx)
+}
+
+// Gate is the gate every manifest and blob goes through.
+func (s *Server) Gate() admission.Gate { return s.gates.Gate }
+
+// PolicyGate is the policy gate, nil when the gates were injected.
+func (s *Server) PolicyGate() *enforce.Gate {
+	if s.enforce == nil {
+		return nil
+	}
+	return s.enforce.gate
+}
+
+// Finder is the signature finder in force, nil when the gates were injected.
+func (s *Server) Finder() *sigsource.Finder {
+	if s.enforce == nil {
+		return nil
+	}
+	return s.enforce.finder.Load()
+}
+
+// Upstreams are the upstream clients, in configuration order.
+func (s *Server) Upstreams() []Upstream { return s.upstreams }
+
+// Source is the content source of registry, or nil when it is not a configured upstream.
+func (s *Server) Source(registry string) content.Source {
+	for _, u := range s.upstreams {
+		if u.Registry == registry {
+			return u.Client
+		}
+	}
+	return nil
+}
+
+// Close releases what the server holds. Today that is nothing beyond memory (the
+// upstream clients own no goroutines); commands call it so that a content store or
+// metrics exporter added later is released where it is built.
+func (s *Server) Close() error { return nil }
+
+// NewUpstreams builds one upstream client per configured registry, in order. The clients
+// read their CA and docker config files now, so mistakes in them stop the start-up.
+func NewUpstreams(cfg *config.Config, logger *slog.Logger, userAgent string) ([]Upstream, error) {
+	opts, err := UpstreamOptions(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	ups := make([]Upstream, 0, len(opts))
+	for i, o := range opts {
+		if userAgent != "" {
+			o.UserAgent = userAgent
+		}
+		client, err := upstream.New(o)
+		if err != nil {
+			return nil, fmt.Errorf("upstreams[%d]: %w", i, err)
+		}
+		ups = append(ups, Upstream{Registry: o.Registry, Client: client})
+	}
+	return ups, nil
+}
+
+// sources is what the handler reads each upstream through.
+func sources(upstreams []Upstream) []proxy.Upstream {
+	out := make([]proxy.Upstream, 0, len(upstreams))
+	for _, u := range upstreams {
+		out = append(out, proxy.Upstream{Registry: u.Registry, Source: u.Client})
+	}
+	return out
+}
+
+// newProxyHandler builds the /v2/ handler in front of upstreams, admitting content through
+// the gate and serving the signature API when the gates offer it.
+func newProxyHandler(cfg *config.Config, upstreams []Upstream, g *Gates, logger *slog.Logger) (http.Handler, error) {
+	h, err := proxy.New(proxy.Options{
+		Upstreams:       sources(upstreams),
+		DefaultUpstream: cfg.DefaultUpstream,
+		Gate:            g.Gate,
+		Signatures:      g.Signatures,
+		Logger:          logger,
+		// validate guarantees both are positive in a loaded file, so the proxy's defaults
+		// apply only to a configuration built in code.
+		WriteStallTimeout: cfg.ClientTimeouts.WriteStall,
+		MaxBlobStreams:    cfg.Limits.BlobStreams,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the proxy: %w", err)
+	}
+	return h, nil
+}
+
+// userAgent is sent upstream on every request.
+func userAgent() string { return "pullgate/" + version.String() }
+
+// UpstreamOptions maps the configuration to one upstream.Options per upstream, in order:
+// the one place the upstream clients' CA, credentials and timeouts are set.
+func UpstreamOptions(cfg *config.Config, logger *slog.Logger) ([]upstream.Options, error) {
+	opts := make([]upstream.Options, 0, len(cfg.Upstreams))
+	for i, u := range cfg.Upstreams {
+		parsed, err := url.Parse(u.URL)
+		if err != nil {
+			// validate has checked every URL; this only guards against a caller skipping it.
+			return nil, fmt.Errorf("upstreams[%d].url: %w", i, config.ErrInvalid)
+		}
+		parsed.Path = ""
+		opts = append(opts, upstream.Options{
+			Registry:              u.Registry,
+			URL:                   parsed,
+			Username:              u.Username,
+			Password:              u.Password.Reveal(),
+			DockerConfig:          u.DockerConfig,
+			CAFile:                u.CAFile,
+			DialTimeout:           cfg.UpstreamTimeouts.Dial,
+			ResponseHeaderTimeout: cfg.UpstreamTimeouts.ResponseHeader,
+			SetupTimeout:          cfg.UpstreamTimeouts.Setup,
+			RequestTimeout:        cfg.UpstreamTimeouts.Request,
+			BlobStallTimeout:      cfg.UpstreamTimeouts.BlobStall,
+			Logger:                logger, // the client adds upstream=<registry> itself
+			UserAgent:             userAgent(),
+		})
+	}
+	return opts, nil
+}
+
+// lookasideClient is the lookaside's HTTP client: the upstreams' dial and header
+// timeouts (through upstream.NewHTTPClient), its own per-request deadline, and no
+// redirect to another host (sigsource.NewLookasideClient).
+func lookasideClient(cfg *config.Config, timeout time.Duration) *http.Client {
+	return sigsource.NewLookasideClient(sigsource.LookasideClientOptions{DialTimeout: cfg.UpstreamTimeouts.Dial,
+		ResponseHeaderTimeout: cfg.UpstreamTimeouts.ResponseHeader, Timeout: timeout})
+}
