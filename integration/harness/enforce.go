@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/internal/server"
 	"github.com/pullgate/pullgate/proxy/enforce"
 	"github.com/pullgate/pullgate/proxy/sigsource"
 	"github.com/pullgate/pullgate/proxy/upstream"
@@ -28,63 +28,36 @@ type EnforcingProxyOptions struct {
 }
 
 // EnforcingProxy is pullgate's handler with the real policy gate, assembled in-process
-// the way cmd/pullgate's serve does (upstream clients, sigsource.Finder over
-// registries.d, enforce.Gate, the signature API), for tests that need to reach inside:
-// a short lookaside timeout, a counting evaluator.
+// by internal/server.Build, as cmd/pullgate's serve does, for tests that need to reach
+// inside: a short lookaside timeout, a counting evaluator.
 type EnforcingProxy struct {
 	*Proxy
 	Gate   *enforce.Gate
 	Finder *sigsource.Finder
 }
 
-// StartEnforcingProxy assembles and serves pullgate until the test ends.
+// StartEnforcingProxy assembles and serves pullgate until the test ends. Timeouts and
+// cache bounds are the packages' defaults.
 func StartEnforcingProxy(t testing.TB, opts EnforcingProxyOptions) *EnforcingProxy {
 	t.Helper()
 	logger, logs := newLogger(t, "pullgate")
-	p := &EnforcingProxy{Proxy: &Proxy{Logs: logs, Clients: map[string]*upstream.Client{}}}
-	var ups []proxy.Upstream
-	regs := map[string]sigsource.Registry{}
-	blobs := enforce.UpstreamBlobs{}
+	cfg := &config.Config{DefaultUpstream: opts.DefaultUpstream,
+		Policy: config.Policy{Path: opts.Policy, RegistriesDir: opts.RegistriesD}}
 	for _, u := range opts.Upstreams {
-		c, err := upstream.New(upstream.Options{Registry: u.Registry, URL: u.URL, Username: u.Username,
-			Password: u.Password, Logger: logger, UserAgent: "pullgate-test"})
-		if err != nil {
-			t.Fatalf("harness: upstream %s: %v", u.Registry, err)
-		}
-		p.Clients[u.Registry] = c
-		regs[u.Registry] = c
-		blobs[u.Registry] = c
-		ups = append(ups, proxy.Upstream{Registry: u.Registry, Source: c})
+		cfg.Upstreams = append(cfg.Upstreams, config.Upstream{Registry: u.Registry, URL: u.URL.String(),
+			Username: u.Username, Password: config.Secret(u.Password)})
 	}
-	pol, err := policy.LoadFile(opts.Policy)
+	built, err := server.Build(t.Context(), cfg, logger, server.Options{WrapPolicy: opts.WrapPolicy,
+		LookasideTimeout: opts.LookasideTimeout, UserAgent: "pullgate-test"})
 	if err != nil {
-		t.Fatalf("harness: policy: %v", err)
+		t.Fatalf("harness: building pullgate: %v", err)
 	}
-	regd, err := sigsource.LoadRegistriesD(opts.RegistriesD)
-	if err != nil {
-		t.Fatalf("harness: registries.d: %v", err)
+	t.Cleanup(func() { built.Close() })
+	p := &EnforcingProxy{Proxy: &Proxy{Logs: logs, Clients: map[string]*upstream.Client{}},
+		Gate: built.PolicyGate(), Finder: built.Finder()}
+	for _, u := range built.Upstreams() {
+		p.Clients[u.Registry] = u.Client
 	}
-	// The binary's lookaside client, with the test's per-request timeout (zero: 15s).
-	lookaside := &sigsource.Lookaside{Logger: logger,
-		Client: sigsource.NewLookasideClient(sigsource.LookasideClientOptions{Timeout: opts.LookasideTimeout})}
-	p.Finder, err = sigsource.NewFinder(sigsource.FinderOptions{Registries: regs, RegistriesD: regd,
-		Lookaside: lookaside, Logger: logger})
-	if err != nil {
-		t.Fatalf("harness: finder: %v", err)
-	}
-	var eval enforce.Evaluator = pol
-	if opts.WrapPolicy != nil {
-		eval = opts.WrapPolicy(eval)
-	}
-	p.Gate, err = enforce.New(enforce.Options{Policy: eval, Finder: p.Finder, Blobs: blobs, Logger: logger})
-	if err != nil {
-		t.Fatalf("harness: gate: %v", err)
-	}
-	h, err := proxy.New(proxy.Options{Upstreams: ups, DefaultUpstream: opts.DefaultUpstream, Gate: p.Gate,
-		Signatures: p.Finder, Logger: logger})
-	if err != nil {
-		t.Fatalf("harness: proxy: %v", err)
-	}
-	p.serve(t, h, opts.Wrap)
+	p.serve(t, built.Handler, opts.Wrap)
 	return p
 }
