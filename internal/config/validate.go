@@ -166,10 +166,17 @@ func checkListen(addr string) string {
 	if err != nil {
 		return fmt.Sprintf("%q is not host:port (such as 127.0.0.1:5000 or :5000)", addr)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+	if !validPort(port, 0) {
 		return fmt.Sprintf("%q has an invalid port", addr)
 	}
 	return ""
+}
+
+// validPort reports whether port is a decimal TCP port from lowest to 65535 (a listen
+// address may ask for 0, any free port; an upstream may not).
+func validPort(port string, lowest int) bool {
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= lowest && n <= 65535
 }
 
 // checkRegistryName checks that name is a registry host[:port] written the way docker
@@ -226,10 +233,8 @@ func checkUpstreamURL(raw string) string {
 	case u.Fragment != "":
 		return fmt.Sprintf("%q must not have a fragment", shown)
 	}
-	if port := u.Port(); port != "" {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return fmt.Sprintf("%q has an invalid port", shown)
-		}
+	if port := u.Port(); port != "" && !validPort(port, 1) {
+		return fmt.Sprintf("%q has an invalid port", shown)
 	}
 	return ""
 }
