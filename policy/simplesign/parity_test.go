@@ -144,19 +144,6 @@ func TestVerifyGpgmeParity(t *testing.T) {
 	}
 }
 
-// TestVerifyOldStyleUnknownKeyIsTyped: an old-style signature by a key outside the
-// keyring is an UnknownKeyError, as a one-pass one is.
-func TestVerifyOldStyleUnknownKeyIsTyped(t *testing.T) {
-	trusted := pgptest.NewKey(t, "trusted", pgptest.KeyOptions{})
-	other := pgptest.NewKey(t, "other", pgptest.KeyOptions{})
-	sig := pgptest.Sign(t, pgptest.Payload(testDigest, "a/b:1"), pgptest.SignOptions{Leading: []*packet.PrivateKey{other.Primary()}})
-	_, err := mustKeyring(t, trusted).Verify(sig, time.Now())
-	var unknown *UnknownKeyError
-	if !errors.As(err, &unknown) || unknown.KeyID != other.Primary().KeyId {
-		t.Fatalf("error = %v, want UnknownKeyError for %016X", err, other.Primary().KeyId)
-	}
-}
-
 // TestUntrustedPayloadOldStyle: pullgate's signature API passes on what Verify accepts,
 // so the untrusted parse takes the old-style form too, and keeps refusing a message
 // with more than one signature in either form.

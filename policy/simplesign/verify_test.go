@@ -112,14 +112,24 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// TestVerifyUnknownKeyIsTyped: a signature by a key outside the keyring is an
+// UnknownKeyError, in the one-pass form and in the old-style form alike.
 func TestVerifyUnknownKeyIsTyped(t *testing.T) {
 	trusted := pgptest.NewKey(t, "trusted", pgptest.KeyOptions{})
 	other := pgptest.NewKey(t, "other", pgptest.KeyOptions{})
-	sig := pgptest.Sign(t, pgptest.Payload(testDigest, "a/b:1"), pgptest.SignOptions{Signers: []*packet.PrivateKey{other.Primary()}})
-	_, err := mustKeyring(t, trusted).Verify(sig, time.Now())
-	var unknown *UnknownKeyError
-	if !errors.As(err, &unknown) || unknown.KeyID != other.Primary().KeyId {
-		t.Fatalf("error = %v, want UnknownKeyError for %016X", err, other.Primary().KeyId)
+	signer := []*packet.PrivateKey{other.Primary()}
+	for name, opts := range map[string]pgptest.SignOptions{
+		"one-pass":  {Signers: signer},
+		"old-style": {Leading: signer},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sig := pgptest.Sign(t, pgptest.Payload(testDigest, "a/b:1"), opts)
+			_, err := mustKeyring(t, trusted).Verify(sig, time.Now())
+			var unknown *UnknownKeyError
+			if !errors.As(err, &unknown) || unknown.KeyID != other.Primary().KeyId {
+				t.Fatalf("error = %v, want UnknownKeyError for %016X", err, other.Primary().KeyId)
+			}
+		})
 	}
 }
 
