@@ -1,0 +1,91 @@
+package store
+
+import "time"
+
+// Bounds on what the store reads back, lists and keeps in memory. Everything read back
+// could have been written by another replica or altered on disk, so nothing is trusted
+// to be small.
+const (
+	// MaxManifestSize bounds a manifest kept or read back: distribution's registry
+	// refuses manifests over 4 MiB, so no upstream serves a larger one to clients.
+	MaxManifestSize = 4 << 20
+
+	// MaxRefs bounds the references of one manifest record (layers + index children).
+	// Real images have tens of layers and indexes tens of platforms.
+	MaxRefs = 4096
+
+	// MaxRecordSize bounds a manifest record read back: MaxRefs digests of 71 bytes,
+	// with JSON quoting, a media type and the size, stay well under it.
+	MaxRecordSize = 512 << 10
+
+	// MaxMediaTypeLen bounds a media type kept in a record (RFC 6838 caps the parts at 127
+	// characters each).
+	MaxMediaTypeLen = 255
+
+	// MaxLinkSize bounds a link file read back: "sha256:" and 64 hex digits, or for a tag
+	// the small JSON {digest, confirmed}.
+	MaxLinkSize = 1 << 10
+
+	// MaxServedSize bounds a served-time file read back (one RFC 3339 time).
+	MaxServedSize = 64
+
+	// MaxTagsListed bounds Tags: the names are sorted and the first MaxTagsListed are
+	// returned. Registries page tag lists; a repository with more is not a mirror's job.
+	MaxTagsListed = 10000
+
+	// MaxManifestsScanned bounds the revisions ManifestsReferencing reads in one
+	// repository.
+	MaxManifestsScanned = 10000
+
+	// MaxSignatures bounds the entries of one signatures record, like the lookaside
+	// loop's limit of 128 in containers/image, with room for the other sources.
+	MaxSignatures = 256
+
+	// MaxSignatureRecordSize bounds a signatures record written or read back.
+	MaxSignatureRecordSize = 4 << 20
+
+	// MaxConcurrentFetches bounds the shared downloads in flight at once; a Fetch beyond
+	// it relays the upstream body unkept instead of waiting.
+	MaxConcurrentFetches = 64
+
+	// MaxCheckedRemembered bounds the digests remembered as hashed whole since start;
+	// one forgotten is hashed again at its next serve.
+	MaxCheckedRemembered = 1 << 18
+
+	// MaxRecordsCached bounds the parsed manifest records kept in memory.
+	MaxRecordsCached = 4096
+
+	// MaxServedPending bounds the served times waiting in memory for the next flush; at
+	// the bound a flush starts at once.
+	MaxServedPending = 100000
+
+	// MaxEvictEntries bounds the objects one eviction pass reads; a store holding more is
+	// not evicted (one error line per pass) rather than loaded whole into memory.
+	MaxEvictEntries = 2000000
+
+	// MaxPurgeEntries bounds the staging entries looked at by one purge at Open.
+	MaxPurgeEntries = 10000
+
+	// StagingMaxAge: staging and spool entries older than this are debris of a killed
+	// process and are removed at Open. Younger ones may belong to a live replica sharing
+	// the store.
+	StagingMaxAge = time.Hour
+
+	// ServedFlushInterval: served times are written at most once per interval per
+	// manifest (the eviction order needs minutes, not milliseconds).
+	ServedFlushInterval = time.Minute
+
+	// UnwritableFor: after a failed spool or store write, fetches relay the upstream body
+	// unkept for this long without trying to keep it (one error line, not one per pull).
+	UnwritableFor = 30 * time.Second
+
+	// EvictDebounce gathers the commits of one pull into one eviction pass.
+	EvictDebounce = 5 * time.Second
+
+	// OrphanGrace: content referenced by no manifest is evicted only once this old, since
+	// a pull commits its blobs around the time its manifest is kept.
+	OrphanGrace = 10 * time.Minute
+
+	// copyBufferSize is the chunk a download reads and spools at a time.
+	copyBufferSize = 256 << 10
+)
