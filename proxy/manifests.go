@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/proxy/admission"
@@ -21,6 +22,11 @@ func (h *handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route
 	accept := r.Header.Values("Accept")
 	m, err := manifest(ctx, h.sources[rt.registry], rt, accept, head)
 	if err != nil {
+		// A repository whose scope rejects every image is refused whether or not the
+		// upstream answered: rejected is 403, never 5xx (DESIGN.md, content store 10).
+		if lerr := h.admitListing(r, rt); lerr != nil && asError(lerr).Code == errcode.ErrorCodeDenied {
+			return lerr
+		}
 		return err
 	}
 	served := m.Digest
@@ -41,12 +47,16 @@ func (h *handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route
 		MediaType: content.MediaType(m.ContentType),
 		Bytes:     m.Bytes,
 		Head:      head,
+		Stale:     m.Stale,
 	})
 	if err != nil {
 		return gateError(err)
 	}
 	if !dec.Allow {
 		return denied(dec)
+	}
+	if k, ok := h.sources[rt.registry].(content.ManifestKeeper); ok {
+		k.KeepManifest(ctx, rt.repo, rt.ref, m)
 	}
 
 	hdr := w.Header()
@@ -72,6 +82,11 @@ func manifest(ctx context.Context, src content.Source, rt route, accept []string
 			return nil, err
 		case err == nil && desc.Digest != "":
 			if m, ok := held.HeldManifest(ctx, rt.repo, desc.Digest); ok {
+				if desc.Stale && !m.Stale {
+					stale := *m // held values are shared: mark a copy
+					stale.Stale = true
+					return &stale, nil
+				}
 				return m, nil
 			}
 		}

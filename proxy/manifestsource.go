@@ -34,7 +34,15 @@ type manifestSource struct {
 var (
 	_ content.ManifestHolder     = (*manifestSource)(nil)
 	_ content.VerifiedBlobSource = (*manifestSource)(nil)
+	_ content.ManifestKeeper     = (*manifestSource)(nil)
 )
+
+// KeepManifest implements content.ManifestKeeper for an inner Source that does.
+func (s *manifestSource) KeepManifest(ctx context.Context, repo, ref string, m *content.Manifest) {
+	if k, ok := s.Source.(content.ManifestKeeper); ok {
+		k.KeepManifest(ctx, repo, ref, m)
+	}
+}
 
 // Manifest implements content.ManifestSource.
 func (s *manifestSource) Manifest(ctx context.Context, repo, ref string, accept []string) (*content.Manifest, error) {
@@ -63,7 +71,13 @@ func (s *manifestSource) fetch(ctx context.Context, repo, ref string, accept []s
 		if digest.SHA256.FromBytes(m.Bytes) != m.Digest {
 			return nil, badUpstream("the upstream sent a manifest that failed verification", content.ErrDigestMismatch)
 		}
-		s.cache.add(s.registry, repo, m)
+		held := m
+		if m.Stale { // staleness belongs to this tag lookup, not to the bytes
+			c := *m
+			c.Stale = false
+			held = &c
+		}
+		s.cache.add(s.registry, repo, held)
 		return m, nil
 	})
 	return m, err

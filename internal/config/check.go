@@ -73,10 +73,13 @@ type checker struct {
 	// source, when set, replaces line numbers in messages: the document being walked came
 	// from that environment variable.
 	source string
+	// freeForm holds free-form mappings (content.storage) exactly as written: viper would
+	// drop a key whose value is an empty mapping (inmemory: {}).
+	freeForm map[string]map[string]any
 }
 
 func newChecker() *checker {
-	return &checker{lines: map[string]int{}, fromEnv: map[string]string{}}
+	return &checker{lines: map[string]int{}, fromEnv: map[string]string{}, freeForm: map[string]map[string]any{}}
 }
 
 // add records p, filling in where its value came from.
@@ -193,6 +196,27 @@ func (c *checker) walk(node *yaml.Node, t reflect.Type, path string) {
 	case t == reflect.TypeFor[time.Duration]():
 		if node.Kind != yaml.ScalarNode {
 			c.add(problem{Key: path, Message: "expected a duration such as 30s, got " + nodeKind(node)})
+		}
+	case t.Kind() == reflect.Map:
+		// Free-form parameters (content.storage: a driver's own keys), checked by
+		// validation and by the driver itself.
+		if node.Kind != yaml.MappingNode {
+			c.add(problem{Key: path, Message: "expected a mapping of keys to values, got " + nodeKind(node)})
+			return
+		}
+		var m map[string]any
+		if err := node.Decode(&m); err != nil {
+			c.add(problem{Key: path, Message: "cannot read: " + err.Error()})
+			return
+		}
+		if m == nil {
+			m = map[string]any{}
+		}
+		c.freeForm[path] = m
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if c.source == "" {
+				c.lines[join(path, node.Content[i].Value)] = node.Content[i].Line
+			}
 		}
 	case t.Kind() == reflect.Struct:
 		if node.Kind != yaml.MappingNode {
@@ -362,7 +386,7 @@ func describeType(t reflect.Type) string {
 // integers written as strings, which is how environment variables arrive.
 func strictDecoding(dc *mapstructure.DecoderConfig) {
 	dc.WeaklyTypedInput = false
-	dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(durationHook, intFromStringHook)
+	dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(durationHook, byteSizeHook, intFromStringHook)
 }
 
 // durationHook accepts Go duration strings (30s, 5m) for time.Duration fields. A bare number
@@ -370,6 +394,13 @@ func strictDecoding(dc *mapstructure.DecoderConfig) {
 func durationHook(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeFor[time.Duration]() || from == to {
 		return data, nil
+	}
+	// -1 is the one bare number allowed: "forever" (content.maxStale).
+	if n, ok := data.(int); ok && n == -1 {
+		return time.Duration(-1), nil
+	}
+	if s, ok := data.(string); ok && strings.TrimSpace(s) == "-1" {
+		return time.Duration(-1), nil
 	}
 	s, ok := data.(string)
 	if !ok {
@@ -380,6 +411,49 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 		return nil, fmt.Errorf("not a duration: %q (write a number with a unit, such as 30s or 5m)", s)
 	}
 	return d, nil
+}
+
+// byteSizeHook accepts sizes for ByteSize fields: an integer (bytes), or a number with a
+// unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
+func byteSizeHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[ByteSize]() || from == to {
+		return data, nil
+	}
+	switch v := data.(type) {
+	case int:
+		return ByteSize(v), nil
+	case int64:
+		return ByteSize(v), nil
+	case string:
+		n, err := ParseByteSize(v)
+		if err != nil {
+			return nil, err
+		}
+		return n, nil
+	}
+	return nil, fmt.Errorf("expected a size such as 50GiB, got %s", describeType(from))
+}
+
+// ParseByteSize reads a size: an integer (bytes), or a number with a unit (512MiB, 2GB).
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("not a size: %q (write bytes, or a number with a unit such as 512MiB or 50GiB)", s)
+	}
+	return ByteSize(n * mult), nil
 }
 
 // intFromStringHook converts decimal strings for int fields.

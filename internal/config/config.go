@@ -30,6 +30,7 @@ type Config struct {
 	Cache            Cache            `mapstructure:"cache"`
 	ClientTimeouts   ClientTimeouts   `mapstructure:"clientTimeouts"`
 	Limits           Limits           `mapstructure:"limits"`
+	Content          Content          `mapstructure:"content"`
 
 	// File is the absolute path of the file this configuration was read from.
 	File string `mapstructure:"-"`
@@ -48,7 +49,34 @@ type Upstream struct {
 	DockerConfig string `mapstructure:"dockerConfig"`
 	// CAFile is a PEM bundle of extra roots for the upstream's TLS certificate.
 	CAFile string `mapstructure:"caFile"`
+	// Offline: the upstream is never contacted; only the content store answers for it
+	// (an air-gapped site serving imported images). url may then be left out.
+	Offline bool `mapstructure:"offline"`
 }
+
+// Content configures the content store. Without Storage nothing is kept and every pull
+// is relayed (the first release's behaviour).
+type Content struct {
+	// Storage is ONE distribution storage driver and its parameters, written as in the
+	// storage: section of distribution's config.yml: {filesystem: {rootdirectory: ./data}},
+	// {s3: {...}}, {inmemory: {}}. A relative filesystem rootdirectory is relative to the
+	// config file's folder.
+	Storage map[string]any `mapstructure:"storage"`
+	// MaxSize evicts the least recently served images beyond this many bytes; 0 = no limit.
+	MaxSize ByteSize `mapstructure:"maxSize"`
+	// TagTTL: a tag confirmed upstream less than this ago is answered from the store
+	// without asking the upstream; 0 = always ask.
+	TagTTL time.Duration `mapstructure:"tagTTL"`
+	// MaxStale: with the upstream unreachable a tag keeps its last confirmed digest for
+	// this long; negative (written -1) = forever, 0 = never.
+	MaxStale time.Duration `mapstructure:"maxStale"`
+}
+
+// Enabled reports whether a content store is configured.
+func (c Content) Enabled() bool { return len(c.Storage) > 0 }
+
+// ByteSize is a size in bytes, written as an integer or with a unit: 512MiB, 50GiB, 2GB.
+type ByteSize int64
 
 // Policy says where the trust policy lives.
 type Policy struct {
@@ -155,6 +183,8 @@ var defaults = map[string]any{
 	"cache.verdicts.denyTTL":          time.Minute,
 	"clientTimeouts.writeStall":       60 * time.Second,
 	"limits.blobStreams":              256,
+	"content.tagTTL":                  time.Minute,
+	"content.maxStale":                168 * time.Hour,
 }
 
 // maxConfigSize bounds the configuration file read: a real one is a few KiB, and a
@@ -208,6 +238,9 @@ func Load(path string) (*Config, []string, error) {
 		c.addDecodeError(err)
 	}
 
+	if m, ok := c.freeForm["content.storage"]; ok {
+		cfg.Content.Storage = m
+	}
 	cfg.resolvePaths(filepath.Dir(abs))
 	c.addValidation(cfg.validate())
 

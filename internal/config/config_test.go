@@ -57,6 +57,7 @@ func TestLoadConfigGood(t *testing.T) {
 		Cache:            Cache{Verdicts: VerdictCache{Size: 10000, AcceptTTL: 10 * time.Minute, DenyTTL: time.Minute}},
 		ClientTimeouts:   ClientTimeouts{WriteStall: time.Minute},
 		Limits:           Limits{BlobStreams: 256},
+		Content:          Content{TagTTL: time.Minute, MaxStale: 168 * time.Hour},
 		File:             path,
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -116,6 +117,7 @@ limits:
 		Cache:            Cache{Verdicts: VerdictCache{Size: 5, AcceptTTL: time.Hour, DenyTTL: 500 * time.Millisecond}},
 		ClientTimeouts:   ClientTimeouts{WriteStall: 90 * time.Second},
 		Limits:           Limits{BlobStreams: 32},
+		Content:          Content{TagTTL: time.Minute, MaxStale: 168 * time.Hour},
 		File:             path,
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -165,12 +167,12 @@ func TestLoadConfigBad(t *testing.T) {
 		{
 			name:   "unknown top-level key",
 			config: up + pol + "lisen: 127.0.0.1:5000\n",
-			want:   []string{"lisen (line 6): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits)"},
+			want:   []string{"lisen (line 6): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits, content)"},
 		},
 		{
 			name:   "unknown key inside an upstream",
 			config: up + "  - registry: quay.io\n    url: https://quay.io\n    usr: robot\n" + pol,
-			want:   []string{"upstreams[1].usr (line 6): unknown key (expected one of: registry, url, username, password, dockerConfig, caFile)"},
+			want:   []string{"upstreams[1].usr (line 6): unknown key (expected one of: registry, url, username, password, dockerConfig, caFile, offline)"},
 		},
 		{
 			name:   "unknown nested keys",
@@ -436,6 +438,28 @@ func TestLoadConfigBad(t *testing.T) {
 			want:   []string{"not valid YAML: line 1: did not find expected node content"},
 		},
 		{
+			name: "content store mistakes",
+			config: up + pol + "content:\n  storage:\n    filesystem: {rootdirectory: ./data}\n    s3: {bucket: b}\n" +
+				"    redirect: {disable: true}\n  maxSize: lots\n  tagTTL: -1s\n  maxStale: -2h\n",
+			want: []string{
+				"content.maxSize (line 11): not a size: \"lots\" (write bytes, or a number with a unit such as 512MiB or 50GiB)",
+				"content.storage.redirect (line 10): is not part of content.storage: pullgate serves, deletes and caches kept content itself",
+				"content.storage (line 7): name one storage driver, not 2 (filesystem, s3)",
+				"content.tagTTL (line 12): must not be negative (0 means always ask the upstream)",
+				"content.maxStale (line 13): write -1 for forever, 0 for never, or a duration such as 168h",
+			},
+		},
+		{
+			name:   "unknown storage driver",
+			config: up + pol + "content:\n  storage:\n    floppy: {}\n",
+			want:   []string{"content.storage.floppy (line 8): unknown storage driver (known: filesystem, inmemory, s3)"},
+		},
+		{
+			name:   "offline without a content store",
+			config: "upstreams:\n  - registry: docker.io\n    offline: true\n" + pol,
+			want:   []string{"upstreams[0].offline (line 3): needs a content store (content.storage) to serve from"},
+		},
+		{
 			name:   "not a mapping",
 			config: "- listen\n",
 			want:   []string{"line 1: the configuration must be a YAML mapping of keys to values, got a list"},
@@ -449,7 +473,7 @@ func TestLoadConfigBad(t *testing.T) {
 			name:   "merge keys",
 			config: "base: &b\n  registry: docker.io\n" + "upstreams:\n  - <<: *b\n    url: https://registry-1.docker.io\n" + pol,
 			want: []string{
-				"base (line 1): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits)",
+				"base (line 1): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits, content)",
 				"upstreams[0].<< (line 4): YAML merge keys are not supported; write the keys out",
 			},
 		},
@@ -481,8 +505,8 @@ log:
 `,
 			want: []string{
 				"listen (line 1): expected a string, got a list",
-				"lisen (line 2): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits)",
-				"upstreams[1].usr (line 8): unknown key (expected one of: registry, url, username, password, dockerConfig, caFile)",
+				"lisen (line 2): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits, content)",
+				"upstreams[1].usr (line 8): unknown key (expected one of: registry, url, username, password, dockerConfig, caFile, offline)",
 				"upstreamTimeouts.dial (line 13): expected a duration with a unit such as 30s or 5m, got an integer",
 				`upstreams[1].registry (line 6): "docker.io" is already used by upstreams[0]; each registry may appear once`,
 				`upstreams[1].url (line 7): "ftp://x" must start with https:// (or http:// for a plain-text registry)`,
@@ -566,6 +590,9 @@ func TestEnvironmentNames(t *testing.T) {
 		"PULLGATE_CACHE_VERDICTS_DENYTTL",
 		"PULLGATE_CLIENTTIMEOUTS_WRITESTALL",
 		"PULLGATE_LIMITS_BLOBSTREAMS",
+		"PULLGATE_CONTENT_MAXSIZE",
+		"PULLGATE_CONTENT_TAGTTL",
+		"PULLGATE_CONTENT_MAXSTALE",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("environment variables = %q, want %q", got, want)
@@ -703,7 +730,7 @@ func TestEnvironmentErrors(t *testing.T) {
 		{"entry that does not exist", map[string]string{"PULLGATE_UPSTREAMS_2_PASSWORD": "pw"},
 			[]string{"upstreams[2] (PULLGATE_UPSTREAMS_2_PASSWORD): no such entry: the variable can only change an upstream that the file (or PULLGATE_UPSTREAMS) lists"}},
 		{"unknown upstream key", map[string]string{"PULLGATE_UPSTREAMS_0_TOKEN": "x"},
-			[]string{"upstreams[0] (PULLGATE_UPSTREAMS_0_TOKEN): unknown key TOKEN (expected one of: registry, url, username, password, dockerConfig, caFile)"}},
+			[]string{"upstreams[0] (PULLGATE_UPSTREAMS_0_TOKEN): unknown key TOKEN (expected one of: registry, url, username, password, dockerConfig, caFile, offline)"}},
 		{"malformed upstream variable", map[string]string{"PULLGATE_UPSTREAMS_X_URL": "x"},
 			[]string{"PULLGATE_UPSTREAMS_X_URL: expected PULLGATE_UPSTREAMS_<index>_<KEY>, such as PULLGATE_UPSTREAMS_0_PASSWORD"}},
 		{"bad upstream url", map[string]string{"PULLGATE_UPSTREAMS_0_URL": "ftp://x"},
@@ -711,7 +738,7 @@ func TestEnvironmentErrors(t *testing.T) {
 		{"upstreams list that is not a list", map[string]string{"PULLGATE_UPSTREAMS": `{"registry": "quay.io"}`},
 			[]string{"upstreams (PULLGATE_UPSTREAMS): expected a list, got a mapping"}},
 		{"upstreams list with an unknown key", map[string]string{"PULLGATE_UPSTREAMS": `[{"registry": "docker.io", "url": "https://registry-1.docker.io", "mirror": true}]`},
-			[]string{"upstreams[0].mirror (PULLGATE_UPSTREAMS): unknown key (expected one of: registry, url, username, password, dockerConfig, caFile)"}},
+			[]string{"upstreams[0].mirror (PULLGATE_UPSTREAMS): unknown key (expected one of: registry, url, username, password, dockerConfig, caFile, offline)"}},
 		{"upstreams list that is not YAML", map[string]string{"PULLGATE_UPSTREAMS": `[{`},
 			[]string{"upstreams (PULLGATE_UPSTREAMS): not a valid YAML or JSON list"}},
 	}
@@ -879,6 +906,37 @@ func TestClientLimitsConfig(t *testing.T) {
 			}
 			if cfg.ClientTimeouts.WriteStall != tt.wantStall || cfg.Limits.BlobStreams != tt.wantStream {
 				t.Fatalf("writeStall %s, blobStreams %d; want %s, %d", cfg.ClientTimeouts.WriteStall, cfg.Limits.BlobStreams, tt.wantStall, tt.wantStream)
+			}
+		})
+	}
+}
+
+func TestLoadConfigContent(t *testing.T) {
+	const base = "upstreams:\n  - registry: docker.io\n    offline: true\npolicy:\n  path: ./policy.json\n"
+	tests := []struct {
+		name   string
+		config string
+		want   Content
+	}{
+		{"inmemory, sizes and forever", base + "content:\n  storage:\n    inmemory: {}\n  maxSize: 50GiB\n  tagTTL: 0s\n  maxStale: -1\n",
+			Content{Storage: map[string]any{"inmemory": map[string]any{}}, MaxSize: 50 << 30, TagTTL: 0, MaxStale: -1}},
+		{"filesystem with the defaults", base + "content:\n  storage:\n    filesystem:\n      rootdirectory: ./data\n",
+			Content{Storage: map[string]any{"filesystem": map[string]any{"rootdirectory": "./data"}}, TagTTL: time.Minute, MaxStale: 168 * time.Hour}},
+		{"decimal units and bytes", base + "content:\n  storage:\n    inmemory:\n  maxSize: 2GB\n",
+			Content{Storage: map[string]any{"inmemory": nil}, MaxSize: 2e9, TagTTL: time.Minute, MaxStale: 168 * time.Hour}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := testsupport.WriteConfig(t, tc.config)
+			cfg, _, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.Content, tc.want) {
+				t.Fatalf("content = %#v\nwant %#v", cfg.Content, tc.want)
+			}
+			if !cfg.Content.Enabled() || !cfg.Upstreams[0].Offline {
+				t.Fatalf("enabled=%v offline=%v", cfg.Content.Enabled(), cfg.Upstreams[0].Offline)
 			}
 		})
 	}

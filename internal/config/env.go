@@ -38,6 +38,8 @@ func scalarKeys(t reflect.Type, prefix string) []string {
 			keys = append(keys, scalarKeys(f.Type, path)...)
 		case f.Type.Kind() == reflect.Slice:
 			// Lists are overridden by upstreamsEnv, not by BindEnv.
+		case f.Type.Kind() == reflect.Map:
+			// Free-form parameters (content.storage) are written in the file.
 		default:
 			keys = append(keys, path)
 		}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +19,7 @@ func (cfg *Config) validate() []problem {
 	var ps []problem
 	for _, section := range []func(*Config, problemAdder){
 		validateListen, validateUpstreams, validateDefaultUpstream, validatePolicy, validateLog,
-		validateUpstreamTimeouts, validateCache, validateClientTimeouts, validateLimits,
+		validateUpstreamTimeouts, validateCache, validateClientTimeouts, validateLimits, validateContent,
 	} {
 		section(cfg, func(key, format string, args ...any) {
 			ps = append(ps, problem{Key: key, Message: fmt.Sprintf(format, args...)})
@@ -50,7 +51,9 @@ func validateUpstreams(cfg *Config, add problemAdder) {
 		} else {
 			firstUse[u.Registry] = i
 		}
-		if msg := checkUpstreamURL(u.URL); msg != "" {
+		if u.Offline && u.URL == "" {
+			// never contacted: no address needed
+		} else if msg := checkUpstreamURL(u.URL); msg != "" {
 			add(key+".url", "%s", msg)
 		}
 		switch {
@@ -68,6 +71,54 @@ func validateUpstreams(cfg *Config, add problemAdder) {
 		if msg := checkFile(u.CAFile); msg != "" {
 			add(key+".caFile", "%s", msg)
 		}
+	}
+}
+
+// storageDrivers are the distribution storage drivers content.storage may name.
+var storageDrivers = []string{"filesystem", "inmemory", "s3"}
+
+// storageNotContent are the keys of distribution's storage: section that are not part of
+// content.storage: pullgate serves the bytes itself and manages deletion and caching.
+var storageNotContent = []string{"redirect", "delete", "cache", "maintenance"}
+
+func validateContent(cfg *Config, add problemAdder) {
+	ct := cfg.Content
+	if !ct.Enabled() {
+		for i, u := range cfg.Upstreams {
+			if u.Offline {
+				add("upstreams["+strconv.Itoa(i)+"].offline", "needs a content store (content.storage) to serve from")
+			}
+		}
+		return
+	}
+	var drivers []string
+	for k, v := range ct.Storage {
+		switch {
+		case slices.Contains(storageNotContent, k):
+			add("content.storage."+k, "is not part of content.storage: pullgate serves, deletes and caches kept content itself")
+		case slices.Contains(storageDrivers, k):
+			drivers = append(drivers, k)
+			if v != nil {
+				if _, ok := v.(map[string]any); !ok {
+					add("content.storage."+k, "expected a mapping of the driver's parameters")
+				}
+			}
+		default:
+			add("content.storage."+k, "unknown storage driver (known: %s)", strings.Join(storageDrivers, ", "))
+		}
+	}
+	if len(drivers) > 1 {
+		slices.Sort(drivers)
+		add("content.storage", "name one storage driver, not %d (%s)", len(drivers), strings.Join(drivers, ", "))
+	}
+	if ct.MaxSize < 0 {
+		add("content.maxSize", "must not be negative (0 means no limit)")
+	}
+	if ct.TagTTL < 0 {
+		add("content.tagTTL", "must not be negative (0 means always ask the upstream)")
+	}
+	if ct.MaxStale < 0 && ct.MaxStale != -1 {
+		add("content.maxStale", "write -1 for forever, 0 for never, or a duration such as 168h")
 	}
 }
 

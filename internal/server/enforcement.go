@@ -14,6 +14,7 @@ import (
 	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/enforce"
 	"github.com/pullgate/pullgate/proxy/sigsource"
+	"github.com/pullgate/pullgate/proxy/stored"
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
 
@@ -26,7 +27,9 @@ type enforcement struct {
 	// finder is replaced on reload (registries.d may have changed); the signature API
 	// always asks the current one.
 	finder atomic.Pointer[sigsource.Finder]
-	log    *slog.Logger
+	// content, when it keeps signatures, stands between the gate and every finder.
+	content *contentStore
+	log     *slog.Logger
 }
 
 var (
@@ -38,8 +41,9 @@ var (
 
 // newEnforcement loads the policy (with every key file it names) and registries.d, and
 // builds the enforcing gate.
-func newEnforcement(cfg *config.Config, upstreams []Upstream, logger *slog.Logger, opts Options) (*enforcement, error) {
-	e := &enforcement{cfg: cfg, opts: opts, registries: make(map[string]sigsource.Registry, len(upstreams)), log: logger}
+func newEnforcement(cfg *config.Config, upstreams []Upstream, logger *slog.Logger, opts Options, content *contentStore) (*enforcement, error) {
+	e := &enforcement{cfg: cfg, opts: opts, registries: make(map[string]sigsource.Registry, len(upstreams)),
+		content: content, log: logger}
 	for _, u := range upstreams {
 		e.registries[u.Registry] = u.Client
 	}
@@ -56,8 +60,8 @@ func newEnforcement(cfg *config.Config, upstreams []Upstream, logger *slog.Logge
 	if e.opts.WrapPolicy != nil {
 		eval = e.opts.WrapPolicy(eval)
 	}
-	gate, err := enforce.New(enforce.Options{Policy: eval, Finder: finder, AcceptTTL: vc.AcceptTTL,
-		DenyTTL: vc.DenyTTL, CacheSize: vc.Size, Blobs: blobs, Logger: logger})
+	gate, err := enforce.New(enforce.Options{Policy: eval, Finder: e.gateFinder(finder), AcceptTTL: vc.AcceptTTL,
+		DenyTTL: vc.DenyTTL, CacheSize: vc.Size, Blobs: blobs, Kept: content.gateKept(), Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -99,9 +103,26 @@ func (e *enforcement) reload(ctx context.Context) (func(), error) {
 		return nil, err
 	}
 	return func() {
-		e.gate.Reload(pol, finder)
+		e.gate.Reload(pol, e.gateFinder(finder))
 		e.finder.Store(finder)
 	}, nil
+}
+
+// gateFinder is the finder the gate decides with: the signature sources, and with a
+// content store the signatures kept with the content behind them.
+func (e *enforcement) gateFinder(f *sigsource.Finder) enforce.Finder {
+	if e.content == nil || e.content.store == nil {
+		return f
+	}
+	sigs := e.content.signatures.Load()
+	if sigs == nil {
+		sigs = stored.NewSignatures(f, e.content.store, e.content.offline, e.log)
+	} else {
+		// A reload: the pending lookups carry over.
+		sigs = sigs.WithLive(f)
+	}
+	e.content.signatures.Store(sigs)
+	return sigs
 }
 
 // SimpleSignatures implements proxy.SignatureLister with the current finder.

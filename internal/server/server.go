@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/pullgate/pullgate/cache/store"
 	"github.com/pullgate/pullgate/internal/config"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/admission"
@@ -61,6 +62,7 @@ type Server struct {
 	upstreams []Upstream
 	gates     *Gates
 	enforce   *enforcement // nil when the gates were injected
+	content   *contentStore
 }
 
 // Upstream is one configured upstream registry and its client. The handler reads it as
@@ -81,19 +83,23 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		return nil, err
 	}
 	s := &Server{upstreams: upstreams}
+	s.content, err = openContent(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	if opts.NewGate != nil {
 		s.gates, err = opts.NewGate(ctx, cfg, upstreams, logger)
 	} else {
-		s.enforce, err = newEnforcement(cfg, upstreams, logger, opts)
+		s.enforce, err = newEnforcement(cfg, upstreams, logger, opts, s.content)
 		if err == nil {
 			s.gates = &Gates{Gate: s.enforce.gate, Signatures: s.enforce, Reload: s.enforce.reload}
 		}
 	}
-	if err != nil {
-		return nil, err
+	if err == nil {
+		s.Handler, err = newProxyHandler(cfg, upstreams, s.gates, logger, s.content)
 	}
-	s.Handler, err = newProxyHandler(cfg, upstreams, s.gates, logger)
 	if err != nil {
+		_ = s.content.close()
 		return nil, err
 	}
 	return s, nil
@@ -102,7 +108,7 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 // NewGate is the policy gate's GateFactory: it loads the policy (with every key file it
 // names) and registries.d.
 func NewGate(ctx context.Context, cfg *config.Config, upstreams []Upstream, logger *slog.Logger) (*Gates, error) {
-	e, err := newEnforcement(cfg, upstreams, logger, Options{})
+	e, err := newEnforcement(cfg, upstreams, logger, Options{}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -153,10 +159,12 @@ func (s *Server) Source(registry string) content.Source {
 	return nil
 }
 
-// Close releases what the server holds. Today that is nothing beyond memory (the
-// upstream clients own no goroutines); commands call it so that a content store or
-// metrics exporter added later is released where it is built.
-func (s *Server) Close() error { return nil }
+// Close releases what the server holds: the content store (its served times are
+// flushed).
+func (s *Server) Close() error { return s.content.close() }
+
+// Store is the content store, nil when none is configured.
+func (s *Server) Store() *store.Store { return s.content.store }
 
 // sources is what the handler reads each upstream through.
 func sources(upstreams []Upstream) []proxy.Upstream {
@@ -169,9 +177,13 @@ func sources(upstreams []Upstream) []proxy.Upstream {
 
 // newProxyHandler builds the /v2/ handler in front of upstreams, admitting content through
 // the gate and serving the signature API when the gates offer it.
-func newProxyHandler(cfg *config.Config, upstreams []Upstream, g *Gates, logger *slog.Logger) (http.Handler, error) {
+func newProxyHandler(cfg *config.Config, upstreams []Upstream, g *Gates, logger *slog.Logger, c *contentStore) (http.Handler, error) {
+	srcs, err := c.wrapSources(cfg, sources(upstreams), logger)
+	if err != nil {
+		return nil, err
+	}
 	h, err := proxy.New(proxy.Options{
-		Upstreams:       sources(upstreams),
+		Upstreams:       srcs,
 		DefaultUpstream: cfg.DefaultUpstream,
 		Gate:            g.Gate,
 		Signatures:      g.Signatures,

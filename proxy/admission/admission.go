@@ -67,6 +67,9 @@ type ManifestRequest struct {
 	Bytes []byte
 	// Head is true for HEAD requests (the bytes are still fetched and checked).
 	Head bool
+	// Stale is true when the tag was resolved from a content store's last confirmation
+	// because the upstream could not be asked; the decision line says so.
+	Stale bool
 }
 
 // BlobRequest describes a blob about to be served.

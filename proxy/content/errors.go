@@ -55,3 +55,21 @@ func IsNotFound(err error) bool {
 	}
 	return false
 }
+
+// unreachable is an error that says whether the upstream gave no usable answer at all
+// (refused connection, timeout, a 5xx): a content store may then answer from what it
+// kept. Reading it through this interface keeps this package free of the upstream client.
+type unreachable interface {
+	error
+	Unreachable() bool
+}
+
+// IsUnreachable reports whether err says the upstream could not be asked: no answer, a
+// deadline, or a server error. A 4xx answer (not found, denied) is an answer.
+func IsUnreachable(err error) bool {
+	var u unreachable
+	if errors.As(err, &u) {
+		return u.Unreachable()
+	}
+	return false
+}

@@ -55,6 +55,16 @@ type ManifestHolder interface {
 	HeldManifest(ctx context.Context, repo string, dgst digest.Digest) (*Manifest, bool)
 }
 
+// ManifestKeeper is an optional upgrade of a ManifestSource that keeps what the gate
+// admitted (a content store). The handler calls it after the gate allowed a manifest and
+// before answering, so that another replica sharing the store can decide on the blobs at
+// once. ref is what the client asked for (a tag is confirmed to name m). An error is the
+// keeper's to log: the answer is served whether or not the manifest could be kept. A
+// decorator around a Source forwards it to the inner Source.
+type ManifestKeeper interface {
+	KeepManifest(ctx context.Context, repo, ref string, m *Manifest)
+}
+
 // BlobSource reads blobs.
 type BlobSource interface {
 	// Blob opens the whole blob for streaming; never a part of it, which could not be
@@ -84,6 +94,12 @@ type Manifest struct {
 	// Digest is the sha256 of Bytes.
 	Digest digest.Digest
 	Bytes  []byte
+	// Kept is true when the bytes were read back from a content store (re-hashed), not
+	// from the upstream: there is nothing new to keep.
+	Kept bool
+	// Stale is true when a tag was resolved from a content store's last confirmation
+	// because the upstream could not be asked: the decision line says so.
+	Stale bool
 }
 
 // Descriptor describes content without its bytes (a HEAD answer).
@@ -93,6 +109,9 @@ type Descriptor struct {
 	Digest      digest.Digest
 	// Size is the Content-Length, or -1 when unknown.
 	Size int64
+	// Stale is true when a tag was resolved from a content store's last confirmation
+	// because the upstream could not be asked.
+	Stale bool
 }
 
 // Blob is an open whole blob, unverified. The caller closes Body.

@@ -49,6 +49,9 @@ type DecisionRecord struct {
 	Duration time.Duration
 	// Err is why no decision could be made (Verdict "error").
 	Err error
+	// Stale is true when a tag was resolved from the content store's last confirmation
+	// because the upstream could not be asked.
+	Stale bool
 }
 
 // LogDecisions is the default DecisionObserver: one "decision" line on log per decision,
@@ -68,9 +71,13 @@ func (l decisionLog) ObserveDecision(ctx context.Context, d DecisionRecord) {
 			"verdict", "error", "reason", d.Err.Error(), "duration", d.Duration)...)
 		return
 	}
-	l.log.InfoContext(ctx, "decision", append(attrs, "reference", d.Reference, "digest", d.Digest.String(),
+	attrs = append(attrs, "reference", d.Reference, "digest", d.Digest.String(),
 		"identity", d.Identity, "verdict", d.Verdict, "scope", d.Scope, "requirement", d.Requirement,
-		"reason", d.Reason, "cache", d.Cache, "duration", d.Duration)...)
+		"reason", d.Reason, "cache", d.Cache, "duration", d.Duration)
+	if d.Stale {
+		attrs = append(attrs, "stale", true)
+	}
+	l.log.InfoContext(ctx, "decision", attrs...)
 }
 
 // decisionObserver is the observer of Options.OnDecision, or the log line.
@@ -84,7 +91,7 @@ func decisionObserver(o DecisionObserver, log *slog.Logger) DecisionObserver {
 // logDecision reports one manifest decision.
 func (g *Gate) logDecision(ctx context.Context, m *admission.ManifestRequest, out outcome, err error, took time.Duration) {
 	d := DecisionRecord{Kind: "manifest", Client: m.ClientAddr, Registry: m.Registry, Repository: m.Repository,
-		Reference: m.Reference, Digest: m.Digest, Duration: took}
+		Reference: m.Reference, Digest: m.Digest, Duration: took, Stale: m.Stale}
 	if err != nil {
 		d.Verdict, d.Reason, d.Err = "error", err.Error(), err
 		g.decisions.ObserveDecision(ctx, d)

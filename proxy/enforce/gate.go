@@ -47,7 +47,10 @@ type Options struct {
 	// Blobs reads the blobs of signature attachments so that they can be checked before
 	// they are served without a policy check. Without it no manifest is served as an
 	// attachment: every one is evaluated by the policy as an image.
-	Blobs  BlobReader
+	Blobs BlobReader
+	// Kept, if set, decides on blobs whose manifests this process did not serve from the
+	// manifests a content store kept (replicas, restarts).
+	Kept   KeptManifests
 	Logger *slog.Logger
 	// OnDecision is told every decision; nil means LogDecisions(Logger).
 	OnDecision DecisionObserver
@@ -74,6 +77,7 @@ type Gate struct {
 	// attachmentReads holds a token per attachment check reading blobs.
 	attachmentReads chan struct{}
 	blobReader      BlobReader
+	kept            KeptManifests
 	// parsed remembers how manifest bytes were classified.
 	parsed *parseCache
 	// local names this gate's policies that have no content ID (see policyKey).
@@ -162,6 +166,7 @@ func New(opts Options) (*Gate, error) {
 		attachmentChecks: cache.Group[string]{Timeout: evaluationTimeout},
 		attachmentReads:  make(chan struct{}, maxConcurrentAttachmentReads),
 		blobReader:       opts.Blobs,
+		kept:             opts.Kept,
 		parsed:           parsed,
 		local:            local,
 		log:              log,
@@ -241,6 +246,10 @@ func (g *Gate) AdmitBlob(ctx context.Context, b *admission.BlobRequest) (admissi
 		reason = fmt.Sprintf("%s is a manifest of %s/%s: it is served only as a manifest, where the policy applies", b.Digest, b.Registry, b.Repository)
 	} else if g.admitted.HasBlob(key) {
 		return admission.Decision{Allow: true}, nil
+	} else if ok, err := g.admitFromKept(ctx, b, key); ok {
+		return admission.Decision{Allow: true}, nil
+	} else if err != nil {
+		return admission.Decision{}, err
 	}
 	g.logBlobDenial(ctx, b, reason)
 	return admission.Decision{Reason: reason, Detail: Detail{Identity: b.Registry + "/" + b.Repository, Digest: b.Digest.String(), Verdict: "deny", Reason: reason}}, nil

@@ -28,6 +28,11 @@ const (
 	// whatever the cache size: a few manifests at maxManifestBlobs each.
 	minAdmittedBlobs = 8 * maxManifestBlobs
 
+	// maxKeptCandidates bounds the kept manifests a blob is decided through when this
+	// process served none that lists it, and the kept indexes tried for each (admitFromKept):
+	// each is a policy decision.
+	maxKeptCandidates = 4
+
 	// maxParentsPerChild bounds the indexes a client's by-digest child fetch is judged
 	// under (the newest are kept): a child is listed by a handful of tags' indexes.
 	maxParentsPerChild = 8

@@ -68,6 +68,10 @@ func (e *Error) Error() string {
 	return s
 }
 
+// Unreachable reports whether the answer is a server error (content.IsUnreachable): the
+// upstream is up but cannot serve, so kept content may answer instead.
+func (e *Error) Unreachable() bool { return e.StatusCode >= http.StatusInternalServerError }
+
 // named reports whether the upstream named an OCI error code.
 func (e *Error) named() bool { return e.Code != errcode.ErrorCodeUnknown && e.Code != 0 }
 
@@ -146,6 +150,17 @@ func (e *FailureError) Error() string {
 }
 
 func (e *FailureError) Unwrap() error { return e.Err }
+
+// Unreachable reports whether the upstream gave no answer at all (content.IsUnreachable):
+// no connection, a deadline, or a failed API check. Invalid content and refused
+// credentials are answers.
+func (e *FailureError) Unreachable() bool {
+	switch e.Failure {
+	case FailureUnreachable, FailureTimeout, FailureCheck:
+		return true
+	}
+	return false
+}
 
 // upstreamError is the first error of an upstream's OCI error body.
 type upstreamError struct {
