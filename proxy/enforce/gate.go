@@ -224,6 +224,16 @@ func (g *Gate) AdmitManifest(ctx context.Context, m *admission.ManifestRequest) 
 			break
 		}
 	}
+	if err == nil && !out.accepted && g.kept != nil && isDigestRef(m.Reference) && !fromKept(ctx) {
+		// A child asked for by digest whose index this process did not serve to the
+		// client (another replica did, or before a restart): the kept indexes that list
+		// it are decided first, as the client would have fetched them.
+		if g.admitKeptParents(ctx, m) {
+			if again, aerr := g.decideManifest(ctx, g.state.Load(), m); aerr == nil && again.accepted {
+				out = again
+			}
+		}
+	}
 	g.logDecision(ctx, m, out, err, time.Since(start))
 	if err != nil {
 		return admission.Decision{}, unavailable(err)

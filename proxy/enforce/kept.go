@@ -38,6 +38,7 @@ func (g *Gate) admitFromKept(ctx context.Context, b *admission.BlobRequest, key 
 	if err != nil || len(listing) == 0 {
 		return false, nil
 	}
+	ctx = context.WithValue(ctx, keptKey{}, true)
 	var undecided error
 	try := func(d digest.Digest) bool {
 		m, err := g.kept.KeptManifest(ctx, b.Registry, b.Repository, d)
@@ -68,4 +69,38 @@ func (g *Gate) admitFromKept(ctx context.Context, b *admission.BlobRequest, key 
 		}
 	}
 	return false, undecided
+}
+
+// keptKey marks a context whose decisions are made on behalf of admitFromKept or
+// admitKeptParents, so that they do not look for kept parents again.
+type keptKey struct{}
+
+func fromKept(ctx context.Context) bool { return ctx.Value(keptKey{}) != nil }
+
+func isDigestRef(ref string) bool {
+	_, err := digest.Parse(ref)
+	return err == nil
+}
+
+// admitKeptParents decides on the kept indexes that list manifest m (at most
+// maxKeptCandidates) for m's client, and reports whether one was accepted: deciding on an
+// index remembers it as that client's parent of its children.
+func (g *Gate) admitKeptParents(ctx context.Context, m *admission.ManifestRequest) bool {
+	ctx = context.WithValue(ctx, keptKey{}, true)
+	parents, err := g.kept.Referencing(ctx, m.Registry, m.Repository, m.Digest)
+	if err != nil {
+		return false
+	}
+	for _, p := range parents[:min(len(parents), maxKeptCandidates)] {
+		km, err := g.kept.KeptManifest(ctx, m.Registry, m.Repository, p)
+		if err != nil {
+			continue
+		}
+		dec, err := g.AdmitManifest(ctx, &admission.ManifestRequest{Target: m.Target, Reference: p.String(),
+			Digest: km.Digest, MediaType: content.MediaType(km.ContentType), Bytes: km.Bytes, Head: true})
+		if err == nil && dec.Allow {
+			return true
+		}
+	}
+	return false
 }

@@ -91,3 +91,24 @@ func TestGateDecidesBlobsFromKeptManifests(t *testing.T) {
 		}
 	})
 }
+
+// A child asked for by digest on a replica that never served its index to the client is
+// decided through the kept index.
+func TestGateDecidesChildrenThroughKeptIndexes(t *testing.T) {
+	w := newWorld(t)
+	child := image(t, "child")
+	idx := index(t, child)
+	w.sign(w.trusted, testRepo, idx.digest, tagIdentity)
+	kept := newKept(child)
+	kept.child(idx, child)
+
+	with := w.gate(w.policy(signedByTrusted), func(o *Options) { o.Kept = kept })
+	mustAdmit(t, with, testRepo, child.digest.String(), child, true)
+	without := w.gate(w.policy(signedByTrusted), nil)
+	mustAdmit(t, without, testRepo, child.digest.String(), child, false)
+	// An unsigned index kept beside it vouches for nothing.
+	other := image(t, "other child")
+	unsignedIdx := index(t, other)
+	kept.child(unsignedIdx, other)
+	mustAdmit(t, with, testRepo, other.digest.String(), other, false)
+}
