@@ -49,6 +49,7 @@ type Store struct {
 	checked    *lru.Cache[digest.Digest, struct{}]
 	records    *lru.Cache[digest.Digest, *record]
 	unwritable atomic.Int64 // unix nanoseconds until which fetches relay unkept
+	spoolWrap  func(io.Writer) io.Writer // tests: faults in spool writes
 
 	mu       sync.Mutex
 	fetches  map[digest.Digest]*fetch
