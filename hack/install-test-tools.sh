@@ -4,7 +4,8 @@
 # real clients of the client-setup tests (integration/clients_*_test.go): containerd (its daemon
 # and ctr, which the tests start themselves in a temporary folder) and podman (run without a
 # daemon, vfs storage). Neither package starts a daemon here: the tests need no systemd.
-# Go tools at pinned versions: crane, cosign, the OCI conformance suite, and the containers/image
+# Go tools at pinned versions: crane, cosign, the OCI conformance suite, versitygw (the S3 server
+# of the content store's s3 tests, internal/testsupport/versitygw), and the containers/image
 # oracle (integration/oracle). Registries in tests are distribution's, in-process.
 # policypull: the containers/image oracle of the sigstore tests, built from integration/oracle (a
 # Go module of its own, pinned by its go.mod and go.sum).
@@ -19,6 +20,7 @@ export GOBIN PATH="$GOBIN:$PATH"
 V_GGCR=v0.22.1
 V_COSIGN=v2.6.5
 V_CONFORMANCE=v0.0.0-20260831232431-97274622c111   # the module has no tags
+V_VERSITYGW=v1.8.0
 
 log() { printf '[install-test-tools] %s\n' "$*" >&2; }
 
@@ -77,9 +79,10 @@ apt_pkgs skopeo gnupg ca-certificates containerd podman
 go_tool crane       github.com/google/go-containerregistry  github.com/google/go-containerregistry/cmd/crane   "$V_GGCR"
 go_tool conformance github.com/opencontainers/distribution-spec/conformance github.com/opencontainers/distribution-spec/conformance "$V_CONFORMANCE"
 go_tool cosign      github.com/sigstore/cosign/v2           github.com/sigstore/cosign/v2/cmd/cosign          "$V_COSIGN"
+go_tool versitygw   github.com/versity/versitygw            github.com/versity/versitygw/cmd/versitygw        "$V_VERSITYGW"
 oracle_tool
 
-for b in skopeo gpg containerd ctr podman crane conformance cosign policypull; do
+for b in skopeo gpg containerd ctr podman crane conformance cosign versitygw policypull; do
   command -v "$b" >/dev/null || { log "missing after install: $b"; exit 1; }
 done
 log "tools ready in $GOBIN"

@@ -174,6 +174,10 @@ func (f *fetch) run(callerCtx context.Context) {
 	h := sha256.New()
 	buf := make([]byte, copyBufferSize)
 	var written int64
+	var sw io.Writer = spool
+	if s.spoolWrap != nil {
+		sw = s.spoolWrap(spool)
+	}
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
@@ -181,7 +185,7 @@ func (f *fetch) run(callerCtx context.Context) {
 				fail(fmt.Errorf("blob %s: upstream sent more than the announced %d bytes: %w", f.d, f.size, ErrMismatch))
 				return
 			}
-			if _, werr := spool.Write(buf[:n]); werr != nil {
+			if _, werr := sw.Write(buf[:n]); werr != nil {
 				f.fallback(h, written, werr)
 				return
 			}

@@ -48,7 +48,8 @@ type Store struct {
 	now        func() time.Time
 	checked    *lru.Cache[digest.Digest, struct{}]
 	records    *lru.Cache[digest.Digest, *record]
-	unwritable atomic.Int64 // unix nanoseconds until which fetches relay unkept
+	unwritable atomic.Int64              // unix nanoseconds until which fetches relay unkept
+	spoolWrap  func(io.Writer) io.Writer // tests: faults in spool writes
 
 	mu       sync.Mutex
 	fetches  map[digest.Digest]*fetch
