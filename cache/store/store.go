@@ -207,7 +207,10 @@ func (s *Store) purgeStaging(ctx context.Context) {
 
 // Close stops background work, waits for it, and flushes served times.
 func (s *Store) Close() error {
-	if !s.closed.CompareAndSwap(false, true) {
+	s.mu.Lock() // Fetch starts downloads under s.mu: none starts after this
+	first := s.closed.CompareAndSwap(false, true)
+	s.mu.Unlock()
+	if !first {
 		return nil
 	}
 	s.cancel()
