@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/internal/testsupport/versitygw"
 )
 
 var ctx = context.Background()
@@ -401,7 +403,7 @@ func TestBlobCorrupt(t *testing.T) {
 		f3.d.PutContent(ctx, blobPath(d2), flipped)
 		u := newUpstream(data)
 		got, err := fetchAll(t, f3.s, d2, u)
-		if !errors.Is(err, ErrMismatch) || u.opens.Load() != 0 {
+		if !errors.Is(err, ErrMismatch) || !errors.Is(err, ErrCorrupt) || u.opens.Load() != 0 {
 			t.Fatalf("Fetch of a corrupt kept blob: %d bytes, %v (opens %d)", len(got), err, u.opens.Load())
 		}
 		if _, err := f3.s.StatBlob(ctx, d2); !errors.Is(err, ErrNotFound) {
@@ -435,5 +437,19 @@ func TestRegistryEncoding(t *testing.T) {
 		if _, ok := decodeRegistry(bad); ok {
 			t.Errorf("decode(%q) accepted", bad)
 		}
+	}
+}
+
+// TestOpenS3Unusable: an s3 store whose bucket does not exist is a start-up error naming
+// what failed.
+func TestOpenS3Unusable(t *testing.T) {
+	srv := versitygw.Start(t)
+	d, err := NewDriver(ctx, map[string]any{"s3": srv.DriverParams("nobucket", "/x")}, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, Options{Driver: d})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "cannot be written") {
+		t.Fatalf("Open = %v, want ErrUnavailable", err)
 	}
 }
