@@ -389,6 +389,11 @@ func TestFetchUnwritable(t *testing.T) {
 			if _, err := fetchAll(t, f.s, d, bad); !errors.Is(err, ErrMismatch) {
 				t.Fatalf("relayed wrong bytes: %v", err)
 			}
+			// Small writes fail at once meanwhile, without another line.
+			m := testManifest(t, "x")
+			if err := f.s.PutManifest(ctx, "docker.io", "a", m, Refs{}); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("PutManifest while unwritable: %v", err)
+			}
 			if n := len(f.logs.Lines("level=ERROR", "content store unwritable")); n != 1 {
 				t.Fatalf("%d error lines, want 1:\n%s", n, f.logs)
 			}
