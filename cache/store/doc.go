@@ -47,7 +47,9 @@
 // never a clean EOF, and leaves nothing behind. When the spool or the store cannot be
 // written, the bytes are still delivered: relayed unkept (one error line, then
 // UnwritableFor without trying); a spool that fails mid-download hands each reader over to
-// its own upstream request, its hash continued from the shared one.
+// its own upstream request, its hash continued from the shared one. Small writes
+// (manifests, tags, links, signatures) that fail mark the store unwritable the same way, and
+// fail at once (ErrUnavailable) while it is marked.
 //
 // # Eviction
 //

@@ -406,6 +406,7 @@ type verifyingReader struct {
 	n      int64
 	size   int64 // expected, or -1
 	onDone func(ok bool)
+	kept   bool // kept content: a mismatch is also ErrCorrupt
 	done   bool
 	err    error
 }
@@ -431,6 +432,9 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 			v.err = fmt.Errorf("blob %s: bytes hash to %s: %w", v.d, got, ErrMismatch)
 		}
 		v.finish(v.err == nil)
+		if v.err != nil && v.kept {
+			v.err = fmt.Errorf("kept %w: %w", v.err, ErrCorrupt)
+		}
 		if v.err != nil {
 			return n, v.err
 		}
@@ -459,13 +463,21 @@ func (s *Store) relay(ctx context.Context, d digest.Digest, open func(context.Co
 	return &verifyingReader{r: body, d: d, h: sha256.New(), size: size}, size, nil
 }
 
-// keptBody serves kept content through Fetch: as is when checked since start, else hashed
-// on the way (a mismatch drops it and ends the body with an error, never a clean EOF).
+// keptBody serves kept content through Fetch: as is when checked since start, else
+// through VerifyingBody.
 func (s *Store) keptBody(ctx context.Context, b *Blob, d digest.Digest) io.ReadCloser {
 	if b.Checked {
 		return b.Body
 	}
-	return &verifyingReader{r: b.Body, d: d, h: sha256.New(), size: b.Size, onDone: func(ok bool) {
+	return s.VerifyingBody(ctx, b, d)
+}
+
+// VerifyingBody reads a kept blob whole while hashing it, for a whole-body serve of a blob
+// not yet checked since start: at the end a match marks it checked; a mismatch drops it and
+// ends the body with an error wrapping ErrCorrupt and ErrMismatch instead of EOF (the
+// caller then aborts the response). Closing it closes b.Body.
+func (s *Store) VerifyingBody(ctx context.Context, b *Blob, d digest.Digest) io.ReadCloser {
+	return &verifyingReader{r: b.Body, d: d, h: sha256.New(), size: b.Size, kept: true, onDone: func(ok bool) {
 		if ok {
 			s.MarkChecked(d)
 		} else {

@@ -171,12 +171,21 @@ type upstream struct {
 	at    int
 	cut   int   // when >0, the body fails after cut bytes
 	err   error // returned by open
+	// openGate, when set, holds open until closed.
+	openGate chan struct{}
 }
 
 func newUpstream(data []byte) *upstream { return &upstream{data: data, size: int64(len(data))} }
 
 func (u *upstream) open(ctx context.Context) (io.ReadCloser, int64, error) {
 	u.opens.Add(1)
+	if u.openGate != nil {
+		select {
+		case <-u.openGate:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+	}
 	if u.err != nil {
 		return nil, 0, u.err
 	}

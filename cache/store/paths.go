@@ -170,7 +170,8 @@ func checkTag(tag string) error {
 // checkDigest accepts only well-formed sha256 digests: the layout has no other
 // algorithm, and distribution's registry supports no other.
 func checkDigest(d digest.Digest) error {
-	if d.Algorithm() != digest.SHA256 || d.Validate() != nil {
+	// Validate first: Algorithm panics on a string without ':'.
+	if d.Validate() != nil || d.Algorithm() != digest.SHA256 {
 		return fmt.Errorf("digest %q: %w", d, ErrInvalid)
 	}
 	return nil

@@ -207,7 +207,10 @@ func (s *Store) purgeStaging(ctx context.Context) {
 
 // Close stops background work, waits for it, and flushes served times.
 func (s *Store) Close() error {
-	if !s.closed.CompareAndSwap(false, true) {
+	s.mu.Lock() // Fetch starts downloads under s.mu: none starts after this
+	first := s.closed.CompareAndSwap(false, true)
+	s.mu.Unlock()
+	if !first {
 		return nil
 	}
 	s.cancel()
@@ -217,7 +220,23 @@ func (s *Store) Close() error {
 
 // putAtomic writes a small object so that no reader ever sees it half-written: staging and
 // a move, unless the driver's PutContent is atomic already.
+// A failed write makes the store unwritable for UnwritableFor (one error line), and writes
+// in that time fail at once: a store that is down is not asked again at every pull.
 func (s *Store) putAtomic(ctx context.Context, p string, data []byte) error {
+	if s.isUnwritable() {
+		return errUnwritable
+	}
+	err := s.putAtomicOnce(ctx, p, data)
+	if err != nil && ctx.Err() == nil {
+		s.markUnwritable("writing "+p, err)
+	}
+	return err
+}
+
+// errUnwritable: a write skipped while the store is marked unwritable.
+var errUnwritable = fmt.Errorf("not written: the content store failed a write less than %s ago: %w", UnwritableFor, ErrUnavailable)
+
+func (s *Store) putAtomicOnce(ctx context.Context, p string, data []byte) error {
 	if s.atomicPut {
 		return s.d.PutContent(ctx, p, data)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/internal/testsupport/versitygw"
 )
 
 var ctx = context.Background()
@@ -401,7 +403,7 @@ func TestBlobCorrupt(t *testing.T) {
 		f3.d.PutContent(ctx, blobPath(d2), flipped)
 		u := newUpstream(data)
 		got, err := fetchAll(t, f3.s, d2, u)
-		if !errors.Is(err, ErrMismatch) || u.opens.Load() != 0 {
+		if !errors.Is(err, ErrMismatch) || !errors.Is(err, ErrCorrupt) || u.opens.Load() != 0 {
 			t.Fatalf("Fetch of a corrupt kept blob: %d bytes, %v (opens %d)", len(got), err, u.opens.Load())
 		}
 		if _, err := f3.s.StatBlob(ctx, d2); !errors.Is(err, ErrNotFound) {
@@ -435,5 +437,74 @@ func TestRegistryEncoding(t *testing.T) {
 		if _, ok := decodeRegistry(bad); ok {
 			t.Errorf("decode(%q) accepted", bad)
 		}
+	}
+}
+
+// TestOpenS3Unusable: an s3 store whose bucket does not exist is a start-up error naming
+// what failed.
+func TestOpenS3Unusable(t *testing.T) {
+	srv := versitygw.Start(t)
+	d, err := NewDriver(ctx, map[string]any{"s3": srv.DriverParams("nobucket", "/x")}, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, Options{Driver: d})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "cannot be written") {
+		t.Fatalf("Open = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestLinkBlobAndCounters(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		f := open(t, b, Options{})
+		d := keep(t, f.s, randomBytes(t, 1000))
+		for range 2 { // idempotent
+			if err := f.s.LinkBlob(ctx, "127.0.0.1:5001", "a/b", d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lb, err := f.d.GetContent(ctx, layerLinkPath("127.0.0.1:5001", "a/b", d))
+		if err != nil || string(lb) != d.String() {
+			t.Fatalf("layer link %q %v", lb, err)
+		}
+		if err := f.s.LinkBlob(ctx, "127.0.0.1:5001", "A", d); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("bad repository: %v", err)
+		}
+		f.s.CountHit()
+		f.s.CountHit()
+		f.s.CountMiss()
+		f.s.CountStale()
+		if st := f.s.Stats(); st.Hits != 2 || st.Misses != 1 || st.StaleServes != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
+
+// TestManifestMetadataCorrupt: a record or link altered on disk is a corrupt entry too.
+func TestManifestMetadataCorrupt(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		content    func(m Manifest) []byte
+	}{
+		{"record not JSON", recordFile, func(Manifest) []byte { return []byte("{") }},
+		{"record of another digest", recordFile, func(Manifest) []byte {
+			return []byte(`{"digest":"` + digest.FromString("other").String() + `","mediaType":"x","size":1}`)
+		}},
+		{"record too large", recordFile, func(Manifest) []byte { return bytes.Repeat([]byte(" "), MaxRecordSize+1) }},
+		{"link naming another digest", linkFile, func(Manifest) []byte { return []byte(digest.FromString("other").String()) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := open(t, backends(t)[1], Options{})
+			m := testManifest(t, "x")
+			f.s.PutManifest(ctx, "docker.io", "a", m, Refs{})
+			f.s.records.Purge() // read back from the store, as after a restart
+			f.d.PutContent(ctx, revisionDir("docker.io", "a", m.Digest)+"/"+tc.file, tc.content(m))
+			if _, err := f.s.GetManifest(ctx, "docker.io", "a", m.Digest); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("GetManifest = %v, want ErrCorrupt", err)
+			}
+			if _, err := f.s.GetManifest(ctx, "docker.io", "a", m.Digest); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("after the drop: %v", err)
+			}
+		})
 	}
 }
