@@ -185,6 +185,10 @@ func (f *fetch) run(callerCtx context.Context) {
 				fail(fmt.Errorf("blob %s: upstream sent more than the announced %d bytes: %w", f.d, f.size, ErrMismatch))
 				return
 			}
+			if f.size < 0 && written+int64(n) > MaxUnannouncedBlobSize {
+				fail(fmt.Errorf("blob %s: upstream sent more than %d bytes without announcing a size: %w", f.d, int64(MaxUnannouncedBlobSize), ErrMismatch))
+				return
+			}
 			if _, werr := sw.Write(buf[:n]); werr != nil {
 				f.fallback(h, written, werr)
 				return

@@ -47,6 +47,10 @@ const (
 	// MaxConcurrentFetches bounds the shared downloads in flight at once; a Fetch beyond
 	// it relays the upstream body unkept instead of waiting.
 	MaxConcurrentFetches = 64
+	// MaxUnannouncedBlobSize bounds a blob body whose size the upstream did not announce:
+	// an endless body would otherwise spool until the disk is full. Real layers stay far
+	// below; one that is larger must be served with a Content-Length.
+	MaxUnannouncedBlobSize = 64 << 30
 
 	// MaxCheckedRemembered bounds the digests remembered as hashed whole since start;
 	// one forgotten is hashed again at its next serve.

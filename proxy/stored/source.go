@@ -42,8 +42,7 @@ type Store interface {
 	Tags(ctx context.Context, registry, repo string) ([]string, error)
 	StatBlob(ctx context.Context, d digest.Digest) (store.BlobInfo, error)
 	OpenBlob(ctx context.Context, d digest.Digest) (*store.Blob, error)
-	MarkChecked(d digest.Digest)
-	DropBlob(ctx context.Context, d digest.Digest, why string)
+	VerifyingBody(ctx context.Context, b *store.Blob, d digest.Digest) io.ReadCloser
 	LinkBlob(ctx context.Context, registry, repo string, d digest.Digest) error
 	Fetch(ctx context.Context, d digest.Digest, open func(ctx context.Context) (io.ReadCloser, int64, error)) (io.ReadCloser, int64, error)
 	CountHit()
@@ -322,7 +321,7 @@ func (s *Source) Blob(ctx context.Context, repo string, d digest.Digest) (*conte
 		s.link(ctx, repo, d)
 		body := io.ReadCloser(b.Body)
 		if !b.Checked {
-			body = &checking{ReadCloser: b.Body, s: s, d: d, h: d.Algorithm().Hash()}
+			body = s.o.Store.VerifyingBody(ctx, b, d)
 		}
 		return &content.Blob{Body: body, Size: b.Size}, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -424,32 +423,4 @@ func (s *Source) offlineUnknown(code errcode.ErrorCode, repo, ref string) error 
 	}
 	return code.WithMessage(fmt.Sprintf("%s/%s is not kept in the content store, and upstream %s is not contacted",
 		s.o.Registry, what, s.o.Registry))
-}
-
-// checking hashes a kept blob on its first read after start: a match marks it checked, a
-// mismatch drops it and fails the read, so the body never ends cleanly.
-type checking struct {
-	io.ReadCloser
-	s *Source
-	d digest.Digest
-	h interface {
-		Write([]byte) (int, error)
-		Sum([]byte) []byte
-	}
-	done bool
-}
-
-func (c *checking) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	c.h.Write(p[:n])
-	if errors.Is(err, io.EOF) && !c.done {
-		c.done = true
-		got := digest.NewDigestFromBytes(c.d.Algorithm(), c.h.Sum(nil))
-		if got != c.d {
-			c.s.o.Store.DropBlob(context.Background(), c.d, "its bytes no longer hash to its digest")
-			return n, fmt.Errorf("kept blob %s: %w", c.d, content.ErrDigestMismatch)
-		}
-		c.s.o.Store.MarkChecked(c.d)
-	}
-	return n, err
 }

@@ -363,7 +363,7 @@ func TestFlippedByteInAKeptBlobIsCaughtOnFirstServe(t *testing.T) {
 	}
 	_, err = io.ReadAll(b.Body)
 	b.Body.Close()
-	if !errors.Is(err, content.ErrDigestMismatch) {
+	if !errors.Is(err, store.ErrCorrupt) {
 		t.Fatalf("reading a rotten kept blob = %v, want a digest mismatch", err)
 	}
 	// Dropped: the next read fetches it from the upstream again, right.
