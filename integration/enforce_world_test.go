@@ -43,7 +43,14 @@ type enforceWorld struct {
 
 func newEnforceWorld(t *testing.T) *enforceWorld {
 	t.Helper()
-	w := &enforceWorld{reg: harness.StartRegistry(t), sig: harness.NewSimpleSigning(t)}
+	return newEnforceWorldWith(t)
+}
+
+// newEnforceWorldWith is newEnforceWorld with options for the registry (a middleware
+// that counts, slows down or breaks its answers).
+func newEnforceWorldWith(t *testing.T, opts ...harness.RegistryOption) *enforceWorld {
+	t.Helper()
+	w := &enforceWorld{reg: harness.StartRegistry(t, opts...), sig: harness.NewSimpleSigning(t)}
 	w.trusted = w.sig.Key(t, "trusted")
 	w.untrusted = w.sig.Key(t, "untrusted")
 	w.policy = filepath.Join(t.TempDir(), "policy.json")

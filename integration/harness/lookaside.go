@@ -39,6 +39,7 @@ type Lookaside struct {
 	hold     chan struct{} // non-nil: requests wait until it is closed
 	requests []LookasideRequest
 	closing  chan struct{}
+	stop     func()
 }
 
 // LookasideRequest is one request a Lookaside received.
@@ -88,14 +89,22 @@ func StartLookaside(t testing.TB, dir string) *Lookaside {
 		}
 	})}}
 	srv.Start()
-	t.Cleanup(func() {
-		// Let hanging and held handlers return, or Close would wait for them.
-		close(l.closing)
-		srv.Close()
-	})
+	var once sync.Once
+	l.stop = func() {
+		once.Do(func() {
+			// Let hanging and held handlers return, or Close would wait for them.
+			close(l.closing)
+			srv.Close()
+		})
+	}
+	t.Cleanup(l.stop)
 	l.URL = srv.URL
 	return l
 }
+
+// Stop closes the server before the test ends: from then on connections to it are
+// refused, as from a lookaside that went down. Calling it again does nothing.
+func (l *Lookaside) Stop() { l.stop() }
 
 // SetMode switches how the server answers from the next request on.
 func (l *Lookaside) SetMode(m LookasideMode) {

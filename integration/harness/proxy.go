@@ -23,6 +23,9 @@ type Upstream struct {
 	Username, Password string
 	// DockerConfig and CAFile are passed on to upstream.Options.
 	DockerConfig, CAFile string
+	// Offline is the configuration key upstreams[].offline (WritePullgateConfig only):
+	// never contact it, serve only what the content store holds.
+	Offline bool
 }
 
 // UpstreamFor describes a harness registry as an upstream named registry, with its

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -58,6 +59,9 @@ func WritePullgateConfig(t testing.TB, c PullgateConfig) string {
 	b.WriteString("listen: 127.0.0.1:0\nupstreams:\n")
 	for _, u := range c.Upstreams {
 		fmt.Fprintf(&b, "  - registry: %q\n    url: %q\n", u.Registry, u.URL.String())
+		if u.Offline {
+			b.WriteString("    offline: true\n")
+		}
 	}
 	if c.DefaultUpstream != "" {
 		fmt.Fprintf(&b, "defaultUpstream: %q\n", c.DefaultUpstream)
@@ -84,6 +88,9 @@ type Pullgate struct {
 
 	cmd  *exec.Cmd
 	done chan struct{}
+	// ended is set once Stop or Kill has ended the process, so that the cleanup does
+	// not signal it again.
+	ended atomic.Bool
 }
 
 // pullgateStartTimeout bounds the wait for the "pullgate listening" line.
@@ -111,15 +118,41 @@ func StartPullgate(t testing.TB, bin, config string) *Pullgate {
 		t.Fatalf("harness: pullgate did not listen within %s:\n%s", pullgateStartTimeout, p.Logs)
 	}
 	t.Cleanup(func() {
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Errorf("harness: SIGTERM to pullgate: %v", err)
-		}
-		<-p.done
-		if err := p.cmd.Wait(); err != nil {
-			t.Errorf("harness: pullgate did not stop cleanly on SIGTERM: %v", err)
+		if !p.ended.Load() {
+			p.Stop(t)
 		}
 	})
 	return p
+}
+
+// Stop ends the process with SIGTERM before the test ends; it must exit 0. Its logs
+// stay readable.
+func (p *Pullgate) Stop(t testing.TB) {
+	t.Helper()
+	if p.ended.Swap(true) {
+		return
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Errorf("harness: SIGTERM to pullgate: %v", err)
+	}
+	<-p.done
+	if err := p.cmd.Wait(); err != nil {
+		t.Errorf("harness: pullgate did not stop cleanly on SIGTERM: %v", err)
+	}
+}
+
+// Kill ends the process with SIGKILL (kill -9: no clean-up of any kind) and waits for
+// it to be gone.
+func (p *Pullgate) Kill(t testing.TB) {
+	t.Helper()
+	if p.ended.Swap(true) {
+		return
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("harness: SIGKILL to pullgate: %v", err)
+	}
+	<-p.done
+	_ = p.cmd.Wait()
 }
 
 // launchPullgate starts `pullgate serve --config config` in a PULLGATE_-free environment

@@ -38,6 +38,7 @@ type Registry struct {
 	tokens   *tokenServer
 	mu       sync.Mutex
 	requests []Request
+	srv      *httptest.Server
 }
 
 // Request is one request the registry received.
@@ -146,12 +147,18 @@ func StartRegistry(t testing.TB, opts ...RegistryOption) *Registry {
 	}))
 	srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: mux}}
 	srv.Start()
+	r.srv = srv
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
 	})
 	return r
 }
+
+// Stop closes the registry before the test ends: from then on connections to its
+// address are refused, as from an upstream that went down. Requests in flight are
+// waited for (release a Throttle first). Calling it again does nothing.
+func (r *Registry) Stop() { r.srv.Close() }
 
 // Auth is what a client needs to push to or pull from the registry directly.
 func (r *Registry) Auth() authn.Authenticator {

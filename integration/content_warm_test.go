@@ -1,0 +1,110 @@
+package integration
+
+// Warm pulls (Content store contract 2, 3, 6, 9): what pullgate kept is served without
+// asking the upstream, by digest always, by tag while the tag was confirmed less than
+// tagTTL ago; after tagTTL only the tag is asked; the store survives a restart.
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/pullgate/pullgate/integration/harness"
+)
+
+func TestContentWarmPulls(t *testing.T) {
+	t.Parallel()
+	w := newContentWorld(t)
+	img := harness.ImageOf(t, harness.RandomLayer(t, 256<<10), harness.RandomLayer(t, 64<<10))
+	d := w.signedOf(t, "warm/app", img)
+	root := storeDir(t)
+	testWarmPulls(t, w, harness.ContentKeys{Root: root, TagTTL: "1h"}, d, img)
+
+	// Plain files (contract 9): the manifest and every blob are files holding exactly
+	// their bytes, in distribution's layout.
+	if m := missing(t, root, append(harness.ImageBlobs(t, img), d)...); len(m) != 0 {
+		t.Errorf("the store at %s lacks %v", root, m)
+	}
+	if n := harness.CheckStoreFiles(t, root); n < 3 {
+		t.Errorf("%d content files in the store, want at least the manifest, config and 2 layers", n)
+	}
+}
+
+// testWarmPulls pulls repo warm/app (digest d, image img) through a pullgate keeping
+// content as keys say (tagTTL long), then checks what the upstream saw.
+func testWarmPulls(t *testing.T, w *contentWorld, keys harness.ContentKeys, d v1.Hash, img v1.Image) {
+	const repo = "warm/app"
+	config := w.config(t, pgOptions{content: keys})
+	pg := w.start(t, config)
+
+	n := len(w.reg.Requests())
+	skopeoPull(t, ref(pg, repo, ":v1"), d)
+	first := upstreamSince(w, n)
+	if got, want := blobGETs(first[harness.BlobRequest], v1.Hash{}), len(harness.ImageBlobs(t, img)); got != want {
+		t.Errorf("first pull: %d blob GETs upstream, want %d (one per blob)", got, want)
+	}
+
+	pulls := []struct {
+		what string
+		pull func(t *testing.T, ref string, want v1.Hash)
+		ref  string
+	}{
+		{"skopeo by tag", skopeoPull, ref(pg, repo, ":v1")},
+		{"crane by tag", cranePull, ref(pg, repo, ":v1")},
+		{"skopeo by digest", skopeoPull, ref(pg, repo, at(d))},
+		{"crane by digest", cranePull, ref(pg, repo, at(d))},
+	}
+	for _, p := range pulls {
+		t.Run("warm "+p.what, func(t *testing.T) {
+			n := len(w.reg.Requests())
+			p.pull(t, p.ref, d)
+			noUpstream(t, w, n, p.what+" within tagTTL")
+		})
+	}
+
+	t.Run("after a restart", func(t *testing.T) {
+		pg.Stop(t)
+		pg := w.start(t, config)
+		n := len(w.reg.Requests())
+		skopeoPull(t, ref(pg, repo, ":v1"), d)
+		cranePull(t, ref(pg, repo, at(d)), d)
+		noUpstream(t, w, n, "pulls after a restart, the tag confirmed within tagTTL")
+	})
+
+	t.Run("after tagTTL", func(t *testing.T) {
+		short := keys
+		short.TagTTL = "1s"
+		if keys.Root != "" {
+			short.Root = storeDir(t)
+		} else {
+			short.S3 = map[string]any{}
+			for k, v := range keys.S3 {
+				short.S3[k] = v
+			}
+			short.S3["rootdirectory"] = "/after-ttl"
+		}
+		pg := w.start(t, w.config(t, pgOptions{content: short}))
+		skopeoPull(t, ref(pg, repo, ":v1"), d)
+		time.Sleep(1500 * time.Millisecond) // past tagTTL
+		n := len(w.reg.Requests())
+		skopeoPull(t, ref(pg, repo, ":v1"), d)
+		cranePull(t, ref(pg, repo, at(d)), d)
+		got := upstreamSince(w, n)
+		tags := got[harness.ManifestByTag]
+		if len(tags) == 0 {
+			t.Errorf("a pull by tag after tagTTL did not ask the upstream for the tag")
+		}
+		for _, q := range tags {
+			if q.Method != http.MethodHead && q.Method != http.MethodGet {
+				t.Errorf("tag asked with %s", q)
+			}
+		}
+		for _, k := range []harness.RequestKind{harness.ManifestByDigest, harness.BlobRequest, harness.OtherRequest} {
+			if len(got[k]) != 0 {
+				t.Errorf("after tagTTL the upstream received %s requests besides the tag: %v", k, got[k])
+			}
+		}
+	})
+}
