@@ -112,6 +112,16 @@ func runBench(ctx context.Context, o *options, progress io.Writer) (_ *report, e
 		}
 		cold = append(cold, img)
 	}
+	var ci contentImages
+	if o.Content {
+		logf("pushing and signing bench/crowd:v1 (4 layers × %d MiB) and bench/huge:v1 (1 layer × %d MiB) for the content store", o.LayerMiB, o.StoreBlobMiB)
+		if ci.crowd, err = push("bench/crowd", "v1", 4, int64(o.LayerMiB)*mib); err != nil {
+			return nil, err
+		}
+		if ci.huge, err = push("bench/huge", "v1", 1, int64(o.StoreBlobMiB)*mib); err != nil {
+			return nil, err
+		}
+	}
 
 	lookaside := &url.URL{Scheme: "file", Path: sigDir}
 	if o.Lookaside == "http" {
@@ -134,7 +144,7 @@ func runBench(ctx context.Context, o *options, progress io.Writer) (_ *report, e
 	}
 	logf("starting pullgate (%s)", b.path)
 	r.Machine.Pullgate = toolVersion(ctx, b.path, "version")
-	pg, pgAddr, err := startPullgate(ctx, b.path, dir, regAddr, trust, o.ProxyLogLevel, client)
+	pg, pgAddr, err := startPullgate(ctx, b.path, dir, "pullgate", regAddr, trust, o.ProxyLogLevel, "", client)
 	if err != nil {
 		return nil, err
 	}
@@ -159,10 +169,28 @@ func runBench(ctx context.Context, o *options, progress io.Writer) (_ *report, e
 	if pg.exited() {
 		return nil, errors.New("pullgate exited during the benchmark")
 	}
+	if o.Content {
+		env := &benchEnv{dir: dir, regAddr: regAddr, regPID: reg.pid(), upstream: upstream, client: client,
+			pullgate: b.path, trust: trust}
+		if r.Content, err = m.contentBench(ctx, o, env, big, multi, ci); err != nil {
+			return nil, fmt.Errorf("content store: %w", err)
+		}
+	}
 	r.Machine.LoadAvgEnd = loadAvg(os.ReadFile)
 	r.ElapsedSeconds = time.Since(start).Seconds()
 	r.checkTargets()
 	return r, nil
+}
+
+// benchEnv is what the content-store part needs to start more servers.
+type benchEnv struct {
+	dir      string
+	regAddr  string // the upstream (or the pacing relay in front of it)
+	regPID   int
+	upstream upstreamCommand
+	client   *http.Client
+	pullgate string
+	trust    *trustFiles
 }
 
 // measurer runs the measurements against the two sides.

@@ -27,7 +27,7 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	args := []string{"-big-layer-mib", "2", "-layers", "3", "-layer-mib", "1", "-n", "10", "-runs", "2", "-cold", "2", "-json"}
+	args := []string{"-big-layer-mib", "2", "-layers", "3", "-layer-mib", "1", "-n", "10", "-runs", "2", "-cold", "2", "-store-blob-mib", "2", "-crowd", "4", "-json"}
 	if code := run(ctx, args, &stdout, &stderr); code != exitOK {
 		t.Fatalf("exit status %d, stderr:\n%s", code, stderr.String())
 	}
@@ -84,8 +84,29 @@ func TestSmoke(t *testing.T) {
 	if r.Machine.CPUs < 1 || r.Machine.Registry == "" || r.Machine.Pullgate == "" || r.Machine.LoadAvgEnd == "" {
 		t.Errorf("machine = %+v, want every field", r.Machine)
 	}
-	if len(r.Targets) != 5 {
-		t.Fatalf("%d targets, want 5: %+v", len(r.Targets), r.Targets)
+	if c := r.Content; c == nil {
+		t.Error("no content-store part in the report")
+	} else {
+		for name, v := range map[string]float64{
+			"content.throughput.bigLayer.storeMiBps":               c.Throughput.BigLayer.StoreMiBps,
+			"content.throughput.bigLayer.peerMiBps":                c.Throughput.BigLayer.PeerMiBps,
+			"content.throughput.multiLayer.storeUpstreamDownMiBps": c.Throughput.MultiLayer.StoreDownMiBps,
+			"content.manifestByTag.store.p50":                      c.ByTag.Store.P50,
+			"content.manifestByDigest.storeUpstreamDown.p50":       c.ByDigest.StoreDown.P50,
+			"content.concurrentFirstPulls.storeUpstreamBlobGETs":   float64(c.Crowd.StoreUpstreamBlobGETs),
+			"content.storeMemory.serveMiBps":                       c.StoreMemory.ServeMiBps,
+			"content.storeMemory.afterServeHWMKiB":                 float64(c.StoreMemory.AfterServeHWM),
+		} {
+			if !(v > 0) || math.IsInf(v, 0) {
+				t.Errorf("%s = %v, want a positive number", name, v)
+			}
+		}
+		if c.Crowd.Clients != 4 || c.Crowd.Blobs != 5 {
+			t.Errorf("crowd: %d clients, %d blobs, want 4 and 5", c.Crowd.Clients, c.Crowd.Blobs)
+		}
+	}
+	if len(r.Targets) != 12 {
+		t.Fatalf("%d targets, want 12: %+v", len(r.Targets), r.Targets)
 	}
 	for _, tc := range r.Targets {
 		if tc.Name == "" || tc.Target == "" || tc.Measured == "" {
@@ -99,7 +120,8 @@ func TestSmoke(t *testing.T) {
 	if err := r.writeTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"BLOB THROUGHPUT", "MANIFEST GET", "COLD FIRST PULL", "PULLGATE MEMORY", "TARGETS", "by digest p99"} {
+	for _, want := range []string{"BLOB THROUGHPUT", "MANIFEST GET", "COLD FIRST PULL", "PULLGATE MEMORY", "TARGETS", "by digest p99",
+		"CONTENT STORE", "concurrent first pulls"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

@@ -36,6 +36,12 @@ type pushedImage struct {
 	// manifestBytes is the size of the manifest.
 	manifestBytes int
 	layers        []v1.Descriptor // digest and size of each layer blob
+	config        v1.Descriptor
+}
+
+// blobs are the config and the layers.
+func (img *pushedImage) blobs() []v1.Descriptor {
+	return append([]v1.Descriptor{img.config}, img.layers...)
 }
 
 // writeLayerFile writes a layer blob to path: a gzip stream (stored blocks, so no time
@@ -142,5 +148,5 @@ func buildAndPush(ctx context.Context, client *http.Client, registryAddr, dir, r
 	if err != nil {
 		return nil, err
 	}
-	return &pushedImage{repo: repo, tag: tag, digest: d, manifestBytes: len(raw), layers: m.Layers}, nil
+	return &pushedImage{repo: repo, tag: tag, digest: d, manifestBytes: len(raw), layers: m.Layers, config: m.Config}, nil
 }

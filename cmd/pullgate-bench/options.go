@@ -32,6 +32,14 @@ type options struct {
 	UpstreamMbit int `json:"upstreamMbit"`
 	// ProxyLogLevel is pullgate's log.level.
 	ProxyLogLevel string `json:"proxyLogLevel"`
+	// Content adds the content-store part (issue 10): pullgate with a filesystem store,
+	// warm and with the upstream down, against distribution's registry in proxy mode.
+	Content bool `json:"content"`
+	// StoreBlobMiB is the blob kept and served from the store while pullgate's memory is
+	// sampled.
+	StoreBlobMiB int `json:"storeBlobMiB"`
+	// Crowd is the number of concurrent first pulls of one image.
+	Crowd int `json:"crowd"`
 
 	// Registry and Pullgate are binaries; empty means the defaults (GOPATH/bin/registry,
 	// and pullgate built from this module).
@@ -59,6 +67,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.Lookaside, "lookaside", "http", "signature lookaside pullgate reads: http (a local server) or file")
 	fs.IntVar(&o.UpstreamMbit, "upstream-mbit", 0, "pace the registry's answers to this many Mbit/s, on both sides (0: plain loopback)")
 	fs.StringVar(&o.ProxyLogLevel, "proxy-log-level", "warn", "pullgate's log level (info logs every request and decision)")
+	fs.BoolVar(&o.Content, "content", true, "measure the content store too (warm, upstream down, distribution's proxy mode as the peer)")
+	fs.IntVar(&o.StoreBlobMiB, "store-blob-mib", 1024, "size of the blob kept and served from the store while pullgate's memory is sampled, MiB")
+	fs.IntVar(&o.Crowd, "crowd", 20, "concurrent first pulls of one image, counting the blob GETs reaching the upstream")
 	fs.StringVar(&o.Registry, "registry", "", "a registry binary to start with \"serve CONFIG\" (default: this binary serves distribution's registry in a process of its own)")
 	fs.StringVar(&o.Pullgate, "pullgate", "", "pullgate binary to measure (default: go build ./cmd/pullgate)")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
@@ -90,6 +101,8 @@ func (o *options) validate() error {
 	positive("n", o.N, 1_000_000)
 	positive("runs", o.Runs, 1000)
 	positive("cold", o.Cold, 1000)
+	positive("store-blob-mib", o.StoreBlobMiB, maxLayerMiB)
+	positive("crowd", o.Crowd, 1000)
 	if o.Layers*o.LayerMiB > maxLayerMiB {
 		errs = append(errs, fmt.Errorf("-layers × -layer-mib must be at most %d MiB", maxLayerMiB))
 	}

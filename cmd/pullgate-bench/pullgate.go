@@ -41,19 +41,20 @@ func buildPullgate(ctx context.Context, dir string) (string, error) {
 	return out, nil
 }
 
-// startPullgate writes a configuration for upstreamAddr with the given policy files and
-// starts bin with it on a free port.
-func startPullgate(ctx context.Context, bin, dir, upstreamAddr string, f *trustFiles, logLevel string, client *http.Client) (*process, string, error) {
+// startPullgate writes a configuration for upstreamAddr with the given policy files (and
+// extra, YAML appended: the content section) to <dir>/<name>.yaml and starts bin with it
+// on a free port, logging to <dir>/<name>.log.
+func startPullgate(ctx context.Context, bin, dir, name, upstreamAddr string, f *trustFiles, logLevel, extra string, client *http.Client) (*process, string, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
 	}
-	cfg := fmt.Sprintf(pullgateConfig, addr, upstreamName, "http://"+upstreamAddr, f.policy, f.registriesD, strings.ToLower(logLevel))
-	cfgPath := filepath.Join(dir, "pullgate.yaml")
+	cfg := fmt.Sprintf(pullgateConfig, addr, upstreamName, "http://"+upstreamAddr, f.policy, f.registriesD, strings.ToLower(logLevel)) + extra
+	cfgPath := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, "", err
 	}
-	p, err := startServer(ctx, client, "pullgate", filepath.Join(dir, "pullgate.log"), addr, bin, "serve", "--config", cfgPath)
+	p, err := startServer(ctx, client, name, filepath.Join(dir, name+".log"), addr, bin, "serve", "--config", cfgPath)
 	if err != nil {
 		return nil, "", err
 	}

@@ -21,18 +21,21 @@ const (
 	// targetRSSGrowth: "RSS independent of blob size", judged as the peak RSS growing by
 	// less than this fraction of the big layer when the big layer follows the small ones.
 	targetRSSGrowth = 0.05
+	// targetStoreRSSMiB: peak RSS while a large blob streams from the store (issue 10).
+	targetStoreRSSMiB = 64
 )
 
 // report is everything one run measured. Its JSON form is the -json output.
 type report struct {
-	Machine         machineInfo   `json:"machine"`
-	Options         *options      `json:"options"`
-	Throughput      throughputs   `json:"throughput"`
-	ManifestLatency latencies     `json:"manifestLatency"`
-	ColdPull        coldResult    `json:"coldPull"`
-	Memory          memoryResult  `json:"pullgateMemory"`
-	Targets         []targetCheck `json:"targets"`
-	ElapsedSeconds  float64       `json:"elapsedSeconds"`
+	Machine         machineInfo    `json:"machine"`
+	Options         *options       `json:"options"`
+	Throughput      throughputs    `json:"throughput"`
+	ManifestLatency latencies      `json:"manifestLatency"`
+	ColdPull        coldResult     `json:"coldPull"`
+	Memory          memoryResult   `json:"pullgateMemory"`
+	Content         *contentResult `json:"content,omitempty"`
+	Targets         []targetCheck  `json:"targets"`
+	ElapsedSeconds  float64        `json:"elapsedSeconds"`
 }
 
 type machineInfo struct {
@@ -186,6 +189,32 @@ func (r *report) checkTargets() {
 				kib(m.AfterMultiLayer.HWMKiB), kib(m.AfterBigLayer.HWMKiB), float64(m.PeakGrowthKiB)/1024, r.Options.BigLayerMiB),
 			Met: m.PeakGrowthKiB < allowed},
 	}
+	if c := r.Content; c != nil {
+		for _, t := range []struct {
+			name string
+			t    sideThroughput
+		}{{"big layer", c.Throughput.BigLayer}, {"multi-layer", c.Throughput.MultiLayer}} {
+			r.Targets = append(r.Targets,
+				targetCheck{Name: "warm blob throughput from the store, " + t.name, Target: "≥ direct",
+					Measured: fmt.Sprintf("%.2f× (%.0f vs %.0f MiB/s)", t.t.StoreMiBps/t.t.DirectMiBps, t.t.StoreMiBps, t.t.DirectMiBps),
+					Met:      t.t.StoreMiBps >= t.t.DirectMiBps},
+				targetCheck{Name: "warm blob throughput from the store vs the peer, " + t.name, Target: "> distribution's proxy mode",
+					Measured: fmt.Sprintf("%.2f× (%.0f vs %.0f MiB/s)", t.t.StoreMiBps/t.t.PeerMiBps, t.t.StoreMiBps, t.t.PeerMiBps),
+					Met:      t.t.StoreMiBps > t.t.PeerMiBps})
+		}
+		sm := c.StoreMemory
+		peak := max(sm.AfterServeHWM, sm.SampledMaxKiB)
+		r.Targets = append(r.Targets,
+			targetCheck{Name: "warm manifest GET by tag within tagTTL", Target: "p50 ≤ direct",
+				Measured: fmt.Sprintf("%.3f ms vs %.3f ms", c.ByTag.Store.P50, c.ByTag.Direct.P50),
+				Met:      c.ByTag.Store.P50 <= c.ByTag.Direct.P50},
+			targetCheck{Name: fmt.Sprintf("%d concurrent first pulls", c.Crowd.Clients), Target: fmt.Sprintf("%d upstream blob GETs (one per blob)", c.Crowd.Blobs),
+				Measured: fmt.Sprintf("%d (peer: %d)", c.Crowd.StoreUpstreamBlobGETs, c.Crowd.PeerUpstreamBlobGETs),
+				Met:      c.Crowd.StoreUpstreamBlobGETs == int64(c.Crowd.Blobs)},
+			targetCheck{Name: fmt.Sprintf("peak RSS while %d MiB streams from the store", sm.BlobMiB), Target: fmt.Sprintf("< %d MiB", targetStoreRSSMiB),
+				Measured: fmt.Sprintf("VmHWM %s, largest sampled VmRSS %s", kib(sm.AfterServeHWM), kib(sm.SampledMaxKiB)),
+				Met:      peak < targetStoreRSSMiB*1024})
+	}
 }
 
 func (r *report) writeJSON(w io.Writer) error {
@@ -249,6 +278,9 @@ func (r *report) writeTable(w io.Writer) error {
 	p("  after manifests and %d × %d MiB\t%s / %s", o.Layers, o.LayerMiB, kib(mm.AfterMultiLayer.RSSKiB), kib(mm.AfterMultiLayer.HWMKiB))
 	p("  after %d × %d MiB more\t%s / %s", o.Runs, o.BigLayerMiB, kib(mm.AfterBigLayer.RSSKiB), kib(mm.AfterBigLayer.HWMKiB))
 	p("  largest VmRSS while %d MiB streamed\t%s (%d samples)", o.BigLayerMiB, kib(mm.SampledMaxDuringBigKiB), mm.Samples)
+	if r.Content != nil {
+		r.writeContent(p)
+	}
 	p("")
 	p("TARGETS (information only, not an exit status)\ttarget\tmeasured")
 	for _, t := range r.Targets {
@@ -257,6 +289,45 @@ func (r *report) writeTable(w io.Writer) error {
 	p("")
 	p("elapsed\t%.1f s", r.ElapsedSeconds)
 	return tw.Flush()
+}
+
+// writeContent prints the content-store part: one column per side.
+func (r *report) writeContent(p func(string, ...any)) {
+	o, c := r.Options, r.Content
+	p("")
+	p("CONTENT STORE, warm (median of %d runs)\tdirect\tstore\tpeer\tstore, upstream down\tpeer, upstream down", o.Runs)
+	for _, t := range []struct {
+		name string
+		t    sideThroughput
+	}{
+		{fmt.Sprintf("1 layer × %d MiB", o.BigLayerMiB), c.Throughput.BigLayer},
+		{fmt.Sprintf("%d layers × %d MiB", o.Layers, o.LayerMiB), c.Throughput.MultiLayer},
+	} {
+		p("  %s\t%.0f MiB/s\t%.0f MiB/s\t%.0f MiB/s\t%.0f MiB/s\t%.0f MiB/s", t.name, t.t.DirectMiBps, t.t.StoreMiBps, t.t.PeerMiBps, t.t.StoreDownMiBps, t.t.PeerDownMiBps)
+		p("    CPU s per GiB of the serving process\t%.2f\t%.2f\t%.2f", t.t.RegistryCPUPerGiB, t.t.StoreCPUPerGiB, t.t.PeerCPUPerGiB)
+	}
+	for _, l := range []struct {
+		name string
+		l    sideLatency
+	}{{"manifest by tag", c.ByTag}, {"manifest by digest", c.ByDigest}} {
+		for _, q := range []struct {
+			name string
+			f    func(durationStats) float64
+		}{{"p50", func(d durationStats) float64 { return d.P50 }}, {"p99", func(d durationStats) float64 { return d.P99 }}} {
+			p("  %s %s\t%.3f ms\t%.3f ms\t%.3f ms\t%.3f ms\t%.3f ms", l.name, q.name, q.f(l.l.Direct), q.f(l.l.Store), q.f(l.l.Peer), q.f(l.l.StoreDown), q.f(l.l.PeerDown))
+		}
+	}
+	p("  upstream blob GETs while warm\t\t%d\t%d", c.WarmUpstreamBlobGETs.Store, c.WarmUpstreamBlobGETs.Peer)
+	p("  %d concurrent first pulls (%d blobs): upstream blob GETs\t\t%d\t%d", c.Crowd.Clients, c.Crowd.Blobs, c.Crowd.StoreUpstreamBlobGETs, c.Crowd.PeerUpstreamBlobGETs)
+	p("  %d concurrent first pulls: until the last finished\t\t%.2f s\t%.2f s", c.Crowd.Clients, c.Crowd.StoreSeconds, c.Crowd.PeerSeconds)
+	sm := c.StoreMemory
+	p("  1 × %d MiB: kept (first pull), then served from the store\t\t%.0f, %.0f MiB/s", sm.BlobMiB, sm.KeepMiBps, sm.ServeMiBps)
+	p("  pullgate VmHWM before, after keeping, after serving\t\t%s, %s, %s", kib(sm.BeforeHWMKiB), kib(sm.AfterKeepHWM), kib(sm.AfterServeHWM))
+	p("  largest VmRSS while it streamed from the store\t\t%s (%d samples)", kib(sm.SampledMaxKiB), sm.Samples)
+	p("  store size on disk\t\t%.1f MiB", float64(sm.StoreSizeBytes)/mib)
+	for _, e := range c.Errors {
+		p("  note: %s", e)
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
