@@ -97,7 +97,7 @@ func at(d v1.Hash) string { return "@" + d.String() }
 func skopeoPull(t *testing.T, ref string, want v1.Hash) {
 	t.Helper()
 	dir := t.TempDir()
-	harness.Skopeo(t, "copy", "--src-tls-verify=false", "docker://"+ref, "oci:"+dir+":pulled")
+	harness.Skopeo(t, "copy", "--remove-signatures", "--src-tls-verify=false", "docker://"+ref, "oci:"+dir+":pulled")
 	checkLayout(t, "skopeo "+ref, dir, want)
 }
 
