@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport/versitygw"
 )
 
 func TestContentWarmPulls(t *testing.T) {
@@ -20,17 +21,26 @@ func TestContentWarmPulls(t *testing.T) {
 	w := newContentWorld(t)
 	img := harness.ImageOf(t, harness.RandomLayer(t, 256<<10), harness.RandomLayer(t, 64<<10))
 	d := w.signedOf(t, "warm/app", img)
-	root := storeDir(t)
-	testWarmPulls(t, w, harness.ContentKeys{Root: root, TagTTL: "1h"}, d, img)
 
-	// Plain files (contract 9): the manifest and every blob are files holding exactly
-	// their bytes, in distribution's layout.
-	if m := missing(t, root, append(harness.ImageBlobs(t, img), d)...); len(m) != 0 {
-		t.Errorf("the store at %s lacks %v", root, m)
-	}
-	if n := harness.CheckStoreFiles(t, root); n < 3 {
-		t.Errorf("%d content files in the store, want at least the manifest, config and 2 layers", n)
-	}
+	t.Run("filesystem", func(t *testing.T) {
+		root := storeDir(t)
+		testWarmPulls(t, w, harness.ContentKeys{Root: root, TagTTL: "1h"}, d, img)
+		// Plain files (contract 9): the manifest and every blob are files holding exactly
+		// their bytes, in distribution's layout.
+		if m := missing(t, root, digestsOf(t, d, img)...); len(m) != 0 {
+			t.Errorf("the store at %s lacks %v", root, m)
+		}
+		if n := harness.CheckStoreFiles(t, root); n < 4 {
+			t.Errorf("%d content files in the store, want at least the manifest, config and 2 layers", n)
+		}
+	})
+
+	t.Run("s3", func(t *testing.T) {
+		// distribution's s3 driver against versitygw (posix backend) on 127.0.0.1.
+		s3 := versitygw.Start(t)
+		s3.CreateBucket(t, "pullgate")
+		testWarmPulls(t, w, harness.ContentKeys{S3: s3.DriverParams("pullgate", "/warm"), TagTTL: "1h"}, d, img)
+	})
 }
 
 // testWarmPulls pulls repo warm/app (digest d, image img) through a pullgate keeping
