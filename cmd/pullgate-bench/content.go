@@ -422,7 +422,7 @@ func (m *measurer) contentBench(ctx context.Context, o *options, env *benchEnv, 
 	cntStore.close()
 	cntPeer.close()
 	store.stop()
-	down, downAddr, err := startStore("pullgate-store-down", "0")
+	down, downAddr, err := startStore("pullgate-store-down", "0s")
 	if err != nil {
 		return nil, err
 	}
