@@ -61,6 +61,7 @@ type Server struct {
 	upstreams []Upstream
 	gates     *Gates
 	enforce   *enforcement // nil when the gates were injected
+	ops       *operations
 }
 
 // Upstream is one configured upstream registry and its client. The handler reads it as
@@ -76,33 +77,45 @@ type Upstream struct {
 // mean the packages' defaults). Any problem stops the start-up: pullgate never serves
 // unchecked content.
 func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Options) (*Server, error) {
-	upstreams, err := NewUpstreams(cfg, logger, opts.UserAgent)
+	ops, err := newOperations(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{upstreams: upstreams}
+	upstreams, err := newUpstreams(cfg, logger, opts.UserAgent, ops.wrapUpstream())
+	if err != nil {
+		ops.Close()
+		return nil, err
+	}
+	s := &Server{upstreams: upstreams, ops: ops}
 	if opts.NewGate != nil {
 		s.gates, err = opts.NewGate(ctx, cfg, upstreams, logger)
 	} else {
-		s.enforce, err = newEnforcement(cfg, upstreams, logger, opts)
+		s.enforce, err = newEnforcement(cfg, upstreams, logger, opts, ops.gateOps(logger))
 		if err == nil {
 			s.gates = &Gates{Gate: s.enforce.gate, Signatures: s.enforce, Reload: s.enforce.reload}
 		}
 	}
 	if err != nil {
+		ops.Close()
 		return nil, err
 	}
-	s.Handler, err = newProxyHandler(cfg, upstreams, s.gates, logger)
+	s.Handler, err = newProxyHandler(cfg, upstreams, s.gates, logger, ops.observer(logger))
 	if err != nil {
+		ops.Close()
 		return nil, err
 	}
+	if ops.auth != nil {
+		s.Handler = ops.auth.wrap(s.Handler)
+	}
+	// The content store, when Build makes one, registers here (contentStatsHook).
+	ops.policyLoaded.Store(true)
 	return s, nil
 }
 
 // NewGate is the policy gate's GateFactory: it loads the policy (with every key file it
 // names) and registries.d.
 func NewGate(ctx context.Context, cfg *config.Config, upstreams []Upstream, logger *slog.Logger) (*Gates, error) {
-	e, err := newEnforcement(cfg, upstreams, logger, Options{})
+	e, err := newEnforcement(cfg, upstreams, logger, Options{}, gateOps{})
 	if err != nil {
 		return nil, err
 	}
@@ -153,10 +166,8 @@ func (s *Server) Source(registry string) content.Source {
 	return nil
 }
 
-// Close releases what the server holds. Today that is nothing beyond memory (the
-// upstream clients own no goroutines); commands call it so that a content store or
-// metrics exporter added later is released where it is built.
-func (s *Server) Close() error { return nil }
+// Close releases what the server holds: it flushes and closes the audit file.
+func (s *Server) Close() error { return s.ops.Close() }
 
 // sources is what the handler reads each upstream through.
 func sources(upstreams []Upstream) []proxy.Upstream {
@@ -169,13 +180,14 @@ func sources(upstreams []Upstream) []proxy.Upstream {
 
 // newProxyHandler builds the /v2/ handler in front of upstreams, admitting content through
 // the gate and serving the signature API when the gates offer it.
-func newProxyHandler(cfg *config.Config, upstreams []Upstream, g *Gates, logger *slog.Logger) (http.Handler, error) {
+func newProxyHandler(cfg *config.Config, upstreams []Upstream, g *Gates, logger *slog.Logger, observer proxy.Observer) (http.Handler, error) {
 	h, err := proxy.New(proxy.Options{
 		Upstreams:       sources(upstreams),
 		DefaultUpstream: cfg.DefaultUpstream,
 		Gate:            g.Gate,
 		Signatures:      g.Signatures,
 		Logger:          logger,
+		Observer:        observer,
 		// validate guarantees both are positive in a loaded file, so the proxy's defaults
 		// apply only to a configuration built in code.
 		WriteStallTimeout: cfg.ClientTimeouts.WriteStall,
