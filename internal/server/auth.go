@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"time"
 
 	"sync/atomic"
 
@@ -18,6 +19,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/pullgate/pullgate/internal/htpasswd"
+	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/admission"
 )
 
@@ -83,11 +85,16 @@ func (a *basicAuth) Files() []string { return []string{a.path} }
 
 // wrap returns next behind the credential check. The user name reaches the access and
 // decision lines through the request's context; the password is never logged.
-func (a *basicAuth) wrap(next http.Handler) http.Handler {
+// Refused requests are handed to observer (the access line and the metrics) as 401s,
+// without the user name they claimed (a mistyped password often lands there).
+func (a *basicAuth) wrap(next http.Handler, observer proxy.Observer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		user, ok := a.authenticate(r)
 		if !ok {
 			unauthorized(w)
+			observer.Observe(context.WithoutCancel(r.Context()), proxy.Route{}, proxy.AccessRecord{Method: r.Method,
+				Path: r.URL.Path, Status: http.StatusUnauthorized, Duration: time.Since(start), Client: r.RemoteAddr})
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(admission.WithUser(r.Context(), user)))

@@ -99,13 +99,14 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 		ops.Close()
 		return nil, err
 	}
-	s.Handler, err = newProxyHandler(cfg, upstreams, s.gates, logger, ops.observer(logger))
+	observer := ops.observer(logger)
+	s.Handler, err = newProxyHandler(cfg, upstreams, s.gates, logger, observer)
 	if err != nil {
 		ops.Close()
 		return nil, err
 	}
 	if ops.auth != nil {
-		s.Handler = ops.auth.wrap(s.Handler)
+		s.Handler = ops.auth.wrap(s.Handler, observer)
 	}
 	// The content store, when Build makes one, registers here (contentStatsHook).
 	ops.policyLoaded.Store(true)
