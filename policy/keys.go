@@ -29,9 +29,14 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // file's bytes are written to it as read (length first), for the policy's ID.
 type keyFiles struct {
 	sum hash.Hash
+	// paths are the files read, in order (Policy.KeyFiles).
+	paths []string
 }
 
 func (k *keyFiles) read(path string) ([]byte, error) {
+	if k != nil {
+		k.paths = append(k.paths, path)
+	}
 	data, err := readKeyFile(path)
 	if err == nil && k != nil && k.sum != nil {
 		writeSized(k.sum, data)

@@ -49,6 +49,8 @@ type Policy struct {
 	now func() time.Time
 	// id is the digest of what LoadFile read (see ID); "" for a parsed policy.
 	id string
+	// keyFiles are the files LoadFile read beside the policy (KeyFiles).
+	keyFiles []string
 }
 
 // requirementList is the requirement list of one scope.
@@ -77,11 +79,13 @@ func LoadFile(path string) (*Policy, error) {
 	sum := sha256.New()
 	sum.Write([]byte(policyIDVersion))
 	writeSized(sum, data)
-	p, err := parse(data, path, &keyFiles{sum: sum})
+	files := &keyFiles{sum: sum}
+	p, err := parse(data, path, files)
 	if err != nil {
 		return nil, err
 	}
 	p.id = "sha256:" + hex.EncodeToString(sum.Sum(nil))
+	p.keyFiles = files.paths
 	return p, nil
 }
 
@@ -192,6 +196,11 @@ func (p *Policy) load(files *keyFiles) error {
 	}
 	return nil
 }
+
+// KeyFiles are the key, certificate and keyring files LoadFile read for the policy, in
+// order, as the policy names them (relative to the working directory when relative).
+// serve watches them for changes.
+func (p *Policy) KeyFiles() []string { return append([]string(nil), p.keyFiles...) }
 
 // Name returns the name the policy was loaded under (its file name).
 func (p *Policy) Name() string { return p.name }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/proxy/admission"
 )
 
 // Observer sees every request the handler answered, once, when its answer has ended
@@ -52,6 +54,8 @@ type AccessRecord struct {
 	Duration time.Duration
 	// Client is the client's address (http.Request.RemoteAddr).
 	Client string
+	// User is the name the client authenticated as; empty without client authentication.
+	User string
 	// Aborted: the answer was cut off (http.ErrAbortHandler) rather than completed, so
 	// the client saw a broken connection.
 	Aborted bool
@@ -77,6 +81,9 @@ func (a accessLog) Observe(ctx context.Context, rt Route, rec AccessRecord) {
 		slog.Int64("bytes", rec.Bytes),
 		slog.Duration("duration", rec.Duration),
 		slog.String("client", rec.Client),
+	}
+	if rec.User != "" {
+		attrs = append(attrs, slog.String("user", rec.User))
 	}
 	if rec.Aborted {
 		attrs = append(attrs, slog.Bool("aborted", true))
@@ -182,6 +189,7 @@ func (h *handler) observe(r *http.Request, w *responseRecorder, info *accessInfo
 		Bytes:      w.bytes,
 		Duration:   took,
 		Client:     r.RemoteAddr,
+		User:       admission.UserFrom(r.Context()),
 		Aborted:    aborted,
 		ClientGone: info.clientGone,
 	})

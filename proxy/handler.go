@@ -309,7 +309,7 @@ func servePing(w http.ResponseWriter, r *http.Request) error {
 
 // target names the upstream object of a request for the gate.
 func target(r *http.Request, rt route) admission.Target {
-	return admission.Target{Registry: rt.registry, Repository: rt.repo, ClientAddr: r.RemoteAddr}
+	return admission.Target{Registry: rt.registry, Repository: rt.repo, ClientAddr: r.RemoteAddr, User: admission.UserFrom(r.Context())}
 }
 
 // setContentType sets the Content-Type exactly as given; an empty one stays empty

@@ -334,3 +334,15 @@ func (s *Store) CountMiss() { s.misses.Add(1) }
 func (s *Store) CountStale() { s.stale.Add(1) }
 
 func errorsIsCorrupt(err error) bool { return errors.Is(err, ErrCorrupt) }
+
+// Ping reports whether the store answers (for /readyz): a read of the store's root, which
+// an absent folder answers too. It writes nothing, so a probe every few seconds costs one
+// request.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.d.Stat(ctx, rootPath)
+	var nf storagedriver.PathNotFoundError
+	if err != nil && !errors.As(err, &nf) {
+		return fmt.Errorf("content store (%s) does not answer: %v: %w", s.desc, err, ErrUnavailable)
+	}
+	return nil
+}

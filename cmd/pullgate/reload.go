@@ -39,6 +39,15 @@ type reloader struct {
 	deadline <-chan time.Time // fires when the running reload is late; nil otherwise
 	timedOut bool             // the running reload has been reported as timed out
 	queued   bool             // a request arrived while a reload was running
+
+	// changes reports file changes (the watcher; nil: none); each one asks for a
+	// reload like SIGHUP.
+	changes <-chan struct{}
+	// files, when set, is asked to re-read the TLS and htpasswd files on every
+	// request (it must not block); applied is called after a policy reload is put in
+	// force (the watcher then follows the key files the new policy names).
+	files   func()
+	applied func()
 }
 
 // newReloader returns the reloader serve uses for cfg.
@@ -46,8 +55,11 @@ func newReloader(cfg *config.Config, load reloadFunc, logger *slog.Logger) *relo
 	return &reloader{load: load, timeout: cfg.Policy.ReloadTimeout, cfg: cfg, logger: logger}
 }
 
-// request handles one SIGHUP.
+// request handles one SIGHUP or file change.
 func (r *reloader) request(ctx context.Context) {
+	if r.files != nil {
+		r.files()
+	}
 	if r.load == nil {
 		r.logger.WarnContext(ctx, "reload requested (SIGHUP) but this gate cannot reload; restart pullgate to apply changes", "config", r.cfg.File)
 		return
@@ -114,6 +126,9 @@ func (r *reloader) apply(ctx context.Context, res reloadResult) {
 		res.commit()
 	}
 	r.logger.InfoContext(ctx, "policy reloaded", "policy", r.cfg.Policy.Path, "registriesDir", r.cfg.Policy.RegistriesDir)
+	if r.applied != nil {
+		r.applied()
+	}
 }
 
 // results is the running reload's result channel (nil, never ready, when none runs).

@@ -67,6 +67,20 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, newGate serv
 	if s.code != exitOK {
 		return s.code
 	}
+	defer s.built.Close()
+	if s.opsSrv != nil {
+		go func() {
+			if err := s.opsSrv.Serve(s.opsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.logger.Error("metrics listener failed", "err", err)
+			}
+		}()
+		defer s.opsSrv.Close()
+	}
+	if s.watcher != nil {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go s.watcher.run(wctx)
+	}
 	if err := serveUntilDone(ctx, s.srv, s.ln, s.logger, hup, s.reloads); err != nil {
 		s.logger.Error("server failed", "err", err)
 		return exitRejected
@@ -83,6 +97,11 @@ type startedServer struct {
 	srv     *http.Server
 	ln      net.Listener
 	reloads *reloader
+	built   *server.Server
+	// opsSrv serves /metrics, /healthz and /readyz on opsLn; nil without metrics.listen.
+	opsSrv  *http.Server
+	opsLn   net.Listener
+	watcher *fileWatcher
 }
 
 // startServer reads the configuration, builds the handler and listens.
@@ -110,9 +129,58 @@ func startServer(ctx context.Context, configPath string, stderr io.Writer, newGa
 		return &startedServer{code: exitError}
 	}
 	srv := newHTTPServer(ctx, built.Handler, logger)
-	logger.Info("pullgate listening", "addr", ln.Addr().String(), "config", cfg.File,
+	srv.TLSConfig = built.TLSConfig()
+	started := &startedServer{code: exitOK, logger: logger, srv: srv, ln: ln, built: built}
+	if ops := built.OpsHandler(); ops != nil {
+		started.opsLn, err = net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			ln.Close()
+			built.Close()
+			logger.Error("failed to listen", "metrics.listen", cfg.Metrics.Listen, "err", err)
+			return &startedServer{code: exitError}
+		}
+		started.opsSrv = newHTTPServer(ctx, ops, logger)
+		logger.Info("metrics listening", "addr", started.opsLn.Addr().String())
+	}
+	started.reloads = newReloader(cfg, reloadOf(built), logger)
+	started.reloads.files = fileReloads(built, logger)
+	if w, err := newFileWatcher(logger); err != nil {
+		logger.Warn("cannot watch files for changes; use SIGHUP to reload", "err", err)
+	} else {
+		w.set(built.WatchedFiles())
+		started.watcher = w
+		started.reloads.changes = w.changed
+		started.reloads.applied = func() { w.set(built.WatchedFiles()) }
+	}
+	logger.Info("pullgate listening", "addr", ln.Addr().String(), "config", cfg.File, "tls", srv.TLSConfig != nil,
+		"clientCertificates", cfg.TLS.ClientCAFile != "", "auth", cfg.Auth.Htpasswd != "",
 		"upstreams", config.RegistryList(cfg.Upstreams), "defaultUpstream", cfg.DefaultUpstream)
-	return &startedServer{code: exitOK, logger: logger, srv: srv, ln: ln, reloads: newReloader(cfg, reloadOf(built), logger)}
+	return started
+}
+
+// fileReloads returns the reload of the TLS and htpasswd files, nil when neither is
+// configured. Requests are handed to one goroutine (at most one waits), so that a file
+// that blocks never holds up the signal loop and costs one goroutine, not one per change.
+func fileReloads(built *server.Server, logger *slog.Logger) func() {
+	if built.TLSConfig() == nil && !built.HasAuth() {
+		return nil
+	}
+	requests := make(chan struct{}, 1)
+	go func() {
+		for range requests {
+			if err := built.ReloadFiles(); err != nil {
+				logger.Error("failed to reload the TLS or htpasswd files; the running ones stay in force", "err", err)
+				continue
+			}
+			logger.Info("TLS and htpasswd files reloaded")
+		}
+	}()
+	return func() {
+		select {
+		case requests <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // reloadOf is built's reload, nil when its gates cannot reload.
@@ -145,13 +213,22 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logg
 		reloads = &reloader{cfg: &config.Config{}, logger: logger}
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			// The certificate comes from TLSConfig.GetCertificate, not from files here.
+			served <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
 
 	for {
 		select {
 		case err := <-served:
 			return fmt.Errorf("serving: %w", err)
 		case <-hup:
+			reloads.request(ctx)
+		case <-reloads.changes:
 			reloads.request(ctx)
 		case <-reloads.deadline:
 			reloads.expired(ctx)

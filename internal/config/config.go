@@ -31,6 +31,11 @@ type Config struct {
 	ClientTimeouts   ClientTimeouts   `mapstructure:"clientTimeouts"`
 	Limits           Limits           `mapstructure:"limits"`
 	Content          Content          `mapstructure:"content"`
+	TLS              TLS              `mapstructure:"tls"`
+	Auth             Auth             `mapstructure:"auth"`
+	Metrics          Metrics          `mapstructure:"metrics"`
+	Audit            Audit            `mapstructure:"audit"`
+	Enforcement      Enforcement      `mapstructure:"enforcement"`
 
 	// File is the absolute path of the file this configuration was read from.
 	File string `mapstructure:"-"`
@@ -125,6 +130,46 @@ type Limits struct {
 	// BlobStreams is the most blob bodies relayed from upstreams at once; a request
 	// beyond it waits up to 5 s, then is answered 503 UNAVAILABLE with Retry-After.
 	BlobStreams int `mapstructure:"blobStreams"`
+}
+
+// TLS makes pullgate serve HTTPS on listen. Empty CertFile and KeyFile: plain HTTP.
+type TLS struct {
+	// CertFile is the PEM certificate chain (leaf first), KeyFile its private key; both
+	// are re-read when they change, so a rotation needs no restart.
+	CertFile string `mapstructure:"certFile"`
+	KeyFile  string `mapstructure:"keyFile"`
+	// ClientCAFile, when set, is a PEM bundle of CAs: every client must present a
+	// certificate signed by one of them, or the handshake is refused.
+	ClientCAFile string `mapstructure:"clientCAFile"`
+}
+
+// Enabled reports whether pullgate serves HTTPS.
+func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// Auth configures client authentication on /v2/.
+type Auth struct {
+	// Htpasswd is a file of user:bcrypt-hash lines (htpasswd -B); empty: no client auth.
+	Htpasswd string `mapstructure:"htpasswd"`
+}
+
+// Metrics configures the operations listener.
+type Metrics struct {
+	// Listen is where /metrics, /healthz and /readyz are served; empty: not served.
+	Listen string `mapstructure:"listen"`
+}
+
+// Audit configures the audit trail.
+type Audit struct {
+	// Path is a file every decision is appended to as one JSON object per line; empty:
+	// no audit file.
+	Path string `mapstructure:"path"`
+}
+
+// Enforcement adjusts how denials are enforced.
+type Enforcement struct {
+	// Warn lists policy scopes (written as in policy.json's docker transport) whose
+	// denials are logged and counted but served.
+	Warn []string `mapstructure:"warn"`
 }
 
 // Cache configures pullgate's caches.
@@ -283,6 +328,11 @@ func (cfg *Config) resolvePaths(dir string) {
 	}
 	resolve(&cfg.Policy.Path)
 	resolve(&cfg.Policy.RegistriesDir)
+	resolve(&cfg.TLS.CertFile)
+	resolve(&cfg.TLS.KeyFile)
+	resolve(&cfg.TLS.ClientCAFile)
+	resolve(&cfg.Auth.Htpasswd)
+	resolve(&cfg.Audit.Path)
 	for i := range cfg.Upstreams {
 		resolve(&cfg.Upstreams[i].DockerConfig)
 		resolve(&cfg.Upstreams[i].CAFile)

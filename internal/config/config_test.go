@@ -167,7 +167,7 @@ func TestLoadConfigBad(t *testing.T) {
 		{
 			name:   "unknown top-level key",
 			config: up + pol + "lisen: 127.0.0.1:5000\n",
-			want:   []string{"lisen (line 6): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits, content)"},
+			want:   []string{"lisen (line 6): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits, content, tls, auth, metrics, audit, enforcement)"},
 		},
 		{
 			name:   "unknown key inside an upstream",
@@ -181,6 +181,31 @@ func TestLoadConfigBad(t *testing.T) {
 				"policy.pth (line 6): unknown key (expected one of: path, registriesDir, reloadTimeout)",
 				"log.colour (line 8): unknown key (expected one of: level, format)",
 				"cache.verdict (line 10): unknown key (expected one of: verdicts)",
+			},
+		},
+		{
+			name:   "operations: missing files name their key",
+			config: up + pol + "tls:\n  certFile: ./nope.pem\n  keyFile: ./nope.key\n  clientCAFile: ./noca.pem\nauth:\n  htpasswd: ./nohtpasswd\n",
+			want: []string{
+				"tls.certFile (line 7): " + "{dir}/nope.pem does not exist (relative paths are relative to the config file's folder)",
+				"tls.keyFile (line 8): " + "{dir}/nope.key does not exist (relative paths are relative to the config file's folder)",
+				"tls.clientCAFile (line 9): " + "{dir}/noca.pem does not exist (relative paths are relative to the config file's folder)",
+				"auth.htpasswd (line 11): " + "{dir}/nohtpasswd does not exist (relative paths are relative to the config file's folder)",
+			},
+		},
+		{
+			name:   "operations: half a TLS pair, client CAs without TLS",
+			config: up + pol + "tls:\n  keyFile: ./ca.pem\n",
+			want:   []string{"tls.certFile (line 6): required when tls.keyFile is set"},
+		},
+		{
+			name:   "operations: bad addresses, audit folder, warn scopes",
+			config: up + pol + "metrics:\n  listen: nowhere\naudit:\n  path: ./nodir/audit.jsonl\nenforcement:\n  warn: [\"library/alpine\", \"\", \"docker.io/library\"]\n",
+			want: []string{
+				`metrics.listen (line 7): "nowhere" is not host:port (such as 127.0.0.1:5000 or :5000)`,
+				"audit.path (line 9): the folder of {dir}/nodir/audit.jsonl: {dir}/nodir does not exist (relative paths are relative to the config file's folder)",
+				`enforcement.warn[0] (line 11): "library/alpine" is not fully qualified: it must start with the registry (docker.io/library/alpine, not alpine)`,
+				`enforcement.warn[1] (line 11): the empty scope is not allowed (it would cover every image); name the registries`,
 			},
 		},
 		{
@@ -473,7 +498,7 @@ func TestLoadConfigBad(t *testing.T) {
 			name:   "merge keys",
 			config: "base: &b\n  registry: docker.io\n" + "upstreams:\n  - <<: *b\n    url: https://registry-1.docker.io\n" + pol,
 			want: []string{
-				"base (line 1): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits, content)",
+				"base (line 1): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits, content, tls, auth, metrics, audit, enforcement)",
 				"upstreams[0].<< (line 4): YAML merge keys are not supported; write the keys out",
 			},
 		},
@@ -505,7 +530,7 @@ log:
 `,
 			want: []string{
 				"listen (line 1): expected a string, got a list",
-				"lisen (line 2): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits, content)",
+				"lisen (line 2): unknown key (expected one of: listen, upstreams, defaultUpstream, policy, log, upstreamTimeouts, cache, clientTimeouts, limits, content, tls, auth, metrics, audit, enforcement)",
 				"upstreams[1].usr (line 8): unknown key (expected one of: registry, url, username, password, dockerConfig, caFile, offline)",
 				"upstreamTimeouts.dial (line 13): expected a duration with a unit such as 30s or 5m, got an integer",
 				`upstreams[1].registry (line 6): "docker.io" is already used by upstreams[0]; each registry may appear once`,
@@ -593,6 +618,13 @@ func TestEnvironmentNames(t *testing.T) {
 		"PULLGATE_CONTENT_MAXSIZE",
 		"PULLGATE_CONTENT_TAGTTL",
 		"PULLGATE_CONTENT_MAXSTALE",
+		"PULLGATE_TLS_CERTFILE",
+		"PULLGATE_TLS_KEYFILE",
+		"PULLGATE_TLS_CLIENTCAFILE",
+		"PULLGATE_AUTH_HTPASSWD",
+		"PULLGATE_METRICS_LISTEN",
+		"PULLGATE_AUDIT_PATH",
+		"PULLGATE_ENFORCEMENT_WARN",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("environment variables = %q, want %q", got, want)

@@ -36,8 +36,10 @@ func scalarKeys(t reflect.Type, prefix string) []string {
 			keys = append(keys, path)
 		case f.Type.Kind() == reflect.Struct:
 			keys = append(keys, scalarKeys(f.Type, path)...)
+		case f.Type == reflect.TypeFor[[]string]():
+			keys = append(keys, path) // a list of strings: applyStringList
 		case f.Type.Kind() == reflect.Slice:
-			// Lists are overridden by upstreamsEnv, not by BindEnv.
+			// Lists of entries are overridden by upstreamsEnv, not by BindEnv.
 		case f.Type.Kind() == reflect.Map:
 			// Free-form parameters (content.storage) are written in the file.
 		default:
@@ -56,6 +58,13 @@ func (c *checker) applyEnv(v *viper.Viper) []string {
 	for _, key := range scalarKeys(reflect.TypeFor[Config](), "") {
 		name := envName(key)
 		known[name] = true
+		if stringListKeys[key] {
+			if value := os.Getenv(name); value != "" {
+				c.fromEnv[key] = name
+				c.applyStringList(v, key, name, value)
+			}
+			continue
+		}
 		// BindEnv only fails without a key.
 		_ = v.BindEnv(key, name)
 		if os.Getenv(name) != "" {
@@ -86,6 +95,30 @@ func (c *checker) applyEnv(v *viper.Viper) []string {
 		}
 	}
 	return warnings
+}
+
+// stringListKeys are the keys holding a list of strings; their variable is a YAML or JSON
+// list (["a","b"]) or the items separated by commas (a,b).
+var stringListKeys = map[string]bool{"enforcement.warn": true}
+
+// applyStringList sets key from the list in value.
+func (c *checker) applyStringList(v *viper.Viper, key, name, value string) {
+	var list []string
+	if strings.HasPrefix(strings.TrimSpace(value), "[") {
+		if err := yaml.Unmarshal([]byte(value), &list); err != nil {
+			c.add(problem{Key: key, Where: name, Message: "not a valid YAML or JSON list of strings"})
+			return
+		}
+	} else {
+		for _, item := range strings.Split(value, ",") {
+			list = append(list, strings.TrimSpace(item))
+		}
+	}
+	items := make([]any, len(list))
+	for i, s := range list {
+		items[i] = s
+	}
+	v.Set(key, items)
 }
 
 // applyUpstreamsList replaces the upstreams list with the YAML (or JSON) list in value.

@@ -5,12 +5,15 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/distribution/reference"
+
+	"github.com/pullgate/pullgate/policy"
 )
 
 // validate checks the decoded configuration's values and returns every problem, section
@@ -20,6 +23,7 @@ func (cfg *Config) validate() []problem {
 	for _, section := range []func(*Config, problemAdder){
 		validateListen, validateUpstreams, validateDefaultUpstream, validatePolicy, validateLog,
 		validateUpstreamTimeouts, validateCache, validateClientTimeouts, validateLimits, validateContent,
+		validateTLS, validateAuth, validateMetrics, validateAudit, validateEnforcement,
 	} {
 		section(cfg, func(key, format string, args ...any) {
 			ps = append(ps, problem{Key: key, Message: fmt.Sprintf(format, args...)})
@@ -205,6 +209,72 @@ func validateClientTimeouts(cfg *Config, add problemAdder) {
 func validateLimits(cfg *Config, add problemAdder) {
 	if cfg.Limits.BlobStreams < 1 {
 		add("limits.blobStreams", "must be at least 1, got %d", cfg.Limits.BlobStreams)
+	}
+}
+
+func validateTLS(cfg *Config, add problemAdder) {
+	t := cfg.TLS
+	switch {
+	case t.CertFile == "" && t.KeyFile != "":
+		add("tls.certFile", "required when tls.keyFile is set")
+	case t.CertFile != "" && t.KeyFile == "":
+		add("tls.keyFile", "required when tls.certFile is set")
+	}
+	if t.ClientCAFile != "" && !t.Enabled() {
+		add("tls.clientCAFile", "client certificates need TLS: set tls.certFile and tls.keyFile too")
+	}
+	for _, f := range []struct{ key, path string }{
+		{"tls.certFile", t.CertFile}, {"tls.keyFile", t.KeyFile}, {"tls.clientCAFile", t.ClientCAFile},
+	} {
+		if msg := checkFile(f.path); msg != "" {
+			add(f.key, "%s", msg)
+		}
+	}
+}
+
+func validateAuth(cfg *Config, add problemAdder) {
+	if msg := checkFile(cfg.Auth.Htpasswd); msg != "" {
+		add("auth.htpasswd", "%s", msg)
+	}
+}
+
+func validateMetrics(cfg *Config, add problemAdder) {
+	if cfg.Metrics.Listen == "" {
+		return
+	}
+	if msg := checkListen(cfg.Metrics.Listen); msg != "" {
+		add("metrics.listen", "%s", msg)
+		return
+	}
+	if cfg.Metrics.Listen == cfg.Listen && !strings.HasSuffix(cfg.Listen, ":0") {
+		add("metrics.listen", "%q is also listen; the metrics need their own address", cfg.Metrics.Listen)
+	}
+}
+
+func validateAudit(cfg *Config, add problemAdder) {
+	p := cfg.Audit.Path
+	if p == "" {
+		return
+	}
+	if st, err := os.Stat(p); err == nil {
+		if !st.Mode().IsRegular() {
+			add("audit.path", "%s is not a regular file", p)
+		}
+		return
+	}
+	dir := filepath.Dir(p)
+	if st, err := os.Stat(dir); err != nil {
+		add("audit.path", "the folder of %s: %s", p, describeStatError(dir, err))
+	} else if !st.IsDir() {
+		add("audit.path", "%s is not a folder", dir)
+	}
+}
+
+func validateEnforcement(cfg *Config, add problemAdder) {
+	for i, scope := range cfg.Enforcement.Warn {
+		if err := policy.ValidateWarnScope(scope); err != nil {
+			add("enforcement.warn["+strconv.Itoa(i)+"]", "%v", err)
+		}
 	}
 }
 

@@ -20,6 +20,12 @@ import (
 // NewUpstreams builds one upstream client per configured registry, in order. The clients
 // read their CA and docker config files now, so mistakes in them stop the start-up.
 func NewUpstreams(cfg *config.Config, logger *slog.Logger, userAgent string) ([]Upstream, error) {
+	return newUpstreams(cfg, logger, userAgent, nil)
+}
+
+// newUpstreams is NewUpstreams with a transport wrapper per registry (metrics); nil
+// wraps nothing.
+func newUpstreams(cfg *config.Config, logger *slog.Logger, userAgent string, wrap func(registry string) func(http.RoundTripper) http.RoundTripper) ([]Upstream, error) {
 	opts, err := UpstreamOptions(cfg, logger)
 	if err != nil {
 		return nil, err
@@ -28,6 +34,9 @@ func NewUpstreams(cfg *config.Config, logger *slog.Logger, userAgent string) ([]
 	for i, o := range opts {
 		if userAgent != "" {
 			o.UserAgent = userAgent
+		}
+		if wrap != nil {
+			o.WrapTransport = wrap(o.Registry)
 		}
 		client, err := upstream.New(o)
 		if err != nil {

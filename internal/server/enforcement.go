@@ -27,9 +27,36 @@ type enforcement struct {
 	// finder is replaced on reload (registries.d may have changed); the signature API
 	// always asks the current one.
 	finder atomic.Pointer[sigsource.Finder]
+	// policy is the policy in force, for the files it names (KeyFiles).
+	policy atomic.Pointer[policy.Policy]
+	log    *slog.Logger
+	// ops are the operations' hooks into the gate (metrics, audit, warn scopes).
+	ops gateOps
 	// content, when it keeps signatures, stands between the gate and every finder.
 	content *contentStore
-	log     *slog.Logger
+}
+
+// gateOps is what the operations add to the gate: decision observers, warn scopes and
+// timing decorators. The zero value adds nothing.
+type gateOps struct {
+	onDecision enforce.DecisionObserver
+	warn       *policy.ScopeSet
+	wrapEval   func(enforce.Evaluator) enforce.Evaluator
+	wrapFinder func(enforce.Finder) enforce.Finder
+}
+
+func (o gateOps) evaluator(e enforce.Evaluator) enforce.Evaluator {
+	if o.wrapEval == nil {
+		return e
+	}
+	return o.wrapEval(e)
+}
+
+func (o gateOps) finder(f enforce.Finder) enforce.Finder {
+	if o.wrapFinder == nil {
+		return f
+	}
+	return o.wrapFinder(f)
 }
 
 var (
@@ -41,9 +68,9 @@ var (
 
 // newEnforcement loads the policy (with every key file it names) and registries.d, and
 // builds the enforcing gate.
-func newEnforcement(cfg *config.Config, upstreams []Upstream, logger *slog.Logger, opts Options, content *contentStore) (*enforcement, error) {
-	e := &enforcement{cfg: cfg, opts: opts, registries: make(map[string]sigsource.Registry, len(upstreams)),
-		content: content, log: logger}
+func newEnforcement(cfg *config.Config, upstreams []Upstream, logger *slog.Logger, opts Options, ops gateOps, content *contentStore) (*enforcement, error) {
+	e := &enforcement{cfg: cfg, opts: opts, registries: make(map[string]sigsource.Registry, len(upstreams)), log: logger,
+		ops: ops, content: content}
 	for _, u := range upstreams {
 		e.registries[u.Registry] = u.Client
 	}
@@ -56,17 +83,15 @@ func newEnforcement(cfg *config.Config, upstreams []Upstream, logger *slog.Logge
 	for name, reg := range e.registries {
 		blobs[name] = reg
 	}
-	var eval enforce.Evaluator = pol
-	if e.opts.WrapPolicy != nil {
-		eval = e.opts.WrapPolicy(eval)
-	}
-	gate, err := enforce.New(enforce.Options{Policy: eval, Finder: e.gateFinder(finder), AcceptTTL: vc.AcceptTTL,
-		DenyTTL: vc.DenyTTL, CacheSize: vc.Size, Blobs: blobs, Kept: content.gateKept(), Logger: logger})
+	gate, err := enforce.New(enforce.Options{Policy: e.evaluator(pol, true), Finder: e.gateFinder(finder), AcceptTTL: vc.AcceptTTL,
+		DenyTTL: vc.DenyTTL, CacheSize: vc.Size, Blobs: blobs, Kept: content.gateKept(), Logger: logger,
+		OnDecision: ops.onDecision, Warn: ops.warn})
 	if err != nil {
 		return nil, err
 	}
 	e.gate = gate
 	e.finder.Store(finder)
+	e.policy.Store(pol)
 	logger.Info("policy loaded", "policy", cfg.Policy.Path, "registriesDir", cfg.Policy.RegistriesDir,
 		"generation", gate.Generation())
 	return e, nil
@@ -103,23 +128,35 @@ func (e *enforcement) reload(ctx context.Context) (func(), error) {
 		return nil, err
 	}
 	return func() {
-		e.gate.Reload(pol, e.gateFinder(finder))
+		e.gate.Reload(e.evaluator(pol, false), e.gateFinder(finder))
 		e.finder.Store(finder)
+		e.policy.Store(pol)
 	}, nil
 }
 
-// gateFinder is the finder the gate decides with: the signature sources, and with a
-// content store the signatures kept with the content behind them.
+// evaluator is pol as the gate sees it: timed (metrics), and the first one wrapped by
+// Options.WrapPolicy (tests count the evaluations of the policy loaded at start-up).
+func (e *enforcement) evaluator(pol *policy.Policy, first bool) enforce.Evaluator {
+	eval := e.ops.evaluator(pol)
+	if first && e.opts.WrapPolicy != nil {
+		eval = e.opts.WrapPolicy(eval)
+	}
+	return eval
+}
+
+// gateFinder is the finder the gate decides with: the signature sources (timed, for the
+// metrics), and with a content store the signatures kept with the content behind them.
 func (e *enforcement) gateFinder(f *sigsource.Finder) enforce.Finder {
+	live := e.ops.finder(f)
 	if e.content == nil || e.content.store == nil {
-		return f
+		return live
 	}
 	sigs := e.content.signatures.Load()
 	if sigs == nil {
-		sigs = stored.NewSignatures(f, e.content.store, e.content.offline, e.log)
+		sigs = stored.NewSignatures(live, e.content.store, e.content.offline, e.log)
 	} else {
 		// A reload: the pending lookups carry over.
-		sigs = sigs.WithLive(f)
+		sigs = sigs.WithLive(live)
 	}
 	e.content.signatures.Store(sigs)
 	return sigs

@@ -63,6 +63,7 @@ type Server struct {
 	gates     *Gates
 	enforce   *enforcement // nil when the gates were injected
 	content   *contentStore
+	ops       *operations
 }
 
 // Upstream is one configured upstream registry and its client. The handler reads it as
@@ -78,37 +79,57 @@ type Upstream struct {
 // mean the packages' defaults). Any problem stops the start-up: pullgate never serves
 // unchecked content.
 func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Options) (*Server, error) {
-	upstreams, err := NewUpstreams(cfg, logger, opts.UserAgent)
+	ops, err := newOperations(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{upstreams: upstreams}
-	s.content, err = openContent(ctx, cfg, logger)
+	upstreams, err := newUpstreams(cfg, logger, opts.UserAgent, ops.wrapUpstream())
 	if err != nil {
+		ops.Close()
 		return nil, err
+	}
+	s := &Server{upstreams: upstreams, ops: ops}
+	fail := func(err error) (*Server, error) {
+		_ = s.content.close()
+		ops.Close()
+		return nil, err
+	}
+	if s.content, err = openContent(ctx, cfg, logger); err != nil {
+		return fail(err)
 	}
 	if opts.NewGate != nil {
 		s.gates, err = opts.NewGate(ctx, cfg, upstreams, logger)
 	} else {
-		s.enforce, err = newEnforcement(cfg, upstreams, logger, opts, s.content)
+		s.enforce, err = newEnforcement(cfg, upstreams, logger, opts, ops.gateOps(logger), s.content)
 		if err == nil {
 			s.gates = &Gates{Gate: s.enforce.gate, Signatures: s.enforce, Reload: s.enforce.reload}
 		}
 	}
-	if err == nil {
-		s.Handler, err = newProxyHandler(cfg, upstreams, s.gates, logger, s.content)
-	}
 	if err != nil {
-		_ = s.content.close()
-		return nil, err
+		return fail(err)
 	}
+	observer := ops.observer(logger)
+	s.Handler, err = newProxyHandler(cfg, upstreams, s.gates, logger, observer, s.content)
+	if err != nil {
+		return fail(err)
+	}
+	if ops.auth != nil {
+		s.Handler = ops.auth.wrap(s.Handler, observer)
+	}
+	if st := s.content.store; st != nil {
+		s.contentStatsHook(func() (hits, misses, stale, bytes int64) {
+			c := st.Stats()
+			return c.Hits, c.Misses, c.StaleServes, c.BytesKept
+		}, st.Ping)
+	}
+	ops.policyLoaded.Store(true)
 	return s, nil
 }
 
 // NewGate is the policy gate's GateFactory: it loads the policy (with every key file it
 // names) and registries.d.
 func NewGate(ctx context.Context, cfg *config.Config, upstreams []Upstream, logger *slog.Logger) (*Gates, error) {
-	e, err := newEnforcement(cfg, upstreams, logger, Options{}, nil)
+	e, err := newEnforcement(cfg, upstreams, logger, Options{}, gateOps{}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -160,8 +181,8 @@ func (s *Server) Source(registry string) content.Source {
 }
 
 // Close releases what the server holds: the content store (its served times are
-// flushed).
-func (s *Server) Close() error { return s.content.close() }
+// flushed) and the audit file.
+func (s *Server) Close() error { return errors.Join(s.content.close(), s.ops.Close()) }
 
 // Store is the content store, nil when none is configured.
 func (s *Server) Store() *store.Store { return s.content.store }
@@ -177,7 +198,7 @@ func sources(upstreams []Upstream) []proxy.Upstream {
 
 // newProxyHandler builds the /v2/ handler in front of upstreams, admitting content through
 // the gate and serving the signature API when the gates offer it.
-func newProxyHandler(cfg *config.Config, upstreams []Upstream, g *Gates, logger *slog.Logger, c *contentStore) (http.Handler, error) {
+func newProxyHandler(cfg *config.Config, upstreams []Upstream, g *Gates, logger *slog.Logger, observer proxy.Observer, c *contentStore) (http.Handler, error) {
 	srcs, err := c.wrapSources(cfg, sources(upstreams), logger)
 	if err != nil {
 		return nil, err
@@ -188,6 +209,7 @@ func newProxyHandler(cfg *config.Config, upstreams []Upstream, g *Gates, logger 
 		Gate:            g.Gate,
 		Signatures:      g.Signatures,
 		Logger:          logger,
+		Observer:        observer,
 		// validate guarantees both are positive in a loaded file, so the proxy's defaults
 		// apply only to a configuration built in code.
 		WriteStallTimeout: cfg.ClientTimeouts.WriteStall,

@@ -52,6 +52,24 @@ type Target struct {
 	Repository string
 	// ClientAddr is the remote address of the client, for logs.
 	ClientAddr string
+	// User is the name the client authenticated as (auth.htpasswd), for logs; empty
+	// without client authentication.
+	User string
+}
+
+// userKey is the context key of the authenticated user's name.
+type userKey struct{}
+
+// WithUser returns ctx carrying the name the client authenticated as. The handler
+// copies it into every Target, so that access and decision lines name the user.
+func WithUser(ctx context.Context, user string) context.Context {
+	return context.WithValue(ctx, userKey{}, user)
+}
+
+// UserFrom returns the name WithUser put in ctx, or "".
+func UserFrom(ctx context.Context) string {
+	u, _ := ctx.Value(userKey{}).(string)
+	return u
 }
 
 // ManifestRequest describes a manifest about to be served.

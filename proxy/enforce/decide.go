@@ -36,6 +36,9 @@ type outcome struct {
 	// ownSignatures is true when the manifest's own verdict accepted it (not a child's or
 	// a parent's).
 	ownSignatures bool
+	// warnScope, when set, is the warn scope (Options.Warn) of a denial that is served
+	// anyway: accepted is true, detail.Verdict stays "deny".
+	warnScope string
 }
 
 // denialMessage is the DENIED message: the identity, then which requirement of which
@@ -185,7 +188,7 @@ func (g *Gate) decideImage(ctx context.Context, st *state, m *admission.Manifest
 	} else {
 		candidates = []candidate{{identity: identity}}
 	}
-	var first outcome
+	var first, warned outcome
 	for i, c := range candidates {
 		v, cacheState, err := g.evaluate(ctx, st, m.Target, c.identity, m.Digest, m.Bytes)
 		if err != nil {
@@ -207,6 +210,19 @@ func (g *Gate) decideImage(ctx context.Context, st *state, m *admission.Manifest
 		if i == 0 {
 			first = out
 		}
+		if warned.warnScope == "" {
+			if scope, ok := g.warn.Match(c.identity); ok {
+				warned, warned.warnScope = out, scope
+			}
+		}
+	}
+	if warned.warnScope != "" {
+		// A denial in a warn scope is served, and so are its blobs: otherwise the warning
+		// would break the pull it is meant to let through. It is not remembered as
+		// accepted, so it vouches for no signature attachment.
+		warned.accepted = true
+		g.admitted.Admit(Key{st.key, m.Registry, m.Repository, m.Digest}, parsed.blobs, false, admissionTTL)
+		return warned, nil
 	}
 	return first, nil
 }
@@ -217,8 +233,21 @@ func (g *Gate) decideImage(ctx context.Context, st *state, m *admission.Manifest
 // that client fetches it by digest.
 func (g *Gate) decideIndex(ctx context.Context, st *state, m *admission.ManifestRequest, identity reference.Named, parsed parsedManifest) (outcome, error) {
 	out, err := g.judgeIndex(ctx, st, m, identity, parsed)
-	if err != nil || !out.accepted {
+	if err != nil {
 		return out, err
+	}
+	if !out.accepted {
+		scope, ok := g.warn.Match(identity)
+		if !ok {
+			return out, nil
+		}
+		// Served under warn: its children are judged when fetched, each under this
+		// identity too (so a tag-scoped warn covers them), never as accepted by it.
+		out.accepted, out.warnScope = true, scope
+		g.parents.remember(clientKey(m.ClientAddr), Key{st.key, m.Registry, m.Repository, ""}, parsed.children,
+			parent{index: m.Digest, identity: identity}, admissionTTL)
+		g.admitted.Admit(Key{st.key, m.Registry, m.Repository, m.Digest}, nil, false, admissionTTL)
+		return out, nil
 	}
 	g.parents.remember(clientKey(m.ClientAddr), Key{st.key, m.Registry, m.Repository, ""}, parsed.children,
 		parent{index: m.Digest, identity: identity, accepted: out.ownSignatures, scope: out.detail.Scope, requirement: out.detail.Requirement},

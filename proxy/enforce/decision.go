@@ -25,6 +25,8 @@ type DecisionRecord struct {
 	Kind string
 	// Client is the client's address.
 	Client string
+	// User is the name the client authenticated as; empty without client authentication.
+	User string
 	// Registry and Repository name the upstream object (docker.io, library/alpine).
 	Registry, Repository string
 	// Reference is the tag or digest a manifest was asked by; empty for a blob.
@@ -41,6 +43,11 @@ type DecisionRecord struct {
 	Scope, Requirement string
 	// Reason says why, in words.
 	Reason string
+	// Enforced is false for a denial that was served because its identity falls in a
+	// warn scope (Options.Warn); WarnScope is that scope. Every other decision is
+	// enforced.
+	Enforced  bool
+	WarnScope string
 	// Cache is where a manifest's verdict came from: "hit" (the verdict cache), "miss"
 	// (this request evaluated the policy), "shared" (it joined another request's
 	// evaluation) or "none" (decided without the policy); empty for a blob and an error.
@@ -62,6 +69,9 @@ type decisionLog struct{ log *slog.Logger }
 
 func (l decisionLog) ObserveDecision(ctx context.Context, d DecisionRecord) {
 	attrs := []any{"kind", d.Kind, "client", d.Client, "upstream", d.Registry, "repository", d.Repository}
+	if d.User != "" {
+		attrs = append(attrs, "user", d.User)
+	}
 	switch {
 	case d.Kind == "blob":
 		l.log.InfoContext(ctx, "decision", append(attrs, "digest", d.Digest.String(), "verdict", d.Verdict, "reason", d.Reason)...)
@@ -77,6 +87,12 @@ func (l decisionLog) ObserveDecision(ctx context.Context, d DecisionRecord) {
 	if d.Stale {
 		attrs = append(attrs, "stale", true)
 	}
+	if d.Verdict == "deny" {
+		attrs = append(attrs, "enforced", d.Enforced)
+		if !d.Enforced {
+			attrs = append(attrs, "warnScope", d.WarnScope)
+		}
+	}
 	l.log.InfoContext(ctx, "decision", attrs...)
 }
 
@@ -90,8 +106,8 @@ func decisionObserver(o DecisionObserver, log *slog.Logger) DecisionObserver {
 
 // logDecision reports one manifest decision.
 func (g *Gate) logDecision(ctx context.Context, m *admission.ManifestRequest, out outcome, err error, took time.Duration) {
-	d := DecisionRecord{Kind: "manifest", Client: m.ClientAddr, Registry: m.Registry, Repository: m.Repository,
-		Reference: m.Reference, Digest: m.Digest, Duration: took, Stale: m.Stale}
+	d := DecisionRecord{Kind: "manifest", Client: m.ClientAddr, User: m.User, Registry: m.Registry, Repository: m.Repository,
+		Reference: m.Reference, Digest: m.Digest, Duration: took, Enforced: true, Stale: m.Stale}
 	if err != nil {
 		d.Verdict, d.Reason, d.Err = "error", err.Error(), err
 		g.decisions.ObserveDecision(ctx, d)
@@ -103,11 +119,15 @@ func (g *Gate) logDecision(ctx context.Context, m *admission.ManifestRequest, ou
 	}
 	d.Identity, d.Verdict, d.Scope = out.detail.Identity, out.detail.Verdict, out.detail.Scope
 	d.Requirement, d.Reason = out.detail.Requirement, out.detail.Reason
+	if out.warnScope != "" {
+		d.Enforced, d.WarnScope = false, out.warnScope
+	}
 	g.decisions.ObserveDecision(ctx, d)
 }
 
 // logBlobDenial reports a refused blob.
 func (g *Gate) logBlobDenial(ctx context.Context, b *admission.BlobRequest, reason string) {
-	g.decisions.ObserveDecision(ctx, DecisionRecord{Kind: "blob", Client: b.ClientAddr, Registry: b.Registry,
-		Repository: b.Repository, Digest: b.Digest, Identity: b.Registry + "/" + b.Repository, Verdict: "deny", Reason: reason})
+	g.decisions.ObserveDecision(ctx, DecisionRecord{Kind: "blob", Client: b.ClientAddr, User: b.User, Registry: b.Registry,
+		Repository: b.Repository, Digest: b.Digest, Identity: b.Registry + "/" + b.Repository, Verdict: "deny", Reason: reason,
+		Enforced: true})
 }

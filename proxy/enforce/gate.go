@@ -54,6 +54,11 @@ type Options struct {
 	Logger *slog.Logger
 	// OnDecision is told every decision; nil means LogDecisions(Logger).
 	OnDecision DecisionObserver
+	// Warn lists the scopes whose policy denials are served (and reported with
+	// Enforced false); nil enforces every denial. Indeterminate decisions (503) and
+	// refusals that are not the policy's (an unparsable manifest, a blob no served
+	// manifest lists) are enforced in warn scopes too.
+	Warn *policy.ScopeSet
 }
 
 // Gate is the policy-enforcing admission.Gate. Its decisions are in decide.go; what it
@@ -85,6 +90,8 @@ type Gate struct {
 	log   *slog.Logger
 	// decisions is told every decision (Options.OnDecision).
 	decisions DecisionObserver
+	// warn is Options.Warn (a nil set matches nothing).
+	warn *policy.ScopeSet
 }
 
 var _ admission.Gate = (*Gate)(nil)
@@ -171,6 +178,7 @@ func New(opts Options) (*Gate, error) {
 		local:            local,
 		log:              log,
 		decisions:        decisionObserver(opts.OnDecision, log),
+		warn:             opts.Warn,
 	}
 	g.state.Store(g.newState(opts.Policy, opts.Finder, 1))
 	return g, nil

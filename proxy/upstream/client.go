@@ -85,7 +85,11 @@ func New(opts Options) (*Client, error) {
 	// Bottom up: connections; set-up bodies capped; redirects policed; the upstream's
 	// scheme pinned; retries; user agent. go-containerregistry's authenticating
 	// transports go on top, per repository.
-	var inner http.RoundTripper = &setupBodyLimit{inner: bt}
+	var conn http.RoundTripper = bt
+	if opts.WrapTransport != nil {
+		conn = opts.WrapTransport(conn)
+	}
+	var inner http.RoundTripper = &setupBodyLimit{inner: conn}
 	inner = &redirectGuard{upstream: originOf(base), host: base.Host, inner: inner}
 	inner = &schemeTransport{host: base.Host, scheme: base.Scheme, inner: inner}
 	inner = &retryTransport{inner: inner, retries: retries, delay: retryBaseDelay}

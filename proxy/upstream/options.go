@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"log/slog"
+	"net/http"
 	"net/url"
 	"time"
 )
@@ -39,4 +40,8 @@ type Options struct {
 	Logger *slog.Logger
 	// UserAgent is sent on every request.
 	UserAgent string
+	// WrapTransport, when set, wraps the connection-level transport: it sees every
+	// HTTP exchange with the upstream (retries, token requests and redirects each
+	// once), for metrics. It must not change requests or answers.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
