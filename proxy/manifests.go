@@ -55,7 +55,7 @@ func (h *handler) serveManifest(w http.ResponseWriter, r *http.Request, rt route
 	if !dec.Allow {
 		return denied(dec)
 	}
-	if k, ok := h.sources[rt.registry].(content.ManifestKeeper); ok {
+	if k, ok := h.sources[rt.registry].(content.ManifestKeeper); ok && !dec.Unenforced {
 		k.KeepManifest(ctx, rt.repo, rt.ref, m)
 	}
 

@@ -41,6 +41,9 @@ type Decision struct {
 	Reason string
 	// Detail is serialised as the "detail" member of the OCI error.
 	Detail any
+	// Unenforced is true when Allow is true only because the policy's denial falls in a
+	// warn scope: the content is served but not vouched for, so it is never kept.
+	Unenforced bool
 }
 
 // Target names the upstream object a request is about.

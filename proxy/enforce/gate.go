@@ -246,7 +246,7 @@ func (g *Gate) AdmitManifest(ctx context.Context, m *admission.ManifestRequest) 
 	if err != nil {
 		return admission.Decision{}, unavailable(err)
 	}
-	d := admission.Decision{Allow: out.accepted, Reason: out.detail.Reason, Detail: out.detail}
+	d := admission.Decision{Allow: out.accepted, Reason: out.detail.Reason, Detail: out.detail, Unenforced: out.warnScope != ""}
 	if !out.accepted {
 		d.Reason = denialMessage(out.detail)
 	}
