@@ -390,17 +390,18 @@ func strictDecoding(dc *mapstructure.DecoderConfig) {
 }
 
 // durationHook accepts Go duration strings (30s, 5m) for time.Duration fields. A bare number
-// is refused: `dial: 10` would silently mean ten nanoseconds.
+// other than 0 and -1 is refused: `dial: 10` would silently mean ten nanoseconds.
 func durationHook(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeFor[time.Duration]() || from == to {
 		return data, nil
 	}
-	// -1 is the one bare number allowed: "forever" (content.maxStale).
-	if n, ok := data.(int); ok && n == -1 {
-		return time.Duration(-1), nil
+	// 0 and -1 are the bare numbers allowed: zero is zero in any unit ("never", "always
+	// ask"), and -1 is "forever" (content.maxStale).
+	if n, ok := data.(int); ok && (n == 0 || n == -1) {
+		return time.Duration(n), nil
 	}
-	if s, ok := data.(string); ok && strings.TrimSpace(s) == "-1" {
-		return time.Duration(-1), nil
+	if s, ok := data.(string); ok && (strings.TrimSpace(s) == "0" || strings.TrimSpace(s) == "-1") {
+		return time.Duration(map[string]int{"0": 0, "-1": -1}[strings.TrimSpace(s)]), nil
 	}
 	s, ok := data.(string)
 	if !ok {

@@ -197,7 +197,7 @@ func (s *Source) withinStale(t store.Tag) bool {
 // confirm records that the upstream named d for tag now.
 func (s *Source) confirm(ctx context.Context, repo, tag string, d digest.Digest) {
 	if err := s.o.Store.PutTag(ctx, s.o.Registry, repo, tag, d); err != nil {
-		s.log.ErrorContext(ctx, "failed to keep a tag in the content store", "repository", repo, "tag", tag, "error", err)
+		s.logStoreError(ctx, "failed to keep a tag in the content store", "repository", repo, "tag", tag, "error", err)
 	}
 }
 
@@ -206,7 +206,7 @@ func (s *Source) kept(ctx context.Context, repo string, d digest.Digest) (*conte
 	km, err := s.o.Store.GetManifest(ctx, s.o.Registry, repo, d)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
-			s.log.WarnContext(ctx, "failed to read a kept manifest", "repository", repo, "digest", d, "error", err)
+			s.logStoreError(ctx, "failed to read a kept manifest", "repository", repo, "digest", d, "error", err)
 		}
 		return nil, false
 	}
@@ -303,7 +303,7 @@ func (s *Source) KeepManifest(ctx context.Context, repo, ref string, m *content.
 	}
 	km := store.Manifest{MediaType: content.MediaType(m.ContentType), Digest: m.Digest, Bytes: m.Bytes}
 	if err := s.o.Store.PutManifest(ctx, s.o.Registry, repo, km, refs); err != nil {
-		s.log.ErrorContext(ctx, "failed to keep a manifest in the content store; it is served, not kept",
+		s.logStoreError(ctx, "failed to keep a manifest in the content store; it is served, not kept",
 			"repository", repo, "digest", m.Digest, "error", err)
 		return
 	}
@@ -325,7 +325,7 @@ func (s *Source) Blob(ctx context.Context, repo string, d digest.Digest) (*conte
 		}
 		return &content.Blob{Body: body, Size: b.Size}, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
-		s.log.WarnContext(ctx, "failed to read a kept blob", "repository", repo, "digest", d, "error", err)
+		s.logStoreError(ctx, "failed to read a kept blob", "repository", repo, "digest", d, "error", err)
 	}
 	s.o.Store.CountMiss()
 	if s.o.Offline {
@@ -352,7 +352,7 @@ func (s *Source) link(ctx context.Context, repo string, d digest.Digest) {
 		return
 	}
 	if err := s.o.Store.LinkBlob(ctx, s.o.Registry, repo, d); err != nil {
-		s.log.WarnContext(ctx, "failed to link a kept blob to its repository", "repository", repo, "digest", d, "error", err)
+		s.logStoreError(ctx, "failed to link a kept blob to its repository", "repository", repo, "digest", d, "error", err)
 		return
 	}
 	s.linked.Store(k, struct{}{})
@@ -423,4 +423,17 @@ func (s *Source) offlineUnknown(code errcode.ErrorCode, repo, ref string) error 
 	}
 	return code.WithMessage(fmt.Sprintf("%s/%s is not kept in the content store, and upstream %s is not contacted",
 		s.o.Registry, what, s.o.Registry))
+}
+
+// logStoreError logs a failed store operation. A store marked unavailable has said so in
+// one error line of its own (cache/store), so its refusals are only debug lines here:
+// an unwritable store is one clear line, not one per request.
+func (s *Source) logStoreError(ctx context.Context, msg string, args ...any) {
+	for i := 0; i+1 < len(args); i += 2 {
+		if err, ok := args[i+1].(error); ok && errors.Is(err, store.ErrUnavailable) {
+			s.log.DebugContext(ctx, msg, args...)
+			return
+		}
+	}
+	s.log.ErrorContext(ctx, msg, args...)
 }
