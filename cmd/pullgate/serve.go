@@ -149,7 +149,7 @@ func startServer(ctx context.Context, configPath string, stderr io.Writer, newGa
 	} else {
 		w.set(built.WatchedFiles())
 		started.watcher = w
-		started.reloads.changes = w.changed
+		started.reloads.changes, started.reloads.changedAt = w.changed, w.changedAt
 		started.reloads.applied = func() { w.set(built.WatchedFiles()) }
 	}
 	logger.Info("pullgate listening", "addr", ln.Addr().String(), "config", cfg.File, "tls", srv.TLSConfig != nil,
@@ -229,7 +229,7 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logg
 		case <-hup:
 			reloads.request(ctx)
 		case <-reloads.changes:
-			reloads.request(ctx)
+			reloads.changed(ctx)
 		case <-reloads.deadline:
 			reloads.expired(ctx)
 		case res := <-reloads.results():

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -36,6 +37,30 @@ type fileWatcher struct {
 	inside map[string]bool
 	// watched are the folders fsnotify watches.
 	watched map[string]bool
+	// last is when the newest counted change was made: a reload that started after it
+	// has read it (changedAt).
+	last time.Time
+}
+
+// noteChange records when the change event names was made: the file's change time (the
+// event may be read well after it, on a busy machine), or now for a file that is gone.
+func (fw *fileWatcher) noteChange(name string) {
+	t := time.Now()
+	if fi, err := os.Lstat(name); err == nil && changeTime(fi).Before(t) {
+		t = changeTime(fi)
+	}
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if t.After(fw.last) {
+		fw.last = t
+	}
+}
+
+// changedAt is when the newest counted change was made.
+func (fw *fileWatcher) changedAt() time.Time {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	return fw.last
 }
 
 func newFileWatcher(log *slog.Logger) (*fileWatcher, error) {
@@ -131,6 +156,7 @@ func (fw *fileWatcher) run(ctx context.Context) {
 			if !fw.counts(ev) {
 				continue
 			}
+			fw.noteChange(ev.Name)
 			if settle == nil {
 				settle = time.NewTimer(watchSettle)
 			} else {
