@@ -324,6 +324,18 @@ func testBasicAuth(t *testing.T, w *enforceWorld, want v1.Hash) {
 		t.Fatalf("crane after auth login: %v\n%s", err, errOut)
 	}
 
+	// podman login, then pull with the stored credentials.
+	pod := harness.NewPodman(t, fmt.Sprintf("\n[[registry]]\nlocation = %q\ninsecure = true\n", pg.Host))
+	if _, errOut, err := pod.Run(t, "login", "--tls-verify=false", "-u", "alice", "-p", password, pg.Host); err != nil {
+		t.Fatalf("podman login: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := pod.Pull(t, ref); err != nil {
+		t.Fatalf("podman pull after login: %v\n%s", err, errOut)
+	}
+	if got := pod.ImageDigest(t, ref); got != want.String() {
+		t.Errorf("podman pulled %q, want %s", got, want)
+	}
+
 	if len(decisions(pg, "ops/app", "")) == 0 {
 		t.Fatal("no decisions logged")
 	}
