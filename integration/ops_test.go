@@ -521,6 +521,8 @@ func testMetrics(t *testing.T, w *enforceWorld, digests map[string]v1.Hash) {
 	}
 	call(t, http.MethodGet, "http://"+pg.Host+"/v2/"+fullName("ops/unsigned")+"/manifests/v1").denied(t, "unsigned")
 	call(t, http.MethodGet, "http://"+pg.Host+"/v2/"+fullName("ops/app")+"/manifests/v1").served(t, "again", digests["ops/app"])
+	// Timing the policy keeps its listing refusal: a reject scope's tags stay hidden.
+	call(t, http.MethodGet, "http://"+pg.Host+"/v2/"+fullName("rejected/app")+"/tags/list").denied(t, "tags of a reject scope")
 
 	verdicts := func(v string) int {
 		return countLines(pg, "decision", func(e map[string]any) bool { return e["verdict"] == v })

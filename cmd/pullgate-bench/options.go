@@ -32,6 +32,9 @@ type options struct {
 	UpstreamMbit int `json:"upstreamMbit"`
 	// ProxyLogLevel is pullgate's log.level.
 	ProxyLogLevel string `json:"proxyLogLevel"`
+	// Ops also compares plain pullgate with pullgate with metrics on, and with TLS and
+	// basic auth.
+	Ops bool `json:"ops"`
 
 	// Registry and Pullgate are binaries; empty means the defaults (GOPATH/bin/registry,
 	// and pullgate built from this module).
@@ -58,6 +61,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.ClientHash, "client-hash", false, "hash blob bodies on the client (both sides) instead of discarding them")
 	fs.StringVar(&o.Lookaside, "lookaside", "http", "signature lookaside pullgate reads: http (a local server) or file")
 	fs.IntVar(&o.UpstreamMbit, "upstream-mbit", 0, "pace the registry's answers to this many Mbit/s, on both sides (0: plain loopback)")
+	fs.BoolVar(&o.Ops, "ops", false, "also compare plain pullgate with pullgate with metrics, and with TLS and basic auth")
 	fs.StringVar(&o.ProxyLogLevel, "proxy-log-level", "warn", "pullgate's log level (info logs every request and decision)")
 	fs.StringVar(&o.Registry, "registry", "", "a registry binary to start with \"serve CONFIG\" (default: this binary serves distribution's registry in a process of its own)")
 	fs.StringVar(&o.Pullgate, "pullgate", "", "pullgate binary to measure (default: go build ./cmd/pullgate)")

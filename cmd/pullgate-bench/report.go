@@ -32,7 +32,9 @@ type report struct {
 	ColdPull        coldResult    `json:"coldPull"`
 	Memory          memoryResult  `json:"pullgateMemory"`
 	Targets         []targetCheck `json:"targets"`
-	ElapsedSeconds  float64       `json:"elapsedSeconds"`
+	// Operations is the -ops comparison; nil without -ops.
+	Operations     *opsResult `json:"operations,omitempty"`
+	ElapsedSeconds float64    `json:"elapsedSeconds"`
 }
 
 type machineInfo struct {
@@ -249,6 +251,7 @@ func (r *report) writeTable(w io.Writer) error {
 	p("  after manifests and %d × %d MiB\t%s / %s", o.Layers, o.LayerMiB, kib(mm.AfterMultiLayer.RSSKiB), kib(mm.AfterMultiLayer.HWMKiB))
 	p("  after %d × %d MiB more\t%s / %s", o.Runs, o.BigLayerMiB, kib(mm.AfterBigLayer.RSSKiB), kib(mm.AfterBigLayer.HWMKiB))
 	p("  largest VmRSS while %d MiB streamed\t%s (%d samples)", o.BigLayerMiB, kib(mm.SampledMaxDuringBigKiB), mm.Samples)
+	r.writeOpsTable(p)
 	p("")
 	p("TARGETS (information only, not an exit status)\ttarget\tmeasured")
 	for _, t := range r.Targets {

@@ -20,9 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distribution/reference"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/enforce"
@@ -257,4 +259,30 @@ type observerFunc func(context.Context, proxy.Route, proxy.AccessRecord)
 
 func (f observerFunc) Observe(ctx context.Context, rt proxy.Route, rec proxy.AccessRecord) {
 	f(ctx, rt, rec)
+}
+
+// TestTimedEvaluatorKeepsListingRefusal: the metrics' timing decorator keeps the
+// policy's ID and its RepositoryPolicy upgrade.
+func TestTimedEvaluatorKeepsListingRefusal(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "policy.json")
+	if err := os.WriteFile(path, []byte(`{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"docker.io/library":[{"type":"reject"}]}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newTimedEvaluator(pol, NewMetrics().evaluateTime)
+	rp, ok := e.(enforce.RepositoryPolicy)
+	if !ok {
+		t.Fatal("the timed policy lost RejectsRepository")
+	}
+	named, _ := reference.ParseNormalizedNamed("docker.io/library/alpine")
+	if _, rejected := rp.RejectsRepository(named); !rejected {
+		t.Error("the timed policy does not reject a reject scope's repository")
+	}
+	if id, ok := e.(enforce.Identified); !ok || id.ID() != pol.ID() || id.ID() == "" {
+		t.Error("the timed policy lost its ID")
+	}
 }
