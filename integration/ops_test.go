@@ -538,7 +538,7 @@ func testMetrics(t *testing.T, w *enforceWorld, digests map[string]v1.Hash) {
 		lines := countLines(pg, "request", func(map[string]any) bool { return true })
 		ok := int(accept) == verdicts("accept") && int(deny) == verdicts("deny") && int(requests) == lines
 		if ok {
-			if accept < 2 || deny != 1 || forbidden != 1 || !errFound || errs != 0 {
+			if accept < 2 || deny != 1 || forbidden != 2 || !errFound || errs != 0 { // 403s: the denial and the listing
 				t.Errorf("accept %v deny %v error %v (found %v) 403s %v", accept, deny, errs, errFound, forbidden)
 			}
 			up, _ := metricValue(fams, "pullgate_upstream_requests_total", map[string]string{"upstream": upstreamName, "code": "200"})
