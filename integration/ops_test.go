@@ -761,8 +761,9 @@ func testAudit(t *testing.T, w *enforceWorld, digests map[string]v1.Hash) {
 // scope the same kind of image is refused.
 func testWarn(t *testing.T, w *enforceWorld, digests map[string]v1.Hash) {
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
-	pg := harness.StartPullgate(t, w.bin, opsConfig(t, w, w.policy, fmt.Sprintf(
-		"enforcement:\n  warn: [%q]\nmetrics:\n  listen: 127.0.0.1:0\naudit:\n  path: %q\n", fullName("warn"), audit)))
+	config := opsConfig(t, w, w.policy, fmt.Sprintf(
+		"enforcement:\n  warn: [%q]\nmetrics:\n  listen: 127.0.0.1:0\naudit:\n  path: %q\n", fullName("warn"), audit))
+	pg := harness.StartPullgate(t, w.bin, config)
 	addr, _ := pg.WaitLog(t, "metrics listening", 0)["addr"].(string)
 	ref := pg.Host + "/" + fullName("warn/app") + ":v1"
 	if errOut, err := crane(t, nil, "pull", "--insecure", ref, filepath.Join(t.TempDir(), "img.tar")); err != nil {
@@ -779,6 +780,13 @@ func testWarn(t *testing.T, w *enforceWorld, digests map[string]v1.Hash) {
 	lines := waitAudit(t, audit, 2)
 	if lines[0]["enforced"] != false || lines[0]["warnScope"] != fullName("warn") || lines[1]["enforced"] != true {
 		t.Errorf("audit %v", lines)
+	}
+	// verify reports the policy's verdict, warn scope or not, and writes no audit line.
+	if code, out, errOut := harness.RunPullgate(t, w.bin, "verify", "--config", config, fullName("warn/app")+":v1"); code != 1 {
+		t.Errorf("verify in a warn scope: exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	if n := len(auditLines(t, audit)); n != 2 {
+		t.Errorf("%d audit lines after verify, want 2", n)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

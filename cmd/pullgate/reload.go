@@ -40,9 +40,11 @@ type reloader struct {
 	timedOut bool             // the running reload has been reported as timed out
 	queued   bool             // a request arrived while a reload was running
 
-	// changes reports file changes (the watcher; nil: none); each one asks for a
-	// reload like SIGHUP.
-	changes <-chan struct{}
+	// changes reports file changes (the watcher; nil: none) with the time the change
+	// was last seen; each one asks for a reload like SIGHUP (see changed).
+	changes <-chan time.Time
+	// startedAt is when the running reload started.
+	startedAt time.Time
 	// files, when set, is asked to re-read the TLS and htpasswd files on every
 	// request (it must not block); applied is called after a policy reload is put in
 	// force (the watcher then follows the key files the new policy names).
@@ -80,7 +82,21 @@ func (r *reloader) request(ctx context.Context) {
 	r.logger.InfoContext(ctx, "reload requested while one runs; it runs next")
 }
 
+// changed handles a file change last seen at at. A reload that started after it reads
+// the changed files already, so it is not queued again (an editor's save and the
+// SIGHUP sent right after it make one reload, not two).
+func (r *reloader) changed(ctx context.Context, at time.Time) {
+	if r.running != nil && !r.timedOut && r.startedAt.After(at) {
+		if r.files != nil {
+			r.files()
+		}
+		return
+	}
+	r.request(ctx)
+}
+
 func (r *reloader) start(ctx context.Context) {
+	r.startedAt = time.Now()
 	// Buffered, so that a reload whose result nobody waits for any more (shutdown) ends.
 	results := make(chan reloadResult, 1)
 	r.running, r.timedOut = results, false

@@ -228,8 +228,8 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logg
 			return fmt.Errorf("serving: %w", err)
 		case <-hup:
 			reloads.request(ctx)
-		case <-reloads.changes:
-			reloads.request(ctx)
+		case at := <-reloads.changes:
+			reloads.changed(ctx, at)
 		case <-reloads.deadline:
 			reloads.expired(ctx)
 		case res := <-reloads.results():

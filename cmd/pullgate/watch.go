@@ -26,8 +26,10 @@ const watchSettle = 300 * time.Millisecond
 type fileWatcher struct {
 	w   *fsnotify.Watcher
 	log *slog.Logger
-	// changed holds one report; reports while one is pending add nothing.
-	changed chan struct{}
+	// changed holds one report: the time the last event of a change was seen. A
+	// report while one is pending replaces nothing (the pending one is older, so a
+	// reload started after it covers less; see reloader.changed).
+	changed chan time.Time
 
 	mu sync.Mutex
 	// names maps a watched parent folder to the file names in it that count.
@@ -43,7 +45,7 @@ func newFileWatcher(log *slog.Logger) (*fileWatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileWatcher{w: w, log: log, changed: make(chan struct{}, 1), names: map[string]map[string]bool{},
+	return &fileWatcher{w: w, log: log, changed: make(chan time.Time, 1), names: map[string]map[string]bool{},
 		inside: map[string]bool{}, watched: map[string]bool{}}, nil
 }
 
@@ -120,6 +122,7 @@ func (fw *fileWatcher) run(ctx context.Context) {
 	defer fw.w.Close()
 	var settle *time.Timer
 	var fire <-chan time.Time
+	var last time.Time // when the last counted event was seen
 	for {
 		select {
 		case <-ctx.Done():
@@ -131,6 +134,7 @@ func (fw *fileWatcher) run(ctx context.Context) {
 			if !fw.counts(ev) {
 				continue
 			}
+			last = time.Now()
 			if settle == nil {
 				settle = time.NewTimer(watchSettle)
 			} else {
@@ -143,17 +147,17 @@ func (fw *fileWatcher) run(ctx context.Context) {
 			}
 			// An overflow loses events: report a change, so that nothing is missed.
 			fw.log.Warn("file watcher error; reloading to be safe", "err", err)
-			fw.report()
+			fw.report(time.Now())
 		case <-fire:
 			fire = nil
-			fw.report()
+			fw.report(last)
 		}
 	}
 }
 
-func (fw *fileWatcher) report() {
+func (fw *fileWatcher) report(at time.Time) {
 	select {
-	case fw.changed <- struct{}{}:
+	case fw.changed <- at:
 	default:
 	}
 }

@@ -78,3 +78,24 @@ func TestFileWatcher(t *testing.T) {
 		}
 	}
 }
+
+// TestReloaderChanged: a file change seen before the running reload started is covered
+// by it; one seen after queues another reload.
+func TestReloaderChanged(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	r := newReloader(testReloadConfig(time.Hour), func(context.Context) (func(), error) {
+		<-release
+		return func() {}, nil
+	}, slog.New(slog.DiscardHandler))
+	before := time.Now()
+	r.request(context.Background())
+	r.changed(context.Background(), before)
+	if r.queued {
+		t.Fatal("a change seen before the running reload started queued another")
+	}
+	r.changed(context.Background(), time.Now().Add(time.Millisecond))
+	if !r.queued {
+		t.Fatal("a change seen after the running reload started was not queued")
+	}
+}
