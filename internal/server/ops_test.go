@@ -286,3 +286,42 @@ func TestTimedEvaluatorKeepsListingRefusal(t *testing.T) {
 		t.Error("the timed policy lost its ID")
 	}
 }
+
+// TestOpsHandler: /healthz, /readyz (policy loaded, content store reachable) and the
+// content store's families through contentStatsHook.
+func TestOpsHandler(t *testing.T) {
+	s := &Server{ops: &operations{metrics: NewMetrics()}}
+	h := s.OpsHandler()
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz %d", code)
+	}
+	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz before the policy is loaded: %d", code)
+	}
+	s.ops.policyLoaded.Store(true)
+	if code, _ := get("/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz: %d", code)
+	}
+	reachable := error(nil)
+	s.contentStatsHook(func() (int64, int64, int64, int64) { return 7, 3, 1, 4096 },
+		func(context.Context) error { return reachable })
+	if code, _ := get("/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz with a reachable store: %d", code)
+	}
+	reachable = errNotRegular
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "content store") {
+		t.Errorf("/readyz with an unreachable store: %d %q", code, body)
+	}
+	_, body := get("/metrics")
+	for _, want := range []string{"pullgate_content_bytes 4096", "pullgate_content_hits_total 7", "pullgate_content_misses_total 3",
+		`pullgate_decisions_total{verdict="accept"} 0`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
