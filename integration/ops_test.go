@@ -324,6 +324,18 @@ func testBasicAuth(t *testing.T, w *enforceWorld, want v1.Hash) {
 		t.Fatalf("crane after auth login: %v\n%s", err, errOut)
 	}
 
+	// podman login, then pull with the stored credentials.
+	pod := harness.NewPodman(t, fmt.Sprintf("\n[[registry]]\nlocation = %q\ninsecure = true\n", pg.Host))
+	if _, errOut, err := pod.Run(t, "login", "--tls-verify=false", "-u", "alice", "-p", password, pg.Host); err != nil {
+		t.Fatalf("podman login: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := pod.Pull(t, ref); err != nil {
+		t.Fatalf("podman pull after login: %v\n%s", err, errOut)
+	}
+	if got := pod.ImageDigest(t, ref); got != want.String() {
+		t.Errorf("podman pulled %q, want %s", got, want)
+	}
+
 	if len(decisions(pg, "ops/app", "")) == 0 {
 		t.Fatal("no decisions logged")
 	}
@@ -509,6 +521,8 @@ func testMetrics(t *testing.T, w *enforceWorld, digests map[string]v1.Hash) {
 	}
 	call(t, http.MethodGet, "http://"+pg.Host+"/v2/"+fullName("ops/unsigned")+"/manifests/v1").denied(t, "unsigned")
 	call(t, http.MethodGet, "http://"+pg.Host+"/v2/"+fullName("ops/app")+"/manifests/v1").served(t, "again", digests["ops/app"])
+	// Timing the policy keeps its listing refusal: a reject scope's tags stay hidden.
+	call(t, http.MethodGet, "http://"+pg.Host+"/v2/"+fullName("rejected/app")+"/tags/list").denied(t, "tags of a reject scope")
 
 	verdicts := func(v string) int {
 		return countLines(pg, "decision", func(e map[string]any) bool { return e["verdict"] == v })
@@ -524,7 +538,7 @@ func testMetrics(t *testing.T, w *enforceWorld, digests map[string]v1.Hash) {
 		lines := countLines(pg, "request", func(map[string]any) bool { return true })
 		ok := int(accept) == verdicts("accept") && int(deny) == verdicts("deny") && int(requests) == lines
 		if ok {
-			if accept < 2 || deny != 1 || forbidden != 1 || !errFound || errs != 0 {
+			if accept < 2 || deny != 1 || forbidden != 2 || !errFound || errs != 0 { // 403s: the denial and the listing
 				t.Errorf("accept %v deny %v error %v (found %v) 403s %v", accept, deny, errs, errFound, forbidden)
 			}
 			up, _ := metricValue(fams, "pullgate_upstream_requests_total", map[string]string{"upstream": upstreamName, "code": "200"})
@@ -747,8 +761,9 @@ func testAudit(t *testing.T, w *enforceWorld, digests map[string]v1.Hash) {
 // scope the same kind of image is refused.
 func testWarn(t *testing.T, w *enforceWorld, digests map[string]v1.Hash) {
 	audit := filepath.Join(t.TempDir(), "audit.jsonl")
-	pg := harness.StartPullgate(t, w.bin, opsConfig(t, w, w.policy, fmt.Sprintf(
-		"enforcement:\n  warn: [%q]\nmetrics:\n  listen: 127.0.0.1:0\naudit:\n  path: %q\n", fullName("warn"), audit)))
+	config := opsConfig(t, w, w.policy, fmt.Sprintf(
+		"enforcement:\n  warn: [%q]\nmetrics:\n  listen: 127.0.0.1:0\naudit:\n  path: %q\n", fullName("warn"), audit))
+	pg := harness.StartPullgate(t, w.bin, config)
 	addr, _ := pg.WaitLog(t, "metrics listening", 0)["addr"].(string)
 	ref := pg.Host + "/" + fullName("warn/app") + ":v1"
 	if errOut, err := crane(t, nil, "pull", "--insecure", ref, filepath.Join(t.TempDir(), "img.tar")); err != nil {
@@ -765,6 +780,13 @@ func testWarn(t *testing.T, w *enforceWorld, digests map[string]v1.Hash) {
 	lines := waitAudit(t, audit, 2)
 	if lines[0]["enforced"] != false || lines[0]["warnScope"] != fullName("warn") || lines[1]["enforced"] != true {
 		t.Errorf("audit %v", lines)
+	}
+	// verify reports the policy's verdict, warn scope or not, and writes no audit line.
+	if code, out, errOut := harness.RunPullgate(t, w.bin, "verify", "--config", config, fullName("warn/app")+":v1"); code != 1 {
+		t.Errorf("verify in a warn scope: exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	if n := len(auditLines(t, audit)); n != 2 {
+		t.Errorf("%d audit lines after verify, want 2", n)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -166,6 +166,11 @@ func runBench(ctx context.Context, o *options, progress io.Writer) (_ *report, e
 	if err := m.all(ctx, o, r, big, multi, cold); err != nil {
 		return nil, err
 	}
+	if o.Ops {
+		if err := measureOps(ctx, o, r, b.path, dir, regAddr, reg.pid(), trust, m.proxy, pg.pid(), big, multi, logf); err != nil {
+			return nil, fmt.Errorf("operations comparison: %w", err)
+		}
+	}
 	if pg.exited() {
 		return nil, errors.New("pullgate exited during the benchmark")
 	}

@@ -40,6 +40,9 @@ type options struct {
 	StoreBlobMiB int `json:"storeBlobMiB"`
 	// Crowd is the number of concurrent first pulls of one image.
 	Crowd int `json:"crowd"`
+	// Ops also compares plain pullgate with pullgate with metrics on, and with TLS and
+	// basic auth.
+	Ops bool `json:"ops"`
 
 	// Registry and Pullgate are binaries; empty means the defaults (GOPATH/bin/registry,
 	// and pullgate built from this module).
@@ -66,6 +69,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.ClientHash, "client-hash", false, "hash blob bodies on the client (both sides) instead of discarding them")
 	fs.StringVar(&o.Lookaside, "lookaside", "http", "signature lookaside pullgate reads: http (a local server) or file")
 	fs.IntVar(&o.UpstreamMbit, "upstream-mbit", 0, "pace the registry's answers to this many Mbit/s, on both sides (0: plain loopback)")
+	fs.BoolVar(&o.Ops, "ops", false, "also compare plain pullgate with pullgate with metrics, and with TLS and basic auth")
 	fs.StringVar(&o.ProxyLogLevel, "proxy-log-level", "warn", "pullgate's log level (info logs every request and decision)")
 	fs.BoolVar(&o.Content, "content", true, "measure the content store too (warm, upstream down, distribution's proxy mode as the peer)")
 	fs.IntVar(&o.StoreBlobMiB, "store-blob-mib", 1024, "size of the blob kept and served from the store while pullgate's memory is sampled, MiB")

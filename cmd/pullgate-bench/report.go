@@ -35,7 +35,9 @@ type report struct {
 	Memory          memoryResult   `json:"pullgateMemory"`
 	Content         *contentResult `json:"content,omitempty"`
 	Targets         []targetCheck  `json:"targets"`
-	ElapsedSeconds  float64        `json:"elapsedSeconds"`
+	// Operations is the -ops comparison; nil without -ops.
+	Operations     *opsResult `json:"operations,omitempty"`
+	ElapsedSeconds float64    `json:"elapsedSeconds"`
 }
 
 type machineInfo struct {
@@ -281,6 +283,7 @@ func (r *report) writeTable(w io.Writer) error {
 	if r.Content != nil {
 		r.writeContent(p)
 	}
+	r.writeOpsTable(p)
 	p("")
 	p("TARGETS (information only, not an exit status)\ttarget\tmeasured")
 	for _, t := range r.Targets {

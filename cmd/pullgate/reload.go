@@ -40,15 +40,11 @@ type reloader struct {
 	timedOut bool             // the running reload has been reported as timed out
 	queued   bool             // a request arrived while a reload was running
 
-	// changes reports file changes (the watcher; nil: none); each one asks for a
-	// reload like SIGHUP, unless a reload that started after the change (changedAt)
-	// runs or ran in time: it read the changed files already.
-	changes   <-chan struct{}
-	changedAt func() time.Time
-	// started is when the newest reload started; coveredUntil is the start of the newest
-	// reload that is running in time or was put in force.
-	started      time.Time
-	coveredUntil time.Time
+	// changes reports file changes (the watcher; nil: none) with the time the change
+	// was last seen; each one asks for a reload like SIGHUP (see changed).
+	changes <-chan time.Time
+	// startedAt is when the running reload started.
+	startedAt time.Time
 	// files, when set, is asked to re-read the TLS and htpasswd files on every
 	// request (it must not block); applied is called after a policy reload is put in
 	// force (the watcher then follows the key files the new policy names).
@@ -86,23 +82,24 @@ func (r *reloader) request(ctx context.Context) {
 	r.logger.InfoContext(ctx, "reload requested while one runs; it runs next")
 }
 
-// changed handles one report of the file watcher: a request, unless the files were read
-// after the change by a reload that runs in time or was put in force. Without this, a
-// SIGHUP sent right after an edit would be followed by a second, redundant reload.
-func (r *reloader) changed(ctx context.Context) {
-	if r.changedAt != nil && !r.coveredUntil.IsZero() && r.changedAt().Before(r.coveredUntil) {
-		r.logger.DebugContext(ctx, "file change already read by the reload that started after it")
+// changed handles a file change last seen at at. A reload that started after it reads
+// the changed files already, so it is not queued again (an editor's save and the
+// SIGHUP sent right after it make one reload, not two).
+func (r *reloader) changed(ctx context.Context, at time.Time) {
+	if r.running != nil && !r.timedOut && r.startedAt.After(at) {
+		if r.files != nil {
+			r.files()
+		}
 		return
 	}
 	r.request(ctx)
 }
 
 func (r *reloader) start(ctx context.Context) {
+	r.startedAt = time.Now()
 	// Buffered, so that a reload whose result nobody waits for any more (shutdown) ends.
 	results := make(chan reloadResult, 1)
 	r.running, r.timedOut = results, false
-	r.started = time.Now()
-	r.coveredUntil = r.started
 	r.timer = time.NewTimer(r.timeout)
 	r.deadline = r.timer.C
 	load := r.load
@@ -115,7 +112,6 @@ func (r *reloader) start(ctx context.Context) {
 // expired is called when the running reload's deadline passes.
 func (r *reloader) expired(ctx context.Context) {
 	r.deadline, r.timedOut = nil, true
-	r.coveredUntil = time.Time{} // its read will not be put in force
 	r.logger.ErrorContext(ctx, "reload timed out; the previous policy stays in force", "timeout", r.timeout.String(),
 		"policy", r.cfg.Policy.Path, "registriesDir", r.cfg.Policy.RegistriesDir)
 }
@@ -139,7 +135,6 @@ func (r *reloader) finished(ctx context.Context, res reloadResult) {
 // apply puts a reload's result in force, or reports why it cannot be.
 func (r *reloader) apply(ctx context.Context, res reloadResult) {
 	if res.err != nil {
-		r.coveredUntil = time.Time{}
 		r.logger.ErrorContext(ctx, "failed to reload the policy; the previous policy stays in force", "policy", r.cfg.Policy.Path, "err", res.err)
 		return
 	}

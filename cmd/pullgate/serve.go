@@ -149,7 +149,7 @@ func startServer(ctx context.Context, configPath string, stderr io.Writer, newGa
 	} else {
 		w.set(built.WatchedFiles())
 		started.watcher = w
-		started.reloads.changes, started.reloads.changedAt = w.changed, w.changedAt
+		started.reloads.changes = w.changed
 		started.reloads.applied = func() { w.set(built.WatchedFiles()) }
 	}
 	logger.Info("pullgate listening", "addr", ln.Addr().String(), "config", cfg.File, "tls", srv.TLSConfig != nil,
@@ -228,8 +228,8 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, logg
 			return fmt.Errorf("serving: %w", err)
 		case <-hup:
 			reloads.request(ctx)
-		case <-reloads.changes:
-			reloads.changed(ctx)
+		case at := <-reloads.changes:
+			reloads.changed(ctx, at)
 		case <-reloads.deadline:
 			reloads.expired(ctx)
 		case res := <-reloads.results():

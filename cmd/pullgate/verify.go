@@ -41,7 +41,7 @@ func evaluateImage(ctx context.Context, cfg *config.Config, image reference.Name
 	if !slices.ContainsFunc(cfg.Upstreams, func(u config.Upstream) bool { return u.Registry == registry }) {
 		return policy.Verdict{}, fmt.Errorf("registry %s is not a configured upstream (upstreams: %s)", registry, config.RegistryList(cfg.Upstreams))
 	}
-	built, err := server.Build(ctx, cfg, logger, server.Options{})
+	built, err := server.Build(ctx, cfg, logger, server.Options{NoOperations: true})
 	if err != nil {
 		return policy.Verdict{}, err
 	}

@@ -27,8 +27,10 @@ const watchSettle = 300 * time.Millisecond
 type fileWatcher struct {
 	w   *fsnotify.Watcher
 	log *slog.Logger
-	// changed holds one report; reports while one is pending add nothing.
-	changed chan struct{}
+	// changed holds one report: the time the last event of a change was seen. A
+	// report while one is pending replaces nothing (the pending one is older, so a
+	// reload started after it covers less; see reloader.changed).
+	changed chan time.Time
 
 	mu sync.Mutex
 	// names maps a watched parent folder to the file names in it that count.
@@ -37,30 +39,6 @@ type fileWatcher struct {
 	inside map[string]bool
 	// watched are the folders fsnotify watches.
 	watched map[string]bool
-	// last is when the newest counted change was made: a reload that started after it
-	// has read it (changedAt).
-	last time.Time
-}
-
-// noteChange records when the change event names was made: the file's change time (the
-// event may be read well after it, on a busy machine), or now for a file that is gone.
-func (fw *fileWatcher) noteChange(name string) {
-	t := time.Now()
-	if fi, err := os.Lstat(name); err == nil && changeTime(fi).Before(t) {
-		t = changeTime(fi)
-	}
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	if t.After(fw.last) {
-		fw.last = t
-	}
-}
-
-// changedAt is when the newest counted change was made.
-func (fw *fileWatcher) changedAt() time.Time {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	return fw.last
 }
 
 func newFileWatcher(log *slog.Logger) (*fileWatcher, error) {
@@ -68,7 +46,7 @@ func newFileWatcher(log *slog.Logger) (*fileWatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileWatcher{w: w, log: log, changed: make(chan struct{}, 1), names: map[string]map[string]bool{},
+	return &fileWatcher{w: w, log: log, changed: make(chan time.Time, 1), names: map[string]map[string]bool{},
 		inside: map[string]bool{}, watched: map[string]bool{}}, nil
 }
 
@@ -145,6 +123,7 @@ func (fw *fileWatcher) run(ctx context.Context) {
 	defer fw.w.Close()
 	var settle *time.Timer
 	var fire <-chan time.Time
+	var last time.Time // when the newest counted change was made
 	for {
 		select {
 		case <-ctx.Done():
@@ -156,7 +135,9 @@ func (fw *fileWatcher) run(ctx context.Context) {
 			if !fw.counts(ev) {
 				continue
 			}
-			fw.noteChange(ev.Name)
+			if t := changedAt(ev.Name); t.After(last) {
+				last = t
+			}
 			if settle == nil {
 				settle = time.NewTimer(watchSettle)
 			} else {
@@ -169,17 +150,30 @@ func (fw *fileWatcher) run(ctx context.Context) {
 			}
 			// An overflow loses events: report a change, so that nothing is missed.
 			fw.log.Warn("file watcher error; reloading to be safe", "err", err)
-			fw.report()
+			fw.report(time.Now())
 		case <-fire:
 			fire = nil
-			fw.report()
+			fw.report(last)
 		}
 	}
 }
 
-func (fw *fileWatcher) report() {
+func (fw *fileWatcher) report(at time.Time) {
 	select {
-	case fw.changed <- struct{}{}:
+	case fw.changed <- at:
 	default:
 	}
+}
+
+// changedAt is when the change an event names was made: the file's change time (the
+// event may be read well after it on a busy machine, and a reload that started between
+// the two has read the change), or now for a file that is gone.
+func changedAt(name string) time.Time {
+	now := time.Now()
+	if fi, err := os.Lstat(name); err == nil {
+		if t := changeTime(fi); t.Before(now) {
+			return t
+		}
+	}
+	return now
 }

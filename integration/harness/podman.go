@@ -76,3 +76,9 @@ func (p *Podman) ImageDigest(t testing.TB, ref string) string {
 	}
 	return strings.TrimSpace(out)
 }
+
+// Run runs podman with args after its global flags and returns its output and error.
+func (p *Podman) Run(t testing.TB, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	return runCommand(ToolTimeout, p.bin, "", p.env, append(p.global, args...)...)
+}

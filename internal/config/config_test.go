@@ -656,6 +656,16 @@ func TestEnvironmentOverrides(t *testing.T) {
 				t.Errorf("Policy.RegistriesDir = %q, want %q", cfg.Policy.RegistriesDir, want)
 			}
 		}},
+		{map[string]string{"PULLGATE_ENFORCEMENT_WARN": "docker.io/library, quay.io"}, func(t *testing.T, _ string, cfg *Config) {
+			if !slices.Equal(cfg.Enforcement.Warn, []string{"docker.io/library", "quay.io"}) {
+				t.Errorf("Enforcement.Warn = %q", cfg.Enforcement.Warn)
+			}
+		}},
+		{map[string]string{"PULLGATE_ENFORCEMENT_WARN": `["docker.io/library/alpine:3.20"]`, "PULLGATE_METRICS_LISTEN": "127.0.0.1:9090"}, func(t *testing.T, _ string, cfg *Config) {
+			if !slices.Equal(cfg.Enforcement.Warn, []string{"docker.io/library/alpine:3.20"}) || cfg.Metrics.Listen != "127.0.0.1:9090" {
+				t.Errorf("Enforcement.Warn = %q, Metrics.Listen = %q", cfg.Enforcement.Warn, cfg.Metrics.Listen)
+			}
+		}},
 		{map[string]string{"PULLGATE_POLICY_RELOADTIMEOUT": "2s"}, func(t *testing.T, _ string, cfg *Config) {
 			if cfg.Policy.ReloadTimeout != 2*time.Second {
 				t.Errorf("Policy.ReloadTimeout = %s, want 2s", cfg.Policy.ReloadTimeout)

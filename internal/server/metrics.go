@@ -211,6 +211,27 @@ func (o decisionObservers) ObserveDecision(ctx context.Context, d enforce.Decisi
 // ID passes the policy's content ID on, so that timing it keeps the gate's policy key.
 func (e timedEvaluator) ID() string { return idOf(e.inner) }
 
+// timedRepositoryEvaluator is a timedEvaluator over a policy that can refuse listings
+// (enforce.RepositoryPolicy): the gate finds that ability by type assertion, so the
+// decorator must keep it, or timing the policy would open the listings of reject scopes.
+type timedRepositoryEvaluator struct {
+	timedEvaluator
+	repo enforce.RepositoryPolicy
+}
+
+func (e timedRepositoryEvaluator) RejectsRepository(named reference.Named) (string, bool) {
+	return e.repo.RejectsRepository(named)
+}
+
+// newTimedEvaluator times inner, keeping what the gate finds by type assertion.
+func newTimedEvaluator(inner enforce.Evaluator, took prometheus.Observer) enforce.Evaluator {
+	t := timedEvaluator{inner: inner, took: took}
+	if rp, ok := inner.(enforce.RepositoryPolicy); ok {
+		return timedRepositoryEvaluator{timedEvaluator: t, repo: rp}
+	}
+	return t
+}
+
 // ID passes the finder's content ID on.
 func (f timedFinder) ID() string { return idOf(f.inner) }
 

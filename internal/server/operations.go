@@ -89,7 +89,7 @@ func (o *operations) gateOps(logger *slog.Logger) gateOps {
 	if o.metrics != nil {
 		obs = append(obs, o.metrics)
 		m := o.metrics
-		g.wrapEval = func(e enforce.Evaluator) enforce.Evaluator { return timedEvaluator{inner: e, took: m.evaluateTime} }
+		g.wrapEval = func(e enforce.Evaluator) enforce.Evaluator { return newTimedEvaluator(e, m.evaluateTime) }
 		g.wrapFinder = func(f enforce.Finder) enforce.Finder { return timedFinder{inner: f, took: m.signatureTime} }
 	}
 	if o.audit != nil {

@@ -53,6 +53,9 @@ type Options struct {
 	LookasideTimeout time.Duration
 	// UserAgent is sent upstream; empty means pullgate/<version>.
 	UserAgent string
+	// NoOperations leaves out TLS, basic auth, metrics, the audit file and warn scopes:
+	// verify reports the policy's own verdict and needs none of serve's files.
+	NoOperations bool
 }
 
 // Server is the assembled program.
@@ -79,9 +82,12 @@ type Upstream struct {
 // mean the packages' defaults). Any problem stops the start-up: pullgate never serves
 // unchecked content.
 func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Options) (*Server, error) {
-	ops, err := newOperations(cfg, logger)
-	if err != nil {
-		return nil, err
+	ops := &operations{}
+	if !opts.NoOperations {
+		var err error
+		if ops, err = newOperations(cfg, logger); err != nil {
+			return nil, err
+		}
 	}
 	upstreams, err := newUpstreams(cfg, logger, opts.UserAgent, ops.wrapUpstream())
 	if err != nil {
