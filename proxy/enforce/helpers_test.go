@@ -355,3 +355,10 @@ func lastDecision(t *testing.T, b *testsupport.LogBuffer) map[string]any {
 	}
 	return recs[len(recs)-1]
 }
+
+// size is the number of manifests and blob references held.
+func (a *admissions) size() (manifests, blobs int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lru.Len(), a.weight
+}

@@ -425,3 +425,13 @@ func signedCosignLayer(t *testing.T, key *ecdsa.PrivateKey, d digest.Digest) sig
 	return sigLayer{mediaType: mediaTypeSimpleSign, data: payload,
 		annotations: map[string]string{"dev.cosignproject.cosign/signature": base64.StdEncoding.EncodeToString(sig)}}
 }
+
+// inUse is the number of bytes taken from the pool.
+func (p *bytePool) inUse() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.used
+}
+
+// len is the number of manifests remembered.
+func (v *verdictSettings) len() int { return v.lru.Len() }

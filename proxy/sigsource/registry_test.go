@@ -95,7 +95,7 @@ func TestSignatureAPI(t *testing.T) {
 		{name: "not JSON", answer: func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "<html>") }, wantErr: true},
 		{name: "content not base64", list: `{"signatures":[{"schemaVersion":2,"type":"atomic","content":"%%%"}]}`, wantErr: true},
 		{name: "oversized list", answer: func(w http.ResponseWriter, _ *http.Request) {
-			io.WriteString(w, `{"signatures":[]}`+strings.Repeat(" ", maxSignatureListSize))
+			io.WriteString(w, `{"signatures":[]}`+strings.Repeat(" ", 4<<20) /* the upstream client reads at most 4 MiB */)
 		}, wantErr: true},
 	}
 	for _, tt := range tests {

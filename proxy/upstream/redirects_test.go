@@ -120,8 +120,7 @@ func TestAPIRequestsFollowNoRedirectToAnotherHost(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			internal := startInternal(t, []byte(internalSecret))
-			var srv *httptest.Server
-			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if strings.Contains(r.URL.Path, tt.path) {
 					http.Redirect(w, r, internal.URL+"/latest/meta-data/iam/credentials", http.StatusTemporaryRedirect)
 					return
