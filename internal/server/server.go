@@ -52,6 +52,13 @@ type Options struct {
 	LookasideTimeout time.Duration
 	// UserAgent is sent upstream; empty means pullgate/<version>.
 	UserAgent string
+	// WrapTransport, if set, wraps the transport of every outbound HTTP client, below
+	// its redirects, retries and authentication, so that metrics and tracing see every
+	// request pullgate sends: kind is TransportUpstream, TransportToken or
+	// TransportLookaside, name the upstream's registry name (empty for the lookaside).
+	// It is called while Build (or a reload) assembles the clients, once per client and
+	// kind; what it returns must be safe for concurrent use.
+	WrapTransport func(kind, name string, rt http.RoundTripper) http.RoundTripper
 }
 
 // Server is the assembled program.
@@ -76,7 +83,7 @@ type Upstream struct {
 // mean the packages' defaults). Any problem stops the start-up: pullgate never serves
 // unchecked content.
 func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Options) (*Server, error) {
-	upstreams, err := NewUpstreams(cfg, logger, opts.UserAgent)
+	upstreams, err := newUpstreams(cfg, logger, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -82,10 +82,14 @@ func New(opts Options) (*Client, error) {
 	if ua == "" {
 		ua = "pullgate"
 	}
-	// Bottom up: connections; set-up bodies capped; redirects policed; the upstream's
+	// Bottom up: connections (wrapped by kind); set-up bodies capped; redirects policed; the upstream's
 	// scheme pinned; retries; user agent. go-containerregistry's authenticating
 	// transports go on top, per repository.
-	var inner http.RoundTripper = &setupBodyLimit{inner: bt}
+	var conn http.RoundTripper = bt
+	if opts.WrapTransport != nil {
+		conn = newKindTransport(opts.WrapTransport(KindUpstream, bt), opts.WrapTransport(KindToken, bt))
+	}
+	var inner http.RoundTripper = &setupBodyLimit{inner: conn}
 	inner = &redirectGuard{upstream: originOf(base), host: base.Host, inner: inner}
 	inner = &schemeTransport{host: base.Host, scheme: base.Scheme, inner: inner}
 	inner = &retryTransport{inner: inner, retries: retries, delay: retryBaseDelay}

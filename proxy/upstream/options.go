@@ -2,8 +2,17 @@ package upstream
 
 import (
 	"log/slog"
+	"net/http"
 	"net/url"
 	"time"
+)
+
+// The kinds of request a Client sends, as WrapTransport is told them.
+const (
+	// KindUpstream is a request to the registry API, or to where its answer redirects.
+	KindUpstream = "upstream"
+	// KindToken is a request to a token endpoint an upstream's challenge named.
+	KindToken = "token"
 )
 
 // Options configures a Client for one upstream registry.
@@ -39,4 +48,8 @@ type Options struct {
 	Logger *slog.Logger
 	// UserAgent is sent on every request.
 	UserAgent string
+	// WrapTransport, if set, wraps the connection layer (below redirects, retries and
+	// authentication) once per kind, KindUpstream and KindToken, so that metrics or
+	// tracing see every request sent: each retry and redirect hop is a request of its own.
+	WrapTransport func(kind string, rt http.RoundTripper) http.RoundTripper
 }
