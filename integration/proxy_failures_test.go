@@ -140,7 +140,6 @@ func TestDownOrHangingUpstreamIsPromptError(t *testing.T) {
 				Gate:                  gatetest.AllowAll{},
 				DialTimeout:           250 * time.Millisecond,
 				ResponseHeaderTimeout: 250 * time.Millisecond,
-				Retries:               1,
 			})
 			for _, path := range []string{"/v2/team/app/manifests/v1", "/v2/team/app/blobs/" + digest.FromString("x").String(), "/v2/team/app/tags/list"} {
 				resp, body := httpGet(t, p.URL.String()+path, nil)
