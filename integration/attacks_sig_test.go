@@ -23,7 +23,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pullgate/pullgate/integration/harness"
-	"github.com/pullgate/pullgate/policy/policytest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // sigAttackBudget is sigsource's maxSignatureBytesPerImage: what one lookup may read.
@@ -32,7 +32,7 @@ const sigAttackBudget = 8 << 20
 // sigAttackPullgate starts pullgate in front of reg (its default upstream) with a policy
 // that requires a simple signature by trusted for everything, and registries.d holding
 // the one file regd.
-func sigAttackPullgate(t *testing.T, reg *harness.Registry, trusted *policytest.Key, regd string) *harness.Pullgate {
+func sigAttackPullgate(t *testing.T, reg *harness.Registry, trusted *pgptest.Key, regd string) *harness.Pullgate {
 	t.Helper()
 	dir := t.TempDir()
 	keyPath := filepath.Join(dir, "trusted.gpg")
@@ -83,7 +83,7 @@ func TestAttackSigLookasideRedirect(t *testing.T) {
 	t.Cleanup(lookaside.Close)
 	reg := harness.StartRegistry(t)
 	d := reg.Push(t, "attack/redirect:v1", harness.OCIImage(t, 1, 256, harness.LinuxAMD64))
-	pg := sigAttackPullgate(t, reg, policytest.NewKey(t, "trusted", policytest.KeyOptions{}),
+	pg := sigAttackPullgate(t, reg, pgptest.NewKey(t, "trusted", pgptest.KeyOptions{}),
 		"default-docker:\n  lookaside: "+lookaside.URL+"\n")
 	base := "http://" + pg.Host
 
@@ -110,8 +110,8 @@ func TestAttackSigLookasideRedirect(t *testing.T) {
 func TestAttackSigCredentialsInMessages(t *testing.T) {
 	reg := harness.StartRegistry(t)
 	d := reg.Push(t, "attack/cred:v1", harness.OCIImage(t, 1, 256, harness.LinuxAMD64))
-	untrusted := policytest.NewKey(t, "untrusted", policytest.KeyOptions{})
-	sig := policytest.SimpleSignature(t, untrusted, d.String(), reg.Host+"/attack/cred:v1")
+	untrusted := pgptest.NewKey(t, "untrusted", pgptest.KeyOptions{})
+	sig := pgptest.SimpleSignature(t, untrusted, d.String(), reg.Host+"/attack/cred:v1")
 	sigPath := "/base/attack/cred@sha256=" + d.Hex + "/signature-1"
 	var queries sync.Map
 	lookaside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -124,7 +124,7 @@ func TestAttackSigCredentialsInMessages(t *testing.T) {
 	}))
 	t.Cleanup(lookaside.Close)
 	withCreds := strings.Replace(lookaside.URL, "http://", "http://alice:hunter2@", 1) + "/base?token=secret"
-	pg := sigAttackPullgate(t, reg, policytest.NewKey(t, "trusted", policytest.KeyOptions{}),
+	pg := sigAttackPullgate(t, reg, pgptest.NewKey(t, "trusted", pgptest.KeyOptions{}),
 		"default-docker:\n  lookaside: "+withCreds+"\n")
 
 	a := call(t, http.MethodGet, "http://"+pg.Host+"/v2/attack/cred/manifests/v1")
@@ -251,7 +251,7 @@ func TestAttackSigBudget(t *testing.T) {
 		}
 		sigAttackBundles(t, reg, repo, digests[i], size, referrers, bundleSize)
 	}
-	pg := sigAttackPullgate(t, reg, policytest.NewKey(t, "trusted", policytest.KeyOptions{}),
+	pg := sigAttackPullgate(t, reg, pgptest.NewKey(t, "trusted", pgptest.KeyOptions{}),
 		"docker:\n  \""+reg.Host+"\":\n    use-sigstore-attachments: true\n")
 	before := pg.VmHWM(t)
 

@@ -20,7 +20,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // TestInteropArmorAndKeyBlocks runs `skopeo copy` (containers/image with gpgme, as

@@ -13,7 +13,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // interopTimeout bounds the fixture script (key generation, five skopeo runs); it only

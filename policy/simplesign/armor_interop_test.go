@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // TestInteropArmoredSignatures signs one payload with real gpg as a binary message

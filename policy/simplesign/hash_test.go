@@ -10,7 +10,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // openPGP hash algorithm IDs (RFC 4880 9.4) used to forge digests go-crypto cannot write.

@@ -15,7 +15,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // TestInteropGpgmeParity makes the vectors of TestVerifyGpgmeParity with real gpg
@@ -114,7 +114,7 @@ func TestInteropGpgmeParity(t *testing.T) {
 		// 4.
 		{name: "old-style signature", sig: oldStyle,
 			skopeoKey: signer, skopeoAccepts: true, wantKey: signer},
-		{name: "old-style signature, compressed", sig: compressed(t, oldStyle),
+		{name: "old-style signature, compressed", sig: pgptest.Compressed(t, oldStyle),
 			skopeoKey: signer, skopeoAccepts: true, wantKey: signer},
 		{name: "old-style signature before compressed literal data", sig: append(sign(signer, time.Time{}, "--detach-sign"), store("6")...),
 			skopeoKey: signer, wantErr: "compressed data after the signature"},
@@ -151,27 +151,6 @@ func TestInteropGpgmeParity(t *testing.T) {
 		})
 	}
 }
-
-// compressed wraps an OpenPGP message in a compressed-data packet, as gpg does by default.
-func compressed(t *testing.T, msg []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w, err := packet.SerializeCompressed(nopWriteCloser{&b}, packet.CompressionZLIB, nil)
-	if err == nil {
-		_, err = w.Write(msg)
-	}
-	if err == nil {
-		err = w.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-type nopWriteCloser struct{ *bytes.Buffer }
-
-func (nopWriteCloser) Close() error { return nil }
 
 // gpgHome is a throwaway gpg home directory with a scratch directory for files.
 type gpgHome struct {

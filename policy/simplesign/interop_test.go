@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // interopTimeout bounds each gpg and skopeo run; it only guards against a hung tool.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // TestInteropKeyFileBlocks writes key files the way operators make them from real gpg

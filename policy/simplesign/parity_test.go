@@ -10,7 +10,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // Reasons the gpgme-parity rows expect (substrings of the rejection).

@@ -12,8 +12,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/policy/policytest"
 	"github.com/pullgate/pullgate/proxy/sigsource"
 
 	"github.com/pullgate/pullgate/internal/testsupport"
@@ -47,7 +47,7 @@ func TestGateVerdicts(t *testing.T) {
 			sign: func(w *world, img manifest) { w.sign(w.trusted, testRepo, img.digest, testRegistry+"/"+testRepo+":2") }},
 		{name: "signed for another digest", reason: "does not match",
 			sign: func(w *world, img manifest) {
-				w.lookaside.add(testRepo, img.digest, policytest.SimpleSignature(w.t, w.trusted, digest.FromString("x").String(), tagIdentity))
+				w.lookaside.add(testRepo, img.digest, pgptest.SimpleSignature(w.t, w.trusted, digest.FromString("x").String(), tagIdentity))
 			}},
 		{name: "pulled by digest, signed with the tag", ref: "digest", allow: true,
 			sign: func(w *world, img manifest) { w.sign(w.trusted, testRepo, img.digest, tagIdentity) }},

@@ -24,8 +24,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/policy/policytest"
 	"github.com/pullgate/pullgate/proxy/sigsource"
 	"github.com/pullgate/pullgate/proxy/upstream"
 
@@ -50,8 +50,8 @@ type world struct {
 	client    *upstream.Client
 	lookaside *lookasideServer
 	finder    *sigsource.Finder
-	trusted   *policytest.Key
-	other     *policytest.Key
+	trusted   *pgptest.Key
+	other     *pgptest.Key
 	logs      *testsupport.LogBuffer
 
 	mu        sync.Mutex
@@ -107,8 +107,8 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.lookaside = newLookasideServer(t)
-	w.trusted = policytest.NewKey(t, "trusted", policytest.KeyOptions{})
-	w.other = policytest.NewKey(t, "other", policytest.KeyOptions{})
+	w.trusted = pgptest.NewKey(t, "trusted", pgptest.KeyOptions{})
+	w.other = pgptest.NewKey(t, "other", pgptest.KeyOptions{})
 	w.write("trusted.gpg", w.trusted.Public(t))
 	w.write("registries.d/lookaside.yaml", []byte("default-docker:\n  lookaside: "+w.lookaside.URL+"/base\n"))
 	w.finder = w.newFinder()
@@ -177,9 +177,9 @@ func (w *world) gate(p Evaluator, change func(*Options)) *Gate {
 
 // sign stores a simple signature by key over (d, identity) as the next lookaside
 // signature of repo@d.
-func (w *world) sign(key *policytest.Key, repo string, d digest.Digest, identity string) {
+func (w *world) sign(key *pgptest.Key, repo string, d digest.Digest, identity string) {
 	w.t.Helper()
-	w.lookaside.add(repo, d, policytest.SimpleSignature(w.t, key, d.String(), identity))
+	w.lookaside.add(repo, d, pgptest.SimpleSignature(w.t, key, d.String(), identity))
 }
 
 // countingPolicy is a real policy that counts its evaluations and can hold them until

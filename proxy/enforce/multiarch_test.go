@@ -6,7 +6,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/policy/policytest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 	"github.com/pullgate/pullgate/proxy/content"
 )
 
@@ -144,7 +144,7 @@ func TestGateMultiArch(t *testing.T) {
 			sign: func(w *world, idx, a, b manifest) {
 				// What is stored for a is the signature of the manifest that was replaced.
 				original := image(w.t, "the original child")
-				w.lookaside.add(testRepo, a.digest, policytest.SimpleSignature(w.t, w.trusted, original.digest.String(), tagIdentity))
+				w.lookaside.add(testRepo, a.digest, pgptest.SimpleSignature(w.t, w.trusted, original.digest.String(), tagIdentity))
 			},
 			steps: []step{
 				{what: "index", ref: "1", allow: false, reason: "does not match"},

@@ -14,8 +14,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/policy/policytest"
 )
 
 const (
@@ -27,7 +27,7 @@ const (
 
 // signedByPolicy is a policy trusting key for the test registry and rejecting everything
 // else.
-func signedByPolicy(t *testing.T, key *policytest.Key) *policy.Policy {
+func signedByPolicy(t *testing.T, key *pgptest.Key) *policy.Policy {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "trusted.gpg")
 	if err := os.WriteFile(path, key.Public(t), 0o600); err != nil {
@@ -60,12 +60,12 @@ func signatureListEntry(version int, typ string, content []byte) string {
 // upstream advertises it, it is the only simple-signing source: a configured lookaside is
 // not read at all.
 func TestSignatureAPI(t *testing.T) {
-	trusted := policytest.NewKey(t, "trusted", policytest.KeyOptions{})
-	other := policytest.NewKey(t, "other", policytest.KeyOptions{})
+	trusted := pgptest.NewKey(t, "trusted", pgptest.KeyOptions{})
+	other := pgptest.NewKey(t, "other", pgptest.KeyOptions{})
 	d := digest.FromString("an image manifest")
 	ref := testRegistryName + "/" + testRepo + ":1"
-	good := policytest.SimpleSignature(t, trusted, d.String(), ref)
-	wrongKey := policytest.SimpleSignature(t, other, d.String(), ref)
+	good := pgptest.SimpleSignature(t, trusted, d.String(), ref)
+	wrongKey := pgptest.SimpleSignature(t, other, d.String(), ref)
 	apiPath := "/extensions/v2/" + testRepo + "/signatures/" + d.String()
 	status := func(code int) http.HandlerFunc {
 		return func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }
