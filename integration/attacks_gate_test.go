@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // victimIP and attackerIP are two loopback source addresses: pullgate tells its clients
@@ -239,7 +240,7 @@ func TestAttackGateParentIndexCrossClient(t *testing.T) {
 	})
 	w.reg.Tag(t, dev.repo, "dev", dev.index)
 	policy := filepath.Join(t.TempDir(), "policy.json")
-	writeFile(t, policy, fmt.Sprintf(`{"default":[{"type":"reject"}],"transports":{"docker":{
+	testsupport.WriteFile(t, policy, fmt.Sprintf(`{"default":[{"type":"reject"}],"transports":{"docker":{
   %q: [{"type":"insecureAcceptAnything"}],
   %q: [{"type":"signedBy","keyType":"GPGKeys","keyPath":%q}]}}}`,
 		fullName(dev.repo)+":dev", fullName(dev.repo), w.trusted.PublicKeyFile))

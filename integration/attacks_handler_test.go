@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // handlerAttackPolicy accepts everything except one repository, rejected outright.
@@ -39,7 +40,7 @@ const handlerAttackPolicy = `{
 func handlerAttackPullgate(t *testing.T, reg *harness.Registry, extra string) *harness.Pullgate {
 	t.Helper()
 	policy := filepath.Join(t.TempDir(), "policy.json")
-	writeFile(t, policy, handlerAttackPolicy)
+	testsupport.WriteFile(t, policy, handlerAttackPolicy)
 	cfg := harness.WritePullgateConfig(t, harness.PullgateConfig{
 		Upstreams:       []harness.Upstream{harness.UpstreamFor(upstreamName, reg)},
 		DefaultUpstream: upstreamName, Policy: policy, Extra: extra,

@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // forgedManifests is what a malicious upstream answers, by request path, in place of the
@@ -78,7 +79,7 @@ func (f *forgedManifests) middleware(next http.Handler) http.Handler {
 func shapePolicy(t *testing.T, key harness.GPGKey) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "policy.json")
-	writeFile(t, path, fmt.Sprintf(`{
+	testsupport.WriteFile(t, path, fmt.Sprintf(`{
   "default": [{"type": "reject"}],
   "transports": {"docker": {%q: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": %q, "signedIdentity": {"type": "matchRepository"}}]}}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // Attacks by an upstream registry on pullgate's upstream client, through the built
@@ -41,7 +42,7 @@ func startAttackPullgate(t *testing.T, upstreamURL *url.URL) *harness.Pullgate {
 	t.Helper()
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.json")
-	writeFile(t, policy, `{"default": [{"type": "insecureAcceptAnything"}]}`)
+	testsupport.WriteFile(t, policy, `{"default": [{"type": "insecureAcceptAnything"}]}`)
 	config := harness.WritePullgateConfig(t, harness.PullgateConfig{
 		Upstreams:       []harness.Upstream{{Registry: upstreamName, URL: upstreamURL}},
 		DefaultUpstream: upstreamName,

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // Markers of the README's containerd snippets: the first line of each fenced block.
@@ -52,7 +53,7 @@ func TestClientsCtr(t *testing.T) {
 	w := &ctrClientWorld{reg: harness.StartRegistry(t), sig: harness.NewSimpleSigning(t)}
 	key := w.sig.Key(t, "trusted")
 	w.policy = filepath.Join(t.TempDir(), "policy.json")
-	writeFile(t, w.policy, fmt.Sprintf(`{
+	testsupport.WriteFile(t, w.policy, fmt.Sprintf(`{
   "default": [{"type": "reject"}],
   "transports": {"docker": {%q: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": %q}]}}
 }

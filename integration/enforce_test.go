@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // scopeUpstream is how the policy's scope for the whole upstream is named in verdicts.
@@ -166,7 +167,7 @@ func testSignatureAPI(t *testing.T, w *enforceWorld, pg *harness.Pullgate, want 
 			identity = fmt.Sprintf(`, "signedIdentity": {"type": "remapIdentity", "prefix": %q, "signedPrefix": %q}`, proxyPrefix, upstreamName)
 		}
 		p := filepath.Join(t.TempDir(), "policy.json")
-		writeFile(t, p, fmt.Sprintf(`{"default": [{"type": "reject"}], "transports": {"docker": {%q: [
+		testsupport.WriteFile(t, p, fmt.Sprintf(`{"default": [{"type": "reject"}], "transports": {"docker": {%q: [
 			{"type": "signedBy", "keyType": "GPGKeys", "keyPath": %q%s}]}}}`, proxyPrefix+"/viaapi", key.PublicKeyFile, identity))
 		return p
 	}

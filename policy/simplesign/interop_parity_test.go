@@ -15,6 +15,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
@@ -70,14 +71,14 @@ func TestInteropGpgmeParity(t *testing.T) {
 		}
 		out := filepath.Join(g.dir, "out.gpg")
 		g.run("", append(append([]string{"--yes", "--local-user", user, "--output", out}, args...), payloadPath)...)
-		return readTestFile(t, out)
+		return testsupport.ReadFile(t, out)
 	}
 	// The old form as gpg makes it: a detached signature, then the literal data packet
 	// `gpg --store` writes.
 	store := func(compress string) []byte {
 		out := filepath.Join(g.dir, "literal.gpg")
 		g.run("", "--yes", "-z", compress, "--output", out, "--store", payloadPath)
-		return readTestFile(t, out)
+		return testsupport.ReadFile(t, out)
 	}
 	oldStyle := append(sign(signer, time.Time{}, "--detach-sign"), store("0")...)
 

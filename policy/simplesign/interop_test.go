@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
@@ -58,7 +59,7 @@ func TestInteropSHA1Signature(t *testing.T) {
 	dir := t.TempDir()
 	keyPath := filepath.Join(dir, "key.gpg")
 	mustRun("", "gpg", "--batch", "--output", keyPath, "--export", fpr)
-	ring, err := ParseKeyring(readTestFile(t, keyPath))
+	ring, err := ParseKeyring(testsupport.ReadFile(t, keyPath))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestInteropSHA1Signature(t *testing.T) {
 			if out, err := run("", "skopeo", "standalone-verify", manifestPath, identity, fpr, sigPath); err != nil {
 				t.Fatalf("skopeo standalone-verify refused the %s %s signature (containers/image accepts it): %v\n%s", tt.digest, tt.mode, err, out)
 			}
-			v, err := ring.Verify(readTestFile(t, sigPath), time.Now())
+			v, err := ring.Verify(testsupport.ReadFile(t, sigPath), time.Now())
 			if tt.wantErr == "" {
 				if err != nil || v.KeyFingerprint != fpr {
 					t.Fatalf("pullgate: Verify() = %+v, %v; want accepted for %s", v, err, fpr)
@@ -103,13 +104,4 @@ func TestInteropSHA1Signature(t *testing.T) {
 			}
 		})
 	}
-}
-
-func readTestFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

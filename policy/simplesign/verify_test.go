@@ -85,15 +85,7 @@ func TestVerify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			v, err := ring.Verify(tt.sig, now)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Verify() error = %v, want %q", err, tt.wantErr)
-				}
-				if !errors.Is(err, ErrRejected) {
-					t.Fatalf("error %v does not wrap ErrRejected", err)
-				}
-				if v != (Verified{}) {
-					t.Fatalf("rejected signature returned claims %+v", v)
-				}
+				wantRejected(t, v, err, tt.wantErr)
 				return
 			}
 			if err != nil {
@@ -190,4 +182,19 @@ func encrypted(t *testing.T, to *pgptest.Key) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// wantRejected fails unless Verify's answer is a rejection: an error containing want that
+// wraps ErrRejected, and no claims.
+func wantRejected(t *testing.T, v Verified, err error, want string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Verify() = %+v, %v; want an error containing %q", v, err, want)
+	}
+	if !errors.Is(err, ErrRejected) {
+		t.Fatalf("error %v does not wrap ErrRejected", err)
+	}
+	if v != (Verified{}) {
+		t.Fatalf("rejected signature returned claims %+v", v)
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log"
@@ -29,6 +28,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
@@ -203,16 +203,6 @@ func (r *testRegistry) putManifest(t *testing.T, repo, ref, contentType string, 
 	return ocispec.Descriptor{MediaType: contentType, Digest: digest.FromBytes(data), Size: int64(len(data))}
 }
 
-// mustJSON marshals v.
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // emptyConfig is the OCI empty descriptor's blob, pushed to repo.
 func (r *testRegistry) emptyConfig(t *testing.T, repo, mediaType string) ocispec.Descriptor {
 	t.Helper()
@@ -240,7 +230,7 @@ func (r *testRegistry) putSigManifest(t *testing.T, repo string, subject digest.
 		desc.Annotations = l.annotations
 		m.Layers = append(m.Layers, desc)
 	}
-	return r.putManifest(t, repo, sigTag(subject), ocispec.MediaTypeImageManifest, mustJSON(t, m))
+	return r.putManifest(t, repo, sigTag(subject), ocispec.MediaTypeImageManifest, testsupport.JSON(t, m))
 }
 
 // putReferrer pushes an artifact manifest whose subject is subject: config of
@@ -261,7 +251,7 @@ func (r *testRegistry) putReferrer(t *testing.T, repo string, subject ocispec.De
 		desc.Annotations = l.annotations
 		m.Layers = append(m.Layers, desc)
 	}
-	data := mustJSON(t, m)
+	data := testsupport.JSON(t, m)
 	desc := r.putManifest(t, repo, digest.FromBytes(data).String(), ocispec.MediaTypeImageManifest, data)
 	desc.ArtifactType = artifactType
 	return desc
@@ -276,7 +266,7 @@ func (r *testRegistry) putImage(t *testing.T, repo, tag string) ocispec.Descript
 		Layers:    []ocispec.Descriptor{r.putBlob(t, repo, ocispec.MediaTypeImageLayer, []byte("layer of "+repo+":"+tag))},
 	}
 	m.SchemaVersion = 2
-	return r.putManifest(t, repo, tag, ocispec.MediaTypeImageManifest, mustJSON(t, m))
+	return r.putManifest(t, repo, tag, ocispec.MediaTypeImageManifest, testsupport.JSON(t, m))
 }
 
 func sigTag(d digest.Digest) string { return "sha256-" + d.Encoded() + ".sig" }

@@ -9,6 +9,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy/content"
 )
@@ -132,7 +133,7 @@ func TestReferrerBundles(t *testing.T) {
 					m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: ocispec.DescriptorEmptyJSON,
 						Layers: []ocispec.Descriptor{}, Annotations: map[string]string{"n": strings.Repeat("r", i)}}
 					m.SchemaVersion = 2
-					data := mustJSON(t, m)
+					data := testsupport.JSON(t, m)
 					d := reg.putManifest(t, testRepo, digest.FromBytes(data).String(), ocispec.MediaTypeImageManifest, data)
 					d.ArtifactType = mediaTypeBundle
 					descs = append(descs, d)
@@ -195,7 +196,7 @@ func (r *testRegistry) putReferrersTag(t *testing.T, subject digest.Digest, desc
 	// listed with their artifact types, which it does not check.
 	r.override(http.MethodGet, "/v2/"+testRepo+"/manifests/"+content.ReferrersTag(subject), func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
-		w.Write(mustJSON(t, idx))
+		w.Write(testsupport.JSON(t, idx))
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 	"github.com/pullgate/pullgate/policy"
 )
@@ -270,7 +271,7 @@ func TestSigstoreAttachments(t *testing.T) {
 				Config: reg.emptyConfig(t, testRepo, "application/vnd.docker.container.image.v1+json"),
 				Layers: []ocispec.Descriptor{reg.putBlob(t, testRepo, l.mediaType, l.data)}}
 			m.SchemaVersion = 2
-			reg.putManifest(t, testRepo, sigTag(d), "application/vnd.docker.distribution.manifest.v2+json", mustJSON(t, m))
+			reg.putManifest(t, testRepo, sigTag(d), "application/vnd.docker.distribution.manifest.v2+json", testsupport.JSON(t, m))
 			return nil
 		}},
 		{name: "one layer", setup: func(t *testing.T, reg *testRegistry, d digest.Digest) []sigLayer {
@@ -312,14 +313,14 @@ func TestSigstoreAttachments(t *testing.T) {
 			m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: reg.emptyConfig(t, testRepo, ocispec.MediaTypeImageConfig),
 				Layers: []ocispec.Descriptor{{MediaType: mediaTypeSimpleSign, Digest: digest.FromString("never pushed"), Size: 12}}}
 			m.SchemaVersion = 2
-			reg.putManifest(t, testRepo, sigTag(d), ocispec.MediaTypeImageManifest, mustJSON(t, m))
+			reg.putManifest(t, testRepo, sigTag(d), ocispec.MediaTypeImageManifest, testsupport.JSON(t, m))
 			return nil
 		}},
 		{name: "layer declared larger than 4 MiB", wantErr: "size", setup: func(t *testing.T, reg *testRegistry, d digest.Digest) []sigLayer {
 			m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: reg.emptyConfig(t, testRepo, ocispec.MediaTypeImageConfig),
 				Layers: []ocispec.Descriptor{{MediaType: mediaTypeSimpleSign, Digest: digest.FromString("big"), Size: maxSignatureSize + 1}}}
 			m.SchemaVersion = 2
-			reg.putManifest(t, testRepo, sigTag(d), ocispec.MediaTypeImageManifest, mustJSON(t, m))
+			reg.putManifest(t, testRepo, sigTag(d), ocispec.MediaTypeImageManifest, testsupport.JSON(t, m))
 			return nil
 		}},
 		{name: "too many layers", wantErr: "layers", setup: func(t *testing.T, reg *testRegistry, d digest.Digest) []sigLayer {
@@ -328,7 +329,7 @@ func TestSigstoreAttachments(t *testing.T) {
 			for i := 0; i <= maxSigstoreLayers; i++ {
 				m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: mediaTypeSimpleSign, Digest: digest.FromString(strings.Repeat("x", i)), Size: 1})
 			}
-			reg.putManifest(t, testRepo, sigTag(d), ocispec.MediaTypeImageManifest, mustJSON(t, m))
+			reg.putManifest(t, testRepo, sigTag(d), ocispec.MediaTypeImageManifest, testsupport.JSON(t, m))
 			return nil
 		}},
 		{name: "not JSON", wantErr: "invalid character", setup: func(t *testing.T, reg *testRegistry, d digest.Digest) []sigLayer {
