@@ -97,21 +97,7 @@ func pushedLayer(t *testing.T, reg *harness.Registry, repo string, size int64) (
 	t.Helper()
 	img := harness.OCIImage(t, 1, size, harness.LinuxAMD64)
 	reg.Push(t, repo+":v1", img)
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, _ := layers[0].Digest()
-	rc, err := layers[0].Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	content, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, content
+	return testsupport.FirstLayer(t, img)
 }
 
 // admit fetches repo:v1's manifest through pullgate, so that its blobs are admitted.

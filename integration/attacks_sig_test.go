@@ -6,9 +6,7 @@ package integration
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -21,6 +19,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/integration/harness"
 	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
@@ -142,44 +141,6 @@ func TestAttackSigCredentialsInMessages(t *testing.T) {
 	}
 }
 
-// sigAttackPut stores data in the registry: a blob (POST then PUT of the whole body) or,
-// with a Content-Type, a manifest by digest. It returns the data's digest.
-func sigAttackPut(t *testing.T, reg *harness.Registry, repo, contentType string, data []byte) string {
-	t.Helper()
-	sum := sha256.Sum256(data)
-	d := "sha256:" + hex.EncodeToString(sum[:])
-	do := func(method, url, contentType string, body []byte, want int) *http.Response {
-		req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", contentType)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s: status %d", method, url, resp.StatusCode)
-		}
-		return resp
-	}
-	if contentType != "" {
-		do(http.MethodPut, reg.URL.String()+"/v2/"+repo+"/manifests/"+d, contentType, data, http.StatusCreated)
-		return d
-	}
-	resp := do(http.MethodPost, reg.URL.String()+"/v2/"+repo+"/blobs/uploads/", "application/octet-stream", nil, http.StatusAccepted)
-	loc, err := resp.Location()
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := loc.Query()
-	q.Set("digest", d)
-	loc.RawQuery = q.Encode()
-	do(http.MethodPut, loc.String(), "application/octet-stream", data, http.StatusCreated)
-	return d
-}
-
 // sigAttackBundles attaches n referrers to repo@subject, each a Sigstore bundle artifact
 // whose one layer is the same bundle-typed blob of size bytes (stored once, fetched once
 // per referrer), listed by the referrers tag (the harness registry has no referrers API).
@@ -188,8 +149,8 @@ func sigAttackBundles(t *testing.T, reg *harness.Registry, repo string, subject 
 	const bundleType = "application/vnd.dev.sigstore.bundle.v0.3+json"
 	head := `{"mediaType":"` + bundleType + `","pad":"`
 	blob := []byte(head + strings.Repeat("A", size-len(head)-2) + `"}`)
-	blobDigest := sigAttackPut(t, reg, repo, "", blob)
-	emptyDigest := sigAttackPut(t, reg, repo, "", []byte("{}"))
+	blobDigest := reg.PutBlob(t, repo, blob).String()
+	emptyDigest := reg.PutBlob(t, repo, []byte("{}")).String()
 	var descs []string
 	for i := range n {
 		m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":%q,`+
@@ -197,7 +158,7 @@ func sigAttackBundles(t *testing.T, reg *harness.Registry, repo string, subject 
 			`"layers":[{"mediaType":%q,"digest":%q,"size":%d}],`+
 			`"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d},`+
 			`"annotations":{"n":"%d"}}`, bundleType, emptyDigest, bundleType, blobDigest, len(blob), subject.String(), subjectSize, i)
-		d := sigAttackPut(t, reg, repo, "application/vnd.oci.image.manifest.v1+json", []byte(m))
+		d := reg.PutManifest(t, repo, digest.FromString(m).String(), "application/vnd.oci.image.manifest.v1+json", []byte(m)).String()
 		descs = append(descs, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d,"artifactType":%q}`,
 			d, len(m), bundleType))
 	}

@@ -59,7 +59,7 @@ func TestNosniffOnEveryAnswer(t *testing.T) {
 	u := startUpstream(t, nil)
 	img := randomImage(t)
 	d := u.push(t, "team/app", "v1", img)
-	ld, _ := firstLayer(t, img)
+	ld, _ := testsupport.FirstLayer(t, img)
 	p := startProxy(t, gatetest.AllowAll{}, u)
 	no := func() (admission.Decision, error) { return admission.Decision{Reason: "denied by the test"}, nil }
 	deny := startProxy(t, gatetest.Funcs{
@@ -98,7 +98,7 @@ func TestRangeServedFromVerifiedBlob(t *testing.T) {
 	u := startUpstream(t, nil)
 	img := randomImage(t)
 	u.push(t, "team/app", "v1", img)
-	ld, content := firstLayer(t, img)
+	ld, content := testsupport.FirstLayer(t, img)
 	size := len(content)
 	p := startProxy(t, gatetest.AllowAll{}, u)
 	path := "/v2/team/app/blobs/" + ld.String()
@@ -150,7 +150,7 @@ func TestRangeOfLyingBlobIsAborted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, content := firstLayer(t, img)
+	_, content := testsupport.FirstLayer(t, img)
 	size := len(content)
 	for name, at := range map[string]int{"before": 10, "first byte of the range": 1000, "inside": 1500, "last byte of the range": 1999, "after": size - 10} {
 		t.Run(name, func(t *testing.T) {
@@ -163,7 +163,7 @@ func TestRangeOfLyingBlobIsAborted(t *testing.T) {
 				w.Write(b)
 			}))
 			u.push(t, "team/app", "v1", img)
-			ld, _ := firstLayer(t, img)
+			ld, _ := testsupport.FirstLayer(t, img)
 			p := startProxy(t, gatetest.AllowAll{}, u)
 			req, _ := http.NewRequest("GET", p.URL+"/v2/team/app/blobs/"+ld.String(), nil)
 			req.Header.Set("Range", "bytes=1000-1999")
@@ -312,7 +312,7 @@ func TestStalledClientFreesItsStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.push(t, "team/app", "v1", img)
-	ld, content := firstLayer(t, img)
+	ld, content := testsupport.FirstLayer(t, img)
 	p := startProxyWith(t, gatetest.AllowAll{}, u, func(o *proxy.Options) {
 		o.WriteStallTimeout = 500 * time.Millisecond
 		o.MaxBlobStreams = 1
