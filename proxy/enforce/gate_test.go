@@ -93,9 +93,7 @@ func TestGateVerdicts(t *testing.T) {
 // cause, is logged with verdict=error, and is never cached: the next request evaluates
 // afresh and, the lookaside having recovered, is accepted.
 func TestGateIndeterminate(t *testing.T) {
-	w := newWorld(t)
-	img := image(t, "app")
-	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	w, img := signedApp(t)
 	w.lookaside.fail(testRepo, img.digest, 1, 1)
 	p := w.policy(signedByTrusted)
 	g := w.gate(p, nil)
@@ -165,9 +163,7 @@ func TestGateVerdictCache(t *testing.T) {
 	}
 
 	t.Run("another identity is another verdict", func(t *testing.T) {
-		w := newWorld(t)
-		img := image(t, "app")
-		w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+		w, img := signedApp(t)
 		p := w.policy(signedByTrusted)
 		g := w.gate(p, nil)
 		mustAdmit(t, g, testRepo, "1", img, true)
@@ -181,9 +177,7 @@ func TestGateVerdictCache(t *testing.T) {
 
 // TestGateConcurrentEvaluation: identical concurrent requests share one evaluation.
 func TestGateConcurrentEvaluation(t *testing.T) {
-	w := newWorld(t)
-	img := image(t, "app")
-	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	w, img := signedApp(t)
 	p := w.policy(signedByTrusted)
 	p.hold = make(chan struct{})
 	g := w.gate(p, nil)
@@ -224,9 +218,7 @@ func TestGateConcurrentEvaluation(t *testing.T) {
 // bumped, verdicts are forgotten, and blobs admitted under the old policy are refused
 // until their manifest is admitted again.
 func TestGateReload(t *testing.T) {
-	w := newWorld(t)
-	img := image(t, "app")
-	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	w, img := signedApp(t)
 	old := w.policy(signedByTrusted)
 	g := w.gate(old, nil)
 	if g.Generation() != 1 {
@@ -374,9 +366,7 @@ func TestGateDenial(t *testing.T) {
 
 // TestGateDecisionLog: one structured line per manifest decision, with every field.
 func TestGateDecisionLog(t *testing.T) {
-	w := newWorld(t)
-	img := image(t, "app")
-	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	w, img := signedApp(t)
 	unsigned := image(t, "unsigned")
 	g := w.gate(w.policy(signedByTrusted), nil)
 

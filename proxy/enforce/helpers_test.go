@@ -362,3 +362,12 @@ func (a *admissions) size() (manifests, blobs int) {
 	defer a.mu.Unlock()
 	return a.lru.Len(), a.weight
 }
+
+// signedApp is a fresh world with image "app" signed by the trusted key for tagIdentity.
+func signedApp(t *testing.T) (*world, manifest) {
+	t.Helper()
+	w := newWorld(t)
+	img := image(t, "app")
+	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	return w, img
+}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log"
 	"net/http"
@@ -425,3 +426,23 @@ func (p *bytePool) inUse() int64 {
 
 // len is the number of manifests remembered.
 func (v *verdictSettings) len() int { return v.lru.Len() }
+
+// wantLookup fails unless a lookup ended as a table row wants: with an ErrRegistryFetch
+// mentioning wantErr, or, when wantErr is empty, with n signatures. It reports whether
+// the signatures are there to be checked further.
+func wantLookup(t *testing.T, sigs []policy.Signature, err error, wantErr string, n int) bool {
+	t.Helper()
+	if wantErr != "" {
+		if !errors.Is(err, ErrRegistryFetch) || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("err = %v, want ErrRegistryFetch mentioning %q", err, wantErr)
+		}
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sigs) != n {
+		t.Fatalf("found %d signatures, want %d: %+v", len(sigs), n, sigs)
+	}
+	return true
+}
