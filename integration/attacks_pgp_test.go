@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
@@ -51,14 +52,9 @@ func pgpPullgate(t *testing.T, reg *harness.Registry, keyFile []byte) *harness.P
 	keyPath := filepath.Join(dir, "keys.asc")
 	policyPath := filepath.Join(dir, "policy.json")
 	regd := filepath.Join(dir, "registries.d")
-	pol, err := json.Marshal(map[string]any{"default": []any{map[string]any{"type": "signedBy", "keyType": "GPGKeys", "keyPath": keyPath}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pol := testsupport.JSON(t, map[string]any{"default": []any{map[string]any{"type": "signedBy", "keyType": "GPGKeys", "keyPath": keyPath}}})
 	for path, data := range map[string][]byte{keyPath: keyFile, policyPath: pol} {
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, path, data)
 	}
 	if err := os.Mkdir(regd, 0o700); err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ package integration
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
@@ -35,24 +35,15 @@ func sigAttackPullgate(t *testing.T, reg *harness.Registry, trusted *pgptest.Key
 	t.Helper()
 	dir := t.TempDir()
 	keyPath := filepath.Join(dir, "trusted.gpg")
-	if err := os.WriteFile(keyPath, trusted.ArmoredPublic(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pol, err := json.Marshal(map[string]any{"default": []any{map[string]any{"type": "signedBy", "keyType": "GPGKeys", "keyPath": keyPath}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, keyPath, trusted.ArmoredPublic(t))
+	pol := testsupport.JSON(t, map[string]any{"default": []any{map[string]any{"type": "signedBy", "keyType": "GPGKeys", "keyPath": keyPath}}})
 	policyPath := filepath.Join(dir, "policy.json")
 	regdDir := filepath.Join(dir, "registries.d")
-	if err := os.WriteFile(policyPath, pol, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, policyPath, pol)
 	if err := os.Mkdir(regdDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(regdDir, "attack.yaml"), []byte(regd), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, filepath.Join(regdDir, "attack.yaml"), regd)
 	config := harness.WritePullgateConfig(t, harness.PullgateConfig{
 		Upstreams:       []harness.Upstream{{Registry: reg.Host, URL: reg.URL}},
 		DefaultUpstream: reg.Host, Policy: policyPath, RegistriesD: regdDir,

@@ -9,7 +9,6 @@ package integration
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -280,10 +279,7 @@ func mustHead(t *testing.T, reg *harness.Registry, repoRef string) v1.Hash {
 // marker (that line included), so that the tests run the snippets users copy.
 func readmeSnippet(t *testing.T, marker string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testsupport.ReadFile(t, filepath.Join("..", "README.md"))
 	blocks := regexp.MustCompile("(?ms)^ *```[a-z]*\n(.*?)^ *```").FindAllStringSubmatch(string(b), -1)
 	for _, m := range blocks {
 		body := dedent(m[1])

@@ -182,10 +182,7 @@ func testSignatureAPI(t *testing.T, w *enforceWorld, pg *harness.Pullgate, want 
 	if err != nil {
 		t.Fatalf("skopeo with a signedBy policy through pullgate: %v\n%s", err, errOut)
 	}
-	mf, err := os.ReadFile(filepath.Join(out, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mf := testsupport.ReadFile(t, filepath.Join(out, "manifest.json"))
 	if got, _, _ := v1.SHA256(bytes.NewReader(mf)); got != want {
 		t.Errorf("pulled manifest %s, want %s", got, want)
 	}

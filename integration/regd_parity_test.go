@@ -101,10 +101,7 @@ func testRegdTagScopedSignatureAPI(t *testing.T, w *enforceWorld, repo string, w
 // registries.d (os.ReadFile: "is a directory"); pullgate must not start on it, and a reload
 // onto it is refused with the previous configuration kept.
 func testRegdRefused(t *testing.T, w *enforceWorld, repo string, want v1.Hash) {
-	world, err := os.ReadFile(filepath.Join(w.sig.RegistriesD, "default.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	world := testsupport.ReadFile(t, filepath.Join(w.sig.RegistriesD, "default.yaml"))
 	regd := filepath.Join(t.TempDir(), "registries.d")
 	if err := os.Mkdir(regd, 0o700); err != nil {
 		t.Fatal(err)

@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"log"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +17,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/proxy"
-	"github.com/pullgate/pullgate/proxy/upstream"
 
 	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy/admission"
@@ -120,34 +117,7 @@ type testProxy struct {
 // registry.test upstream and the default upstream.
 func startProxy(t *testing.T, gate admission.Gate, u *upstreamServer) *testProxy {
 	t.Helper()
-	logs := &testsupport.LogBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	client, err := upstream.New(upstream.Options{
-		Registry: testRegistry,
-		URL:      &url.URL{Scheme: "http", Host: u.host()},
-		Retries:  -1,
-		Logger:   logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := proxy.New(proxy.Options{
-		Upstreams:       []proxy.Upstream{{Registry: testRegistry, Source: client}},
-		DefaultUpstream: testRegistry,
-		Gate:            gate,
-		Logger:          logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &testProxy{Server: httptest.NewServer(h), logs: logs}
-	t.Cleanup(func() {
-		p.Close()
-		if t.Failed() {
-			t.Logf("proxy log:\n%s", logs.String())
-		}
-	})
-	return p
+	return startProxyWith(t, gate, u, func(*proxy.Options) {})
 }
 
 // do sends a request to the proxy and reads the whole answer. A body that ends

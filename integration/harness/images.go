@@ -2,7 +2,6 @@ package harness
 
 import (
 	"bytes"
-	"encoding/json"
 	"strings"
 	"testing"
 
@@ -89,10 +88,7 @@ func withoutArtifactTypes(t testing.TB, idx v1.ImageIndex) v1.ImageIndex {
 	for i := range im.Manifests {
 		im.Manifests[i].ArtifactType = ""
 	}
-	raw, err := json.Marshal(im)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := testsupport.JSON(t, im)
 	return &rawIndex{imageIndex: idx, raw: raw, manifest: im}
 }
 

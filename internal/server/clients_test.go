@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -54,9 +53,7 @@ func TestWrapTransportSeesEveryOutboundClient(t *testing.T) {
 	dir := testsupport.ConfigDir(t)
 	write := func(name, content string) {
 		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, filepath.Join(dir, name), content)
 	}
 	write("key.gpg", publicKey(t))
 	write("policy.json", `{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"`+filepath.Join(dir, "key.gpg")+`"}]}`)

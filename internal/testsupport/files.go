@@ -17,7 +17,7 @@ func ReadFile(t testing.TB, path string) []byte {
 }
 
 // WriteFile writes content to path (mode 0600), failing the test if it cannot.
-func WriteFile(t testing.TB, path, content string) {
+func WriteFile[T string | []byte](t testing.TB, path string, content T) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)

@@ -53,16 +53,12 @@ func TestInteropGpgmeParity(t *testing.T) {
 
 	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
 	manifestPath := filepath.Join(g.dir, "manifest.json")
-	if err := os.WriteFile(manifestPath, manifest, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, manifestPath, manifest)
 	sum := sha256.Sum256(manifest)
 	const identity = "quay.io/example/app:1"
 	payload := pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity)
 	payloadPath := filepath.Join(g.dir, "payload.json")
-	if err := os.WriteFile(payloadPath, payload, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, payloadPath, payload)
 	// sign runs gpg on the payload as user (a fingerprint, "!" for a subkey) with args,
 	// at fakedTime unless it is zero.
 	sign := func(user string, fakedTime time.Time, args ...string) []byte {
@@ -125,9 +121,7 @@ func TestInteropGpgmeParity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sigPath := filepath.Join(g.dir, "sig")
-			if err := os.WriteFile(sigPath, tt.sig, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			testsupport.WriteFile(t, sigPath, tt.sig)
 			out, err := g.runTool("", "skopeo", "standalone-verify", manifestPath, identity, tt.skopeoKey, sigPath)
 			if skopeoAccepts := err == nil; skopeoAccepts != tt.skopeoAccepts {
 				t.Fatalf("skopeo standalone-verify accepted=%v, want %v (the gpgme verdict this row pins): %v\n%s", skopeoAccepts, tt.skopeoAccepts, err, out)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -66,15 +65,11 @@ func TestInteropSHA1Signature(t *testing.T) {
 
 	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
 	manifestPath := filepath.Join(dir, "manifest.json")
-	if err := os.WriteFile(manifestPath, manifest, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, manifestPath, manifest)
 	sum := sha256.Sum256(manifest)
 	const identity = "quay.io/example/app:1"
 	payloadPath := filepath.Join(dir, "payload.json")
-	if err := os.WriteFile(payloadPath, pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, payloadPath, pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity))
 
 	for _, tt := range []struct {
 		digest  string // gpg --digest-algo

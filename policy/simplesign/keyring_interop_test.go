@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
@@ -63,9 +63,7 @@ func TestInteropKeyFileBlocks(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(dir, "keys-"+strings.Repeat("x", i))
-			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			testsupport.WriteFile(t, path, tt.data)
 			if got := gpgImport(t, path); !slices.Equal(got, tt.gpg) {
 				t.Fatalf("gpg --import imported %v, the table says %v", got, tt.gpg)
 			}
@@ -100,9 +98,7 @@ func TestInteropKeyFileBlocks(t *testing.T) {
 		const identity = "quay.io/example/app:1"
 		sig := g.Sign(t, second, pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity), "--sign")
 		for path, data := range map[string][]byte{manifestPath: manifest, sigPath: sig, keysPath: cat(a, b)} {
-			if err := os.WriteFile(path, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			testsupport.WriteFile(t, path, data)
 		}
 		verifier := pgptest.NewGnuPG(t)
 		verifier.MustRun(t, nil, "gpg", "--batch", "--import", keysPath)

@@ -349,10 +349,7 @@ func TestGateDenial(t *testing.T) {
 	if d.Reason != want {
 		t.Fatalf("message\n%q\nwant\n%q", d.Reason, want)
 	}
-	b, err := json.Marshal(d.Detail)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testsupport.JSON(t, d.Detail)
 	var fields map[string]string
 	if err := json.Unmarshal(b, &fields); err != nil {
 		t.Fatal(err)

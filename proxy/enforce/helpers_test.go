@@ -265,10 +265,7 @@ type manifest struct {
 
 func newManifest(t *testing.T, mediaType string, v any) manifest {
 	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testsupport.JSON(t, v)
 	return manifest{mediaType: mediaType, bytes: b, digest: digest.FromBytes(b)}
 }
 

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -391,9 +390,7 @@ func cosignKey(t *testing.T) ([]byte, *ecdsa.PrivateKey) {
 func sigstorePolicy(t *testing.T, pemKey []byte) *policy.Policy {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "cosign.pub")
-	if err := os.WriteFile(path, pemKey, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, path, pemKey)
 	p, err := policy.Parse([]byte(`{"default":[{"type":"reject"}],"transports":{"docker":{"`+testRegistryName+
 		`":[{"type":"sigstoreSigned","keyPath":"`+path+`","signedIdentity":{"type":"matchRepository"}}]}}}`), "policy.json")
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,9 +30,7 @@ const (
 func signedByPolicy(t *testing.T, key *pgptest.Key) *policy.Policy {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "trusted.gpg")
-	if err := os.WriteFile(path, key.Public(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, path, key.Public(t))
 	p, err := policy.Parse([]byte(`{"default":[{"type":"reject"}],"transports":{"docker":{"`+testRegistryName+
 		`":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"`+path+`"}]}}}`), "policy.json")
 	if err != nil {

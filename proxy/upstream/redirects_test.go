@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/upstream"
@@ -251,9 +251,7 @@ func TestBlobRedirectFromHTTPSToHTTPIsRefused(t *testing.T) {
 			}))
 			t.Cleanup(tlsSrv.Close)
 			caFile := filepath.Join(t.TempDir(), "ca.pem")
-			if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			testsupport.WriteFile(t, caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}))
 			c, _ := newClient(t, tlsSrv.URL, func(o *upstream.Options) { o.CAFile = caFile })
 			var err error
 			if method == http.MethodGet {
