@@ -3,6 +3,7 @@ package testsupport
 import (
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -33,4 +34,21 @@ func JSON(t testing.TB, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// WantErr checks the error of a table row: with want set, err must mention it; with want
+// empty, err must be nil. It reports whether the row expects success, so that the caller
+// goes on to check the result.
+func WantErr(t testing.TB, err error, want string) bool {
+	t.Helper()
+	if want != "" {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %v, want one mentioning %q", err, want)
+		}
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
 }

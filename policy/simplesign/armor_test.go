@@ -9,6 +9,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
@@ -121,14 +122,8 @@ func TestParseKeyringBlocks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k, err := ParseKeyring(tt.data)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("ParseKeyring() = %v, %v; want an error saying %q", k, err, tt.wantErr)
-				}
+			if !testsupport.WantErr(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			var want []string
 			for _, key := range tt.want {

@@ -10,6 +10,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
@@ -152,14 +153,8 @@ func TestParseKeyring(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k, err := ParseKeyring(tt.data)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tt.wantErr)
-				}
+			if !testsupport.WantErr(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := strings.Join(k.Fingerprints(), ","); got != strings.Join(tt.want, ",") {
 				t.Fatalf("fingerprints = %s, want %s", got, strings.Join(tt.want, ","))
