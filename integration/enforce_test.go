@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/integration/harness"
 	"github.com/pullgate/pullgate/internal/testsupport"
@@ -220,18 +219,8 @@ func testSignatureAPI(t *testing.T, w *enforceWorld, pg *harness.Pullgate, want 
 func testBlobBypass(t *testing.T, w *enforceWorld, pg *harness.Pullgate, digests map[string]v1.Hash) {
 	base := "http://" + pg.Host + "/v2/" + upstreamName + "/"
 	contents := func(repo string) (config v1.Hash, layers []v1.Hash) {
-		img, err := remote.Image(w.reg.Ref(t, repo+":v1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := img.Manifest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range m.Layers {
-			layers = append(layers, l.Digest)
-		}
-		return m.Config.Digest, layers
+		blobs := w.blobsOf(t, repo)
+		return blobs[0], blobs[1:]
 	}
 
 	deniedConfig, deniedLayers := contents("unsigned/app")

@@ -436,12 +436,7 @@ func TestRedirectedBlobCarriesNoCredentials(t *testing.T) {
 		})
 	})
 	c, _ := newClient(t, s.URL, func(o *upstream.Options) { o.Username, o.Password = user, pass })
-	b, err := c.Blob(context.Background(), "team/app", dgst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(b.Body)
-	b.Body.Close()
+	got, err := readBlob(t, c, "team/app", dgst)
 	if err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("blob: %q %v", got, err)
 	}

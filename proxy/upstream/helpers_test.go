@@ -1,6 +1,7 @@
 package upstream_test
 
 import (
+	"context"
 	"io"
 	"log"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/proxy/upstream"
 
@@ -115,4 +117,16 @@ func requireBasic(user, pass string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// readBlob reads blob d of repo through c to its end; a failure to start is fatal, one
+// while reading is returned.
+func readBlob(t *testing.T, c *upstream.Client, repo string, d digest.Digest) ([]byte, error) {
+	t.Helper()
+	b, err := c.Blob(context.Background(), repo, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Body.Close()
+	return io.ReadAll(b.Body)
 }

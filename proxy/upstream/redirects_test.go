@@ -220,12 +220,7 @@ func TestCrossHostBlobRedirectGetsNoBearerToken(t *testing.T) {
 		http.NotFound(w, r)
 	})
 	c, _ := newClient(t, reg.URL, func(o *upstream.Options) { o.Username, o.Password = "puller", "s3cret" })
-	b, err := c.Blob(context.Background(), "team/app", dgst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(b.Body)
-	b.Body.Close()
+	got, err := readBlob(t, c, "team/app", dgst)
 	if err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("blob: %q %v", got, err)
 	}
