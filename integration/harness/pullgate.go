@@ -218,6 +218,14 @@ func JSONLogEntries(log, msg string) []map[string]any {
 // status and output.
 func RunPullgate(t testing.TB, bin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return RunPullgateEnv(t, bin, nil, args...)
+}
+
+// RunPullgateEnv is RunPullgate with env added to the environment, from which the test's
+// own PULLGATE_* variables are removed so that a developer's shell cannot change what the
+// binary reads.
+func RunPullgateEnv(t testing.TB, bin string, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), ToolTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -226,6 +234,7 @@ func RunPullgate(t testing.TB, bin string, args ...string) (code int, stdout, st
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	cmd.Env = append(cmd.Env, env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
