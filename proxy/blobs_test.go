@@ -70,14 +70,14 @@ func TestRangeAnsweredWholeIsVerified(t *testing.T) {
 	u.push(t, "team/app", "v1", img)
 	ld, content := testsupport.FirstLayer(t, img)
 	p := startProxy(t, gatetest.AllowAll{}, u)
-	u.reset()
+	u.Reset()
 	resp, body, err := p.do(t, "GET", "/v2/team/app/blobs/"+ld.String(), http.Header{"Range": {"bytes=0-9"}})
 	if err != nil || resp.StatusCode != 206 || !bytes.Equal(body, content[:10]) {
 		t.Fatalf("%s %v %d bytes", resp.Status, err, len(body))
 	}
-	for _, r := range u.seen() {
-		if r.header.Get("Range") != "" {
-			t.Fatalf("Range %q sent upstream", r.header.Get("Range"))
+	for _, r := range u.Requests() {
+		if r.Header.Get("Range") != "" {
+			t.Fatalf("Range %q sent upstream", r.Header.Get("Range"))
 		}
 	}
 }
@@ -91,7 +91,7 @@ func TestDeniedBlobNeverReachesUpstream(t *testing.T) {
 		return admission.Decision{Reason: "blob " + b.Digest.String() + " is not referenced by an accepted manifest"}, nil
 	}}
 	p := startProxy(t, gate, u)
-	u.reset()
+	u.Reset()
 	for _, method := range []string{"GET", "HEAD"} {
 		resp, body, _ := p.do(t, method, "/v2/team/app/blobs/"+ld.String(), nil)
 		if resp.StatusCode != 403 {
@@ -103,7 +103,7 @@ func TestDeniedBlobNeverReachesUpstream(t *testing.T) {
 			}
 		}
 	}
-	if n := len(u.seen()); n != 0 {
+	if n := len(u.Requests()); n != 0 {
 		t.Fatalf("a denied blob reached the upstream %d times", n)
 	}
 }
@@ -116,12 +116,12 @@ func tamperBlobs(change func(w http.ResponseWriter, header http.Header, body []b
 				next.ServeHTTP(w, r)
 				return
 			}
-			rec := &recorded{header: http.Header{}}
+			rec := testsupport.NewResponseBuffer()
 			next.ServeHTTP(rec, r)
-			for k, v := range rec.header {
+			for k, v := range rec.Header() {
 				w.Header()[k] = v
 			}
-			change(w, w.Header(), rec.body.Bytes())
+			change(w, w.Header(), rec.Body.Bytes())
 		})
 	}
 }
@@ -218,7 +218,7 @@ func TestTooManyRequestsRelayed(t *testing.T) {
 	if code, msg := ociError(t, body); code != "TOOMANYREQUESTS" || !strings.Contains(msg, "pull rate limit") {
 		t.Fatalf("%s %q", code, msg)
 	}
-	if n := u.count("GET", "/manifests/"); n != 1 {
+	if n := u.Count("GET", "/manifests/"); n != 1 {
 		t.Fatalf("a 429 was retried: %d upstream GETs", n)
 	}
 }

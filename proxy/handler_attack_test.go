@@ -119,7 +119,7 @@ func TestRangeServedFromVerifiedBlob(t *testing.T) {
 		{http.Header{"Range": {"bytes=0-9"}, "If-Range": {`"` + ld.String() + `"`}}, 200, content, ""},
 	}
 	for _, tt := range tests {
-		u.reset()
+		u.Reset()
 		resp, body, err := p.do(t, "GET", path, tt.header)
 		if err != nil || resp.StatusCode != tt.wantStatus || resp.Header.Get("Content-Range") != tt.wantRange {
 			t.Errorf("%v: %s %v, Content-Range %q", tt.header, resp.Status, err, resp.Header.Get("Content-Range"))
@@ -135,9 +135,9 @@ func TestRangeServedFromVerifiedBlob(t *testing.T) {
 		} else if resp.Header.Get("Accept-Ranges") != "bytes" {
 			t.Errorf("%v: Accept-Ranges %q", tt.header, resp.Header.Get("Accept-Ranges"))
 		}
-		for _, r := range u.seen() {
-			if r.header.Get("Range") != "" {
-				t.Errorf("%v: Range %q sent upstream", tt.header, r.header.Get("Range"))
+		for _, r := range u.Requests() {
+			if r.Header.Get("Range") != "" {
+				t.Errorf("%v: Range %q sent upstream", tt.header, r.Header.Get("Range"))
 			}
 		}
 	}
@@ -268,14 +268,14 @@ func TestListingGateRefusesBeforeTheUpstream(t *testing.T) {
 	u.push(t, "team/open", "v1", img)
 	g := &listingGate{closed: "team/closed"}
 	p := startProxy(t, g, u)
-	u.reset()
+	u.Reset()
 	for _, path := range []string{"/v2/team/closed/tags/list", "/v2/team/closed/referrers/" + d.String()} {
 		resp, body, _ := p.do(t, "GET", path, nil)
 		if code, msg := ociError(t, body); resp.StatusCode != 403 || code != "DENIED" || !strings.Contains(msg, "team/closed") {
 			t.Errorf("%s: %s %s", path, resp.Status, body)
 		}
 	}
-	if n := len(u.seen()); n != 0 {
+	if n := len(u.Requests()); n != 0 {
 		t.Errorf("refused listings reached the upstream %d times", n)
 	}
 	for _, path := range []string{"/v2/team/open/tags/list", "/v2/team/open/referrers/" + d.String()} {

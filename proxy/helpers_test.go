@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -29,13 +28,7 @@ const testRegistry = "registry.test"
 // request recorded and an optional middleware to make it misbehave.
 type upstreamServer struct {
 	*httptest.Server
-	mu       sync.Mutex
-	requests []seenRequest
-}
-
-type seenRequest struct {
-	method, path string
-	header       http.Header
+	testsupport.RequestLog
 }
 
 func startUpstream(t *testing.T, mw func(http.Handler) http.Handler) *upstreamServer {
@@ -45,39 +38,9 @@ func startUpstream(t *testing.T, mw func(http.Handler) http.Handler) *upstreamSe
 		h = mw(h)
 	}
 	u := &upstreamServer{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		u.requests = append(u.requests, seenRequest{method: r.Method, path: r.URL.Path, header: r.Header.Clone()})
-		u.mu.Unlock()
-		h.ServeHTTP(w, r)
-	}))
+	u.Server = httptest.NewServer(u.Record(h))
 	t.Cleanup(u.Close)
 	return u
-}
-
-// count is how many requests with method had a path containing part.
-func (u *upstreamServer) count(method, part string) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	n := 0
-	for _, r := range u.requests {
-		if r.method == method && strings.Contains(r.path, part) {
-			n++
-		}
-	}
-	return n
-}
-
-func (u *upstreamServer) seen() []seenRequest {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]seenRequest(nil), u.requests...)
-}
-
-func (u *upstreamServer) reset() {
-	u.mu.Lock()
-	u.requests = nil
-	u.mu.Unlock()
 }
 
 func (u *upstreamServer) host() string { return strings.TrimPrefix(u.URL, "http://") }

@@ -443,7 +443,7 @@ func TestRedirectedBlobCarriesNoCredentials(t *testing.T) {
 	if a := sawAuth.Load().(string); a != "" {
 		t.Fatalf("the redirect target received Authorization %q", a)
 	}
-	if n := s.requests("GET", "/v2/team/app/blobs/"+dgst.String()); n == 0 {
+	if n := s.CountExact("GET", "/v2/team/app/blobs/"+dgst.String()); n == 0 {
 		t.Fatal("the upstream was not asked")
 	}
 }

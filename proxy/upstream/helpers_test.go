@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -29,8 +28,7 @@ import (
 // middleware, counting the requests it receives.
 type server struct {
 	*httptest.Server
-	mu    sync.Mutex
-	count map[string]int // "METHOD /path" -> requests
+	testsupport.RequestLog
 }
 
 func startServer(t *testing.T, mw func(http.Handler) http.Handler) *server {
@@ -39,21 +37,10 @@ func startServer(t *testing.T, mw func(http.Handler) http.Handler) *server {
 	if mw != nil {
 		h = mw(h)
 	}
-	s := &server{count: map[string]int{}}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.count[r.Method+" "+r.URL.Path]++
-		s.mu.Unlock()
-		h.ServeHTTP(w, r)
-	}))
+	s := &server{}
+	s.Server = httptest.NewServer(s.Record(h))
 	t.Cleanup(s.Close)
 	return s
-}
-
-func (s *server) requests(method, path string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.count[method+" "+path]
 }
 
 func (s *server) host() string { return strings.TrimPrefix(s.URL, "http://") }

@@ -1,0 +1,90 @@
+package testsupport
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// ResponseBuffer is an http.ResponseWriter that keeps a handler's answer for middleware
+// to rewrite. Unlike httptest.ResponseRecorder it adds nothing: no sniffed
+// Content-Type, so a lie built from it is exactly the one the test wrote.
+type ResponseBuffer struct {
+	Status int
+	Body   bytes.Buffer
+	header http.Header
+}
+
+// NewResponseBuffer is an empty answer with status 200.
+func NewResponseBuffer() *ResponseBuffer {
+	return &ResponseBuffer{Status: http.StatusOK, header: http.Header{}}
+}
+
+func (b *ResponseBuffer) Header() http.Header         { return b.header }
+func (b *ResponseBuffer) WriteHeader(status int)      { b.Status = status }
+func (b *ResponseBuffer) Write(p []byte) (int, error) { return b.Body.Write(p) }
+
+// Request is one request a test server received.
+type Request struct {
+	Method, Path, RawQuery string
+	Header                 http.Header
+}
+
+// RequestLog records the requests a test server receives; the zero value is ready and
+// safe for concurrent use.
+type RequestLog struct {
+	mu       sync.Mutex
+	requests []Request
+}
+
+// Record wraps next so that every request is recorded before next serves it.
+func (l *RequestLog) Record(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l.Add(r)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Add records r.
+func (l *RequestLog) Add(r *http.Request) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.requests = append(l.requests, Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone()})
+}
+
+// Requests are the requests recorded so far, in order.
+func (l *RequestLog) Requests() []Request {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Request(nil), l.requests...)
+}
+
+// Count is how many recorded requests had method and a path containing part.
+func (l *RequestLog) Count(method, part string) int {
+	n := 0
+	for _, r := range l.Requests() {
+		if r.Method == method && strings.Contains(r.Path, part) {
+			n++
+		}
+	}
+	return n
+}
+
+// CountExact is how many recorded requests had method and exactly path.
+func (l *RequestLog) CountExact(method, path string) int {
+	n := 0
+	for _, r := range l.Requests() {
+		if r.Method == method && r.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+// Reset forgets the requests recorded so far.
+func (l *RequestLog) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.requests = nil
+}
