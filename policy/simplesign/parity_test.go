@@ -116,22 +116,11 @@ func TestVerifyGpgmeParity(t *testing.T) {
 				wantRejected(t, v, err, tt.wantErr)
 				return
 			}
-			if err != nil {
-				t.Fatalf("Verify() error = %v, want accepted", err)
-			}
-			if v.KeyFingerprint != tt.wantKey {
-				t.Fatalf("KeyFingerprint = %s, want %s", v.KeyFingerprint, tt.wantKey)
-			}
 			wantSigner := tt.wantSigner
 			if wantSigner == "" {
 				wantSigner = tt.wantKey
 			}
-			if v.SignerFingerprint != wantSigner {
-				t.Fatalf("SignerFingerprint = %s, want %s", v.SignerFingerprint, wantSigner)
-			}
-			if v.Payload.ManifestDigest != testDigest || v.Payload.DockerReference != "example.com/a:1" {
-				t.Fatalf("payload = %+v", v.Payload)
-			}
+			wantVerified(t, v, err, tt.wantKey, wantSigner)
 		})
 	}
 }

@@ -89,18 +89,7 @@ func TestVerify(t *testing.T) {
 				wantRejected(t, v, err, tt.wantErr)
 				return
 			}
-			if err != nil {
-				t.Fatalf("Verify() error = %v", err)
-			}
-			if v.KeyFingerprint != tt.wantKey {
-				t.Fatalf("KeyFingerprint = %s, want %s", v.KeyFingerprint, tt.wantKey)
-			}
-			if tt.wantSigner != "" && v.SignerFingerprint != tt.wantSigner {
-				t.Fatalf("SignerFingerprint = %s, want %s", v.SignerFingerprint, tt.wantSigner)
-			}
-			if v.Payload.ManifestDigest != testDigest || v.Payload.DockerReference != "example.com/a:1" {
-				t.Fatalf("payload = %+v", v.Payload)
-			}
+			wantVerified(t, v, err, tt.wantKey, tt.wantSigner)
 		})
 	}
 }
@@ -191,5 +180,23 @@ func wantRejected(t *testing.T, v Verified, err error, want string) {
 	}
 	if v != (Verified{}) {
 		t.Fatalf("rejected signature returned claims %+v", v)
+	}
+}
+
+// wantVerified fails unless Verify accepted the signature by key (and, if signer is set,
+// made with signer's key) over the test payload.
+func wantVerified(t *testing.T, v Verified, err error, key, signer string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("Verify() error = %v, want accepted", err)
+	}
+	if v.KeyFingerprint != key {
+		t.Fatalf("KeyFingerprint = %s, want %s", v.KeyFingerprint, key)
+	}
+	if signer != "" && v.SignerFingerprint != signer {
+		t.Fatalf("SignerFingerprint = %s, want %s", v.SignerFingerprint, signer)
+	}
+	if v.Payload.ManifestDigest != testDigest || v.Payload.DockerReference != "example.com/a:1" {
+		t.Fatalf("payload = %+v", v.Payload)
 	}
 }
