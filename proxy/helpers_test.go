@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"encoding/json"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -33,12 +32,8 @@ type upstreamServer struct {
 
 func startUpstream(t *testing.T, mw func(http.Handler) http.Handler) *upstreamServer {
 	t.Helper()
-	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
-	if mw != nil {
-		h = mw(h)
-	}
 	u := &upstreamServer{}
-	u.Server = httptest.NewServer(u.Record(h))
+	u.Server = httptest.NewServer(u.Record(testsupport.MemoryRegistry(mw, registry.WithReferrersSupport(true))))
 	t.Cleanup(u.Close)
 	return u
 }

@@ -2,9 +2,13 @@ package testsupport
 
 import (
 	"bytes"
+	"io"
+	"log"
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/google/go-containerregistry/pkg/registry"
 )
 
 // ResponseBuffer is an http.ResponseWriter that keeps a handler's answer for middleware
@@ -87,4 +91,14 @@ func (l *RequestLog) Reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.requests = nil
+}
+
+// MemoryRegistry is go-containerregistry's in-memory registry with its log discarded,
+// behind mw when mw is set (to make it misbehave).
+func MemoryRegistry(mw func(http.Handler) http.Handler, opts ...registry.Option) http.Handler {
+	h := registry.New(append([]registry.Option{registry.Logger(log.New(io.Discard, "", 0))}, opts...)...)
+	if mw != nil {
+		return mw(h)
+	}
+	return h
 }

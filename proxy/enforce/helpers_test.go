@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -86,7 +83,7 @@ func (w *world) push(repo, ref string, m manifest) {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir(), logs: &testsupport.LogBuffer{}}
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	inner := testsupport.MemoryRegistry(nil)
 	w.overrides = map[string]http.HandlerFunc{}
 	w.registry = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.mu.Lock()

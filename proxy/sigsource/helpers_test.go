@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -70,7 +69,7 @@ func (w countingWriter) Write(p []byte) (int, error) {
 // it, /referrers answers 404 and the referrers tag schema is used).
 func newTestRegistry(t *testing.T, referrers bool) *testRegistry {
 	t.Helper()
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(referrers))
+	inner := testsupport.MemoryRegistry(nil, registry.WithReferrersSupport(referrers))
 	r := &testRegistry{overrides: map[string]http.HandlerFunc{}}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		key := req.Method + " " + req.URL.Path

@@ -3,7 +3,6 @@ package upstream_test
 import (
 	"context"
 	"io"
-	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -33,12 +31,8 @@ type server struct {
 
 func startServer(t *testing.T, mw func(http.Handler) http.Handler) *server {
 	t.Helper()
-	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	if mw != nil {
-		h = mw(h)
-	}
 	s := &server{}
-	s.Server = httptest.NewServer(s.Record(h))
+	s.Server = httptest.NewServer(s.Record(testsupport.MemoryRegistry(mw)))
 	t.Cleanup(s.Close)
 	return s
 }
