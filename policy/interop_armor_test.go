@@ -35,10 +35,8 @@ import (
 //     gpg imports both and so trusts a signature by the second key; a file whose second
 //     block is corrupt makes gpg import nothing and pullgate refuse to load the policy.
 func TestInteropArmorAndKeyBlocks(t *testing.T) {
-	pgptest.RequireTools(t, "skopeo")
-	g := pgptest.NewGnuPG(t)
-	first := g.GenKey(t, "first")
-	second := g.GenKey(t, "second")
+	g, fprs := pgptest.NewSkopeoGnuPG(t, "first", "second")
+	first, second := fprs[0], fprs[1]
 	dir := t.TempDir()
 	keys := func(name string, data []byte) string {
 		path := filepath.Join(dir, name)

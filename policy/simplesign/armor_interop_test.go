@@ -23,10 +23,8 @@ import (
 // decides what pullgate's own signature API passes on, must accept the shape of every
 // signature Verify accepts. Rows with a differs reason are deliberate differences.
 func TestInteropArmoredSignatures(t *testing.T) {
-	pgptest.RequireTools(t, "skopeo")
-	g := pgptest.NewGnuPG(t)
-	trusted := g.GenKey(t, "trusted")
-	other := g.GenKey(t, "other")
+	g, fprs := pgptest.NewSkopeoGnuPG(t, "trusted", "other")
+	trusted, other := fprs[0], fprs[1]
 	ring, err := ParseKeyring(g.Export(t, trusted, false))
 	if err != nil {
 		t.Fatal(err)

@@ -24,10 +24,8 @@ import (
 // of a two-block file is then checked with `skopeo standalone-verify` against the home
 // the file was imported into, and with pullgate.
 func TestInteropKeyFileBlocks(t *testing.T) {
-	pgptest.RequireTools(t, "skopeo")
-	g := pgptest.NewGnuPG(t)
-	first := g.GenKey(t, "first")
-	second := g.GenKey(t, "second")
+	g, fprs := pgptest.NewSkopeoGnuPG(t, "first", "second")
+	first, second := fprs[0], fprs[1]
 	a, b := g.Export(t, first, true), g.Export(t, second, true)
 	aBin, bBin := g.Export(t, first, false), g.Export(t, second, false)
 	msg := g.Sign(t, second, []byte("not a key"), "--armor", "--sign")
