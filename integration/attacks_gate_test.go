@@ -5,7 +5,6 @@ package integration
 // clients, and the blob admissions flushed by another repository's traffic.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // victimIP and attackerIP are two loopback source addresses: pullgate tells its clients
@@ -59,30 +59,6 @@ func callFrom(t *testing.T, ip, method, url string) answer {
 		t.Fatalf("%s %s: reading: %v", method, url, err)
 	}
 	return answer{status: resp.StatusCode, header: resp.Header, body: body}
-}
-
-// putManifest stores body as repo:ref in the registry, as a pusher can.
-func putManifest(t *testing.T, reg *harness.Registry, repo, ref, mediaType string, body []byte) v1.Hash {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, reg.URL.String()+"/v2/"+repo+"/manifests/"+ref, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", mediaType)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		msg, _ := io.ReadAll(resp.Body)
-		t.Fatalf("PUT %s:%s: %d %s", repo, ref, resp.StatusCode, msg)
-	}
-	h, _, err := v1.SHA256(bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
 }
 
 // manifestOf reads the manifest of repoRef from the registry.
@@ -158,7 +134,7 @@ func TestAttackGateDisguisedArtifact(t *testing.T) {
 	w.image(t, "src/disguise/other")
 	w.copySigned(t, w.trusted, fullName("disguise/app")+":other", "src/disguise/other:v1", "disguise/app:other")
 	other := w.digest(t, "disguise/app:other")
-	putManifest(t, w.reg, "disguise/app", harness.SigTag(other), string(types.OCIManifestSchema1), listing)
+	w.reg.PutManifest(t, "disguise/app", harness.SigTag(other), string(types.OCIManifestSchema1), listing)
 
 	pg := w.startPullgate(t)
 	base := "http://" + pg.Host + "/v2/" + fullName("disguise/app")
@@ -239,7 +215,7 @@ func TestAttackGateParentIndexCrossClient(t *testing.T) {
 	})
 	w.reg.Tag(t, dev.repo, "dev", dev.index)
 	policy := filepath.Join(t.TempDir(), "policy.json")
-	writeFile(t, policy, fmt.Sprintf(`{"default":[{"type":"reject"}],"transports":{"docker":{
+	testsupport.WriteFile(t, policy, fmt.Sprintf(`{"default":[{"type":"reject"}],"transports":{"docker":{
   %q: [{"type":"insecureAcceptAnything"}],
   %q: [{"type":"signedBy","keyType":"GPGKeys","keyPath":%q}]}}}`,
 		fullName(dev.repo)+":dev", fullName(dev.repo), w.trusted.PublicKeyFile))

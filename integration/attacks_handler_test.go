@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // handlerAttackPolicy accepts everything except one repository, rejected outright.
@@ -39,7 +40,7 @@ const handlerAttackPolicy = `{
 func handlerAttackPullgate(t *testing.T, reg *harness.Registry, extra string) *harness.Pullgate {
 	t.Helper()
 	policy := filepath.Join(t.TempDir(), "policy.json")
-	writeFile(t, policy, handlerAttackPolicy)
+	testsupport.WriteFile(t, policy, handlerAttackPolicy)
 	cfg := harness.WritePullgateConfig(t, harness.PullgateConfig{
 		Upstreams:       []harness.Upstream{harness.UpstreamFor(upstreamName, reg)},
 		DefaultUpstream: upstreamName, Policy: policy, Extra: extra,
@@ -96,21 +97,7 @@ func pushedLayer(t *testing.T, reg *harness.Registry, repo string, size int64) (
 	t.Helper()
 	img := harness.OCIImage(t, 1, size, harness.LinuxAMD64)
 	reg.Push(t, repo+":v1", img)
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, _ := layers[0].Digest()
-	rc, err := layers[0].Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	content, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, content
+	return testsupport.FirstLayer(t, img)
 }
 
 // admit fetches repo:v1's manifest through pullgate, so that its blobs are admitted.
@@ -218,19 +205,19 @@ func TestAttackSlowReaders(t *testing.T) {
 	}
 }
 
-// rangeClient asks for bytes [start, end] of a blob through pullgate. ok is true for a
-// clean 206 (status, Content-Range and a body read to its end).
-func rangeClient(t *testing.T, url, rangeHeader string) (status int, body []byte, readErr error, contentRange string) {
+// rangeClient asks for bytes [start, end] of a blob through pullgate; readErr is the
+// error reading the body, nil for one read to its end.
+func rangeClient(t *testing.T, url, rangeHeader string) (status int, body []byte, contentRange string, readErr error) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Range", rangeHeader)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, nil, err, ""
+		return 0, nil, "", err
 	}
 	defer resp.Body.Close()
 	body, readErr = io.ReadAll(resp.Body)
-	return resp.StatusCode, body, readErr, resp.Header.Get("Content-Range")
+	return resp.StatusCode, body, resp.Header.Get("Content-Range"), readErr
 }
 
 // TestAttackRangeFromLyingUpstream: a Range request on an admitted blob is never
@@ -311,7 +298,7 @@ func TestAttackRangeFromLyingUpstream(t *testing.T) {
 			admit(t, pg, "team/app")
 			content = c
 
-			status, body, readErr, cr := rangeClient(t, "http://"+pg.Host+"/v2/team/app/blobs/"+ld.String(), rangeHeader)
+			status, body, cr, readErr := rangeClient(t, "http://"+pg.Host+"/v2/team/app/blobs/"+ld.String(), rangeHeader)
 			want := c[1000:2000]
 			t.Logf("status %d, %d bytes, read error %v, Content-Range %q, Range seen upstream %d times", status, len(body), readErr, cr, sawRange.Load())
 			clean := status == http.StatusPartialContent && readErr == nil

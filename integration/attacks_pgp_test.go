@@ -14,10 +14,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
-
 	"github.com/pullgate/pullgate/integration/harness"
-	"github.com/pullgate/pullgate/policy/policytest"
+	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // upstreamSignatureAPI makes a registry offer the signature API (SPEC.md 4), serving for
@@ -53,14 +52,9 @@ func pgpPullgate(t *testing.T, reg *harness.Registry, keyFile []byte) *harness.P
 	keyPath := filepath.Join(dir, "keys.asc")
 	policyPath := filepath.Join(dir, "policy.json")
 	regd := filepath.Join(dir, "registries.d")
-	pol, err := json.Marshal(map[string]any{"default": []any{map[string]any{"type": "signedBy", "keyType": "GPGKeys", "keyPath": keyPath}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pol := testsupport.JSON(t, map[string]any{"default": []any{map[string]any{"type": "signedBy", "keyType": "GPGKeys", "keyPath": keyPath}}})
 	for path, data := range map[string][]byte{keyPath: keyFile, policyPath: pol} {
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, path, data)
 	}
 	if err := os.Mkdir(regd, 0o700); err != nil {
 		t.Fatal(err)
@@ -72,22 +66,6 @@ func pgpPullgate(t *testing.T, reg *harness.Registry, keyFile []byte) *harness.P
 	return harness.StartPullgate(t, harness.BuildPullgate(t, t.TempDir()), config)
 }
 
-func armored(t *testing.T, label string, data []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w, err := armor.Encode(&b, label, nil)
-	if err == nil {
-		_, err = w.Write(data)
-	}
-	if err == nil {
-		err = w.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(b.Bytes(), '\n')
-}
-
 // TestAttackPGPArmoredSignatureAPI: the upstream's signature API holds an ASCII-armored
 // signature by the trusted key (`gpg --armor --sign` output; podman accepts it, gpgme
 // dearmors it). pullgate serves the manifest, and its own signature API passes the entry
@@ -96,8 +74,8 @@ func TestAttackPGPArmoredSignatureAPI(t *testing.T) {
 	var sigs sync.Map
 	reg := harness.StartRegistry(t, upstreamSignatureAPI(&sigs))
 	d := reg.Push(t, "pgp/armored:v1", harness.OCIImage(t, 1, 256, harness.LinuxAMD64))
-	trusted := policytest.NewKey(t, "trusted", policytest.KeyOptions{})
-	sig := armored(t, "PGP MESSAGE", policytest.SimpleSignature(t, trusted, d.String(), reg.Host+"/pgp/armored:v1"))
+	trusted := pgptest.NewKey(t, "trusted", pgptest.KeyOptions{})
+	sig := pgptest.Armor(t, "PGP MESSAGE", pgptest.SimpleSignature(t, trusted, d.String(), reg.Host+"/pgp/armored:v1"))
 	sigs.Store(d.String(), [][]byte{sig})
 	pg := pgpPullgate(t, reg, trusted.ArmoredPublic(t))
 	base := "http://" + pg.Host
@@ -126,9 +104,9 @@ func TestAttackPGPKeyFileSecondBlock(t *testing.T) {
 	var sigs sync.Map
 	reg := harness.StartRegistry(t, upstreamSignatureAPI(&sigs))
 	d := reg.Push(t, "pgp/second:v1", harness.OCIImage(t, 1, 256, harness.LinuxAMD64))
-	first := policytest.NewKey(t, "first", policytest.KeyOptions{})
-	second := policytest.NewKey(t, "second", policytest.KeyOptions{})
-	sigs.Store(d.String(), [][]byte{policytest.SimpleSignature(t, second, d.String(), reg.Host+"/pgp/second:v1")})
+	first := pgptest.NewKey(t, "first", pgptest.KeyOptions{})
+	second := pgptest.NewKey(t, "second", pgptest.KeyOptions{})
+	sigs.Store(d.String(), [][]byte{pgptest.SimpleSignature(t, second, d.String(), reg.Host+"/pgp/second:v1")})
 	keyFile := append(append(first.ArmoredPublic(t), '\n'), second.ArmoredPublic(t)...)
 	pg := pgpPullgate(t, reg, keyFile)
 

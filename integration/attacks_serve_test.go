@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 const (
@@ -40,7 +41,7 @@ func newServeAttack(t *testing.T, policy string) *serveAttack {
 			return "http://" + host + "/v2/" + reg.Host + "/serve/app/manifests/v1"
 		},
 	}
-	writeFile(t, a.policy, policy)
+	testsupport.WriteFile(t, a.policy, policy)
 	if err := os.Mkdir(a.regd, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func TestAttackServeReloadBlockedFile(t *testing.T) {
 	call(t, http.MethodGet, a.manifestURL(pg.Host)).denied(t, "under the reject policy")
 
 	// The reload reads the new, accepting policy, then blocks on the FIFO.
-	writeFile(t, a.policy, acceptPolicy)
+	testsupport.WriteFile(t, a.policy, acceptPolicy)
 	fifo := filepath.Join(a.regd, "x.yaml")
 	mkfifo(t, fifo)
 	pg.Signal(t, syscall.SIGHUP)
@@ -132,10 +133,10 @@ func TestAttackServeSIGHUPDuringStartup(t *testing.T) {
 		pg.Signal(t, syscall.SIGHUP)
 	}
 	// The start-up has read the reject policy already; the reload must read this one.
-	writeFile(t, a.policy, acceptPolicy)
+	testsupport.WriteFile(t, a.policy, acceptPolicy)
 	// Replace the FIFO for the reload, then let the start-up's read end (EOF).
 	regular := filepath.Join(a.regd, "x.yaml.new")
-	writeFile(t, regular, "")
+	testsupport.WriteFile(t, regular, "")
 	if err := os.Rename(regular, fifo); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // forgedManifests is what a malicious upstream answers, by request path, in place of the
@@ -78,7 +78,7 @@ func (f *forgedManifests) middleware(next http.Handler) http.Handler {
 func shapePolicy(t *testing.T, key harness.GPGKey) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "policy.json")
-	writeFile(t, path, fmt.Sprintf(`{
+	testsupport.WriteFile(t, path, fmt.Sprintf(`{
   "default": [{"type": "reject"}],
   "transports": {"docker": {%q: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": %q, "signedIdentity": {"type": "matchRepository"}}]}}
 }
@@ -124,18 +124,9 @@ func base64URL(b []byte) string { return base64.RawURLEncoding.EncodeToString(b)
 // signed matches it. No key is needed: the JWS itself is never verified by a policy.
 func schema1Disguise(t *testing.T, signed []byte, evil *v1.Manifest) []byte {
 	t.Helper()
-	protected, err := json.Marshal(map[string]any{"formatLength": 1, "formatTail": base64URL(signed[1:]), "time": "2024-01-01T00:00:00Z"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	config, err := json.Marshal(evil.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers, err := json.Marshal(evil.Layers)
-	if err != nil {
-		t.Fatal(err)
-	}
+	protected := testsupport.JSON(t, map[string]any{"formatLength": 1, "formatTail": base64URL(signed[1:]), "time": "2024-01-01T00:00:00Z"})
+	config := testsupport.JSON(t, evil.Config)
+	layers := testsupport.JSON(t, evil.Layers)
 	// schemaVersion 1 and no mediaType member: what makes a body "signed schema1" for
 	// containers/image's GuessMIMEType, whatever the Content-Type says.
 	forged := fmt.Sprintf(`{"schemaVersion":1,"config":%s,"layers":%s,"signatures":[{"header":{"alg":"ES256"},"signature":"%s","protected":"%s"}]}`,
@@ -231,14 +222,8 @@ func TestAttackShapeSchema1Disguise(t *testing.T) {
 	}
 	w.sig.PutSignatures(t, repo, disguisedDigest, w.sig.Signatures(t, repo, signed))
 
-	config, err := json.Marshal(evil.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers, err := json.Marshal(evil.Layers)
-	if err != nil {
-		t.Fatal(err)
-	}
+	config := testsupport.JSON(t, evil.Config)
+	layers := testsupport.JSON(t, evil.Layers)
 	confused := []byte(fmt.Sprintf(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d}],"config":%s,"layers":%s}`,
 		signed, len(d), config, layers))
 	confusedDigest := sha256Hash(confused)

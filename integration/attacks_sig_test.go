@@ -6,10 +6,7 @@ package integration
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,9 +18,11 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/integration/harness"
-	"github.com/pullgate/pullgate/policy/policytest"
+	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // sigAttackBudget is sigsource's maxSignatureBytesPerImage: what one lookup may read.
@@ -32,28 +31,19 @@ const sigAttackBudget = 8 << 20
 // sigAttackPullgate starts pullgate in front of reg (its default upstream) with a policy
 // that requires a simple signature by trusted for everything, and registries.d holding
 // the one file regd.
-func sigAttackPullgate(t *testing.T, reg *harness.Registry, trusted *policytest.Key, regd string) *harness.Pullgate {
+func sigAttackPullgate(t *testing.T, reg *harness.Registry, trusted *pgptest.Key, regd string) *harness.Pullgate {
 	t.Helper()
 	dir := t.TempDir()
 	keyPath := filepath.Join(dir, "trusted.gpg")
-	if err := os.WriteFile(keyPath, trusted.ArmoredPublic(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pol, err := json.Marshal(map[string]any{"default": []any{map[string]any{"type": "signedBy", "keyType": "GPGKeys", "keyPath": keyPath}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, keyPath, trusted.ArmoredPublic(t))
+	pol := testsupport.JSON(t, map[string]any{"default": []any{map[string]any{"type": "signedBy", "keyType": "GPGKeys", "keyPath": keyPath}}})
 	policyPath := filepath.Join(dir, "policy.json")
 	regdDir := filepath.Join(dir, "registries.d")
-	if err := os.WriteFile(policyPath, pol, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, policyPath, pol)
 	if err := os.Mkdir(regdDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(regdDir, "attack.yaml"), []byte(regd), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, filepath.Join(regdDir, "attack.yaml"), regd)
 	config := harness.WritePullgateConfig(t, harness.PullgateConfig{
 		Upstreams:       []harness.Upstream{{Registry: reg.Host, URL: reg.URL}},
 		DefaultUpstream: reg.Host, Policy: policyPath, RegistriesD: regdDir,
@@ -83,7 +73,7 @@ func TestAttackSigLookasideRedirect(t *testing.T) {
 	t.Cleanup(lookaside.Close)
 	reg := harness.StartRegistry(t)
 	d := reg.Push(t, "attack/redirect:v1", harness.OCIImage(t, 1, 256, harness.LinuxAMD64))
-	pg := sigAttackPullgate(t, reg, policytest.NewKey(t, "trusted", policytest.KeyOptions{}),
+	pg := sigAttackPullgate(t, reg, pgptest.NewKey(t, "trusted", pgptest.KeyOptions{}),
 		"default-docker:\n  lookaside: "+lookaside.URL+"\n")
 	base := "http://" + pg.Host
 
@@ -110,8 +100,8 @@ func TestAttackSigLookasideRedirect(t *testing.T) {
 func TestAttackSigCredentialsInMessages(t *testing.T) {
 	reg := harness.StartRegistry(t)
 	d := reg.Push(t, "attack/cred:v1", harness.OCIImage(t, 1, 256, harness.LinuxAMD64))
-	untrusted := policytest.NewKey(t, "untrusted", policytest.KeyOptions{})
-	sig := policytest.SimpleSignature(t, untrusted, d.String(), reg.Host+"/attack/cred:v1")
+	untrusted := pgptest.NewKey(t, "untrusted", pgptest.KeyOptions{})
+	sig := pgptest.SimpleSignature(t, untrusted, d.String(), reg.Host+"/attack/cred:v1")
 	sigPath := "/base/attack/cred@sha256=" + d.Hex + "/signature-1"
 	var queries sync.Map
 	lookaside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -124,7 +114,7 @@ func TestAttackSigCredentialsInMessages(t *testing.T) {
 	}))
 	t.Cleanup(lookaside.Close)
 	withCreds := strings.Replace(lookaside.URL, "http://", "http://alice:hunter2@", 1) + "/base?token=secret"
-	pg := sigAttackPullgate(t, reg, policytest.NewKey(t, "trusted", policytest.KeyOptions{}),
+	pg := sigAttackPullgate(t, reg, pgptest.NewKey(t, "trusted", pgptest.KeyOptions{}),
 		"default-docker:\n  lookaside: "+withCreds+"\n")
 
 	a := call(t, http.MethodGet, "http://"+pg.Host+"/v2/attack/cred/manifests/v1")
@@ -142,44 +132,6 @@ func TestAttackSigCredentialsInMessages(t *testing.T) {
 	}
 }
 
-// sigAttackPut stores data in the registry: a blob (POST then PUT of the whole body) or,
-// with a Content-Type, a manifest by digest. It returns the data's digest.
-func sigAttackPut(t *testing.T, reg *harness.Registry, repo, contentType string, data []byte) string {
-	t.Helper()
-	sum := sha256.Sum256(data)
-	d := "sha256:" + hex.EncodeToString(sum[:])
-	do := func(method, url, contentType string, body []byte, want int) *http.Response {
-		req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", contentType)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s: status %d", method, url, resp.StatusCode)
-		}
-		return resp
-	}
-	if contentType != "" {
-		do(http.MethodPut, reg.URL.String()+"/v2/"+repo+"/manifests/"+d, contentType, data, http.StatusCreated)
-		return d
-	}
-	resp := do(http.MethodPost, reg.URL.String()+"/v2/"+repo+"/blobs/uploads/", "application/octet-stream", nil, http.StatusAccepted)
-	loc, err := resp.Location()
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := loc.Query()
-	q.Set("digest", d)
-	loc.RawQuery = q.Encode()
-	do(http.MethodPut, loc.String(), "application/octet-stream", data, http.StatusCreated)
-	return d
-}
-
 // sigAttackBundles attaches n referrers to repo@subject, each a Sigstore bundle artifact
 // whose one layer is the same bundle-typed blob of size bytes (stored once, fetched once
 // per referrer), listed by the referrers tag (the harness registry has no referrers API).
@@ -188,8 +140,8 @@ func sigAttackBundles(t *testing.T, reg *harness.Registry, repo string, subject 
 	const bundleType = "application/vnd.dev.sigstore.bundle.v0.3+json"
 	head := `{"mediaType":"` + bundleType + `","pad":"`
 	blob := []byte(head + strings.Repeat("A", size-len(head)-2) + `"}`)
-	blobDigest := sigAttackPut(t, reg, repo, "", blob)
-	emptyDigest := sigAttackPut(t, reg, repo, "", []byte("{}"))
+	blobDigest := reg.PutBlob(t, repo, blob).String()
+	emptyDigest := reg.PutBlob(t, repo, []byte("{}")).String()
 	var descs []string
 	for i := range n {
 		m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":%q,`+
@@ -197,7 +149,7 @@ func sigAttackBundles(t *testing.T, reg *harness.Registry, repo string, subject 
 			`"layers":[{"mediaType":%q,"digest":%q,"size":%d}],`+
 			`"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d},`+
 			`"annotations":{"n":"%d"}}`, bundleType, emptyDigest, bundleType, blobDigest, len(blob), subject.String(), subjectSize, i)
-		d := sigAttackPut(t, reg, repo, "application/vnd.oci.image.manifest.v1+json", []byte(m))
+		d := reg.PutManifest(t, repo, digest.FromString(m).String(), "application/vnd.oci.image.manifest.v1+json", []byte(m)).String()
 		descs = append(descs, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d,"artifactType":%q}`,
 			d, len(m), bundleType))
 	}
@@ -251,7 +203,7 @@ func TestAttackSigBudget(t *testing.T) {
 		}
 		sigAttackBundles(t, reg, repo, digests[i], size, referrers, bundleSize)
 	}
-	pg := sigAttackPullgate(t, reg, policytest.NewKey(t, "trusted", policytest.KeyOptions{}),
+	pg := sigAttackPullgate(t, reg, pgptest.NewKey(t, "trusted", pgptest.KeyOptions{}),
 		"docker:\n  \""+reg.Host+"\":\n    use-sigstore-attachments: true\n")
 	before := pg.VmHWM(t)
 

@@ -10,12 +10,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // Attacks by an upstream registry on pullgate's upstream client, through the built
@@ -42,7 +42,7 @@ func startAttackPullgate(t *testing.T, upstreamURL *url.URL) *harness.Pullgate {
 	t.Helper()
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.json")
-	writeFile(t, policy, `{"default": [{"type": "insecureAcceptAnything"}]}`)
+	testsupport.WriteFile(t, policy, `{"default": [{"type": "insecureAcceptAnything"}]}`)
 	config := harness.WritePullgateConfig(t, harness.PullgateConfig{
 		Upstreams:       []harness.Upstream{{Registry: upstreamName, URL: upstreamURL}},
 		DefaultUpstream: upstreamName,
@@ -235,34 +235,9 @@ func TestAttackUpstreamBlobRedirectToStorageStillPulls(t *testing.T) {
 	cfgName, _ := img.ConfigName()
 	cfgBytes, _ := img.RawConfigFile()
 	stored[cfgName.String()] = cfgBytes
-	var mu sync.Mutex
-	var storageAuth []string
-	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		storageAuth = append(storageAuth, r.Header.Get("Authorization"))
-		mu.Unlock()
-		b, ok := stored[strings.TrimPrefix(r.URL.Path, "/bucket/")]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-		if r.Method != http.MethodHead {
-			w.Write(b)
-		}
-	}))
-	t.Cleanup(storage.Close)
+	storage := harness.StartObjectStorage(t, stored)
 	var redirecting atomic.Bool
-	reg := harness.StartRegistry(t, harness.WithMiddleware(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			d := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
-			if redirecting.Load() && strings.Contains(r.URL.Path, "/blobs/") && stored[d] != nil {
-				http.Redirect(w, r, storage.URL+"/bucket/"+d+"?X-Amz-Signature=presigned", http.StatusTemporaryRedirect)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}))
+	reg := harness.StartRegistry(t, harness.WithMiddleware(storage.RedirectBlobs(func(*http.Request) bool { return redirecting.Load() })))
 	want := reg.Push(t, "team/app:v1", img)
 	redirecting.Store(true)
 	pg := startAttackPullgate(t, reg.URL)
@@ -277,8 +252,7 @@ func TestAttackUpstreamBlobRedirectToStorageStillPulls(t *testing.T) {
 	if st, err := os.Stat(tarball); err != nil || st.Size() == 0 {
 		t.Fatalf("crane wrote no image: %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	storageAuth := storage.Authorizations()
 	if len(storageAuth) == 0 {
 		t.Fatal("the blobs were not fetched from storage")
 	}

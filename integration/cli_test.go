@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/pullgate/pullgate/integration/harness"
 )
 
 // repoRoot is the module root, relative to this package.
@@ -41,20 +43,7 @@ func buildPullgate(t *testing.T, version string) string {
 // runPullgate runs the binary to completion and returns its exit code and output.
 func runPullgate(t *testing.T, bin string, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), bin, args...)
-	cmd.Env = append(cleanEnv(), env...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		code = exitErr.ExitCode()
-	default:
-		t.Fatalf("running pullgate: %v", err)
-	}
-	return code, out.String(), errOut.String()
+	return harness.RunPullgateEnv(t, bin, env, args...)
 }
 
 // cleanEnv is the test's environment without PULLGATE_* variables, so that a developer's

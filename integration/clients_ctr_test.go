@@ -9,7 +9,6 @@ package integration
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // Markers of the README's containerd snippets: the first line of each fenced block.
@@ -52,7 +52,7 @@ func TestClientsCtr(t *testing.T) {
 	w := &ctrClientWorld{reg: harness.StartRegistry(t), sig: harness.NewSimpleSigning(t)}
 	key := w.sig.Key(t, "trusted")
 	w.policy = filepath.Join(t.TempDir(), "policy.json")
-	writeFile(t, w.policy, fmt.Sprintf(`{
+	testsupport.WriteFile(t, w.policy, fmt.Sprintf(`{
   "default": [{"type": "reject"}],
   "transports": {"docker": {%q: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": %q}]}}
 }
@@ -279,10 +279,7 @@ func mustHead(t *testing.T, reg *harness.Registry, repoRef string) v1.Hash {
 // marker (that line included), so that the tests run the snippets users copy.
 func readmeSnippet(t *testing.T, marker string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testsupport.ReadFile(t, filepath.Join("..", "README.md"))
 	blocks := regexp.MustCompile("(?ms)^ *```[a-z]*\n(.*?)^ *```").FindAllStringSubmatch(string(b), -1)
 	for _, m := range blocks {
 		body := dedent(m[1])

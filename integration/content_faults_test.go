@@ -17,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // TestContentKillMidDownload: the upstream sends half of a layer and hangs; pullgate is
@@ -173,7 +174,7 @@ func TestContentUnwritableStore(t *testing.T) {
 	if err := os.Rename(root, filepath.Join(dir, "data.moved")); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, root, "not a folder\n")
+	testsupport.WriteFile(t, root, "not a folder\n")
 
 	errorsBefore := len(errorLines(pg))
 	n := len(w.reg.Requests())

@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // TestContentUpstreamDown: the registry is closed (connections refused) after pulls
@@ -122,7 +123,7 @@ func TestContentUpstreamAndLookasideDown(t *testing.T) {
 	w.image(t, "rejected/app")
 
 	policy := filepath.Join(t.TempDir(), "policy.json")
-	writeFile(t, policy, w.policyJSON())
+	testsupport.WriteFile(t, policy, w.policyJSON())
 	config := w.config(t, pgOptions{policy: policy, content: harness.ContentKeys{Root: storeDir(t), TagTTL: "0s"}})
 	pg := w.start(t, config)
 	skopeoPull(t, ref(pg, "kept/app", ":v1"), kept)
@@ -170,7 +171,7 @@ func TestContentUpstreamAndLookasideDown(t *testing.T) {
 		// The upstream now requires the untrusted key: no kept signature satisfies it.
 		stricter := fmt.Sprintf(`{"default": [{"type": "reject"}], "transports": {"docker": {%q: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": %q}]}}}`,
 			upstreamName, w.untrusted.PublicKeyFile)
-		writeFile(t, policy, stricter)
+		testsupport.WriteFile(t, policy, stricter)
 		reloads := len(pg.LogEntries("policy reloaded"))
 		pg.Signal(t, syscall.SIGHUP)
 		pg.WaitLog(t, "policy reloaded", reloads)
@@ -185,7 +186,7 @@ func TestContentUpstreamAndLookasideDown(t *testing.T) {
 		harness.SkopeoFails(t, "copy", "--remove-signatures", "--src-tls-verify=false", "docker://"+ref(pg, "kept/app", ":v1"), "oci:"+t.TempDir()+":x")
 
 		// Back to the policy the kept signatures satisfy: served again, offline.
-		writeFile(t, policy, w.policyJSON())
+		testsupport.WriteFile(t, policy, w.policyJSON())
 		pg.Signal(t, syscall.SIGHUP)
 		pg.WaitLog(t, "policy reloaded", reloads+1)
 		skopeoPull(t, ref(pg, "kept/app", ":v1"), kept)

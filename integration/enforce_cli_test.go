@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // testRoutingParity: the prefix path, ns= and the default upstream reach the same
@@ -161,7 +162,7 @@ func testVerifyCommand(t *testing.T, w *enforceWorld, digests map[string]v1.Hash
 	if err := os.Mkdir(downD, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(downD, "default.yaml"), "default-docker:\n  lookaside: http://"+harness.ClosedAddr(t)+"\n")
+	testsupport.WriteFile(t, filepath.Join(downD, "default.yaml"), "default-docker:\n  lookaside: http://"+harness.ClosedAddr(t)+"\n")
 	code, out, errOut = harness.RunPullgate(t, w.bin, "verify", "--config", w.pullgateConfig(t, w.policy, downD), fullName("signed/app")+":v1")
 	if code != 2 || out != "" || !strings.Contains(errOut, "could not decide") || !strings.Contains(errOut, "lookaside") {
 		t.Errorf("verify with the lookaside down: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
@@ -172,7 +173,7 @@ func testVerifyCommand(t *testing.T, w *enforceWorld, digests map[string]v1.Hash
 // and the running one stays, with an error logged.
 func testReload(t *testing.T, w *enforceWorld, want v1.Hash) {
 	policy := filepath.Join(t.TempDir(), "policy.json")
-	writeFile(t, policy, `{"default": [{"type": "reject"}]}`)
+	testsupport.WriteFile(t, policy, `{"default": [{"type": "reject"}]}`)
 	pg := harness.StartPullgate(t, w.bin, w.pullgateConfig(t, policy, w.sig.RegistriesD))
 	url := "http://" + pg.Host + "/v2/" + upstreamName + "/hup/app/manifests/"
 
@@ -181,12 +182,12 @@ func testReload(t *testing.T, w *enforceWorld, want v1.Hash) {
 		t.Errorf("denial under the reject policy: %s", e.Message)
 	}
 
-	writeFile(t, policy, w.policyJSON())
+	testsupport.WriteFile(t, policy, w.policyJSON())
 	pg.Signal(t, syscall.SIGHUP)
 	pg.WaitLog(t, "policy reloaded", 0)
 	call(t, http.MethodGet, url+"v1").served(t, "after reloading a signedBy policy", want)
 
-	writeFile(t, policy, `{"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": {"x": [}}}`)
+	testsupport.WriteFile(t, policy, `{"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": {"x": [}}}`)
 	pg.Signal(t, syscall.SIGHUP)
 	line := pg.WaitLog(t, "failed to reload the policy; the previous policy stays in force", 0)
 	if msg, _ := line["err"].(string); line["level"] != "ERROR" || !strings.Contains(msg, policy) {

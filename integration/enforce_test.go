@@ -15,9 +15,9 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // scopeUpstream is how the policy's scope for the whole upstream is named in verdicts.
@@ -166,7 +166,7 @@ func testSignatureAPI(t *testing.T, w *enforceWorld, pg *harness.Pullgate, want 
 			identity = fmt.Sprintf(`, "signedIdentity": {"type": "remapIdentity", "prefix": %q, "signedPrefix": %q}`, proxyPrefix, upstreamName)
 		}
 		p := filepath.Join(t.TempDir(), "policy.json")
-		writeFile(t, p, fmt.Sprintf(`{"default": [{"type": "reject"}], "transports": {"docker": {%q: [
+		testsupport.WriteFile(t, p, fmt.Sprintf(`{"default": [{"type": "reject"}], "transports": {"docker": {%q: [
 			{"type": "signedBy", "keyType": "GPGKeys", "keyPath": %q%s}]}}}`, proxyPrefix+"/viaapi", key.PublicKeyFile, identity))
 		return p
 	}
@@ -181,10 +181,7 @@ func testSignatureAPI(t *testing.T, w *enforceWorld, pg *harness.Pullgate, want 
 	if err != nil {
 		t.Fatalf("skopeo with a signedBy policy through pullgate: %v\n%s", err, errOut)
 	}
-	mf, err := os.ReadFile(filepath.Join(out, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mf := testsupport.ReadFile(t, filepath.Join(out, "manifest.json"))
 	if got, _, _ := v1.SHA256(bytes.NewReader(mf)); got != want {
 		t.Errorf("pulled manifest %s, want %s", got, want)
 	}
@@ -222,18 +219,8 @@ func testSignatureAPI(t *testing.T, w *enforceWorld, pg *harness.Pullgate, want 
 func testBlobBypass(t *testing.T, w *enforceWorld, pg *harness.Pullgate, digests map[string]v1.Hash) {
 	base := "http://" + pg.Host + "/v2/" + upstreamName + "/"
 	contents := func(repo string) (config v1.Hash, layers []v1.Hash) {
-		img, err := remote.Image(w.reg.Ref(t, repo+":v1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := img.Manifest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range m.Layers {
-			layers = append(layers, l.Digest)
-		}
-		return m.Config.Digest, layers
+		blobs := w.blobsOf(t, repo)
+		return blobs[0], blobs[1:]
 	}
 
 	deniedConfig, deniedLayers := contents("unsigned/app")

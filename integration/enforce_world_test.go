@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // enforceWorld is one upstream registry, signing keys and a lookaside, and the policy
@@ -54,7 +54,7 @@ func newEnforceWorldWith(t *testing.T, opts ...harness.RegistryOption) *enforceW
 	w.trusted = w.sig.Key(t, "trusted")
 	w.untrusted = w.sig.Key(t, "untrusted")
 	w.policy = filepath.Join(t.TempDir(), "policy.json")
-	writeFile(t, w.policy, w.policyJSON())
+	testsupport.WriteFile(t, w.policy, w.policyJSON())
 	return w
 }
 
@@ -156,13 +156,6 @@ func parallel(t *testing.T, what string, steps map[string]func(t *testing.T)) {
 	})
 	if !ok {
 		t.FailNow()
-	}
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 func TestOperations(t *testing.T) {
@@ -100,7 +101,7 @@ func servedCert(t *testing.T, host string, roots *x509.CertPool) (*x509.Certific
 func testTLS(t *testing.T, w *enforceWorld, want v1.Hash) {
 	dir, certDir := t.TempDir(), t.TempDir()
 	ca := harness.NewServingCA(t, "pullgate test CA")
-	writeFile(t, filepath.Join(certDir, "ca.crt"), string(ca.PEM()))
+	testsupport.WriteFile(t, filepath.Join(certDir, "ca.crt"), string(ca.PEM()))
 	first := ca.Issue(t, dir, "server", false)
 	pg := harness.StartPullgate(t, w.bin, opsConfig(t, w, w.policy,
 		fmt.Sprintf("tls:\n  certFile: %q\n  keyFile: %q\n", first.CertFile, first.KeyFile)))
@@ -181,17 +182,17 @@ func testMutualTLS(t *testing.T, w *enforceWorld, want v1.Hash) {
 	ca := harness.NewServingCA(t, "pullgate test CA")
 	clients := harness.NewServingCA(t, "pullgate clients CA")
 	server := ca.Issue(t, dir, "server", false)
-	writeFile(t, filepath.Join(dir, "clients.pem"), string(clients.PEM()))
+	testsupport.WriteFile(t, filepath.Join(dir, "clients.pem"), string(clients.PEM()))
 	pg := harness.StartPullgate(t, w.bin, opsConfig(t, w, w.policy,
 		fmt.Sprintf("tls:\n  certFile: %q\n  keyFile: %q\n  clientCAFile: %q\n", server.CertFile, server.KeyFile, filepath.Join(dir, "clients.pem"))))
 	ref := pg.Host + "/" + fullName("ops/app") + ":v1"
 
 	// skopeo's cert dir: ca.crt to trust, client.cert and client.key to present.
 	certDir := t.TempDir()
-	writeFile(t, filepath.Join(certDir, "ca.crt"), string(ca.PEM()))
+	testsupport.WriteFile(t, filepath.Join(certDir, "ca.crt"), string(ca.PEM()))
 	client := clients.Issue(t, t.TempDir(), "client", true)
-	writeFile(t, filepath.Join(certDir, "client.cert"), string(client.CertPEM))
-	writeFile(t, filepath.Join(certDir, "client.key"), string(client.KeyPEM))
+	testsupport.WriteFile(t, filepath.Join(certDir, "client.cert"), string(client.CertPEM))
+	testsupport.WriteFile(t, filepath.Join(certDir, "client.key"), string(client.KeyPEM))
 	out := filepath.Join(t.TempDir(), "oci")
 	if _, errOut, err := harness.SkopeoRun(t, harness.SkopeoOptions{}, "copy", "--remove-signatures", "--src-cert-dir", certDir,
 		"docker://"+ref, "oci:"+out+":v1"); err != nil {
@@ -203,7 +204,7 @@ func testMutualTLS(t *testing.T, w *enforceWorld, want v1.Hash) {
 
 	before := len(w.reg.Requests())
 	noCert := t.TempDir()
-	writeFile(t, filepath.Join(noCert, "ca.crt"), string(ca.PEM()))
+	testsupport.WriteFile(t, filepath.Join(noCert, "ca.crt"), string(ca.PEM()))
 	if _, errOut, err := harness.SkopeoRun(t, harness.SkopeoOptions{}, "inspect", "--raw", "--cert-dir", noCert, "docker://"+ref); err == nil {
 		t.Errorf("skopeo without a client certificate was served:\n%s", errOut)
 	}
@@ -250,7 +251,7 @@ func htpasswdFile(t *testing.T, users map[string]string) string {
 		fmt.Fprintf(&b, "%s:%s\n", u, h)
 	}
 	path := filepath.Join(t.TempDir(), "htpasswd")
-	writeFile(t, path, b.String())
+	testsupport.WriteFile(t, path, b.String())
 	return path
 }
 
@@ -310,7 +311,7 @@ func testBasicAuth(t *testing.T, w *enforceWorld, want v1.Hash) {
 		t.Error("skopeo with a wrong password was served")
 	}
 	cfgDir := t.TempDir()
-	writeFile(t, filepath.Join(cfgDir, "config.json"), fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, pg.Host,
+	testsupport.WriteFile(t, filepath.Join(cfgDir, "config.json"), fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, pg.Host,
 		base64.StdEncoding.EncodeToString([]byte("alice:"+password))))
 	if errOut, err := crane(t, []string{"DOCKER_CONFIG=" + cfgDir}, "pull", "--insecure", ref, filepath.Join(t.TempDir(), "img.tar")); err != nil {
 		t.Fatalf("crane with a docker config: %v\n%s", err, errOut)
@@ -409,9 +410,9 @@ func testOpsStartupErrors(t *testing.T, w *enforceWorld) {
 	ca := harness.NewServingCA(t, "ca")
 	srv := ca.Issue(t, dir, "server", false)
 	md5 := filepath.Join(dir, "md5")
-	writeFile(t, md5, "# users\nalice:$apr1$abcdefgh$0123456789012345678901\n")
+	testsupport.WriteFile(t, md5, "# users\nalice:$apr1$abcdefgh$0123456789012345678901\n")
 	garbage := filepath.Join(dir, "garbage.pem")
-	writeFile(t, garbage, "not a certificate\n")
+	testsupport.WriteFile(t, garbage, "not a certificate\n")
 	for _, c := range []struct{ name, extra, want, never string }{
 		{"missing certificate", fmt.Sprintf("tls:\n  certFile: %q\n  keyFile: %q\n", filepath.Join(dir, "nope.pem"), srv.KeyFile), "tls.certFile", ""},
 		{"missing key", fmt.Sprintf("tls:\n  certFile: %q\n  keyFile: %q\n", srv.CertFile, filepath.Join(dir, "nope.key")), "tls.keyFile", ""},
@@ -592,8 +593,8 @@ func testReloadRename(t *testing.T, w *enforceWorld, want v1.Hash) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, key, string(trusted))
-	writeFile(t, policy, `{"default": [{"type": "reject"}]}`)
+	testsupport.WriteFile(t, key, string(trusted))
+	testsupport.WriteFile(t, policy, `{"default": [{"type": "reject"}]}`)
 	pg := harness.StartPullgate(t, w.bin, opsConfig(t, w, policy, ""))
 	url := "http://" + pg.Host + "/v2/" + fullName("ops/app") + "/manifests/v1"
 	call(t, http.MethodGet, url).denied(t, "under reject")
@@ -629,7 +630,7 @@ func testReloadSymlinkSwap(t *testing.T, w *enforceWorld, want v1.Hash) {
 		if err := os.Mkdir(data, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(data, "policy.json"), policyJSON)
+		testsupport.WriteFile(t, filepath.Join(data, "policy.json"), policyJSON)
 		tmp := filepath.Join(dir, "..data_tmp")
 		if err := os.Symlink(filepath.Base(data), tmp); err != nil {
 			t.Fatal(err)

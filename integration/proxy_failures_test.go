@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -140,7 +138,6 @@ func TestDownOrHangingUpstreamIsPromptError(t *testing.T) {
 				Gate:                  gatetest.AllowAll{},
 				DialTimeout:           250 * time.Millisecond,
 				ResponseHeaderTimeout: 250 * time.Millisecond,
-				Retries:               1,
 			})
 			for _, path := range []string{"/v2/team/app/manifests/v1", "/v2/team/app/blobs/" + digest.FromString("x").String(), "/v2/team/app/tags/list"} {
 				resp, body := httpGet(t, p.URL.String()+path, nil)
@@ -165,30 +162,10 @@ func TestDownOrHangingUpstreamIsPromptError(t *testing.T) {
 func TestRedirectedBlobsKeepCredentialsHome(t *testing.T) {
 	img := harness.OCIImage(t, 2, 32<<10, harness.LinuxAMD64)
 	stored := harness.LayerBlobs(t, img)
-	var mu sync.Mutex
-	var storageAuth []string
-	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		storageAuth = append(storageAuth, r.Header.Get("Authorization"))
-		mu.Unlock()
-		b, ok := stored[strings.TrimPrefix(r.URL.Path, "/bucket/")]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Write(b)
-	}))
-	t.Cleanup(storage.Close)
-	redirect := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			d := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
-			if isBlobGET(r) && stored[d] != nil && r.Header.Get("Authorization") != "" {
-				http.Redirect(w, r, storage.URL+"/bucket/"+d+"?X-Signature=presigned", http.StatusTemporaryRedirect)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
+	storage := harness.StartObjectStorage(t, stored)
+	redirect := storage.RedirectBlobs(func(r *http.Request) bool {
+		return r.Method == http.MethodGet && r.Header.Get("Authorization") != ""
+	})
 	reg := harness.StartRegistry(t, harness.WithTokenAuth(testUser, testPassword), harness.WithMiddleware(redirect))
 	want := reg.Push(t, "team/app:v1", img)
 	p := harness.StartProxy(t, harness.ProxyOptions{
@@ -199,8 +176,7 @@ func TestRedirectedBlobsKeepCredentialsHome(t *testing.T) {
 	if got.Manifest != want || len(got.Layers) != 2 {
 		t.Fatalf("pulled %+v", got)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	storageAuth := storage.Authorizations()
 	if len(storageAuth) != len(stored) {
 		t.Fatalf("object storage saw %d requests, want %d", len(storageAuth), len(stored))
 	}

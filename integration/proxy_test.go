@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy/gatetest"
 )
 
@@ -143,10 +143,7 @@ func TestSkopeoPullsThroughPrefixAndDefault(t *testing.T) {
 			// manifest bytes are the upstream's.
 			dir := t.TempDir()
 			harness.Skopeo(t, "copy", "--src-tls-verify=false", "docker://"+tc.source+"team/docker:v1", "dir:"+dir)
-			raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			raw := testsupport.ReadFile(t, filepath.Join(dir, "manifest.json"))
 			if sum := sha256.Sum256(raw); "sha256:"+hex.EncodeToString(sum[:]) != f.docker.String() {
 				t.Fatalf("dir: manifest is not the upstream's %s", f.docker)
 			}
@@ -155,10 +152,7 @@ func TestSkopeoPullsThroughPrefixAndDefault(t *testing.T) {
 	// docker.io through the prefix: alpine becomes library/alpine.
 	dir := t.TempDir()
 	harness.Skopeo(t, "copy", "--src-tls-verify=false", "docker://"+p.Host+"/docker.io/alpine:3.20", "dir:"+dir)
-	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := testsupport.ReadFile(t, filepath.Join(dir, "manifest.json"))
 	if sum := sha256.Sum256(raw); "sha256:"+hex.EncodeToString(sum[:]) != f.alpine.String() {
 		t.Fatal("docker.io/alpine: not library/alpine's manifest")
 	}

@@ -22,6 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 func TestRegdParity(t *testing.T) {
@@ -55,7 +56,7 @@ func testRegdTagScopedSignatureAPI(t *testing.T, w *enforceWorld, repo string, w
 	for _, name := range []string{upstreamName, w.reg.Host} {
 		fmt.Fprintf(&yaml, "  %s/%s:v1:\n    lookaside: %s\n  %s/%s:\n    lookaside: %s\n", name, repo, w.sig.Lookaside.URL, name, repo, broken.URL)
 	}
-	writeFile(t, filepath.Join(regd, "scoped.yaml"), yaml.String())
+	testsupport.WriteFile(t, filepath.Join(regd, "scoped.yaml"), yaml.String())
 
 	// containers/image accepts the image pulled by tag with this registries.d.
 	direct := w.direct()
@@ -67,7 +68,7 @@ func testRegdTagScopedSignatureAPI(t *testing.T, w *enforceWorld, repo string, w
 	pg := harness.StartPullgate(t, w.bin, w.pullgateConfig(t, w.policy, regd))
 	proxyPrefix := pg.Host + "/" + upstreamName
 	policy := filepath.Join(t.TempDir(), "policy.json")
-	writeFile(t, policy, fmt.Sprintf(`{"default": [{"type": "reject"}], "transports": {"docker": {%q: [
+	testsupport.WriteFile(t, policy, fmt.Sprintf(`{"default": [{"type": "reject"}], "transports": {"docker": {%q: [
 		{"type": "signedBy", "keyType": "GPGKeys", "keyPath": %q,
 		 "signedIdentity": {"type": "remapIdentity", "prefix": %q, "signedPrefix": %q}}]}}}`,
 		proxyPrefix+"/"+repo, w.trusted.PublicKeyFile, proxyPrefix, upstreamName))
@@ -100,15 +101,12 @@ func testRegdTagScopedSignatureAPI(t *testing.T, w *enforceWorld, repo string, w
 // registries.d (os.ReadFile: "is a directory"); pullgate must not start on it, and a reload
 // onto it is refused with the previous configuration kept.
 func testRegdRefused(t *testing.T, w *enforceWorld, repo string, want v1.Hash) {
-	world, err := os.ReadFile(filepath.Join(w.sig.RegistriesD, "default.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	world := testsupport.ReadFile(t, filepath.Join(w.sig.RegistriesD, "default.yaml"))
 	regd := filepath.Join(t.TempDir(), "registries.d")
 	if err := os.Mkdir(regd, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(regd, "default.yaml"), string(world))
+	testsupport.WriteFile(t, filepath.Join(regd, "default.yaml"), string(world))
 	bad := filepath.Join(regd, "extra.yaml")
 	if err := os.Mkdir(bad, 0o700); err != nil {
 		t.Fatal(err)
@@ -126,13 +124,13 @@ func testRegdRefused(t *testing.T, w *enforceWorld, repo string, want v1.Hash) {
 			t.Fatal(err)
 		}
 		policy := filepath.Join(t.TempDir(), "policy.json")
-		writeFile(t, policy, w.policyJSON())
+		testsupport.WriteFile(t, policy, w.policyJSON())
 		pg := harness.StartPullgate(t, w.bin, w.pullgateConfig(t, policy, regd))
 		url := "http://" + pg.Host + "/v2/" + upstreamName + "/" + repo + "/manifests/"
 		call(t, http.MethodGet, url+"v1").served(t, "before the reload", want)
 
 		// The reload would put a reject policy in force, and finds the directory.
-		writeFile(t, policy, rejectPolicy)
+		testsupport.WriteFile(t, policy, rejectPolicy)
 		if err := os.Mkdir(bad, 0o700); err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // Shared by the sigstore tests: one upstream registry, a policy.json with one scope per
@@ -79,9 +80,7 @@ func sigWriteJSON(t *testing.T, path string, v any) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, path, data)
 	return path
 }
 

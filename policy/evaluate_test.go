@@ -12,7 +12,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 const signedByTrusted = `{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"$DIR/trusted.gpg"}]}`

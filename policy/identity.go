@@ -36,11 +36,7 @@ const (
 
 // parseIdentity parses a signedIdentity (or baseLayerIdentity) object.
 func parseIdentity(raw json.RawMessage) (identityMatcher, error) {
-	o, err := decodeRawObject(raw)
-	if err != nil {
-		return nil, err
-	}
-	typ, err := objectType(o)
+	o, typ, err := decodeTypedObject(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -108,17 +104,22 @@ func parseIdentity(raw json.RawMessage) (identityMatcher, error) {
 	return nil, strictjson.WithPath(".type", fmt.Errorf("unknown identity type %q", typ))
 }
 
-// objectType returns the "type" member of a requirement or identity object.
-func objectType(o rawObject) (string, error) {
-	raw, ok := o.get("type")
-	if !ok {
-		return "", errors.New(`missing required key "type"`)
-	}
-	typ, err := decodeString(raw)
+// decodeTypedObject decodes a requirement or identity object and returns it with its
+// "type" member.
+func decodeTypedObject(raw json.RawMessage) (rawObject, string, error) {
+	o, err := decodeRawObject(raw)
 	if err != nil {
-		return "", strictjson.WithPath(".type", err)
+		return rawObject{}, "", err
 	}
-	return typ, nil
+	t, ok := o.get("type")
+	if !ok {
+		return rawObject{}, "", errors.New(`missing required key "type"`)
+	}
+	typ, err := decodeString(t)
+	if err != nil {
+		return rawObject{}, "", strictjson.WithPath(".type", err)
+	}
+	return o, typ, nil
 }
 
 var (

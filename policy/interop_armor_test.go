@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -20,7 +19,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // TestInteropArmorAndKeyBlocks runs `skopeo copy` (containers/image with gpgme, as
@@ -35,16 +35,12 @@ import (
 //     gpg imports both and so trusts a signature by the second key; a file whose second
 //     block is corrupt makes gpg import nothing and pullgate refuse to load the policy.
 func TestInteropArmorAndKeyBlocks(t *testing.T) {
-	pgptest.RequireTools(t, "skopeo")
-	g := pgptest.NewGnuPG(t)
-	first := g.GenKey(t, "first")
-	second := g.GenKey(t, "second")
+	g, fprs := pgptest.NewSkopeoGnuPG(t, "first", "second")
+	first, second := fprs[0], fprs[1]
 	dir := t.TempDir()
 	keys := func(name string, data []byte) string {
 		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, path, data)
 		return path
 	}
 	a, b := g.Export(t, first, true), g.Export(t, second, true)
@@ -93,9 +89,7 @@ func TestInteropArmorAndKeyBlocks(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			policyPath := filepath.Join(dir, fmt.Sprintf("policy-%d.json", i))
-			if err := os.WriteFile(policyPath, []byte(tt.policy), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			testsupport.WriteFile(t, policyPath, tt.policy)
 			var src string
 			var sigs []Signature
 			var blobErr error
@@ -184,9 +178,7 @@ func (img *interopImage) dirWith(t *testing.T, sig []byte) string {
 		files[dg.Encoded()] = b
 	}
 	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(d, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, filepath.Join(d, name), b)
 	}
 	return d
 }

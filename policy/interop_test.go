@@ -13,7 +13,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // interopTimeout bounds the fixture script (key generation, five skopeo runs); it only
@@ -64,8 +65,8 @@ func TestInteropWithSkopeo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			manifest := readFile(t, filepath.Join(out, tt.manifest))
-			blob := readFile(t, filepath.Join(out, tt.sig))
+			manifest := testsupport.ReadFile(t, filepath.Join(out, tt.manifest))
+			blob := testsupport.ReadFile(t, filepath.Join(out, tt.sig))
 
 			sig, err := ParseSignatureBlob(blob)
 			if err != nil {
@@ -120,13 +121,4 @@ func readFingerprints(t *testing.T, path string) map[string]string {
 		}
 	}
 	return out
-}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -24,13 +25,16 @@ func ecJWK(t *testing.T) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, y := make([]byte, 32), make([]byte, 32)
-	k.PublicKey.X.FillBytes(x)
-	k.PublicKey.Y.FillBytes(y)
+	point, err := k.PublicKey.Bytes() // 0x04 || x || y, 32 bytes each
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := point[1:33], point[33:]
+	// libtrust hashes the coordinates as big.Int.Bytes gives them: no leading zeros.
 	h := sha256.New()
 	h.Write([]byte("ECP-256"))
-	h.Write(k.PublicKey.X.Bytes())
-	h.Write(k.PublicKey.Y.Bytes())
+	h.Write(bytes.TrimLeft(x, "\x00"))
+	h.Write(bytes.TrimLeft(y, "\x00"))
 	return map[string]any{"kty": "EC", "crv": "P-256", "x": b64url(x), "y": b64url(y), "kid": libtrustKeyID(h.Sum(nil)[:30])}
 }
 

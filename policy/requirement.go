@@ -65,11 +65,7 @@ func parseRequirements(raw json.RawMessage) ([]requirement, error) {
 }
 
 func parseRequirement(raw json.RawMessage) (requirement, error) {
-	o, err := decodeRawObject(raw)
-	if err != nil {
-		return nil, err
-	}
-	typ, err := objectType(o)
+	o, typ, err := decodeTypedObject(raw)
 	if err != nil {
 		return nil, err
 	}

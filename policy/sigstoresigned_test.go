@@ -7,13 +7,13 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/policy/sigstore"
 )
 
@@ -130,10 +130,7 @@ func TestSigstoreJSONBlob(t *testing.T) {
 	f.write("cosign.pub", pemData)
 	p := f.policy(`{"default":[{"type":"sigstoreSigned","keyPath":"$DIR/cosign.pub"}]}`)
 	s := cosignSig(t, key, f.digest, "busybox:1")
-	chunk, err := json.Marshal(map[string]any{"mimeType": s.MIMEType, "payload": s.Data, "annotations": s.Annotations})
-	if err != nil {
-		t.Fatal(err)
-	}
+	chunk := testsupport.JSON(t, map[string]any{"mimeType": s.MIMEType, "payload": s.Data, "annotations": s.Annotations})
 	parsed, err := ParseSignatureBlob(append([]byte("\x00sigstore-json\n"), chunk...))
 	if err != nil {
 		t.Fatal(err)

@@ -1,14 +1,12 @@
 package policy
 
 import (
-	"bytes"
 	"testing"
 
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // TestUntrustedSimpleSigningDigestArmored: pullgate's signature API passes on an armored
@@ -19,18 +17,7 @@ func TestUntrustedSimpleSigningDigestArmored(t *testing.T) {
 	d := digest.FromString("manifest")
 	p := pgptest.Payload(d.String(), "registry.example/app:1")
 	binary := pgptest.Sign(t, p, pgptest.SignOptions{Signers: []*packet.PrivateKey{key.Primary()}, Compress: true})
-	var b bytes.Buffer
-	w, err := armor.Encode(&b, "PGP MESSAGE", nil)
-	if err == nil {
-		_, err = w.Write(binary)
-	}
-	if err == nil {
-		err = w.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	armored := append(b.Bytes(), '\n')
+	armored := pgptest.Armor(t, "PGP MESSAGE", binary)
 	if got, err := UntrustedSimpleSigningDigest(armored); err != nil || got != d {
 		t.Fatalf("armored: %q, %v; want %s", got, err, d)
 	}

@@ -12,40 +12,20 @@ import (
 	"testing"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/gatetest"
 )
 
-// firstLayer returns an image's first layer digest and compressed bytes.
-func firstLayer(t *testing.T, img v1.Image) (v1.Hash, []byte) {
-	t.Helper()
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, _ := layers[0].Digest()
-	rc, err := layers[0].Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, b
-}
-
 func TestBlobGetHeadRange(t *testing.T) {
 	u := startUpstream(t, nil)
 	img := randomImage(t)
 	u.push(t, "team/app", "v1", img)
-	ld, content := firstLayer(t, img)
+	ld, content := testsupport.FirstLayer(t, img)
 	p := startProxy(t, gatetest.AllowAll{}, u)
 	path := "/v2/team/app/blobs/" + ld.String()
 
@@ -88,16 +68,16 @@ func TestRangeAnsweredWholeIsVerified(t *testing.T) {
 	})
 	img := randomImage(t)
 	u.push(t, "team/app", "v1", img)
-	ld, content := firstLayer(t, img)
+	ld, content := testsupport.FirstLayer(t, img)
 	p := startProxy(t, gatetest.AllowAll{}, u)
-	u.reset()
+	u.Reset()
 	resp, body, err := p.do(t, "GET", "/v2/team/app/blobs/"+ld.String(), http.Header{"Range": {"bytes=0-9"}})
 	if err != nil || resp.StatusCode != 206 || !bytes.Equal(body, content[:10]) {
 		t.Fatalf("%s %v %d bytes", resp.Status, err, len(body))
 	}
-	for _, r := range u.seen() {
-		if r.header.Get("Range") != "" {
-			t.Fatalf("Range %q sent upstream", r.header.Get("Range"))
+	for _, r := range u.Requests() {
+		if r.Header.Get("Range") != "" {
+			t.Fatalf("Range %q sent upstream", r.Header.Get("Range"))
 		}
 	}
 }
@@ -106,12 +86,12 @@ func TestDeniedBlobNeverReachesUpstream(t *testing.T) {
 	u := startUpstream(t, nil)
 	img := randomImage(t)
 	u.push(t, "team/app", "v1", img)
-	ld, _ := firstLayer(t, img)
+	ld, _ := testsupport.FirstLayer(t, img)
 	gate := gatetest.Funcs{Blob: func(_ context.Context, b *admission.BlobRequest) (admission.Decision, error) {
 		return admission.Decision{Reason: "blob " + b.Digest.String() + " is not referenced by an accepted manifest"}, nil
 	}}
 	p := startProxy(t, gate, u)
-	u.reset()
+	u.Reset()
 	for _, method := range []string{"GET", "HEAD"} {
 		resp, body, _ := p.do(t, method, "/v2/team/app/blobs/"+ld.String(), nil)
 		if resp.StatusCode != 403 {
@@ -123,7 +103,7 @@ func TestDeniedBlobNeverReachesUpstream(t *testing.T) {
 			}
 		}
 	}
-	if n := len(u.seen()); n != 0 {
+	if n := len(u.Requests()); n != 0 {
 		t.Fatalf("a denied blob reached the upstream %d times", n)
 	}
 }
@@ -136,12 +116,12 @@ func tamperBlobs(change func(w http.ResponseWriter, header http.Header, body []b
 				next.ServeHTTP(w, r)
 				return
 			}
-			rec := &recorded{header: http.Header{}}
+			rec := testsupport.NewResponseBuffer()
 			next.ServeHTTP(rec, r)
-			for k, v := range rec.header {
+			for k, v := range rec.Header() {
 				w.Header()[k] = v
 			}
-			change(w, w.Header(), rec.body.Bytes())
+			change(w, w.Header(), rec.Body.Bytes())
 		})
 	}
 }
@@ -185,7 +165,7 @@ func TestLyingBlobUpstreamIsAborted(t *testing.T) {
 			u := startUpstream(t, tamperBlobs(tt.change))
 			img := randomImage(t)
 			u.push(t, "team/app", "v1", img)
-			ld, content := firstLayer(t, img)
+			ld, content := testsupport.FirstLayer(t, img)
 			p := startProxy(t, gatetest.AllowAll{}, u)
 			if tt.wantStatus == 0 {
 				// Either no answer at all or a cut body: never a clean wrong body.
@@ -238,7 +218,7 @@ func TestTooManyRequestsRelayed(t *testing.T) {
 	if code, msg := ociError(t, body); code != "TOOMANYREQUESTS" || !strings.Contains(msg, "pull rate limit") {
 		t.Fatalf("%s %q", code, msg)
 	}
-	if n := u.count("GET", "/manifests/"); n != 1 {
+	if n := u.Count("GET", "/manifests/"); n != 1 {
 		t.Fatalf("a 429 was retried: %d upstream GETs", n)
 	}
 }
@@ -255,7 +235,7 @@ func TestCorruptLargeBlobCutsBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.push(t, "team/app", "v1", img)
-	ld, content := firstLayer(t, img)
+	ld, content := testsupport.FirstLayer(t, img)
 	p := startProxy(t, gatetest.AllowAll{}, u)
 	resp, err := p.Client().Get(p.URL + "/v2/team/app/blobs/" + ld.String())
 	if err != nil {
@@ -277,7 +257,7 @@ func TestChunkedBlobStreamsVerified(t *testing.T) {
 	}))
 	img := randomImage(t)
 	u.push(t, "team/app", "v1", img)
-	ld, content := firstLayer(t, img)
+	ld, content := testsupport.FirstLayer(t, img)
 	p := startProxy(t, gatetest.AllowAll{}, u)
 	resp, body, err := p.do(t, "GET", "/v2/team/app/blobs/"+ld.String(), nil)
 	if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, content) || resp.ContentLength != -1 {

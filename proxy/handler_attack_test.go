@@ -59,7 +59,7 @@ func TestNosniffOnEveryAnswer(t *testing.T) {
 	u := startUpstream(t, nil)
 	img := randomImage(t)
 	d := u.push(t, "team/app", "v1", img)
-	ld, _ := firstLayer(t, img)
+	ld, _ := testsupport.FirstLayer(t, img)
 	p := startProxy(t, gatetest.AllowAll{}, u)
 	no := func() (admission.Decision, error) { return admission.Decision{Reason: "denied by the test"}, nil }
 	deny := startProxy(t, gatetest.Funcs{
@@ -98,7 +98,7 @@ func TestRangeServedFromVerifiedBlob(t *testing.T) {
 	u := startUpstream(t, nil)
 	img := randomImage(t)
 	u.push(t, "team/app", "v1", img)
-	ld, content := firstLayer(t, img)
+	ld, content := testsupport.FirstLayer(t, img)
 	size := len(content)
 	p := startProxy(t, gatetest.AllowAll{}, u)
 	path := "/v2/team/app/blobs/" + ld.String()
@@ -119,7 +119,7 @@ func TestRangeServedFromVerifiedBlob(t *testing.T) {
 		{http.Header{"Range": {"bytes=0-9"}, "If-Range": {`"` + ld.String() + `"`}}, 200, content, ""},
 	}
 	for _, tt := range tests {
-		u.reset()
+		u.Reset()
 		resp, body, err := p.do(t, "GET", path, tt.header)
 		if err != nil || resp.StatusCode != tt.wantStatus || resp.Header.Get("Content-Range") != tt.wantRange {
 			t.Errorf("%v: %s %v, Content-Range %q", tt.header, resp.Status, err, resp.Header.Get("Content-Range"))
@@ -135,9 +135,9 @@ func TestRangeServedFromVerifiedBlob(t *testing.T) {
 		} else if resp.Header.Get("Accept-Ranges") != "bytes" {
 			t.Errorf("%v: Accept-Ranges %q", tt.header, resp.Header.Get("Accept-Ranges"))
 		}
-		for _, r := range u.seen() {
-			if r.header.Get("Range") != "" {
-				t.Errorf("%v: Range %q sent upstream", tt.header, r.header.Get("Range"))
+		for _, r := range u.Requests() {
+			if r.Header.Get("Range") != "" {
+				t.Errorf("%v: Range %q sent upstream", tt.header, r.Header.Get("Range"))
 			}
 		}
 	}
@@ -150,7 +150,7 @@ func TestRangeOfLyingBlobIsAborted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, content := firstLayer(t, img)
+	_, content := testsupport.FirstLayer(t, img)
 	size := len(content)
 	for name, at := range map[string]int{"before": 10, "first byte of the range": 1000, "inside": 1500, "last byte of the range": 1999, "after": size - 10} {
 		t.Run(name, func(t *testing.T) {
@@ -163,7 +163,7 @@ func TestRangeOfLyingBlobIsAborted(t *testing.T) {
 				w.Write(b)
 			}))
 			u.push(t, "team/app", "v1", img)
-			ld, _ := firstLayer(t, img)
+			ld, _ := testsupport.FirstLayer(t, img)
 			p := startProxy(t, gatetest.AllowAll{}, u)
 			req, _ := http.NewRequest("GET", p.URL+"/v2/team/app/blobs/"+ld.String(), nil)
 			req.Header.Set("Range", "bytes=1000-1999")
@@ -268,14 +268,14 @@ func TestListingGateRefusesBeforeTheUpstream(t *testing.T) {
 	u.push(t, "team/open", "v1", img)
 	g := &listingGate{closed: "team/closed"}
 	p := startProxy(t, g, u)
-	u.reset()
+	u.Reset()
 	for _, path := range []string{"/v2/team/closed/tags/list", "/v2/team/closed/referrers/" + d.String()} {
 		resp, body, _ := p.do(t, "GET", path, nil)
 		if code, msg := ociError(t, body); resp.StatusCode != 403 || code != "DENIED" || !strings.Contains(msg, "team/closed") {
 			t.Errorf("%s: %s %s", path, resp.Status, body)
 		}
 	}
-	if n := len(u.seen()); n != 0 {
+	if n := len(u.Requests()); n != 0 {
 		t.Errorf("refused listings reached the upstream %d times", n)
 	}
 	for _, path := range []string{"/v2/team/open/tags/list", "/v2/team/open/referrers/" + d.String()} {
@@ -312,7 +312,7 @@ func TestStalledClientFreesItsStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.push(t, "team/app", "v1", img)
-	ld, content := firstLayer(t, img)
+	ld, content := testsupport.FirstLayer(t, img)
 	p := startProxyWith(t, gatetest.AllowAll{}, u, func(o *proxy.Options) {
 		o.WriteStallTimeout = 500 * time.Millisecond
 		o.MaxBlobStreams = 1

@@ -101,8 +101,8 @@ func TestFixedAnswers(t *testing.T) {
 			}
 		})
 	}
-	if n := len(u.seen()); n != 0 {
-		t.Fatalf("the upstream saw %d requests; none of these should reach it: %+v", n, u.seen())
+	if n := len(u.Requests()); n != 0 {
+		t.Fatalf("the upstream saw %d requests; none of these should reach it: %+v", n, u.Requests())
 	}
 }
 
@@ -122,7 +122,7 @@ func TestNSUnknownReachesNoUpstream(t *testing.T) {
 			t.Fatalf("GET %s: %s %q", path, code, msg)
 		}
 	}
-	if n := len(u.seen()); n != 0 {
+	if n := len(u.Requests()); n != 0 {
 		t.Fatalf("the upstream saw %d requests", n)
 	}
 }

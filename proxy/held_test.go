@@ -15,6 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/content"
@@ -102,9 +103,7 @@ func TestHeldFileServed(t *testing.T) {
 	data := bytes.Repeat([]byte("held file "), 50000)
 	d := digest.FromBytes(data)
 	path := filepath.Join(t.TempDir(), "blob")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, path, data)
 	src := &fileSource{path: path, d: d}
 	h, err := proxy.New(proxy.Options{Upstreams: []proxy.Upstream{{Registry: testRegistry, Source: src}},
 		DefaultUpstream: testRegistry, Gate: gatetest.AllowAll{}})

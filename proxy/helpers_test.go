@@ -3,13 +3,9 @@ package proxy_test
 import (
 	"encoding/json"
 	"io"
-	"log"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -19,7 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/proxy"
-	"github.com/pullgate/pullgate/proxy/upstream"
 
 	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy/admission"
@@ -32,55 +27,15 @@ const testRegistry = "registry.test"
 // request recorded and an optional middleware to make it misbehave.
 type upstreamServer struct {
 	*httptest.Server
-	mu       sync.Mutex
-	requests []seenRequest
-}
-
-type seenRequest struct {
-	method, path string
-	header       http.Header
+	testsupport.RequestLog
 }
 
 func startUpstream(t *testing.T, mw func(http.Handler) http.Handler) *upstreamServer {
 	t.Helper()
-	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
-	if mw != nil {
-		h = mw(h)
-	}
 	u := &upstreamServer{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		u.requests = append(u.requests, seenRequest{method: r.Method, path: r.URL.Path, header: r.Header.Clone()})
-		u.mu.Unlock()
-		h.ServeHTTP(w, r)
-	}))
+	u.Server = httptest.NewServer(u.Record(testsupport.MemoryRegistry(mw, registry.WithReferrersSupport(true))))
 	t.Cleanup(u.Close)
 	return u
-}
-
-// count is how many requests with method had a path containing part.
-func (u *upstreamServer) count(method, part string) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	n := 0
-	for _, r := range u.requests {
-		if r.method == method && strings.Contains(r.path, part) {
-			n++
-		}
-	}
-	return n
-}
-
-func (u *upstreamServer) seen() []seenRequest {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]seenRequest(nil), u.requests...)
-}
-
-func (u *upstreamServer) reset() {
-	u.mu.Lock()
-	u.requests = nil
-	u.mu.Unlock()
 }
 
 func (u *upstreamServer) host() string { return strings.TrimPrefix(u.URL, "http://") }
@@ -120,34 +75,7 @@ type testProxy struct {
 // registry.test upstream and the default upstream.
 func startProxy(t *testing.T, gate admission.Gate, u *upstreamServer) *testProxy {
 	t.Helper()
-	logs := &testsupport.LogBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	client, err := upstream.New(upstream.Options{
-		Registry: testRegistry,
-		URL:      &url.URL{Scheme: "http", Host: u.host()},
-		Retries:  -1,
-		Logger:   logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := proxy.New(proxy.Options{
-		Upstreams:       []proxy.Upstream{{Registry: testRegistry, Source: client}},
-		DefaultUpstream: testRegistry,
-		Gate:            gate,
-		Logger:          logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &testProxy{Server: httptest.NewServer(h), logs: logs}
-	t.Cleanup(func() {
-		p.Close()
-		if t.Failed() {
-			t.Logf("proxy log:\n%s", logs.String())
-		}
-	})
-	return p
+	return startProxyWith(t, gate, u, func(*proxy.Options) {})
 }
 
 // do sends a request to the proxy and reads the whole answer. A body that ends

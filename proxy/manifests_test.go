@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/gatetest"
@@ -51,7 +52,7 @@ func TestManifestAnswersAsUpstream(t *testing.T) {
 	for _, path := range []string{"team/docker/manifests/v1", "team/oci/manifests/v1", "team/index/manifests/v1", "team/index/manifests/" + idxDigest.String()} {
 		t.Run(path, func(t *testing.T) {
 			direct := get(t, http.DefaultClient, "GET", u.URL+"/v2/"+path, clientAccept)
-			u.reset()
+			u.Reset()
 			resp, body, err := p.do(t, "GET", "/v2/"+path, http.Header{"Accept": clientAccept})
 			if err != nil || resp.StatusCode != 200 {
 				t.Fatalf("GET through proxy: %s %v %s", resp.Status, err, body)
@@ -65,9 +66,9 @@ func TestManifestAnswersAsUpstream(t *testing.T) {
 				}
 			}
 			// Every Accept line reached the upstream unchanged.
-			for _, r := range u.seen() {
-				if strings.Contains(r.path, "/manifests/") && !slices.Equal(r.header.Values("Accept"), clientAccept) {
-					t.Errorf("upstream got Accept %q, want %q", r.header.Values("Accept"), clientAccept)
+			for _, r := range u.Requests() {
+				if strings.Contains(r.Path, "/manifests/") && !slices.Equal(r.Header.Values("Accept"), clientAccept) {
+					t.Errorf("upstream got Accept %q, want %q", r.Header.Values("Accept"), clientAccept)
 				}
 			}
 			head, hbody, _ := p.do(t, "HEAD", "/v2/"+path, http.Header{"Accept": clientAccept})
@@ -160,14 +161,14 @@ func TestManifestCacheAnswersByDigestAndHeadByTag(t *testing.T) {
 	if resp, _, _ := p.do(t, "GET", "/v2/team/app/manifests/v1", nil); resp.StatusCode != 200 {
 		t.Fatal(resp.Status)
 	}
-	u.reset()
+	u.Reset()
 	for _, method := range []string{"GET", "HEAD"} {
 		resp, _, _ := p.do(t, method, "/v2/team/app/manifests/"+d.String(), nil)
 		if resp.StatusCode != 200 || resp.Header.Get("Docker-Content-Digest") != d.String() {
 			t.Fatalf("%s by digest: %s %q", method, resp.Status, resp.Header.Get("Docker-Content-Digest"))
 		}
 	}
-	if n := len(u.seen()); n != 0 {
+	if n := len(u.Requests()); n != 0 {
 		t.Fatalf("by-digest requests for a cached manifest went upstream %d times", n)
 	}
 	// HEAD by tag: an upstream HEAD picks the cached bytes; no GET.
@@ -175,16 +176,16 @@ func TestManifestCacheAnswersByDigestAndHeadByTag(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Docker-Content-Digest") != d.String() {
 		t.Fatalf("HEAD by tag: %s", resp.Status)
 	}
-	if h, g := u.count("HEAD", "/manifests/"), u.count("GET", "/manifests/"); h != 1 || g != 0 {
+	if h, g := u.Count("HEAD", "/manifests/"), u.Count("GET", "/manifests/"); h != 1 || g != 0 {
 		t.Fatalf("HEAD by tag: upstream saw %d HEAD and %d GET, want 1 and 0", h, g)
 	}
 	// Not cached in another repository: fetched there.
 	u.push(t, "team/other", "v1", randomImage(t))
-	u.reset()
+	u.Reset()
 	if resp, _, _ := p.do(t, "HEAD", "/v2/team/other/manifests/"+d.String(), nil); resp.StatusCode != 404 {
 		t.Fatalf("digest of team/app served for team/other: %s", resp.Status)
 	}
-	if g := u.count("GET", "/v2/team/other/manifests/"); g != 1 {
+	if g := u.Count("GET", "/v2/team/other/manifests/"); g != 1 {
 		t.Fatalf("upstream saw %d GETs for team/other", g)
 	}
 }
@@ -222,7 +223,7 @@ func TestConcurrentManifestRequestsGoUpstreamOnce(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	close(release)
 	wg.Wait()
-	if n := u.count("GET", "/manifests/v1"); n != 1 {
+	if n := u.Count("GET", "/manifests/v1"); n != 1 {
 		t.Fatalf("upstream saw %d manifest GETs for %d concurrent clients, want 1", n, clients)
 	}
 	for i, got := range digests {
@@ -270,28 +271,18 @@ func lie(path string, change func(h http.Header, body []byte) []byte) func(http.
 				next.ServeHTTP(w, r)
 				return
 			}
-			rec := &recorded{header: http.Header{}}
+			rec := testsupport.NewResponseBuffer()
 			next.ServeHTTP(rec, r)
-			body := change(rec.header, rec.body.Bytes())
-			for k, v := range rec.header {
+			body := change(rec.Header(), rec.Body.Bytes())
+			for k, v := range rec.Header() {
 				w.Header()[k] = v
 			}
 			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-			w.WriteHeader(rec.status)
+			w.WriteHeader(rec.Status)
 			w.Write(body)
 		})
 	}
 }
-
-type recorded struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (r *recorded) Header() http.Header         { return r.header }
-func (r *recorded) WriteHeader(s int)           { r.status = s }
-func (r *recorded) Write(p []byte) (int, error) { return r.body.Write(p) }
 
 func TestLyingManifestUpstream(t *testing.T) {
 	other := digest.FromString("something else").String()

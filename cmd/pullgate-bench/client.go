@@ -69,13 +69,8 @@ func newPuller(client *http.Client, hashBodies bool) *puller {
 // manifest GETs url with manifestAccept, reads the body and returns the time from
 // sending the request to the end of the body.
 func (p *puller) manifest(ctx context.Context, url string) (time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Accept", manifestAccept)
 	start := time.Now()
-	resp, err := p.client.Do(req)
+	req, resp, err := p.getManifest(ctx, url)
 	if err != nil {
 		return 0, err
 	}
@@ -89,14 +84,20 @@ func (p *puller) manifest(ctx context.Context, url string) (time.Duration, error
 	return time.Since(start), nil
 }
 
-// expectStatus GETs url (a manifest) and fails unless the answer has the given status.
-func (p *puller) expectStatus(ctx context.Context, url string, want int) error {
+// getManifest sends a GET for the manifest at url, accepting what clients accept.
+func (p *puller) getManifest(ctx context.Context, url string) (*http.Request, *http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	req.Header.Set("Accept", manifestAccept)
 	resp, err := p.client.Do(req)
+	return req, resp, err
+}
+
+// expectStatus GETs url (a manifest) and fails unless the answer has the given status.
+func (p *puller) expectStatus(ctx context.Context, url string, want int) error {
+	req, resp, err := p.getManifest(ctx, url)
 	if err != nil {
 		return err
 	}

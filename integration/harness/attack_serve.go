@@ -29,12 +29,10 @@ func StartPullgateEarly(t testing.TB, bin, config string, env ...string) *EarlyP
 	t.Helper()
 	pg, listening := launchPullgate(t, bin, config, env...)
 	p := &EarlyPullgate{Pullgate: pg, listening: listening}
+	logOnFailure(t, "pullgate", p.Logs)
 	t.Cleanup(func() {
 		if !p.stopped {
 			p.Stop(t)
-		}
-		if t.Failed() {
-			t.Logf("pullgate log:\n%s", tail(p.Logs.String(), maxLogLines))
 		}
 	})
 	return p

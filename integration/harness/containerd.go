@@ -95,22 +95,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		}
 		_, _ = io.Copy(io.Discard, pipe)
 	}()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("containerd log:\n%s", tail(c.Logs.String(), maxLogLines))
-		}
-	})
-	select {
-	case <-booted:
-	case <-c.done:
-		err := c.cmd.Wait()
-		t.Fatalf("harness: containerd exited before booting (%v):\n%s", err, c.Logs)
-	case <-time.After(containerdStartTimeout):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-		_ = c.cmd.Wait()
-		t.Fatalf("harness: containerd did not boot within %s:\n%s", containerdStartTimeout, c.Logs)
-	}
+	logOnFailure(t, "containerd", c.Logs)
+	awaitReady(t, "containerd", "boot", c.cmd, c.done, booted, containerdStartTimeout, c.Logs)
 	t.Cleanup(func() {
 		if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Errorf("harness: SIGTERM to containerd: %v", err)

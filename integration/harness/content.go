@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"github.com/pullgate/pullgate/internal/testsupport"
+
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -158,37 +160,15 @@ func FlipByte(t testing.TB, path string) {
 }
 
 // RequestKind is what an upstream request was for, as the content-store tests count
-// them.
-type RequestKind string
+// them (testsupport.Request.Kind).
+type RequestKind = testsupport.RequestKind
 
 const (
-	ManifestByTag    RequestKind = "manifest by tag"
-	ManifestByDigest RequestKind = "manifest by digest"
-	BlobRequest      RequestKind = "blob"
-	OtherRequest     RequestKind = "other"
+	ManifestByTag    = testsupport.ManifestByTag
+	ManifestByDigest = testsupport.ManifestByDigest
+	BlobRequest      = testsupport.BlobRequest
+	OtherRequest     = testsupport.OtherRequest
 )
-
-// Kind classifies a registry request by its path.
-func (q Request) Kind() RequestKind {
-	i := strings.LastIndex(q.Path, "/manifests/")
-	switch {
-	case i >= 0 && strings.HasPrefix(q.Path[i+len("/manifests/"):], "sha256:"):
-		return ManifestByDigest
-	case i >= 0:
-		return ManifestByTag
-	case strings.Contains(q.Path, "/blobs/"):
-		return BlobRequest
-	}
-	return OtherRequest
-}
-
-// String is "METHOD path" (and ?query).
-func (q Request) String() string {
-	if q.RawQuery != "" {
-		return q.Method + " " + q.Path + "?" + q.RawQuery
-	}
-	return q.Method + " " + q.Path
-}
 
 // RequestsSince returns the requests the registry received after the first n (a
 // len(Requests()) taken before the action under test).

@@ -8,9 +8,10 @@
 //     or hang.
 //   - DockerImage, OCIImage, OCIIndex, DockerIndex and Registry.Push, PushIndex, Tag:
 //     content built with go-containerregistry.
-//   - StartProxy: pullgate's handler with its upstream clients, given a gate explicitly
-//     (gatetest.AllowAll for tests that are not about enforcement); Proxy.Logs holds
-//     everything it logged.
+//   - StartProxy and StartEnforcingProxy: pullgate assembled by internal/server.Build,
+//     as serve assembles it, with a gate given explicitly (gatetest.AllowAll for tests
+//     that are not about enforcement) or the policy gate; Proxy.Logs holds everything
+//     it logged.
 //   - PullImage, ReadImage, NSTransport, LayoutManifests, LayoutBlobs: a
 //     go-containerregistry client (with containerd's ns= when wanted) and readers for
 //     what skopeo wrote.

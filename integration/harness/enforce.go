@@ -9,7 +9,6 @@ import (
 	"github.com/pullgate/pullgate/internal/server"
 	"github.com/pullgate/pullgate/proxy/enforce"
 	"github.com/pullgate/pullgate/proxy/sigsource"
-	"github.com/pullgate/pullgate/proxy/upstream"
 )
 
 // EnforcingProxyOptions configures StartEnforcingProxy.
@@ -40,24 +39,8 @@ type EnforcingProxy struct {
 // cache bounds are the packages' defaults.
 func StartEnforcingProxy(t testing.TB, opts EnforcingProxyOptions) *EnforcingProxy {
 	t.Helper()
-	logger, logs := newLogger(t, "pullgate")
-	cfg := &config.Config{DefaultUpstream: opts.DefaultUpstream,
-		Policy: config.Policy{Path: opts.Policy, RegistriesDir: opts.RegistriesD}}
-	for _, u := range opts.Upstreams {
-		cfg.Upstreams = append(cfg.Upstreams, config.Upstream{Registry: u.Registry, URL: u.URL.String(),
-			Username: u.Username, Password: config.Secret(u.Password)})
-	}
-	built, err := server.Build(t.Context(), cfg, logger, server.Options{WrapPolicy: opts.WrapPolicy,
-		LookasideTimeout: opts.LookasideTimeout, UserAgent: "pullgate-test"})
-	if err != nil {
-		t.Fatalf("harness: building pullgate: %v", err)
-	}
-	t.Cleanup(func() { built.Close() })
-	p := &EnforcingProxy{Proxy: &Proxy{Logs: logs, Clients: map[string]*upstream.Client{}},
-		Gate: built.PolicyGate(), Finder: built.Finder()}
-	for _, u := range built.Upstreams() {
-		p.Clients[u.Registry] = u.Client
-	}
-	p.serve(t, built.Handler, opts.Wrap)
-	return p
+	cfg := newConfig(opts.Upstreams, opts.DefaultUpstream)
+	cfg.Policy = config.Policy{Path: opts.Policy, RegistriesDir: opts.RegistriesD}
+	p, built := startBuilt(t, cfg, server.Options{WrapPolicy: opts.WrapPolicy, LookasideTimeout: opts.LookasideTimeout}, opts.Wrap)
+	return &EnforcingProxy{Proxy: p, Gate: built.PolicyGate(), Finder: built.Finder()}
 }

@@ -2,8 +2,7 @@ package harness
 
 import (
 	"bytes"
-	"encoding/json"
-	"io"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -12,7 +11,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // Platforms used by the multi-arch helpers.
@@ -86,10 +88,7 @@ func withoutArtifactTypes(t testing.TB, idx v1.ImageIndex) v1.ImageIndex {
 	for i := range im.Manifests {
 		im.Manifests[i].ArtifactType = ""
 	}
-	raw, err := json.Marshal(im)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := testsupport.JSON(t, im)
 	return &rawIndex{imageIndex: idx, raw: raw, manifest: im}
 }
 
@@ -149,29 +148,72 @@ func (r *Registry) Ref(t testing.TB, repoRef string) name.Reference {
 // Push writes img as repoTag ("team/app:v1") and returns its digest.
 func (r *Registry) Push(t testing.TB, repoTag string, img v1.Image) v1.Hash {
 	t.Helper()
-	ref := r.Ref(t, repoTag)
-	if err := remote.Write(ref, img, remote.WithAuth(r.Auth())); err != nil {
-		t.Fatalf("harness: push %s: %v", ref, err)
+	return r.push(t, "push", repoTag, img.Digest, func(ref name.Reference) error {
+		return remote.Write(ref, img, remote.WithAuth(r.Auth()))
+	})
+}
+
+// PushIndex writes idx (and its images) as repoTag and returns its digest.
+func (r *Registry) PushIndex(t testing.TB, repoTag string, idx v1.ImageIndex) v1.Hash {
+	t.Helper()
+	return r.push(t, "push index", repoTag, idx.Digest, func(ref name.Reference) error {
+		return remote.WriteIndex(ref, idx, remote.WithAuth(r.Auth()))
+	})
+}
+
+// PutManifest stores body as repo:ref or repo@ref (a tag or a digest) with Content-Type
+// mediaType, whatever body holds, as a pusher can; it returns body's digest.
+func (r *Registry) PutManifest(t testing.TB, repo, ref, mediaType string, body []byte) v1.Hash {
+	t.Helper()
+	sep := ":"
+	if strings.HasPrefix(ref, "sha256:") {
+		sep = "@"
 	}
-	d, err := img.Digest()
+	m := rawManifest{body: body, mediaType: types.MediaType(mediaType)}
+	return r.push(t, "put manifest", repo+sep+ref, m.digest, func(ref name.Reference) error {
+		return remote.Put(ref, m, remote.WithAuth(r.Auth()))
+	})
+}
+
+// PutBlob uploads data as a blob of repo and returns its digest.
+func (r *Registry) PutBlob(t testing.TB, repo string, data []byte) v1.Hash {
+	t.Helper()
+	l := static.NewLayer(data, types.MediaType("application/octet-stream"))
+	d, err := l.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteLayer(r.Ref(t, repo+"@"+d.String()).Context(), l, remote.WithAuth(r.Auth())); err != nil {
+		t.Fatalf("harness: put blob %s in %s: %v", d, repo, err)
+	}
+	return d
+}
+
+// push writes with write to the reference repoRef and returns digest().
+func (r *Registry) push(t testing.TB, what, repoRef string, digest func() (v1.Hash, error), write func(name.Reference) error) v1.Hash {
+	t.Helper()
+	ref := r.Ref(t, repoRef)
+	if err := write(ref); err != nil {
+		t.Fatalf("harness: %s %s: %v", what, ref, err)
+	}
+	d, err := digest()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return d
 }
 
-// PushIndex writes idx (and its images) as repoTag and returns its digest.
-func (r *Registry) PushIndex(t testing.TB, repoTag string, idx v1.ImageIndex) v1.Hash {
-	t.Helper()
-	ref := r.Ref(t, repoTag)
-	if err := remote.WriteIndex(ref, idx, remote.WithAuth(r.Auth())); err != nil {
-		t.Fatalf("harness: push index %s: %v", ref, err)
-	}
-	d, err := idx.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+// rawManifest is manifest bytes as remote.Put takes them.
+type rawManifest struct {
+	body      []byte
+	mediaType types.MediaType
+}
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.body, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return m.mediaType, nil }
+func (m rawManifest) digest() (v1.Hash, error) {
+	h, _, err := v1.SHA256(bytes.NewReader(m.body))
+	return h, err
 }
 
 // Tag points repoTag at the manifest already pushed as digest in the same repository.
@@ -201,19 +243,7 @@ func LayerBlobs(t testing.TB, img v1.Image) map[string][]byte {
 	}
 	out := make(map[string][]byte, len(layers))
 	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := l.Compressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		d, b := testsupport.Layer(t, l)
 		out[d.String()] = b
 	}
 	return out

@@ -11,7 +11,6 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -160,7 +159,7 @@ func (r *FakeRekor) PublicKeyPEM(t testing.TB) []byte {
 func (r *FakeRekor) BundleAnnotation(t testing.TB, verifierPEM, signature, payload []byte, integratedTime time.Time) string {
 	t.Helper()
 	sum := sha256.Sum256(payload)
-	body := mustMarshal(t, map[string]any{ // encoding/json sorts keys: canonical as Rekor stores it
+	body := testsupport.JSON(t, map[string]any{ // encoding/json sorts keys: canonical as Rekor stores it
 		"apiVersion": "0.0.1",
 		"kind":       "hashedrekord",
 		"spec": map[string]any{
@@ -181,7 +180,7 @@ func (r *FakeRekor) BundleAnnotation(t testing.TB, verifierPEM, signature, paylo
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(mustMarshal(t, map[string]any{
+	return string(testsupport.JSON(t, map[string]any{
 		"SignedEntryTimestamp": set, // []byte: standard base64
 		"Payload": map[string]any{
 			"body":           encodedBody,
@@ -190,13 +189,4 @@ func (r *FakeRekor) BundleAnnotation(t testing.TB, verifierPEM, signature, paylo
 			"logID":          r.logID,
 		},
 	}))
-}
-
-func mustMarshal(t testing.TB, v any) []byte {
-	t.Helper()
-	out, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bytes"
 	"net"
 	"net/http"
 	"strconv"
@@ -21,11 +20,11 @@ func RewriteResponses(match func(*http.Request) bool, change func(r *http.Reques
 				next.ServeHTTP(w, r)
 				return
 			}
-			rec := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
+			rec := testsupport.NewResponseBuffer()
 			next.ServeHTTP(rec, r)
-			rec.header.Del("Content-Length")
-			status, body := change(r, rec.status, rec.header, rec.body.Bytes())
-			for k, v := range rec.header {
+			rec.Header().Del("Content-Length")
+			status, body := change(r, rec.Status, rec.Header(), rec.Body.Bytes())
+			for k, v := range rec.Header() {
 				w.Header()[k] = v
 			}
 			if w.Header().Get("Content-Length") == "" {
@@ -38,16 +37,6 @@ func RewriteResponses(match func(*http.Request) bool, change func(r *http.Reques
 		})
 	}
 }
-
-type bufferedResponse struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (b *bufferedResponse) Header() http.Header         { return b.header }
-func (b *bufferedResponse) WriteHeader(status int)      { b.status = status }
-func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
 
 // ClosedAddr returns a 127.0.0.1 address where nothing listens: connections are
 // refused.

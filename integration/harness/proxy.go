@@ -1,13 +1,16 @@
 package harness
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
 
-	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/internal/server"
 	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
@@ -21,7 +24,7 @@ type Upstream struct {
 	// Username and Password authenticate pullgate to it (a harness registry's
 	// Username/Password for an authenticated one).
 	Username, Password string
-	// DockerConfig and CAFile are passed on to upstream.Options.
+	// DockerConfig and CAFile are the upstream's dockerConfig and caFile.
 	DockerConfig, CAFile string
 	// Offline is the configuration key upstreams[].offline (WritePullgateConfig only):
 	// never contact it, serve only what the content store holds.
@@ -41,13 +44,9 @@ type ProxyOptions struct {
 	// Gate is required: pass gatetest.AllowAll{} when the test is not about
 	// enforcement.
 	Gate admission.Gate
-	// Timeouts and retries of the upstream clients; zero means upstream's defaults.
-	// Tests of failing upstreams set short ones.
+	// Timeouts of the upstream clients (upstreamTimeouts.dial and .responseHeader);
+	// zero means upstream's defaults. Tests of failing upstreams set short ones.
 	DialTimeout, ResponseHeaderTimeout time.Duration
-	// Retries as in upstream.Options (negative disables).
-	Retries int
-	// ManifestCacheBytes as in proxy.Options.
-	ManifestCacheBytes int64
 	// Wrap, if set, wraps pullgate's handler (to observe or delay requests).
 	Wrap func(http.Handler) http.Handler
 }
@@ -64,48 +63,50 @@ type Proxy struct {
 	Clients map[string]*upstream.Client
 }
 
-// StartProxy builds upstream clients and pullgate's handler from opts and serves it
-// until the test ends.
+// StartProxy assembles pullgate with internal/server.Build, as cmd/pullgate's serve
+// does, with opts.Gate in place of the policy gate, and serves it until the test ends.
 func StartProxy(t testing.TB, opts ProxyOptions) *Proxy {
 	t.Helper()
 	if opts.Gate == nil {
 		t.Fatal("harness: ProxyOptions.Gate is required (gatetest.AllowAll{} for tests that are not about enforcement)")
 	}
-	logger, logs := newLogger(t, "pullgate")
-	p := &Proxy{Logs: logs, Clients: map[string]*upstream.Client{}}
-	var ups []proxy.Upstream
-	for _, u := range opts.Upstreams {
-		c, err := upstream.New(upstream.Options{
-			Registry:              u.Registry,
-			URL:                   u.URL,
-			Username:              u.Username,
-			Password:              u.Password,
-			DockerConfig:          u.DockerConfig,
-			CAFile:                u.CAFile,
-			DialTimeout:           opts.DialTimeout,
-			ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
-			Retries:               opts.Retries,
-			Logger:                logger,
-			UserAgent:             "pullgate-test",
-		})
-		if err != nil {
-			t.Fatalf("harness: upstream %s: %v", u.Registry, err)
-		}
-		p.Clients[u.Registry] = c
-		ups = append(ups, proxy.Upstream{Registry: u.Registry, Source: c})
+	cfg := newConfig(opts.Upstreams, opts.DefaultUpstream)
+	cfg.UpstreamTimeouts = config.UpstreamTimeouts{Dial: opts.DialTimeout, ResponseHeader: opts.ResponseHeaderTimeout}
+	gate := func(context.Context, *config.Config, []server.Upstream, *slog.Logger) (*server.Gates, error) {
+		return &server.Gates{Gate: opts.Gate}, nil
 	}
-	h, err := proxy.New(proxy.Options{
-		Upstreams:          ups,
-		DefaultUpstream:    opts.DefaultUpstream,
-		Gate:               opts.Gate,
-		Logger:             logger,
-		ManifestCacheBytes: opts.ManifestCacheBytes,
-	})
-	if err != nil {
-		t.Fatalf("harness: proxy: %v", err)
-	}
-	p.serve(t, h, opts.Wrap)
+	p, _ := startBuilt(t, cfg, server.Options{NewGate: gate}, opts.Wrap)
 	return p
+}
+
+// newConfig is the configuration of a proxy in front of ups; zero timeouts and bounds
+// mean the packages' defaults.
+func newConfig(ups []Upstream, defaultUpstream string) *config.Config {
+	cfg := &config.Config{DefaultUpstream: defaultUpstream}
+	for _, u := range ups {
+		cfg.Upstreams = append(cfg.Upstreams, config.Upstream{Registry: u.Registry, URL: u.URL.String(),
+			Username: u.Username, Password: config.Secret(u.Password), DockerConfig: u.DockerConfig, CAFile: u.CAFile})
+	}
+	return cfg
+}
+
+// startBuilt builds pullgate from cfg with server.Build and serves its handler (wrapped
+// by wrap, if any) until the test ends.
+func startBuilt(t testing.TB, cfg *config.Config, opts server.Options, wrap func(http.Handler) http.Handler) (*Proxy, *server.Server) {
+	t.Helper()
+	logger, logs := newLogger(t, "pullgate")
+	opts.UserAgent = "pullgate-test"
+	built, err := server.Build(t.Context(), cfg, logger, opts)
+	if err != nil {
+		t.Fatalf("harness: building pullgate: %v", err)
+	}
+	t.Cleanup(func() { built.Close() })
+	p := &Proxy{Logs: logs, Clients: map[string]*upstream.Client{}}
+	for _, u := range built.Upstreams() {
+		p.Clients[u.Registry] = u.Client
+	}
+	p.serve(t, built.Handler, wrap)
+	return p, built
 }
 
 // serve serves h (wrapped by wrap, if any) on 127.0.0.1 until the test ends and records

@@ -101,22 +101,8 @@ const pullgateStartTimeout = 30 * time.Second
 func StartPullgate(t testing.TB, bin, config string) *Pullgate {
 	t.Helper()
 	p, listening := launchPullgate(t, bin, config)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pullgate log:\n%s", tail(p.Logs.String(), maxLogLines))
-		}
-	})
-	select {
-	case p.Host = <-listening:
-	case <-p.done:
-		err := p.cmd.Wait()
-		t.Fatalf("harness: pullgate exited before listening (%v):\n%s", err, p.Logs)
-	case <-time.After(pullgateStartTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		_ = p.cmd.Wait()
-		t.Fatalf("harness: pullgate did not listen within %s:\n%s", pullgateStartTimeout, p.Logs)
-	}
+	logOnFailure(t, "pullgate", p.Logs)
+	p.Host = awaitReady(t, "pullgate", "listen", p.cmd, p.done, listening, pullgateStartTimeout, p.Logs)
 	t.Cleanup(func() {
 		if !p.ended.Load() {
 			p.Stop(t)
@@ -251,6 +237,14 @@ func JSONLogEntries(log, msg string) []map[string]any {
 // status and output.
 func RunPullgate(t testing.TB, bin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return RunPullgateEnv(t, bin, nil, args...)
+}
+
+// RunPullgateEnv is RunPullgate with env added to the environment, from which the test's
+// own PULLGATE_* variables are removed so that a developer's shell cannot change what the
+// binary reads.
+func RunPullgateEnv(t testing.TB, bin string, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), ToolTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -259,6 +253,7 @@ func RunPullgate(t testing.TB, bin string, args ...string) (code int, stdout, st
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	cmd.Env = append(cmd.Env, env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -271,6 +266,35 @@ func RunPullgate(t testing.TB, bin string, args ...string) (code int, stdout, st
 		t.Fatalf("harness: pullgate %v: %v\n%s", args, err, errOut.String())
 	}
 	return code, out.String(), errOut.String()
+}
+
+// logOnFailure logs the end of a daemon's log when the test has failed.
+func logOnFailure(t testing.TB, name string, logs *LogBuffer) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, tail(logs.String(), maxLogLines))
+		}
+	})
+}
+
+// awaitReady waits for a daemon's ready signal and returns what it carries. A daemon
+// that exits first (its stderr, read until done closes, ended) or is not ready within
+// timeout (it is then killed) fails the test.
+func awaitReady[T any](t testing.TB, name, what string, cmd *exec.Cmd, done <-chan struct{}, ready <-chan T, timeout time.Duration, logs *LogBuffer) T {
+	t.Helper()
+	select {
+	case v := <-ready:
+		return v
+	case <-done:
+		err := cmd.Wait()
+		t.Fatalf("harness: %s exited before it could %s (%v):\n%s", name, what, err, logs)
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-done
+		_ = cmd.Wait()
+		t.Fatalf("harness: %s did not %s within %s:\n%s", name, what, timeout, logs)
+	}
+	panic("unreachable: t.Fatalf does not return")
 }
 
 func tail(s string, n int) string {

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -18,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 
 	// The storage driver and the access controllers register themselves by name.
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
@@ -35,17 +36,13 @@ type Registry struct {
 	// needs none).
 	Username, Password string
 
-	tokens   *tokenServer
-	mu       sync.Mutex
-	requests []Request
-	srv      *httptest.Server
+	tokens *tokenServer
+	log    testsupport.RequestLog
+	srv    *httptest.Server
 }
 
 // Request is one request the registry received.
-type Request struct {
-	Method, Path, RawQuery string
-	Header                 http.Header
-}
+type Request = testsupport.Request
 
 type registryConfig struct {
 	tokenAuth, basicAuth bool
@@ -139,12 +136,7 @@ func StartRegistry(t testing.TB, opts ...RegistryOption) *Registry {
 	if r.tokens != nil {
 		mux.Handle(tokenPath, r.tokens)
 	}
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.mu.Lock()
-		r.requests = append(r.requests, Request{Method: req.Method, Path: req.URL.Path, RawQuery: req.URL.RawQuery, Header: req.Header.Clone()})
-		r.mu.Unlock()
-		app.ServeHTTP(w, req)
-	}))
+	mux.Handle("/", r.log.Record(app))
 	srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: mux}}
 	srv.Start()
 	r.srv = srv
@@ -169,29 +161,15 @@ func (r *Registry) Auth() authn.Authenticator {
 }
 
 // Requests returns the registry requests (token requests excluded) received so far.
-func (r *Registry) Requests() []Request {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]Request(nil), r.requests...)
-}
+func (r *Registry) Requests() []Request { return r.log.Requests() }
 
 // CountRequests counts received requests whose method is method and whose path
 // contains part.
-func (r *Registry) CountRequests(method, part string) int {
-	n := 0
-	for _, q := range r.Requests() {
-		if q.Method == method && strings.Contains(q.Path, part) {
-			n++
-		}
-	}
-	return n
-}
+func (r *Registry) CountRequests(method, part string) int { return r.log.Count(method, part) }
 
 // ResetRequests forgets the requests received so far.
 func (r *Registry) ResetRequests() {
-	r.mu.Lock()
-	r.requests = nil
-	r.mu.Unlock()
+	r.log.Reset()
 	if r.tokens != nil {
 		r.tokens.reset()
 	}

@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"github.com/pullgate/pullgate/internal/testsupport"
+
 	"net/http"
 	"strconv"
 	"strings"
@@ -79,14 +81,14 @@ func (th *Throttle) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		rec := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
+		rec := testsupport.NewResponseBuffer()
 		next.ServeHTTP(rec, r)
-		body := rec.body.Bytes()
-		for k, v := range rec.header {
+		body := rec.Body.Bytes()
+		for k, v := range rec.Header() {
 			w.Header()[k] = v
 		}
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(rec.status)
+		w.WriteHeader(rec.Status)
 		flusher, _ := w.(http.Flusher)
 		if hang {
 			_, _ = w.Write(body[:len(body)/2])

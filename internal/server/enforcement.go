@@ -108,7 +108,7 @@ func (e *enforcement) load() (*policy.Policy, *sigsource.Finder, error) {
 		return nil, nil, fmt.Errorf("policy.registriesDir: %w", err)
 	}
 	vc := e.cfg.Cache.Verdicts
-	lookaside := &sigsource.Lookaside{Logger: e.log, Client: lookasideClient(e.cfg, e.opts.LookasideTimeout)}
+	lookaside := &sigsource.Lookaside{Logger: e.log, Client: lookasideClient(e.cfg, e.opts)}
 	// Found signatures are reused no longer than a denial, so that an image signed after it
 	// was denied is accepted as soon as its denial expires.
 	finder, err := sigsource.NewFinder(sigsource.FinderOptions{Registries: e.registries, RegistriesD: regd,

@@ -56,6 +56,13 @@ type Options struct {
 	// NoOperations leaves out TLS, basic auth, metrics, the audit file and warn scopes:
 	// verify reports the policy's own verdict and needs none of serve's files.
 	NoOperations bool
+	// WrapTransport, if set, wraps the transport of every outbound HTTP client, below
+	// its redirects, retries and authentication, so that metrics and tracing see every
+	// request pullgate sends: kind is TransportUpstream, TransportToken or
+	// TransportLookaside, name the upstream's registry name (empty for the lookaside).
+	// It is called while Build (or a reload) assembles the clients, once per client and
+	// kind; what it returns must be safe for concurrent use.
+	WrapTransport func(kind, name string, rt http.RoundTripper) http.RoundTripper
 }
 
 // Server is the assembled program.
@@ -89,7 +96,7 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 			return nil, err
 		}
 	}
-	upstreams, err := newUpstreams(cfg, logger, opts.UserAgent, ops.wrapUpstream())
+	upstreams, err := newUpstreams(cfg, logger, withUpstreamMetrics(opts, ops.wrapUpstream()))
 	if err != nil {
 		ops.Close()
 		return nil, err
@@ -130,6 +137,25 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Op
 	}
 	ops.policyLoaded.Store(true)
 	return s, nil
+}
+
+// withUpstreamMetrics adds the metrics' wrapper (per registry) to every upstream and
+// token transport, below the caller's own WrapTransport.
+func withUpstreamMetrics(opts Options, metrics func(registry string) func(http.RoundTripper) http.RoundTripper) Options {
+	if metrics == nil {
+		return opts
+	}
+	caller := opts.WrapTransport
+	opts.WrapTransport = func(kind, name string, rt http.RoundTripper) http.RoundTripper {
+		if kind != TransportLookaside {
+			rt = metrics(name)(rt)
+		}
+		if caller != nil {
+			rt = caller(kind, name, rt)
+		}
+		return rt
+	}
+	return opts
 }
 
 // NewGate is the policy gate's GateFactory: it loads the policy (with every key file it

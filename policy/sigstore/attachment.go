@@ -109,11 +109,7 @@ func (t *Trust) attachmentCandidates(layer, sig []byte, annotations map[string]s
 		if err != nil {
 			return nil, err
 		}
-		key, err := t.Fulcio.verifyLeaf(leaf, intermediates, entry.integratedTime)
-		if err != nil {
-			return nil, err
-		}
-		return []crypto.PublicKey{key}, nil
+		return oneKey(t.Fulcio.verifyLeaf(leaf, intermediates, entry.integratedTime))
 
 	default: // t.PKI != nil, as validate ensured
 		certPEM, ok := annotations[AnnotationCertificate]
@@ -124,11 +120,7 @@ func (t *Trust) attachmentCandidates(layer, sig []byte, annotations map[string]s
 		if err != nil {
 			return nil, err
 		}
-		key, err := t.PKI.verifyLeaf(leaf, intermediates, now)
-		if err != nil {
-			return nil, err
-		}
-		return []crypto.PublicKey{key}, nil
+		return oneKey(t.PKI.verifyLeaf(leaf, intermediates, now))
 	}
 }
 

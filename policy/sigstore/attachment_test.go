@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // SPEC.md 10.5 #37: every layer of a .sig manifest is a candidate; other media types are
@@ -124,7 +126,7 @@ func TestVerifyAttachmentRekorSET(t *testing.T) {
 	base := map[string]string{AnnotationSignature: base64.StdEncoding.EncodeToString(sig)}
 	withSET := func(body map[string]any, signer *fakeRekor, edit func(map[string]any)) map[string]string {
 		ann := maps.Clone(base)
-		ann[AnnotationBundle] = signer.setAnnotation(t, mustJSON(t, body), testNow, edit)
+		ann[AnnotationBundle] = signer.setAnnotation(t, testsupport.JSON(t, body), testNow, edit)
 		return ann
 	}
 	good := hashedRekordBody(key.publicPEM(t), sig, sha256Of(layer))
@@ -203,7 +205,7 @@ func TestVerifyAttachmentSETSpelling(t *testing.T) {
 	rekor.logID = `log"\/é` // not checked against the key; exercises string canonicalization
 	layer := cosignPayload(testManifestDigest)
 	sig := key.sign(t, layer)
-	body := mustJSON(t, hashedRekordBody(key.publicPEM(t), sig, sha256Of(layer)))
+	body := testsupport.JSON(t, hashedRekordBody(key.publicPEM(t), sig, sha256Of(layer)))
 	b64Body := base64.StdEncoding.EncodeToString(body)
 	set := base64.StdEncoding.EncodeToString(rekor.signSET(t, body, 1700000000, 42))
 	trust := &Trust{PublicKeys: []crypto.PublicKey{key.public()}, RekorKeys: []*ecdsa.PublicKey{rekor.public()}}

@@ -6,6 +6,8 @@ import (
 	"crypto/elliptic"
 	"encoding/base64"
 	"testing"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // BenchmarkVerifyAttachmentKey is one cosign-default signature (ECDSA P-256) checked
@@ -35,7 +37,7 @@ func BenchmarkVerifyAttachmentFulcioRekor(b *testing.B) {
 		AnnotationSignature:   base64.StdEncoding.EncodeToString(sig),
 		AnnotationCertificate: leaf,
 		AnnotationChain:       certPEM(ca.intermediate, ca.root),
-		AnnotationBundle:      rekor.setAnnotation(b, mustJSON(b, hashedRekordBody([]byte(leaf), sig, sha256Of(layer))), testNow, nil),
+		AnnotationBundle:      rekor.setAnnotation(b, testsupport.JSON(b, hashedRekordBody([]byte(leaf), sig, sha256Of(layer))), testNow, nil),
 	}
 	trust := &Trust{
 		Fulcio:    &Fulcio{Roots: ca.Roots(), OIDCIssuer: testIssuer, SubjectEmail: testEmail},

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // signDefault signs data with the Sigstore default algorithm of the key, as cosign v3 does
@@ -91,7 +93,7 @@ func (b testBundle) json(t testing.TB) []byte {
 	for k, v := range b.extra {
 		doc[k] = v
 	}
-	return mustJSON(t, doc)
+	return testsupport.JSON(t, doc)
 }
 
 func b64(data []byte) string { return base64.StdEncoding.EncodeToString(data) }
@@ -168,14 +170,14 @@ func TestVerifyBundle(t *testing.T) {
 	msgSig := p256.signDigest(t, manifestSum)
 
 	dsseEntry := func(verifierPEM []byte, when time.Time) map[string]any {
-		return rekor.tlogEntry(t, "dsse", mustJSON(t, dsseBody(verifierPEM, sig, statement)), when)
+		return rekor.tlogEntry(t, "dsse", testsupport.JSON(t, dsseBody(verifierPEM, sig, statement)), when)
 	}
 	keyEntry := dsseEntry(p256.publicPEM(t), testNow)
 	noPromise := dsseEntry(p256.publicPEM(t), testNow)
 	delete(noPromise, "inclusionPromise")
-	byOtherRekor := newFakeRekor(t).tlogEntry(t, "dsse", mustJSON(t, dsseBody(p256.publicPEM(t), sig, statement)), testNow)
-	otherPayload := rekor.tlogEntry(t, "dsse", mustJSON(t, dsseBody(p256.publicPEM(t), sig, []byte("other"))), testNow)
-	hashedEntry := rekor.tlogEntry(t, "hashedrekord", mustJSON(t, hashedRekordBody(p256.publicPEM(t), msgSig, manifestSum)), testNow)
+	byOtherRekor := newFakeRekor(t).tlogEntry(t, "dsse", testsupport.JSON(t, dsseBody(p256.publicPEM(t), sig, statement)), testNow)
+	otherPayload := rekor.tlogEntry(t, "dsse", testsupport.JSON(t, dsseBody(p256.publicPEM(t), sig, []byte("other"))), testNow)
+	hashedEntry := rekor.tlogEntry(t, "hashedrekord", testsupport.JSON(t, hashedRekordBody(p256.publicPEM(t), msgSig, manifestSum)), testNow)
 	keyTrust := Trust{PublicKeys: []crypto.PublicKey{p256.public()}}
 	keyRekorTrust := Trust{PublicKeys: []crypto.PublicKey{p256.public()}, RekorKeys: []*ecdsa.PublicKey{rekor.public()}}
 	// A v0.3 bundle carries the leaf only: the CA file must hold the intermediate too, as

@@ -137,22 +137,14 @@ func (t *Trust) bundleCandidates(b *untrustedBundle, c bundleContent, now time.T
 		if err != nil {
 			return nil, err
 		}
-		key, err := t.Fulcio.verifyLeaf(leaf, intermediates, entry.integratedTime)
-		if err != nil {
-			return nil, err
-		}
-		return []crypto.PublicKey{key}, nil
+		return oneKey(t.Fulcio.verifyLeaf(leaf, intermediates, entry.integratedTime))
 
 	default: // t.PKI != nil, as validate ensured
 		leaf, intermediates, err := b.certificates()
 		if err != nil {
 			return nil, err
 		}
-		key, err := t.PKI.verifyLeaf(leaf, intermediates, now)
-		if err != nil {
-			return nil, err
-		}
-		return []crypto.PublicKey{key}, nil
+		return oneKey(t.PKI.verifyLeaf(leaf, intermediates, now))
 	}
 }
 
@@ -231,4 +223,13 @@ func findBoundEntry(entries []verifiedEntry, binding logBinding, verifierDER []b
 		return verifiedEntry{}, rejectf("%s", failures[0])
 	}
 	return verifiedEntry{}, rejectf("none of the %d Rekor entries matches: %s", len(failures), joinDistinct(failures))
+}
+
+// oneKey is the key a certificate check returned, as the list of keys a signature may
+// be verified with.
+func oneKey(key crypto.PublicKey, err error) ([]crypto.PublicKey, error) {
+	if err != nil {
+		return nil, err
+	}
+	return []crypto.PublicKey{key}, nil
 }

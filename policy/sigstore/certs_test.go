@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"testing"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // fulcioCase describes one Fulcio-signed layer.
@@ -71,7 +73,7 @@ func TestVerifyAttachmentFulcio(t *testing.T) {
 			if when.IsZero() {
 				when = testNow
 			}
-			body := mustJSON(t, hashedRekordBody([]byte(cert), sig, sha256Of(layer)))
+			body := testsupport.JSON(t, hashedRekordBody([]byte(cert), sig, sha256Of(layer)))
 			ann := map[string]string{
 				AnnotationSignature:   base64.StdEncoding.EncodeToString(sig),
 				AnnotationCertificate: cert,
@@ -126,17 +128,17 @@ func TestVerifyAttachmentFulcioRekor(t *testing.T) {
 	}{
 		{"no bundle", func(map[string]string) {}, "missing dev.sigstore.cosign/bundle annotation"},
 		{"no certificate", func(a map[string]string) {
-			a[AnnotationBundle] = rekor.setAnnotation(t, mustJSON(t, hashedRekordBody([]byte(certPEM(leaf)), sig, sha256Of(layer))), testNow, nil)
+			a[AnnotationBundle] = rekor.setAnnotation(t, testsupport.JSON(t, hashedRekordBody([]byte(certPEM(leaf)), sig, sha256Of(layer))), testNow, nil)
 			delete(a, AnnotationCertificate)
 		}, "missing dev.sigstore.cosign/certificate annotation"},
 		{"entry logs the public key, not the certificate", func(a map[string]string) {
-			a[AnnotationBundle] = rekor.setAnnotation(t, mustJSON(t, hashedRekordBody(key.publicPEM(t), sig, sha256Of(layer))), testNow, nil)
+			a[AnnotationBundle] = rekor.setAnnotation(t, testsupport.JSON(t, hashedRekordBody(key.publicPEM(t), sig, sha256Of(layer))), testNow, nil)
 		}, "not the signer's"},
 		{"entry logs another certificate of the same key", func(a map[string]string) {
-			a[AnnotationBundle] = rekor.setAnnotation(t, mustJSON(t, hashedRekordBody([]byte(certPEM(other)), sig, sha256Of(layer))), testNow, nil)
+			a[AnnotationBundle] = rekor.setAnnotation(t, testsupport.JSON(t, hashedRekordBody([]byte(certPEM(other)), sig, sha256Of(layer))), testNow, nil)
 		}, "not the signer's"},
 		{"SET by an unknown Rekor", func(a map[string]string) {
-			a[AnnotationBundle] = newFakeRekor(t).setAnnotation(t, mustJSON(t, hashedRekordBody([]byte(certPEM(leaf)), sig, sha256Of(layer))), testNow, nil)
+			a[AnnotationBundle] = newFakeRekor(t).setAnnotation(t, testsupport.JSON(t, hashedRekordBody([]byte(certPEM(leaf)), sig, sha256Of(layer))), testNow, nil)
 		}, "does not verify with any configured Rekor public key"},
 	}
 	for _, tc := range tests {

@@ -26,6 +26,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // Signatures made by the real cosign CLI (hack/install-test-tools.sh installs v2.6.5),
@@ -66,9 +68,7 @@ func (c cosignEnv) run(t *testing.T, args ...string) string {
 func (c cosignEnv) write(t *testing.T, file string, data []byte) string {
 	t.Helper()
 	path := filepath.Join(c.dir, file)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, path, data)
 	return path
 }
 
@@ -202,10 +202,7 @@ func TestRealCosign(t *testing.T) {
 	c := cosignEnv{bin: cosignBinary(t), dir: t.TempDir()}
 	host := testRegistry(t)
 	c.run(t, "generate-key-pair")
-	pubPEM, err := os.ReadFile(filepath.Join(c.dir, "cosign.pub"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pubPEM := testsupport.ReadFile(t, filepath.Join(c.dir, "cosign.pub"))
 	cosignKey, err := ParsePublicKey(pubPEM)
 	if err != nil {
 		t.Fatal(err)

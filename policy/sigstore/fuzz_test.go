@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // Every parser of untrusted input here is fuzzed: nothing may panic, and every failure
@@ -57,8 +59,8 @@ func FuzzCheckRekorBody(f *testing.F) {
 	key := newECDSAKey(f, elliptic.P256())
 	layer := cosignPayload(testManifestDigest)
 	sig := key.sign(f, layer)
-	f.Add(mustJSON(f, hashedRekordBody(key.publicPEM(f), sig, sha256Of(layer))), false)
-	f.Add(mustJSON(f, dsseBody(key.publicPEM(f), sig, layer)), true)
+	f.Add(testsupport.JSON(f, hashedRekordBody(key.publicPEM(f), sig, sha256Of(layer))), false)
+	f.Add(testsupport.JSON(f, dsseBody(key.publicPEM(f), sig, layer)), true)
 	f.Add([]byte(`{"apiVersion":"0.0.1","kind":"dsse","spec":{"signatures":null}}`), true)
 	der, err := publicKeyDER(key.public())
 	if err != nil {
@@ -80,7 +82,7 @@ func FuzzVerifyAttachment(f *testing.F) {
 	layer := cosignPayload(testManifestDigest)
 	sig := key.sign(f, layer)
 	leaf := certPEM(ca.issueLeaf(f, key, leafOptions{}))
-	set := rekor.setAnnotation(f, mustJSON(f, hashedRekordBody([]byte(leaf), sig, sha256Of(layer))), testNow, nil)
+	set := rekor.setAnnotation(f, testsupport.JSON(f, hashedRekordBody([]byte(leaf), sig, sha256Of(layer))), testNow, nil)
 	chain := certPEM(ca.intermediate, ca.root)
 	f.Add(layer, base64.StdEncoding.EncodeToString(sig), leaf, chain, set)
 	f.Add([]byte(`{"critical":{},"optional":null}`), "", "", "", "")
@@ -106,7 +108,7 @@ func FuzzVerifyBundle(f *testing.F) {
 	statement := cosignStatement(testManifestDigest)
 	sig := key.signDefault(f, dssePAE(inTotoPayloadType, statement))
 	leaf := ca.issueLeaf(f, key, leafOptions{})
-	entry := rekor.tlogEntry(f, "dsse", mustJSON(f, dsseBody([]byte(certPEM(leaf)), sig, statement)), testNow)
+	entry := rekor.tlogEntry(f, "dsse", testsupport.JSON(f, dsseBody([]byte(certPEM(leaf)), sig, statement)), testNow)
 	f.Add(testBundle{material: keyMaterial(f, key), content: dsseContent(inTotoPayloadType, statement, sig)}.json(f))
 	f.Add(testBundle{material: certMaterial(leaf), content: dsseContent(inTotoPayloadType, statement, sig), entries: []any{entry}}.json(f))
 	f.Add(testBundle{mediaType: "application/vnd.dev.sigstore.bundle+json;version=0.2", material: chainMaterial(leaf, ca.intermediate),

@@ -13,7 +13,6 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -281,17 +280,6 @@ func dsseBody(verifierPEM, sig, payload []byte) map[string]any {
 	}
 }
 
-// mustJSON marshals v; encoding/json sorts map keys, which is the canonical order for the
-// bodies built here.
-func mustJSON(t testing.TB, v any) []byte {
-	t.Helper()
-	out, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // signSET returns a Rekor signature over the canonical SET payload of (body, time, index).
 func (r *fakeRekor) signSET(t testing.TB, body []byte, integratedTime, logIndex int64) []byte {
 	t.Helper()
@@ -330,7 +318,7 @@ func (r *fakeRekor) setAnnotation(t testing.TB, body []byte, integratedTime time
 	if edit != nil {
 		edit(annotation)
 	}
-	return string(mustJSON(t, annotation))
+	return string(testsupport.JSON(t, annotation))
 }
 
 // signedLayer is a .sig layer: the payload and its annotations.
@@ -347,7 +335,7 @@ func signWithKey(t testing.TB, key testKey, rekor *fakeRekor) signedLayer {
 	ann := map[string]string{AnnotationSignature: base64.StdEncoding.EncodeToString(sig)}
 	if rekor != nil {
 		sum := sha256.Sum256(layer)
-		body := mustJSON(t, hashedRekordBody(key.publicPEM(t), sig, sum[:]))
+		body := testsupport.JSON(t, hashedRekordBody(key.publicPEM(t), sig, sum[:]))
 		ann[AnnotationBundle] = rekor.setAnnotation(t, body, testNow, nil)
 	}
 	return signedLayer{payload: layer, annotations: ann}

@@ -9,6 +9,8 @@ import (
 	"encoding/pem"
 	"strings"
 	"testing"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 func TestParsePublicKey(t *testing.T) {
@@ -35,14 +37,8 @@ func TestParsePublicKey(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParsePublicKey(tc.pem)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
-				}
+			if !testsupport.WantErr(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !got.(interface{ Equal(x crypto.PublicKey) bool }).Equal(tc.want) {
 				t.Fatalf("got a different key")
@@ -88,14 +84,8 @@ func TestParseCertificates(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseCertificates([]byte(tc.pem))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
-				}
+			if !testsupport.WantErr(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if len(got) != tc.want {
 				t.Fatalf("got %d certificates, want %d", len(got), tc.want)

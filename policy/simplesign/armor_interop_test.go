@@ -5,14 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // TestInteropArmoredSignatures signs one payload with real gpg as a binary message
@@ -23,10 +23,8 @@ import (
 // decides what pullgate's own signature API passes on, must accept the shape of every
 // signature Verify accepts. Rows with a differs reason are deliberate differences.
 func TestInteropArmoredSignatures(t *testing.T) {
-	pgptest.RequireTools(t, "skopeo")
-	g := pgptest.NewGnuPG(t)
-	trusted := g.GenKey(t, "trusted")
-	other := g.GenKey(t, "other")
+	g, fprs := pgptest.NewSkopeoGnuPG(t, "trusted", "other")
+	trusted, other := fprs[0], fprs[1]
 	ring, err := ParseKeyring(g.Export(t, trusted, false))
 	if err != nil {
 		t.Fatal(err)
@@ -35,9 +33,7 @@ func TestInteropArmoredSignatures(t *testing.T) {
 	dir := t.TempDir()
 	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
 	manifestPath := filepath.Join(dir, "manifest.json")
-	if err := os.WriteFile(manifestPath, manifest, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, manifestPath, manifest)
 	sum := sha256.Sum256(manifest)
 	const identity = "quay.io/example/app:1"
 	payload := pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity)
@@ -121,9 +117,7 @@ func TestInteropArmoredSignatures(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sigPath := filepath.Join(dir, "sig-"+strings.Repeat("x", i))
-			if err := os.WriteFile(sigPath, tt.sig, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			testsupport.WriteFile(t, sigPath, tt.sig)
 			out, errOut, err := g.Run(nil, "skopeo", "standalone-verify", manifestPath, identity, trusted, sigPath)
 			skopeo := err == nil
 			if err != nil && !strings.Contains(errOut, "Error verifying signature") {

@@ -7,29 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
-
-// armorWith armors data under label as go-crypto writes it (with the CRC-24 line), ending
-// with a newline as gpg does.
-func armorWith(t testing.TB, label string, data []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w, err := armor.Encode(&b, label, nil)
-	if err == nil {
-		_, err = w.Write(data)
-	}
-	if err == nil {
-		err = w.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(b.Bytes(), '\n')
-}
 
 // TestVerifyArmored is the table of signature forms Verify and UntrustedPayload tell
 // apart (armor.go); the same forms made by real gpg are compared with skopeo in
@@ -41,11 +23,11 @@ func TestVerifyArmored(t *testing.T) {
 	good := pgptest.Payload(testDigest, "example.com/a:1")
 	binary := pgptest.Sign(t, good, pgptest.SignOptions{Signers: []*packet.PrivateKey{trusted.Primary()}, Compress: true})
 	otherBinary := pgptest.Sign(t, good, pgptest.SignOptions{Signers: []*packet.PrivateKey{other.Primary()}})
-	armored := armorWith(t, "PGP MESSAGE", binary)
+	armored := pgptest.Armor(t, "PGP MESSAGE", binary)
 	clear := pgptest.ClearSign(t, good, trusted.Primary())
 	// A signed message whose armor is past the 4 MiB bound: incompressible data is not
 	// needed, the bound is on the armored data before anything is parsed.
-	huge := armorWith(t, "PGP MESSAGE", append(bytes.Clone(binary), make([]byte, maxDearmoredSignatureSize)...))
+	huge := pgptest.Armor(t, "PGP MESSAGE", append(bytes.Clone(binary), make([]byte, maxDearmoredSignatureSize)...))
 
 	tests := []struct {
 		name      string
@@ -57,17 +39,17 @@ func TestVerifyArmored(t *testing.T) {
 		{"armored", armored, "", true},
 		{"armored, CRLF", bytes.ReplaceAll(armored, []byte("\n"), []byte("\r\n")), "", true},
 		{"armored, text around it", append(append([]byte("note\n"), armored...), "\nmore\n"...), "", true},
-		{"armored PGP SIGNATURE label", armorWith(t, "PGP SIGNATURE", binary), "", true},
-		{"armored, unknown label", armorWith(t, "PGP NOTES", binary), `labelled "PGP NOTES"`, false},
+		{"armored PGP SIGNATURE label", pgptest.Armor(t, "PGP SIGNATURE", binary), "", true},
+		{"armored, unknown label", pgptest.Armor(t, "PGP NOTES", binary), `labelled "PGP NOTES"`, false},
 		{"armored, corrupt checksum", bytes.Replace(armored, []byte("\n="), []byte("\n=AA"), 1), "checksum", false},
 		{"armored, data changed", bytes.Replace(armored, []byte("\n\n"), []byte("\n\nAAAA"), 1), "checksum mismatch", false},
 		{"armored, invalid character", bytes.Replace(armored, []byte("\n\n"), []byte("\n\n*\n"), 1), "invalid armor line", false},
 		{"armored, nothing after BEGIN", []byte("-----BEGIN PGP MESSAGE-----\n"), "no data", false},
 		{"armored, empty", []byte("-----BEGIN PGP MESSAGE-----\n\n-----END PGP MESSAGE-----\n"), "valid OpenPGP", false},
-		{"armored text", armorWith(t, "PGP MESSAGE", []byte("-----BEGIN PGP SIGNED MESSAGE-----\n")), "valid OpenPGP", false},
+		{"armored text", pgptest.Armor(t, "PGP MESSAGE", []byte("-----BEGIN PGP SIGNED MESSAGE-----\n")), "valid OpenPGP", false},
 		{"armored, past the size bound", huge, "larger than", false},
-		{"armored by an untrusted key", armorWith(t, "PGP MESSAGE", otherBinary), "not trusted", true},
-		{"two armored blocks: the first counts", append(bytes.Clone(armored), armorWith(t, "PGP MESSAGE", otherBinary)...), "", true},
+		{"armored by an untrusted key", pgptest.Armor(t, "PGP MESSAGE", otherBinary), "not trusted", true},
+		{"two armored blocks: the first counts", append(bytes.Clone(armored), pgptest.Armor(t, "PGP MESSAGE", otherBinary)...), "", true},
 		{"clearsigned", clear, "", true},
 		{"clearsigned, then an armored block", append(bytes.Clone(clear), armored...), "another armored block", false},
 		{"clearsigned, then text", append(bytes.Clone(clear), "end\n"...), "", true},
@@ -100,7 +82,7 @@ func TestVerifyArmored(t *testing.T) {
 // TestCRC24 checks the armor checksum against the one go-crypto writes.
 func TestCRC24(t *testing.T) {
 	for _, data := range [][]byte{{}, {0}, []byte("pullgate"), bytes.Repeat([]byte{0xFF}, 1000)} {
-		a := armorWith(t, "PGP MESSAGE", data)
+		a := pgptest.Armor(t, "PGP MESSAGE", data)
 		_, _, body, found := findArmor(a, 0)
 		if !found {
 			t.Fatalf("no BEGIN line in %q", a)
@@ -127,11 +109,11 @@ func TestParseKeyringBlocks(t *testing.T) {
 	}{
 		{"two armored blocks", cat(a1, a2), []*pgptest.Key{k1, k2}, ""},
 		{"three blocks with text between", cat(a1, []byte("\n# second\n"), a2, []byte("\n"), k3.ArmoredPublic(t)), []*pgptest.Key{k1, k2, k3}, ""},
-		{"one block of two keys", armorWith(t, "PGP PUBLIC KEY BLOCK", cat(k1.Public(t), k2.Public(t))), []*pgptest.Key{k1, k2}, ""},
+		{"one block of two keys", pgptest.Armor(t, "PGP PUBLIC KEY BLOCK", cat(k1.Public(t), k2.Public(t))), []*pgptest.Key{k1, k2}, ""},
 		{"three binary exports", cat(k1.Public(t), k2.Public(t), k3.Public(t)), []*pgptest.Key{k1, k2, k3}, ""},
 		{"second block corrupt", cat(a1, bytes.Replace(a2, []byte("\n="), []byte("\n=AA"), 1)), nil, "reading OpenPGP keyring: armored block 2: invalid armor checksum line"},
 		{"second block empty", cat(a1, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n-----END PGP PUBLIC KEY BLOCK-----\n")), nil, "armored block 2 holds no key"},
-		{"second block a message", cat(a1, armorWith(t, "PGP MESSAGE", k2.Public(t))), nil, `armored block 2 is labelled "PGP MESSAGE"`},
+		{"second block a message", cat(a1, pgptest.Armor(t, "PGP MESSAGE", k2.Public(t))), nil, `armored block 2 is labelled "PGP MESSAGE"`},
 		{"second block truncated", cat(a1, a2[:len(a2)/2]), nil, "armored block 2: "},
 		{"blocks joined without a newline", cat(k1.ArmoredPublic(t), a2), nil, "armored block 1: invalid armor END line"},
 		{"binary keyring, second key truncated", cat(k1.Public(t), k2.Public(t)[:40]), nil, "reading OpenPGP keyring: key 1: "},
@@ -140,14 +122,8 @@ func TestParseKeyringBlocks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k, err := ParseKeyring(tt.data)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("ParseKeyring() = %v, %v; want an error saying %q", k, err, tt.wantErr)
-				}
+			if !testsupport.WantErr(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			var want []string
 			for _, key := range tt.want {
@@ -166,7 +142,7 @@ func FuzzOpenEnvelope(f *testing.F) {
 	key := pgptest.NewKey(f, "fuzz", pgptest.KeyOptions{})
 	payload := pgptest.Payload(testDigest, "example.com/a:1")
 	binary := pgptest.Sign(f, payload, pgptest.SignOptions{Signers: []*packet.PrivateKey{key.Primary()}})
-	armored := armorWith(f, "PGP MESSAGE", binary)
+	armored := pgptest.Armor(f, "PGP MESSAGE", binary)
 	clear := pgptest.ClearSign(f, payload, key.Primary())
 	f.Add(binary)
 	f.Add(armored)

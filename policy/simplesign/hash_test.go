@@ -3,14 +3,12 @@ package simplesign
 import (
 	"bytes"
 	"crypto"
-	"errors"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // openPGP hash algorithm IDs (RFC 4880 9.4) used to forge digests go-crypto cannot write.
@@ -59,15 +57,7 @@ func TestVerifyRefusesWeakDigests(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("Verify() error = %v, want %q", err, tt.wantErr)
-			}
-			if !errors.Is(err, ErrRejected) {
-				t.Fatalf("error %v does not wrap ErrRejected", err)
-			}
-			if v != (Verified{}) {
-				t.Fatalf("rejected signature returned claims %+v", v)
-			}
+			wantRejected(t, v, err, tt.wantErr)
 		})
 	}
 }

@@ -15,7 +15,8 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // TestInteropGpgmeParity makes the vectors of TestVerifyGpgmeParity with real gpg
@@ -52,16 +53,12 @@ func TestInteropGpgmeParity(t *testing.T) {
 
 	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
 	manifestPath := filepath.Join(g.dir, "manifest.json")
-	if err := os.WriteFile(manifestPath, manifest, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, manifestPath, manifest)
 	sum := sha256.Sum256(manifest)
 	const identity = "quay.io/example/app:1"
 	payload := pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity)
 	payloadPath := filepath.Join(g.dir, "payload.json")
-	if err := os.WriteFile(payloadPath, payload, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, payloadPath, payload)
 	// sign runs gpg on the payload as user (a fingerprint, "!" for a subkey) with args,
 	// at fakedTime unless it is zero.
 	sign := func(user string, fakedTime time.Time, args ...string) []byte {
@@ -70,14 +67,14 @@ func TestInteropGpgmeParity(t *testing.T) {
 		}
 		out := filepath.Join(g.dir, "out.gpg")
 		g.run("", append(append([]string{"--yes", "--local-user", user, "--output", out}, args...), payloadPath)...)
-		return readTestFile(t, out)
+		return testsupport.ReadFile(t, out)
 	}
 	// The old form as gpg makes it: a detached signature, then the literal data packet
 	// `gpg --store` writes.
 	store := func(compress string) []byte {
 		out := filepath.Join(g.dir, "literal.gpg")
 		g.run("", "--yes", "-z", compress, "--output", out, "--store", payloadPath)
-		return readTestFile(t, out)
+		return testsupport.ReadFile(t, out)
 	}
 	oldStyle := append(sign(signer, time.Time{}, "--detach-sign"), store("0")...)
 
@@ -114,7 +111,7 @@ func TestInteropGpgmeParity(t *testing.T) {
 		// 4.
 		{name: "old-style signature", sig: oldStyle,
 			skopeoKey: signer, skopeoAccepts: true, wantKey: signer},
-		{name: "old-style signature, compressed", sig: compressed(t, oldStyle),
+		{name: "old-style signature, compressed", sig: pgptest.Compressed(t, oldStyle),
 			skopeoKey: signer, skopeoAccepts: true, wantKey: signer},
 		{name: "old-style signature before compressed literal data", sig: append(sign(signer, time.Time{}, "--detach-sign"), store("6")...),
 			skopeoKey: signer, wantErr: "compressed data after the signature"},
@@ -124,9 +121,7 @@ func TestInteropGpgmeParity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sigPath := filepath.Join(g.dir, "sig")
-			if err := os.WriteFile(sigPath, tt.sig, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			testsupport.WriteFile(t, sigPath, tt.sig)
 			out, err := g.runTool("", "skopeo", "standalone-verify", manifestPath, identity, tt.skopeoKey, sigPath)
 			if skopeoAccepts := err == nil; skopeoAccepts != tt.skopeoAccepts {
 				t.Fatalf("skopeo standalone-verify accepted=%v, want %v (the gpgme verdict this row pins): %v\n%s", skopeoAccepts, tt.skopeoAccepts, err, out)
@@ -151,27 +146,6 @@ func TestInteropGpgmeParity(t *testing.T) {
 		})
 	}
 }
-
-// compressed wraps an OpenPGP message in a compressed-data packet, as gpg does by default.
-func compressed(t *testing.T, msg []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w, err := packet.SerializeCompressed(nopWriteCloser{&b}, packet.CompressionZLIB, nil)
-	if err == nil {
-		_, err = w.Write(msg)
-	}
-	if err == nil {
-		err = w.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-type nopWriteCloser struct{ *bytes.Buffer }
-
-func (nopWriteCloser) Close() error { return nil }
 
 // gpgHome is a throwaway gpg home directory with a scratch directory for files.
 type gpgHome struct {

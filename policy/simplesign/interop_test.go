@@ -4,14 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // interopTimeout bounds each gpg and skopeo run; it only guards against a hung tool.
@@ -58,22 +58,18 @@ func TestInteropSHA1Signature(t *testing.T) {
 	dir := t.TempDir()
 	keyPath := filepath.Join(dir, "key.gpg")
 	mustRun("", "gpg", "--batch", "--output", keyPath, "--export", fpr)
-	ring, err := ParseKeyring(readTestFile(t, keyPath))
+	ring, err := ParseKeyring(testsupport.ReadFile(t, keyPath))
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
 	manifestPath := filepath.Join(dir, "manifest.json")
-	if err := os.WriteFile(manifestPath, manifest, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, manifestPath, manifest)
 	sum := sha256.Sum256(manifest)
 	const identity = "quay.io/example/app:1"
 	payloadPath := filepath.Join(dir, "payload.json")
-	if err := os.WriteFile(payloadPath, pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, payloadPath, pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity))
 
 	for _, tt := range []struct {
 		digest  string // gpg --digest-algo
@@ -91,7 +87,7 @@ func TestInteropSHA1Signature(t *testing.T) {
 			if out, err := run("", "skopeo", "standalone-verify", manifestPath, identity, fpr, sigPath); err != nil {
 				t.Fatalf("skopeo standalone-verify refused the %s %s signature (containers/image accepts it): %v\n%s", tt.digest, tt.mode, err, out)
 			}
-			v, err := ring.Verify(readTestFile(t, sigPath), time.Now())
+			v, err := ring.Verify(testsupport.ReadFile(t, sigPath), time.Now())
 			if tt.wantErr == "" {
 				if err != nil || v.KeyFingerprint != fpr {
 					t.Fatalf("pullgate: Verify() = %+v, %v; want accepted for %s", v, err, fpr)
@@ -103,13 +99,4 @@ func TestInteropSHA1Signature(t *testing.T) {
 			}
 		})
 	}
-}
-
-func readTestFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // TestInteropKeyFileBlocks writes key files the way operators make them from real gpg
@@ -24,10 +24,8 @@ import (
 // of a two-block file is then checked with `skopeo standalone-verify` against the home
 // the file was imported into, and with pullgate.
 func TestInteropKeyFileBlocks(t *testing.T) {
-	pgptest.RequireTools(t, "skopeo")
-	g := pgptest.NewGnuPG(t)
-	first := g.GenKey(t, "first")
-	second := g.GenKey(t, "second")
+	g, fprs := pgptest.NewSkopeoGnuPG(t, "first", "second")
+	first, second := fprs[0], fprs[1]
 	a, b := g.Export(t, first, true), g.Export(t, second, true)
 	aBin, bBin := g.Export(t, first, false), g.Export(t, second, false)
 	msg := g.Sign(t, second, []byte("not a key"), "--armor", "--sign")
@@ -63,9 +61,7 @@ func TestInteropKeyFileBlocks(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(dir, "keys-"+strings.Repeat("x", i))
-			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			testsupport.WriteFile(t, path, tt.data)
 			if got := gpgImport(t, path); !slices.Equal(got, tt.gpg) {
 				t.Fatalf("gpg --import imported %v, the table says %v", got, tt.gpg)
 			}
@@ -100,9 +96,7 @@ func TestInteropKeyFileBlocks(t *testing.T) {
 		const identity = "quay.io/example/app:1"
 		sig := g.Sign(t, second, pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity), "--sign")
 		for path, data := range map[string][]byte{manifestPath: manifest, sigPath: sig, keysPath: cat(a, b)} {
-			if err := os.WriteFile(path, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			testsupport.WriteFile(t, path, data)
 		}
 		verifier := pgptest.NewGnuPG(t)
 		verifier.MustRun(t, nil, "gpg", "--batch", "--import", keysPath)

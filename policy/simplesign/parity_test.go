@@ -10,7 +10,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 // Reasons the gpgme-parity rows expect (substrings of the rejection).
@@ -113,33 +113,14 @@ func TestVerifyGpgmeParity(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			v, err := ring.Verify(tt.sig, now)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Verify() = %+v, %v; want an error containing %q", v, err, tt.wantErr)
-				}
-				if !errors.Is(err, ErrRejected) {
-					t.Fatalf("error %v does not wrap ErrRejected", err)
-				}
-				if v != (Verified{}) {
-					t.Fatalf("rejected signature returned claims %+v", v)
-				}
+				wantRejected(t, v, err, tt.wantErr)
 				return
-			}
-			if err != nil {
-				t.Fatalf("Verify() error = %v, want accepted", err)
-			}
-			if v.KeyFingerprint != tt.wantKey {
-				t.Fatalf("KeyFingerprint = %s, want %s", v.KeyFingerprint, tt.wantKey)
 			}
 			wantSigner := tt.wantSigner
 			if wantSigner == "" {
 				wantSigner = tt.wantKey
 			}
-			if v.SignerFingerprint != wantSigner {
-				t.Fatalf("SignerFingerprint = %s, want %s", v.SignerFingerprint, wantSigner)
-			}
-			if v.Payload.ManifestDigest != testDigest || v.Payload.DockerReference != "example.com/a:1" {
-				t.Fatalf("payload = %+v", v.Payload)
-			}
+			wantVerified(t, v, err, tt.wantKey, wantSigner)
 		})
 	}
 }

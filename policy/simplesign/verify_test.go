@@ -10,7 +10,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/pullgate/pullgate/policy/internal/pgptest"
+	"github.com/pullgate/pullgate/internal/testsupport"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
 const testDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -85,29 +86,10 @@ func TestVerify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			v, err := ring.Verify(tt.sig, now)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Verify() error = %v, want %q", err, tt.wantErr)
-				}
-				if !errors.Is(err, ErrRejected) {
-					t.Fatalf("error %v does not wrap ErrRejected", err)
-				}
-				if v != (Verified{}) {
-					t.Fatalf("rejected signature returned claims %+v", v)
-				}
+				wantRejected(t, v, err, tt.wantErr)
 				return
 			}
-			if err != nil {
-				t.Fatalf("Verify() error = %v", err)
-			}
-			if v.KeyFingerprint != tt.wantKey {
-				t.Fatalf("KeyFingerprint = %s, want %s", v.KeyFingerprint, tt.wantKey)
-			}
-			if tt.wantSigner != "" && v.SignerFingerprint != tt.wantSigner {
-				t.Fatalf("SignerFingerprint = %s, want %s", v.SignerFingerprint, tt.wantSigner)
-			}
-			if v.Payload.ManifestDigest != testDigest || v.Payload.DockerReference != "example.com/a:1" {
-				t.Fatalf("payload = %+v", v.Payload)
-			}
+			wantVerified(t, v, err, tt.wantKey, tt.wantSigner)
 		})
 	}
 }
@@ -160,14 +142,8 @@ func TestParseKeyring(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k, err := ParseKeyring(tt.data)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tt.wantErr)
-				}
+			if !testsupport.WantErr(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := strings.Join(k.Fingerprints(), ","); got != strings.Join(tt.want, ",") {
 				t.Fatalf("fingerprints = %s, want %s", got, strings.Join(tt.want, ","))
@@ -190,4 +166,37 @@ func encrypted(t *testing.T, to *pgptest.Key) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// wantRejected fails unless Verify's answer is a rejection: an error containing want that
+// wraps ErrRejected, and no claims.
+func wantRejected(t *testing.T, v Verified, err error, want string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Verify() = %+v, %v; want an error containing %q", v, err, want)
+	}
+	if !errors.Is(err, ErrRejected) {
+		t.Fatalf("error %v does not wrap ErrRejected", err)
+	}
+	if v != (Verified{}) {
+		t.Fatalf("rejected signature returned claims %+v", v)
+	}
+}
+
+// wantVerified fails unless Verify accepted the signature by key (and, if signer is set,
+// made with signer's key) over the test payload.
+func wantVerified(t *testing.T, v Verified, err error, key, signer string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("Verify() error = %v, want accepted", err)
+	}
+	if v.KeyFingerprint != key {
+		t.Fatalf("KeyFingerprint = %s, want %s", v.KeyFingerprint, key)
+	}
+	if signer != "" && v.SignerFingerprint != signer {
+		t.Fatalf("SignerFingerprint = %s, want %s", v.SignerFingerprint, signer)
+	}
+	if v.Payload.ManifestDigest != testDigest || v.Payload.DockerReference != "example.com/a:1" {
+		t.Fatalf("payload = %+v", v.Payload)
+	}
 }

@@ -130,10 +130,3 @@ func (a *admissions) IsManifest(k Key) bool {
 	_, ok := a.manifests.Get(k)
 	return ok
 }
-
-// size is the number of manifests and blob references held, for tests.
-func (a *admissions) size() (manifests, blobs int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.lru.Len(), a.weight
-}

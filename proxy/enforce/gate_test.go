@@ -12,8 +12,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/policy/policytest"
 	"github.com/pullgate/pullgate/proxy/sigsource"
 
 	"github.com/pullgate/pullgate/internal/testsupport"
@@ -47,7 +47,7 @@ func TestGateVerdicts(t *testing.T) {
 			sign: func(w *world, img manifest) { w.sign(w.trusted, testRepo, img.digest, testRegistry+"/"+testRepo+":2") }},
 		{name: "signed for another digest", reason: "does not match",
 			sign: func(w *world, img manifest) {
-				w.lookaside.add(testRepo, img.digest, policytest.SimpleSignature(w.t, w.trusted, digest.FromString("x").String(), tagIdentity))
+				w.lookaside.add(testRepo, img.digest, pgptest.SimpleSignature(w.t, w.trusted, digest.FromString("x").String(), tagIdentity))
 			}},
 		{name: "pulled by digest, signed with the tag", ref: "digest", allow: true,
 			sign: func(w *world, img manifest) { w.sign(w.trusted, testRepo, img.digest, tagIdentity) }},
@@ -93,9 +93,7 @@ func TestGateVerdicts(t *testing.T) {
 // cause, is logged with verdict=error, and is never cached: the next request evaluates
 // afresh and, the lookaside having recovered, is accepted.
 func TestGateIndeterminate(t *testing.T) {
-	w := newWorld(t)
-	img := image(t, "app")
-	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	w, img := signedApp(t)
 	w.lookaside.fail(testRepo, img.digest, 1, 1)
 	p := w.policy(signedByTrusted)
 	g := w.gate(p, nil)
@@ -165,9 +163,7 @@ func TestGateVerdictCache(t *testing.T) {
 	}
 
 	t.Run("another identity is another verdict", func(t *testing.T) {
-		w := newWorld(t)
-		img := image(t, "app")
-		w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+		w, img := signedApp(t)
 		p := w.policy(signedByTrusted)
 		g := w.gate(p, nil)
 		mustAdmit(t, g, testRepo, "1", img, true)
@@ -181,9 +177,7 @@ func TestGateVerdictCache(t *testing.T) {
 
 // TestGateConcurrentEvaluation: identical concurrent requests share one evaluation.
 func TestGateConcurrentEvaluation(t *testing.T) {
-	w := newWorld(t)
-	img := image(t, "app")
-	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	w, img := signedApp(t)
 	p := w.policy(signedByTrusted)
 	p.hold = make(chan struct{})
 	g := w.gate(p, nil)
@@ -224,9 +218,7 @@ func TestGateConcurrentEvaluation(t *testing.T) {
 // bumped, verdicts are forgotten, and blobs admitted under the old policy are refused
 // until their manifest is admitted again.
 func TestGateReload(t *testing.T) {
-	w := newWorld(t)
-	img := image(t, "app")
-	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	w, img := signedApp(t)
 	old := w.policy(signedByTrusted)
 	g := w.gate(old, nil)
 	if g.Generation() != 1 {
@@ -357,10 +349,7 @@ func TestGateDenial(t *testing.T) {
 	if d.Reason != want {
 		t.Fatalf("message\n%q\nwant\n%q", d.Reason, want)
 	}
-	b, err := json.Marshal(d.Detail)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testsupport.JSON(t, d.Detail)
 	var fields map[string]string
 	if err := json.Unmarshal(b, &fields); err != nil {
 		t.Fatal(err)
@@ -374,9 +363,7 @@ func TestGateDenial(t *testing.T) {
 
 // TestGateDecisionLog: one structured line per manifest decision, with every field.
 func TestGateDecisionLog(t *testing.T) {
-	w := newWorld(t)
-	img := image(t, "app")
-	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	w, img := signedApp(t)
 	unsigned := image(t, "unsigned")
 	g := w.gate(w.policy(signedByTrusted), nil)
 

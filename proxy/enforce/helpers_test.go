@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -20,12 +18,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/policy/policytest"
 	"github.com/pullgate/pullgate/proxy/sigsource"
 	"github.com/pullgate/pullgate/proxy/upstream"
 
@@ -50,8 +47,8 @@ type world struct {
 	client    *upstream.Client
 	lookaside *lookasideServer
 	finder    *sigsource.Finder
-	trusted   *policytest.Key
-	other     *policytest.Key
+	trusted   *pgptest.Key
+	other     *pgptest.Key
 	logs      *testsupport.LogBuffer
 
 	mu        sync.Mutex
@@ -86,7 +83,7 @@ func (w *world) push(repo, ref string, m manifest) {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir(), logs: &testsupport.LogBuffer{}}
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	inner := testsupport.MemoryRegistry(nil)
 	w.overrides = map[string]http.HandlerFunc{}
 	w.registry = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.mu.Lock()
@@ -107,8 +104,8 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.lookaside = newLookasideServer(t)
-	w.trusted = policytest.NewKey(t, "trusted", policytest.KeyOptions{})
-	w.other = policytest.NewKey(t, "other", policytest.KeyOptions{})
+	w.trusted = pgptest.NewKey(t, "trusted", pgptest.KeyOptions{})
+	w.other = pgptest.NewKey(t, "other", pgptest.KeyOptions{})
 	w.write("trusted.gpg", w.trusted.Public(t))
 	w.write("registries.d/lookaside.yaml", []byte("default-docker:\n  lookaside: "+w.lookaside.URL+"/base\n"))
 	w.finder = w.newFinder()
@@ -177,9 +174,9 @@ func (w *world) gate(p Evaluator, change func(*Options)) *Gate {
 
 // sign stores a simple signature by key over (d, identity) as the next lookaside
 // signature of repo@d.
-func (w *world) sign(key *policytest.Key, repo string, d digest.Digest, identity string) {
+func (w *world) sign(key *pgptest.Key, repo string, d digest.Digest, identity string) {
 	w.t.Helper()
-	w.lookaside.add(repo, d, policytest.SimpleSignature(w.t, key, d.String(), identity))
+	w.lookaside.add(repo, d, pgptest.SimpleSignature(w.t, key, d.String(), identity))
 }
 
 // countingPolicy is a real policy that counts its evaluations and can hold them until
@@ -265,10 +262,7 @@ type manifest struct {
 
 func newManifest(t *testing.T, mediaType string, v any) manifest {
 	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testsupport.JSON(t, v)
 	return manifest{mediaType: mediaType, bytes: b, digest: digest.FromBytes(b)}
 }
 
@@ -354,4 +348,20 @@ func lastDecision(t *testing.T, b *testsupport.LogBuffer) map[string]any {
 		t.Fatal("no decision was logged")
 	}
 	return recs[len(recs)-1]
+}
+
+// size is the number of manifests and blob references held.
+func (a *admissions) size() (manifests, blobs int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lru.Len(), a.weight
+}
+
+// signedApp is a fresh world with image "app" signed by the trusted key for tagIdentity.
+func signedApp(t *testing.T) (*world, manifest) {
+	t.Helper()
+	w := newWorld(t)
+	img := image(t, "app")
+	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	return w, img
 }

@@ -15,18 +15,15 @@ const (
 	maxManifestReferences      = 10000 // children or blobs of one manifest; real ones have dozens
 	kindImage             kind = "image"
 	kindIndex             kind = "index"
-	kindArtifact          kind = "signature artifact"
 )
 
 // kind is what a manifest is, as far as enforcement is concerned.
 type kind string
 
-// signatureArtifactLayerTypes are the layer media types of signatures, attestations and
-// SBOMs: content no container runtime unpacks or runs. A manifest whose layers are all of
-// these types is served without a policy check, because clients (cosign, podman, oras) must
-// be able to read signatures through pullgate to verify for themselves. Anything else, wasm
-// and unknown types included, is treated as a runnable image.
-var signatureArtifactLayerTypes = map[string]bool{
+// referrerArtifactTypes are the artifact types of signatures, attestations and SBOMs. An
+// index whose every entry declares one of them may be the referrers tag schema's index
+// (claimedAttachment); whether a layer may be served unchecked is attachmentLayers' matter.
+var referrerArtifactTypes = map[string]bool{
 	content.MediaTypeSimpleSigning:                     true, // cosign .sig
 	content.MediaTypeDSSE:                              true, // cosign .att
 	content.MediaTypeInToto:                            true,
@@ -56,7 +53,7 @@ type parsedManifest struct {
 	// childrenAreArtifacts is true for an index whose every entry declares a signature
 	// artifactType (the referrers tag schema's sha256-<hex> index).
 	childrenAreArtifacts bool
-	// blobs are the config and layers of an image manifest or artifact.
+	// blobs are the config and layers of an image manifest.
 	blobs []digest.Digest
 	// config and layers are the descriptors of an image manifest, as listed (media types
 	// and sizes are the upstream's claims), for the signature-attachment check.
@@ -123,19 +120,11 @@ func parseManifest(contentType string, data []byte) (parsedManifest, error) {
 		if len(m.Layers) > maxManifestReferences {
 			return p, fmt.Errorf("%w: %d layers", errUnknownManifest, len(m.Layers))
 		}
-		all := append([]descriptor{*m.Config}, m.Layers...)
-		artifact := len(m.Layers) > 0
-		for i, d := range all {
+		for _, d := range append([]descriptor{*m.Config}, m.Layers...) {
 			if err := d.Digest.Validate(); err != nil {
 				return p, fmt.Errorf("%w: blob digest: %w", errUnknownManifest, err)
 			}
 			p.blobs = append(p.blobs, d.Digest)
-			if i > 0 && !signatureArtifactLayerTypes[content.Normalise(d.MediaType)] {
-				artifact = false
-			}
-		}
-		if artifact {
-			p.kind = kindArtifact
 		}
 		cfg := *m.Config
 		p.config, p.layers = &cfg, m.Layers
@@ -152,5 +141,5 @@ func parseManifest(contentType string, data []byte) (parsedManifest, error) {
 }
 
 func isArtifactType(t string) bool {
-	return t != "" && signatureArtifactLayerTypes[content.Normalise(t)]
+	return t != "" && referrerArtifactTypes[content.Normalise(t)]
 }

@@ -29,8 +29,8 @@ func TestParseManifest(t *testing.T) {
 		{name: "oci image", contentType: content.MediaTypeOCIManifest, body: image(content.MediaTypeOCIManifest, "application/vnd.oci.image.layer.v1.tar+gzip"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
 		{name: "docker image", contentType: content.MediaTypeDockerManifest, body: image(content.MediaTypeDockerManifest, "application/vnd.docker.image.rootfs.diff.tar.gzip"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
 		{name: "wasm is runnable", contentType: content.MediaTypeOCIManifest, body: image(content.MediaTypeOCIManifest, "application/vnd.wasm.content.layer.v1+wasm"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
-		{name: "cosign signature", contentType: content.MediaTypeOCIManifest, body: image(content.MediaTypeOCIManifest, "application/vnd.dev.cosign.simplesigning.v1+json"), kind: kindArtifact, blobs: []digest.Digest{d1, d2}},
-		{name: "sigstore bundle with spaced parameter", contentType: content.MediaTypeOCIManifest, body: image(content.MediaTypeOCIManifest, "application/vnd.dev.sigstore.bundle+json; version=0.3"), kind: kindArtifact, blobs: []digest.Digest{d1, d2}},
+		{name: "cosign signature", contentType: content.MediaTypeOCIManifest, body: image(content.MediaTypeOCIManifest, "application/vnd.dev.cosign.simplesigning.v1+json"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
+		{name: "sigstore bundle with spaced parameter", contentType: content.MediaTypeOCIManifest, body: image(content.MediaTypeOCIManifest, "application/vnd.dev.sigstore.bundle+json; version=0.3"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
 		{name: "content type with parameters", contentType: content.MediaTypeOCIManifest + "; charset=utf-8", body: image(content.MediaTypeOCIManifest, "application/vnd.oci.image.layer.v1.tar"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
 		{name: "generic content type uses the body", contentType: "application/octet-stream", body: image(content.MediaTypeOCIManifest, "application/vnd.oci.image.layer.v1.tar"), kind: kindImage, blobs: []digest.Digest{d1, d2}},
 		{name: "index", contentType: content.MediaTypeOCIIndex, body: `{"schemaVersion":2,"manifests":[` + desc(content.MediaTypeOCIManifest, d1) + `,` + desc(content.MediaTypeOCIManifest, d2) + `]}`, kind: kindIndex, children: []digest.Digest{d1, d2}},
@@ -85,8 +85,8 @@ func FuzzParseManifest(f *testing.F) {
 				t.Fatalf("accepted invalid digest %q", d)
 			}
 		}
-		if p.kind == kindArtifact && len(p.blobs) < 2 {
-			t.Fatalf("artifact without layers: %+v", p)
+		if p.kind == kindImage && p.config == nil {
+			t.Fatalf("image without config: %+v", p)
 		}
 	})
 }

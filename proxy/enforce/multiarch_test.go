@@ -6,7 +6,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/policy/policytest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 	"github.com/pullgate/pullgate/proxy/content"
 )
 
@@ -30,6 +30,15 @@ type step struct {
 
 // TestGateMultiArch: DESIGN.md's differences 1-3 and SPEC.md 10.6 (#46-#50). Each case
 // starts a fresh gate; its steps are requests made in order.
+// signAll signs the index and both children with the trusted key for identity.
+func signAll(identity string) func(w *world, idx, a, b manifest) {
+	return func(w *world, idx, a, b manifest) {
+		for _, m := range []manifest{idx, a, b} {
+			w.sign(w.trusted, testRepo, m.digest, identity)
+		}
+	}
+}
+
 func TestGateMultiArch(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -101,11 +110,7 @@ func TestGateMultiArch(t *testing.T) {
 		{
 			// #47: cosign --recursive: everything signed with the repository identity.
 			name: "recursive signing", policy: matchRepositoryTrusted,
-			sign: func(w *world, idx, a, b manifest) {
-				for _, m := range []manifest{idx, a, b} {
-					w.sign(w.trusted, testRepo, m.digest, testRegistry+"/"+testRepo)
-				}
-			},
+			sign: signAll(testRegistry + "/" + testRepo),
 			steps: []step{
 				{what: "index", ref: "1", allow: true},
 				{what: "a", ref: "digest", allow: true, reason: "signature"},
@@ -115,11 +120,7 @@ func TestGateMultiArch(t *testing.T) {
 		{
 			// #48: skopeo copy --all --sign-by: children (and index) signed with repo:tag.
 			name: "skopeo --all, pulled by tag", policy: signedByTrusted,
-			sign: func(w *world, idx, a, b manifest) {
-				for _, m := range []manifest{idx, a, b} {
-					w.sign(w.trusted, testRepo, m.digest, tagIdentity)
-				}
-			},
+			sign: signAll(tagIdentity),
 			steps: []step{
 				{what: "index", ref: "1", allow: true},
 				{what: "a", ref: "digest", allow: true},
@@ -127,11 +128,7 @@ func TestGateMultiArch(t *testing.T) {
 		},
 		{
 			name: "skopeo --all, pulled by index digest and child digest", policy: signedByTrusted,
-			sign: func(w *world, idx, a, b manifest) {
-				for _, m := range []manifest{idx, a, b} {
-					w.sign(w.trusted, testRepo, m.digest, tagIdentity)
-				}
-			},
+			sign: signAll(tagIdentity),
 			steps: []step{
 				{what: "b", ref: "digest", allow: true},
 				{what: "index", ref: "digest", allow: true},
@@ -144,7 +141,7 @@ func TestGateMultiArch(t *testing.T) {
 			sign: func(w *world, idx, a, b manifest) {
 				// What is stored for a is the signature of the manifest that was replaced.
 				original := image(w.t, "the original child")
-				w.lookaside.add(testRepo, a.digest, policytest.SimpleSignature(w.t, w.trusted, original.digest.String(), tagIdentity))
+				w.lookaside.add(testRepo, a.digest, pgptest.SimpleSignature(w.t, w.trusted, original.digest.String(), tagIdentity))
 			},
 			steps: []step{
 				{what: "index", ref: "1", allow: false, reason: "does not match"},

@@ -24,9 +24,7 @@ func (w *world) loadPolicy(text string) *countingPolicy {
 // TestGateReloadSameFiles: a reload to the same policy, key and registries.d files keeps
 // the verdicts and admissions made before it (the policy key is a digest of the files).
 func TestGateReloadSameFiles(t *testing.T) {
-	w := newWorld(t)
-	img := image(t, "app")
-	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	w, img := signedApp(t)
 	old := w.loadPolicy(signedByTrusted)
 	g := w.gate(old, nil)
 	mustAdmit(t, g, testRepo, "1", img, true)
@@ -62,9 +60,7 @@ func TestGateReloadChangedFiles(t *testing.T) {
 		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t)
-			img := image(t, "app")
-			w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+			w, img := signedApp(t)
 			old := w.loadPolicy(signedByTrusted)
 			g := w.gate(old, nil)
 			mustAdmit(t, g, testRepo, "1", img, true)
@@ -95,9 +91,7 @@ func TestGateReloadChangedFiles(t *testing.T) {
 // alike, so that a verdict store they share serves one's verdict to the other, and an
 // admission store they share serves the layers one admitted from the other.
 func TestGatesShareStores(t *testing.T) {
-	w := newWorld(t)
-	img := image(t, "app")
-	w.sign(w.trusted, testRepo, img.digest, tagIdentity)
+	w, img := signedApp(t)
 	verdicts, err := cache.NewTTL[VerdictKey, policy.Verdict](16)
 	if err != nil {
 		t.Fatal(err)

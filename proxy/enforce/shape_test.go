@@ -10,6 +10,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy/content"
 )
 
@@ -320,14 +321,8 @@ func FuzzCheckShape(f *testing.F) {
 					t.Fatal(err)
 				}
 			}
-			goValue, err := json.Marshal(v.goView[name])
-			if err != nil {
-				t.Fatal(err)
-			}
-			sensitiveValue, err := json.Marshal(sensitive)
-			if err != nil {
-				t.Fatal(err)
-			}
+			goValue := testsupport.JSON(t, v.goView[name])
+			sensitiveValue := testsupport.JSON(t, sensitive)
 			if !bytes.Equal(goValue, sensitiveValue) {
 				t.Fatalf("%s: encoding/json reads %s, a case-sensitive parser %s", name, goValue, sensitiveValue)
 			}

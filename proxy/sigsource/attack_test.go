@@ -16,7 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/pullgate/pullgate/policy/policytest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 	"github.com/pullgate/pullgate/proxy/admission"
 )
 
@@ -134,9 +134,9 @@ func TestAttackLookasideRedirect(t *testing.T) {
 	}
 
 	// Same host: followed.
-	key := policytest.NewKey(t, "k", policytest.KeyOptions{})
+	key := pgptest.NewKey(t, "k", pgptest.KeyOptions{})
 	d2 := digest.FromString("m2")
-	good2 := policytest.SimpleSignature(t, key, d2.String(), testRegistryName+"/"+testRepo+":1")
+	good2 := pgptest.SimpleSignature(t, key, d2.String(), testRegistryName+"/"+testRepo+":1")
 	lookaside.answer(sigPath(testRepo, d2, 1), func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/moved/1", http.StatusFound)
 	})
@@ -151,12 +151,12 @@ func TestAttackLookasideRedirect(t *testing.T) {
 // OpenPGP signed messages whose payload names the digest asked for, whether they came
 // from a lookaside or the upstream's own signature API; the rest is dropped, never relayed.
 func TestAttackSimpleSignaturesServeOnlySignatures(t *testing.T) {
-	key := policytest.NewKey(t, "k", policytest.KeyOptions{})
+	key := pgptest.NewKey(t, "k", pgptest.KeyOptions{})
 	d := digest.FromString("an image manifest")
 	ident := testRegistryName + "/" + testRepo + ":1"
-	good := policytest.SimpleSignature(t, key, d.String(), ident)
-	otherDigest := policytest.SimpleSignature(t, key, digest.FromString("another").String(), ident)
-	notPayload := policytest.Sign(t, []byte(`{"aws_secret":"x"}`), policytest.SignOptions{Signers: []*packet.PrivateKey{key.Primary()}})
+	good := pgptest.SimpleSignature(t, key, d.String(), ident)
+	otherDigest := pgptest.SimpleSignature(t, key, digest.FromString("another").String(), ident)
+	notPayload := pgptest.Sign(t, []byte(`{"aws_secret":"x"}`), pgptest.SignOptions{Signers: []*packet.PrivateKey{key.Primary()}})
 	junk := []byte{0x88, '{', '"', 'k', '"', ':', '1', '}'} // passes the first-byte test only
 	wantOnly := func(t *testing.T, got [][]byte) {
 		t.Helper()
@@ -206,12 +206,12 @@ func TestAttackSimpleSignaturesServeOnlySignatures(t *testing.T) {
 // TestAttackLookasideCredentialsInMessages: the lookaside URL's user, password and query
 // never reach a verdict reason (sent to any client in a 403) nor an error.
 func TestAttackLookasideCredentialsInMessages(t *testing.T) {
-	trusted := policytest.NewKey(t, "trusted", policytest.KeyOptions{})
-	other := policytest.NewKey(t, "other", policytest.KeyOptions{})
+	trusted := pgptest.NewKey(t, "trusted", pgptest.KeyOptions{})
+	other := pgptest.NewKey(t, "other", pgptest.KeyOptions{})
 	reg := newTestRegistry(t, false)
 	lookaside := newSigServer(t)
 	img := reg.putImage(t, testRepo, "1")
-	lookaside.put(testRepo, img.Digest, 1, policytest.SimpleSignature(t, other, img.Digest.String(), testRegistryName+"/"+testRepo+":1"))
+	lookaside.put(testRepo, img.Digest, 1, pgptest.SimpleSignature(t, other, img.Digest.String(), testRegistryName+"/"+testRepo+":1"))
 	broken := digest.FromString("broken")
 	lookaside.answer(sigPath(testRepo, broken, 1), func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
 	base := strings.Replace(lookaside.URL, "http://", "http://alice:hunter2@", 1) + "/base?token=secret"

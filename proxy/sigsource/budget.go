@@ -39,12 +39,6 @@ func (p *bytePool) give(n int64) {
 	p.used -= n
 }
 
-func (p *bytePool) inUse() int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.used
-}
-
 // budget is what one lookup may still read, across all its sources. It is used by one
 // goroutine at a time (the sources are read in order).
 type budget struct {

@@ -222,9 +222,6 @@ func (v *verdictSettings) get(k imageKey) []Settings {
 	return s
 }
 
-// len is the number of manifests remembered.
-func (v *verdictSettings) len() int { return v.lru.Len() }
-
 // signatureBytes is what caching sigs costs, roughly.
 func signatureBytes(sigs []policy.Signature) int {
 	n := 0

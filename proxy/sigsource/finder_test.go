@@ -14,8 +14,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/policy/policytest"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/gatetest"
 
@@ -249,12 +249,12 @@ func TestFinderUnknownRegistry(t *testing.T) {
 // TestSimpleSignatures: pullgate's own signature API serves the simple-signing signatures
 // found, and only those (not .sig layers nor bundles).
 func TestSimpleSignatures(t *testing.T) {
-	key := policytest.NewKey(t, "k", policytest.KeyOptions{})
+	key := pgptest.NewKey(t, "k", pgptest.KeyOptions{})
 	reg := newTestRegistry(t, true)
 	img := reg.putImage(t, testRepo, "1")
 	reg.putSigManifest(t, testRepo, img.Digest, cosignLayer(img.Digest, 1))
 	reg.putReferrer(t, testRepo, img, mediaTypeBundle, ocispec.MediaTypeEmptyJSON, bundleLayer("1"))
-	raw := policytest.SimpleSignature(t, key, img.Digest.String(), testRegistryName+"/"+testRepo+":1")
+	raw := pgptest.SimpleSignature(t, key, img.Digest.String(), testRegistryName+"/"+testRepo+":1")
 	wrapped := append([]byte("\x00simple-signing\n"), raw...)
 	lookaside := newSigServer(t)
 	lookaside.put(testRepo, img.Digest, 1, raw)

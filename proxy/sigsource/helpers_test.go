@@ -9,14 +9,12 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -29,6 +27,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
@@ -70,7 +69,7 @@ func (w countingWriter) Write(p []byte) (int, error) {
 // it, /referrers answers 404 and the referrers tag schema is used).
 func newTestRegistry(t *testing.T, referrers bool) *testRegistry {
 	t.Helper()
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(referrers))
+	inner := testsupport.MemoryRegistry(nil, registry.WithReferrersSupport(referrers))
 	r := &testRegistry{overrides: map[string]http.HandlerFunc{}}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		key := req.Method + " " + req.URL.Path
@@ -203,16 +202,6 @@ func (r *testRegistry) putManifest(t *testing.T, repo, ref, contentType string, 
 	return ocispec.Descriptor{MediaType: contentType, Digest: digest.FromBytes(data), Size: int64(len(data))}
 }
 
-// mustJSON marshals v.
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // emptyConfig is the OCI empty descriptor's blob, pushed to repo.
 func (r *testRegistry) emptyConfig(t *testing.T, repo, mediaType string) ocispec.Descriptor {
 	t.Helper()
@@ -240,7 +229,7 @@ func (r *testRegistry) putSigManifest(t *testing.T, repo string, subject digest.
 		desc.Annotations = l.annotations
 		m.Layers = append(m.Layers, desc)
 	}
-	return r.putManifest(t, repo, sigTag(subject), ocispec.MediaTypeImageManifest, mustJSON(t, m))
+	return r.putManifest(t, repo, sigTag(subject), ocispec.MediaTypeImageManifest, testsupport.JSON(t, m))
 }
 
 // putReferrer pushes an artifact manifest whose subject is subject: config of
@@ -261,7 +250,7 @@ func (r *testRegistry) putReferrer(t *testing.T, repo string, subject ocispec.De
 		desc.Annotations = l.annotations
 		m.Layers = append(m.Layers, desc)
 	}
-	data := mustJSON(t, m)
+	data := testsupport.JSON(t, m)
 	desc := r.putManifest(t, repo, digest.FromBytes(data).String(), ocispec.MediaTypeImageManifest, data)
 	desc.ArtifactType = artifactType
 	return desc
@@ -276,7 +265,7 @@ func (r *testRegistry) putImage(t *testing.T, repo, tag string) ocispec.Descript
 		Layers:    []ocispec.Descriptor{r.putBlob(t, repo, ocispec.MediaTypeImageLayer, []byte("layer of "+repo+":"+tag))},
 	}
 	m.SchemaVersion = 2
-	return r.putManifest(t, repo, tag, ocispec.MediaTypeImageManifest, mustJSON(t, m))
+	return r.putManifest(t, repo, tag, ocispec.MediaTypeImageManifest, testsupport.JSON(t, m))
 }
 
 func sigTag(d digest.Digest) string { return "sha256-" + d.Encoded() + ".sig" }
@@ -400,9 +389,7 @@ func cosignKey(t *testing.T) ([]byte, *ecdsa.PrivateKey) {
 func sigstorePolicy(t *testing.T, pemKey []byte) *policy.Policy {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "cosign.pub")
-	if err := os.WriteFile(path, pemKey, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, path, pemKey)
 	p, err := policy.Parse([]byte(`{"default":[{"type":"reject"}],"transports":{"docker":{"`+testRegistryName+
 		`":[{"type":"sigstoreSigned","keyPath":"`+path+`","signedIdentity":{"type":"matchRepository"}}]}}}`), "policy.json")
 	if err != nil {
@@ -424,4 +411,34 @@ func signedCosignLayer(t *testing.T, key *ecdsa.PrivateKey, d digest.Digest) sig
 	}
 	return sigLayer{mediaType: mediaTypeSimpleSign, data: payload,
 		annotations: map[string]string{"dev.cosignproject.cosign/signature": base64.StdEncoding.EncodeToString(sig)}}
+}
+
+// inUse is the number of bytes taken from the pool.
+func (p *bytePool) inUse() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.used
+}
+
+// len is the number of manifests remembered.
+func (v *verdictSettings) len() int { return v.lru.Len() }
+
+// wantLookup fails unless a lookup ended as a table row wants: with an ErrRegistryFetch
+// mentioning wantErr, or, when wantErr is empty, with n signatures. It reports whether
+// the signatures are there to be checked further.
+func wantLookup(t *testing.T, sigs []policy.Signature, err error, wantErr string, n int) bool {
+	t.Helper()
+	if wantErr != "" {
+		if !errors.Is(err, ErrRegistryFetch) || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("err = %v, want ErrRegistryFetch mentioning %q", err, wantErr)
+		}
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sigs) != n {
+		t.Fatalf("found %d signatures, want %d: %+v", len(sigs), n, sigs)
+	}
+	return true
 }

@@ -11,9 +11,6 @@ const (
 	// maxLookasideSignatures: containers/image stops with an error when signature-128
 	// would be read, so at most 127 can be read (docker/docker_image_src.go).
 	maxLookasideSignatures = 127
-	// maxSignatureListSize bounds the registry signature API's JSON list, as
-	// containers/image does (iolimits.maxSignatureListBodySize, 4 MiB).
-	maxSignatureListSize = 4 << 20
 	// maxSigstoreLayers bounds how many layers of one .sig manifest are fetched; cosign
 	// appends one per signing, so real attachments have a handful.
 	maxSigstoreLayers = 128

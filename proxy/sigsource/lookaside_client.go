@@ -20,6 +20,8 @@ type LookasideClientOptions struct {
 	DialTimeout, ResponseHeaderTimeout time.Duration
 	// Timeout bounds each request, body included; zero means defaultLookasideTimeout.
 	Timeout time.Duration
+	// WrapTransport, if set, wraps the connection layer (upstream.HTTPClientOptions).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // ErrLookasideRedirect is wrapped when a lookaside redirects where pullgate does not
@@ -39,7 +41,7 @@ func NewLookasideClient(opts LookasideClientOptions) *http.Client {
 	// The upstreams' factory: the same dial, TLS and header bounds. It can only fail on a
 	// CA file, and none is given.
 	c, err := upstream.NewHTTPClient(upstream.HTTPClientOptions{DialTimeout: opts.DialTimeout,
-		ResponseHeaderTimeout: opts.ResponseHeaderTimeout, RequestTimeout: timeout})
+		ResponseHeaderTimeout: opts.ResponseHeaderTimeout, RequestTimeout: timeout, WrapTransport: opts.WrapTransport})
 	if err != nil {
 		panic(fmt.Sprintf("sigsource: lookaside client: %v", err))
 	}

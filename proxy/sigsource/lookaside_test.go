@@ -1,7 +1,6 @@
 package sigsource
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -15,11 +14,10 @@ import (
 	"testing"
 	"time"
 
-	openpgparmor "github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 	"github.com/pullgate/pullgate/policy"
-	"github.com/pullgate/pullgate/policy/policytest"
 )
 
 var testDigest = digest.FromString("manifest")
@@ -168,13 +166,13 @@ func TestLookasideFile(t *testing.T) {
 // file fails the whole lookup (indeterminate, never an accept), and the read stops at the
 // first missing number.
 func TestLookasideVerdicts(t *testing.T) {
-	trusted := policytest.NewKey(t, "trusted", policytest.KeyOptions{})
-	other := policytest.NewKey(t, "other", policytest.KeyOptions{})
+	trusted := pgptest.NewKey(t, "trusted", pgptest.KeyOptions{})
+	other := pgptest.NewKey(t, "other", pgptest.KeyOptions{})
 	d := digest.FromString("manifest of registry.test/org/app:1")
 	ref := testRegistryName + "/" + testRepo + ":1"
-	good := policytest.SimpleSignature(t, trusted, d.String(), ref)
-	wrongKey := policytest.SimpleSignature(t, other, d.String(), ref)
-	armored := armor(t, good)
+	good := pgptest.SimpleSignature(t, trusted, d.String(), ref)
+	wrongKey := pgptest.SimpleSignature(t, other, d.String(), ref)
+	armored := pgptest.Armor(t, "PGP MESSAGE", good)
 	html := func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		w.Write([]byte("<html><body>Welcome</body></html>"))
@@ -230,23 +228,6 @@ func TestLookasideVerdicts(t *testing.T) {
 			}
 		})
 	}
-}
-
-// armor is gpg --armor's form of an OpenPGP message.
-func armor(t *testing.T, data []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w, err := openpgparmor.Encode(&b, "PGP MESSAGE", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }
 
 // TestLookasideFinderURL: SPEC.md 10.4 #33 as the Finder requests it: the base from

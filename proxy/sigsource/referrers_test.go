@@ -1,7 +1,6 @@
 package sigsource
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,6 +8,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy/content"
 )
@@ -132,7 +132,7 @@ func TestReferrerBundles(t *testing.T) {
 					m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: ocispec.DescriptorEmptyJSON,
 						Layers: []ocispec.Descriptor{}, Annotations: map[string]string{"n": strings.Repeat("r", i)}}
 					m.SchemaVersion = 2
-					data := mustJSON(t, m)
+					data := testsupport.JSON(t, m)
 					d := reg.putManifest(t, testRepo, digest.FromBytes(data).String(), ocispec.MediaTypeImageManifest, data)
 					d.ArtifactType = mediaTypeBundle
 					descs = append(descs, d)
@@ -148,17 +148,8 @@ func TestReferrerBundles(t *testing.T) {
 			img := reg.putImage(t, testRepo, "1")
 			want, notFetched := tt.setup(t, reg, img)
 			sigs, err := signaturesOf(t, newTestFinder(t, reg, attachmentsOn, nil), testRepo, img.Digest)
-			if tt.wantErr != "" {
-				if !errors.Is(err, ErrRegistryFetch) || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want ErrRegistryFetch mentioning %q", err, tt.wantErr)
-				}
+			if !wantLookup(t, sigs, err, tt.wantErr, len(want)) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(sigs) != len(want) {
-				t.Fatalf("found %d signatures, want %d: %+v", len(sigs), len(want), sigs)
 			}
 			// The referrers API lists in no particular order.
 			for _, w := range want {
@@ -195,7 +186,7 @@ func (r *testRegistry) putReferrersTag(t *testing.T, subject digest.Digest, desc
 	// listed with their artifact types, which it does not check.
 	r.override(http.MethodGet, "/v2/"+testRepo+"/manifests/"+content.ReferrersTag(subject), func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
-		w.Write(mustJSON(t, idx))
+		w.Write(testsupport.JSON(t, idx))
 	})
 }
 

@@ -9,15 +9,15 @@ import (
 	"testing"
 
 	"github.com/distribution/reference"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 func writeFiles(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, filepath.Join(dir, name), body)
 	}
 	return dir
 }
@@ -152,9 +152,7 @@ func TestRegistriesDDirectoryEntries(t *testing.T) {
 	const good = "docker:\n  registry.test:\n    lookaside: http://good.example/s\n"
 	write := func(t *testing.T, path, body string) {
 		t.Helper()
-		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, path, body)
 	}
 	mkdir := func(t *testing.T, path string) {
 		t.Helper()
@@ -277,9 +275,7 @@ func TestRegistriesDDirectoryEntries(t *testing.T) {
 // containers/image: reading its entries fails); a missing one is an empty configuration.
 func TestRegistriesDNotADirectory(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "registries.d")
-	if err := os.WriteFile(file, []byte(""), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, file, "")
 	if _, err := LoadRegistriesD(file); err == nil || !strings.Contains(err.Error(), file) {
 		t.Fatalf("err = %v, want an error naming %s", err, file)
 	}
@@ -306,9 +302,7 @@ func TestRegistriesDID(t *testing.T) {
 	}
 	write := func(name, text string) {
 		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, filepath.Join(dir, name), text)
 	}
 	write("a.yaml", "default-docker:\n  lookaside: https://a.test/sigs\n")
 	first := load(dir)

@@ -16,7 +16,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/policy/policytest"
+	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/admission"
 )
@@ -51,12 +51,12 @@ func firstReads(s *sigServer) int {
 // tag's lookaside; a client then asking the signature API for repo@digest must get those
 // signatures, not the repository section's 503.
 func TestSignatureAPIUsesVerdictSettings(t *testing.T) {
-	key := policytest.NewKey(t, "k", policytest.KeyOptions{})
+	key := pgptest.NewKey(t, "k", pgptest.KeyOptions{})
 	setup := func(t *testing.T, change func(*FinderOptions)) (f *Finder, reg *testRegistry, good *sigServer, broken *atomic.Int64, d digest.Digest, sig []byte) {
 		t.Helper()
 		reg = newTestRegistry(t, false)
 		d = reg.putImage(t, testRepo, "1").Digest
-		sig = policytest.SimpleSignature(t, key, d.String(), testRegistryName+"/"+testRepo+":1")
+		sig = pgptest.SimpleSignature(t, key, d.String(), testRegistryName+"/"+testRepo+":1")
 		good = newSigServer(t)
 		good.put(testRepo, d, 1, sig)
 		brokenURL, broken := brokenLookaside(t)
@@ -175,7 +175,7 @@ func TestSignatureAPIUsesVerdictSettings(t *testing.T) {
 		// digest of the repository (and the tag's lookaside holds a signature for it).
 		f, reg, good, broken, d, _ := setup(t, nil)
 		other := reg.putImage(t, testRepo, "other").Digest
-		good.put(testRepo, other, 1, policytest.SimpleSignature(t, key, other.String(), testRegistryName+"/"+testRepo+":1"))
+		good.put(testRepo, other, 1, pgptest.SimpleSignature(t, key, other.String(), testRegistryName+"/"+testRepo+":1"))
 		if err := verdict(t, f, "1", d); err != nil {
 			t.Fatal(err)
 		}
@@ -193,7 +193,7 @@ func TestSignatureAPIUsesVerdictSettings(t *testing.T) {
 		wantServed(t, f, d, sig)
 		for _, tag := range []string{"a", "b"} {
 			other := reg.putImage(t, testRepo, tag).Digest
-			good.put(testRepo, other, 1, policytest.SimpleSignature(t, key, other.String(), testRegistryName+"/"+testRepo+":1"))
+			good.put(testRepo, other, 1, pgptest.SimpleSignature(t, key, other.String(), testRegistryName+"/"+testRepo+":1"))
 			if err := verdict(t, f, "1", other); err != nil {
 				t.Fatal(err)
 			}

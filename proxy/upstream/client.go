@@ -82,12 +82,12 @@ func New(opts Options) (*Client, error) {
 	if ua == "" {
 		ua = "pullgate"
 	}
-	// Bottom up: connections; set-up bodies capped; redirects policed; the upstream's
+	// Bottom up: connections (wrapped by kind); set-up bodies capped; redirects policed; the upstream's
 	// scheme pinned; retries; user agent. go-containerregistry's authenticating
 	// transports go on top, per repository.
 	var conn http.RoundTripper = bt
 	if opts.WrapTransport != nil {
-		conn = opts.WrapTransport(conn)
+		conn = newKindTransport(opts.WrapTransport(KindUpstream, bt), opts.WrapTransport(KindToken, bt))
 	}
 	var inner http.RoundTripper = &setupBodyLimit{inner: conn}
 	inner = &redirectGuard{upstream: originOf(base), host: base.Host, inner: inner}

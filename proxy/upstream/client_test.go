@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -34,13 +33,9 @@ import (
 func TestNewRejectsBadOptions(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, notPEM, "not a certificate")
 	badConfig := filepath.Join(dir, "config.json")
-	if err := os.WriteFile(badConfig, []byte(`{"auths":`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, badConfig, `{"auths":`)
 	mustURL := func(s string) *url.URL { u, _ := url.Parse(s); return u }
 	tests := []struct {
 		name    string
@@ -321,9 +316,7 @@ func TestPlainHTTPOnlyWhenTheURLSaysSo(t *testing.T) {
 	defer tlsSrv.Close()
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw})
-	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, caFile, pemBytes)
 	withCA, _ := newClient(t, tlsSrv.URL, func(o *upstream.Options) { o.CAFile = caFile })
 	if _, err := withCA.Manifest(context.Background(), "team/app", "v1", nil); err != nil {
 		t.Fatalf("https with the CA file: %v", err)
@@ -366,9 +359,7 @@ func TestBasicAuthAndDockerConfig(t *testing.T) {
 
 	configFor := func(key, auth string) string {
 		p := filepath.Join(t.TempDir(), "config.json")
-		if err := os.WriteFile(p, []byte(`{"auths":{"`+key+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, p, `{"auths":{"`+key+`":{"auth":"`+auth+`"}}}`)
 		return p
 	}
 	wrong := base64.StdEncoding.EncodeToString([]byte(user + ":wrong-" + pass))
@@ -445,19 +436,14 @@ func TestRedirectedBlobCarriesNoCredentials(t *testing.T) {
 		})
 	})
 	c, _ := newClient(t, s.URL, func(o *upstream.Options) { o.Username, o.Password = user, pass })
-	b, err := c.Blob(context.Background(), "team/app", dgst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(b.Body)
-	b.Body.Close()
+	got, err := readBlob(t, c, "team/app", dgst)
 	if err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("blob: %q %v", got, err)
 	}
 	if a := sawAuth.Load().(string); a != "" {
 		t.Fatalf("the redirect target received Authorization %q", a)
 	}
-	if n := s.requests("GET", "/v2/team/app/blobs/"+dgst.String()); n == 0 {
+	if n := s.CountExact("GET", "/v2/team/app/blobs/"+dgst.String()); n == 0 {
 		t.Fatal("the upstream was not asked")
 	}
 }

@@ -77,41 +77,32 @@ func waitEnded(t *testing.T, ended <-chan struct{}) {
 	}
 }
 
-func TestPingWhoseBodyStallsIsBounded(t *testing.T) {
-	ended := make(chan struct{}, 4)
-	srv := stallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
-		if r.URL.Path == "/v2/" {
-			stall(w, r, stop, ended)
-			return
-		}
-		http.NotFound(w, r)
-	})
-	c, _ := newClient(t, srv.URL, func(o *upstream.Options) { o.SetupTimeout = 500 * time.Millisecond })
-	ctx, cancel := context.WithTimeout(context.Background(), watchdog)
-	defer cancel()
-	_, err := c.Manifest(ctx, "team/app", "v1", nil)
-	wantUpstreamTimeout(t, ctx, err)
-	waitEnded(t, ended)
-}
-
-func TestTokenEndpointWhoseBodyStallsIsBounded(t *testing.T) {
-	ended := make(chan struct{}, 4)
-	var srv *httptest.Server
-	srv = stallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
-		switch r.URL.Path {
-		case "/token":
-			stall(w, r, stop, ended)
-		default:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="`+srv.URL+`/token",service="registry.test"`)
-			w.WriteHeader(http.StatusUnauthorized)
-		}
-	})
-	c, _ := newClient(t, srv.URL, func(o *upstream.Options) { o.SetupTimeout = 500 * time.Millisecond })
-	ctx, cancel := context.WithTimeout(context.Background(), watchdog)
-	defer cancel()
-	_, err := c.Manifest(ctx, "team/app", "v1", nil)
-	wantUpstreamTimeout(t, ctx, err)
-	waitEnded(t, ended)
+// TestSetupBodyThatStallsIsBounded: a /v2/ ping or a token answer whose body stalls ends
+// at the set-up deadline, and the upstream request is given up.
+func TestSetupBodyThatStallsIsBounded(t *testing.T) {
+	for name, stalled := range map[string]string{"ping": "/v2/", "token endpoint": "/token"} {
+		t.Run(name, func(t *testing.T) {
+			ended := make(chan struct{}, 4)
+			var srv *httptest.Server
+			srv = stallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
+				switch {
+				case r.URL.Path == stalled:
+					stall(w, r, stop, ended)
+				case stalled == "/token":
+					w.Header().Set("WWW-Authenticate", `Bearer realm="`+srv.URL+`/token",service="registry.test"`)
+					w.WriteHeader(http.StatusUnauthorized)
+				default:
+					http.NotFound(w, r)
+				}
+			})
+			c, _ := newClient(t, srv.URL, func(o *upstream.Options) { o.SetupTimeout = 500 * time.Millisecond })
+			ctx, cancel := context.WithTimeout(context.Background(), watchdog)
+			defer cancel()
+			_, err := c.Manifest(ctx, "team/app", "v1", nil)
+			wantUpstreamTimeout(t, ctx, err)
+			waitEnded(t, ended)
+		})
+	}
 }
 
 // trickle sends body one byte every 100 ms until it is done or the request ends.

@@ -1,22 +1,21 @@
 package upstream_test
 
 import (
+	"context"
 	"io"
-	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/proxy/upstream"
 
@@ -27,31 +26,15 @@ import (
 // middleware, counting the requests it receives.
 type server struct {
 	*httptest.Server
-	mu    sync.Mutex
-	count map[string]int // "METHOD /path" -> requests
+	testsupport.RequestLog
 }
 
 func startServer(t *testing.T, mw func(http.Handler) http.Handler) *server {
 	t.Helper()
-	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	if mw != nil {
-		h = mw(h)
-	}
-	s := &server{count: map[string]int{}}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.count[r.Method+" "+r.URL.Path]++
-		s.mu.Unlock()
-		h.ServeHTTP(w, r)
-	}))
+	s := &server{}
+	s.Server = httptest.NewServer(s.Record(testsupport.MemoryRegistry(mw)))
 	t.Cleanup(s.Close)
 	return s
-}
-
-func (s *server) requests(method, path string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.count[method+" "+path]
 }
 
 func (s *server) host() string { return strings.TrimPrefix(s.URL, "http://") }
@@ -115,4 +98,16 @@ func requireBasic(user, pass string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// readBlob reads blob d of repo through c to its end; a failure to start is fatal, one
+// while reading is returned.
+func readBlob(t *testing.T, c *upstream.Client, repo string, d digest.Digest) ([]byte, error) {
+	t.Helper()
+	b, err := c.Blob(context.Background(), repo, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Body.Close()
+	return io.ReadAll(b.Body)
 }

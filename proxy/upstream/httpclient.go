@@ -20,6 +20,8 @@ type HTTPClientOptions struct {
 	RequestTimeout time.Duration
 	// UserAgent is sent on every request; empty means "pullgate".
 	UserAgent string
+	// WrapTransport, if set, wraps the connection layer, as Options.WrapTransport does.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // NewHTTPClient returns an *http.Client for pullgate's other outbound reads (the
@@ -42,8 +44,12 @@ func NewHTTPClient(opts HTTPClientOptions) (*http.Client, error) {
 	if ua == "" {
 		ua = "pullgate"
 	}
+	var conn http.RoundTripper = bt
+	if opts.WrapTransport != nil {
+		conn = opts.WrapTransport(bt)
+	}
 	return &http.Client{
-		Transport:     ggcrtransport.NewUserAgent(bt, ua),
+		Transport:     ggcrtransport.NewUserAgent(conn, ua),
 		Timeout:       timeout,
 		CheckRedirect: sameOriginRedirect,
 	}, nil

@@ -52,6 +52,10 @@ const (
 	maxIdleConnsPerHost = 32
 	// idleConnTimeout closes idle upstream connections.
 	idleConnTimeout = 90 * time.Second
+	// maxTokenRealms bounds the token endpoints remembered per upstream to tell token
+	// requests from API requests for Options.WrapTransport; a registry names one. Past
+	// it, requests to further realms are labelled KindUpstream (a label, no decision).
+	maxTokenRealms = 8
 	// tcpKeepAlive is the TCP keep-alive period of upstream connections.
 	tcpKeepAlive = 30 * time.Second
 )

@@ -7,6 +7,14 @@ import (
 	"time"
 )
 
+// The kinds of request a Client sends, as WrapTransport is told them.
+const (
+	// KindUpstream is a request to the registry API, or to where its answer redirects.
+	KindUpstream = "upstream"
+	// KindToken is a request to a token endpoint an upstream's challenge named.
+	KindToken = "token"
+)
+
 // Options configures a Client for one upstream registry.
 type Options struct {
 	// Registry is the registry name clients and signatures use (docker.io).
@@ -40,8 +48,8 @@ type Options struct {
 	Logger *slog.Logger
 	// UserAgent is sent on every request.
 	UserAgent string
-	// WrapTransport, when set, wraps the connection-level transport: it sees every
-	// HTTP exchange with the upstream (retries, token requests and redirects each
-	// once), for metrics. It must not change requests or answers.
-	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// WrapTransport, if set, wraps the connection layer (below redirects, retries and
+	// authentication) once per kind, KindUpstream and KindToken, so that metrics or
+	// tracing see every request sent: each retry and redirect hop is a request of its own.
+	WrapTransport func(kind string, rt http.RoundTripper) http.RoundTripper
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/upstream"
@@ -120,8 +120,7 @@ func TestAPIRequestsFollowNoRedirectToAnotherHost(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			internal := startInternal(t, []byte(internalSecret))
-			var srv *httptest.Server
-			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if strings.Contains(r.URL.Path, tt.path) {
 					http.Redirect(w, r, internal.URL+"/latest/meta-data/iam/credentials", http.StatusTemporaryRedirect)
 					return
@@ -221,12 +220,7 @@ func TestCrossHostBlobRedirectGetsNoBearerToken(t *testing.T) {
 		http.NotFound(w, r)
 	})
 	c, _ := newClient(t, reg.URL, func(o *upstream.Options) { o.Username, o.Password = "puller", "s3cret" })
-	b, err := c.Blob(context.Background(), "team/app", dgst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(b.Body)
-	b.Body.Close()
+	got, err := readBlob(t, c, "team/app", dgst)
 	if err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("blob: %q %v", got, err)
 	}
@@ -252,9 +246,7 @@ func TestBlobRedirectFromHTTPSToHTTPIsRefused(t *testing.T) {
 			}))
 			t.Cleanup(tlsSrv.Close)
 			caFile := filepath.Join(t.TempDir(), "ca.pem")
-			if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			testsupport.WriteFile(t, caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}))
 			c, _ := newClient(t, tlsSrv.URL, func(o *upstream.Options) { o.CAFile = caFile })
 			var err error
 			if method == http.MethodGet {

@@ -42,6 +42,20 @@ func NewGnuPG(t testing.TB) *GnuPG {
 	return g
 }
 
+// NewSkopeoGnuPG is the set-up of a test that compares pullgate with skopeo: skopeo must
+// be installed, and a fresh GnuPG home holds a new key for each name, whose fingerprints
+// are returned in order.
+func NewSkopeoGnuPG(t testing.TB, keys ...string) (*GnuPG, []string) {
+	t.Helper()
+	RequireTools(t, "skopeo")
+	g := NewGnuPG(t)
+	fprs := make([]string, len(keys))
+	for i, name := range keys {
+		fprs[i] = g.GenKey(t, name)
+	}
+	return g, fprs
+}
+
 // RequireTools fails the test unless every tool is on PATH.
 func RequireTools(t testing.TB, tools ...string) {
 	t.Helper()

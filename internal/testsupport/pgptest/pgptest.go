@@ -169,18 +169,43 @@ func (k *Key) Public(t testing.TB) []byte {
 // ArmoredPublic returns the public key ASCII-armored, as `gpg --armor --export` writes it.
 func (k *Key) ArmoredPublic(t testing.TB) []byte {
 	t.Helper()
+	return bytes.TrimSuffix(Armor(t, openpgp.PublicKeyType, k.Public(t)), []byte("\n"))
+}
+
+// Armor returns data ASCII-armored under label (PGP MESSAGE, PGP SIGNATURE, ...) as
+// go-crypto writes it, with the CRC-24 line, ending with a newline as gpg --armor does.
+func Armor(t testing.TB, label string, data []byte) []byte {
+	t.Helper()
 	var b bytes.Buffer
-	w, err := armor.Encode(&b, openpgp.PublicKeyType, nil)
-	if err != nil {
+	if err := writeAll(armor.Encode(&b, label, nil))(data); err != nil {
 		t.Fatalf("pgptest: armoring: %v", err)
 	}
-	if _, err := w.Write(k.Public(t)); err != nil {
-		t.Fatalf("pgptest: armoring: %v", err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatalf("pgptest: armoring: %v", err)
+	return append(b.Bytes(), '\n')
+}
+
+// Compressed wraps an OpenPGP message in a compressed-data packet (ZLIB), as gpg does
+// by default.
+func Compressed(t testing.TB, msg []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := writeAll(packet.SerializeCompressed(nopCloser{&b}, packet.CompressionZLIB, nil))(msg); err != nil {
+		t.Fatalf("pgptest: compressing: %v", err)
 	}
 	return b.Bytes()
+}
+
+// writeAll returns a function writing data to w and closing it, or failing with the
+// error that opening w returned.
+func writeAll(w io.WriteCloser, err error) func(data []byte) error {
+	return func(data []byte) error {
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
+		return w.Close()
+	}
 }
 
 // SignOptions tunes Sign.
@@ -376,4 +401,12 @@ func Payload(manifestDigest, dockerReference string) []byte {
 	return []byte(`{"critical":{"identity":{"docker-reference":"` + dockerReference +
 		`"},"image":{"docker-manifest-digest":"` + manifestDigest +
 		`"},"type":"atomic container signature"},"optional":{"creator":"atomic pgptest","timestamp":1700000000}}`)
+}
+
+// SimpleSignature is a complete simple signature, as skopeo --sign-by stores it: the
+// payload for (manifestDigest, dockerReference), signed by key's primary key, compressed.
+func SimpleSignature(t testing.TB, key *Key, manifestDigest, dockerReference string) []byte {
+	t.Helper()
+	return Sign(t, Payload(manifestDigest, dockerReference),
+		SignOptions{Signers: []*packet.PrivateKey{key.Primary()}, Compress: true})
 }
