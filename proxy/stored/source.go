@@ -23,9 +23,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/cache/store"
@@ -80,7 +82,34 @@ type Source struct {
 	// linked remembers the (repository, blob) links made by this process, so that a warm
 	// serve writes nothing.
 	linked sync.Map // of linkKey → struct{}
+	// keptHere remembers the manifests this process kept (or found kept), so that a
+	// manifest served again from the in-memory cache is not written again. Entries expire,
+	// so that one evicted from the store meanwhile is kept again.
+	keptHere *expirable.LRU[linkKey, struct{}]
+	// downUntil (Unix nanoseconds) is set when the upstream was found unreachable: until
+	// then a kept tag within MaxStale is answered stale at once, instead of every request
+	// waiting for the upstream client's retries to fail again.
+	downUntil atomic.Int64
 }
+
+// Bounds of what a Source remembers of its own writes.
+const (
+	keptHereSize = 16384
+	keptHereTTL  = 10 * time.Minute
+	// downFor is how long an unreachable upstream is not asked again for tags the store
+	// can answer stale: short, so that a recovered upstream is noticed at once.
+	downFor = 5 * time.Second
+)
+
+// markDown remembers that the upstream could not be asked.
+func (s *Source) markDown(err error) {
+	if content.IsUnreachable(err) {
+		s.downUntil.Store(s.o.Now().Add(downFor).UnixNano())
+	}
+}
+
+// down reports whether the upstream was unreachable moments ago.
+func (s *Source) down() bool { return s.o.Now().UnixNano() < s.downUntil.Load() }
 
 type linkKey struct {
 	repo string
@@ -108,7 +137,8 @@ func New(o Options) (*Source, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Source{o: o, log: o.Logger.With("upstream", o.Registry)}, nil
+	return &Source{o: o, log: o.Logger.With("upstream", o.Registry),
+		keptHere: expirable.NewLRU[linkKey, struct{}](keptHereSize, nil, keptHereTTL)}, nil
 }
 
 // Manifest implements content.ManifestSource.
@@ -144,10 +174,14 @@ func (s *Source) manifestByTag(ctx context.Context, repo, tag string, accept []s
 	if s.o.Offline {
 		return s.staleOr(keptM, t, s.offlineUnknown(errcode.ErrorCodeManifestUnknown, repo, tag))
 	}
+	if keptM != nil && s.down() && s.withinStale(t) {
+		return s.staleOr(keptM, t, nil)
+	}
 	// A HEAD is enough when it names what is kept (registries do not count HEADs against
 	// pull limits); the bytes come from the store, re-hashed.
 	if keptM != nil {
 		desc, err := s.o.Inner.HeadManifest(ctx, repo, tag, accept)
+		s.markDown(err)
 		switch {
 		case err == nil && desc.Digest == keptM.Digest:
 			s.confirm(ctx, repo, tag, keptM.Digest)
@@ -159,6 +193,7 @@ func (s *Source) manifestByTag(ctx context.Context, repo, tag string, accept []s
 	}
 	m, err := s.o.Inner.Manifest(ctx, repo, tag, accept)
 	if err != nil {
+		s.markDown(err)
 		if content.IsUnreachable(err) {
 			return s.staleOr(keptM, t, err)
 		}
@@ -260,7 +295,12 @@ func (s *Source) HeadManifest(ctx context.Context, repo, ref string, accept []st
 		}
 		return descriptorOf(m), nil
 	}
+	if keptM != nil && s.down() && s.withinStale(t) {
+		m, _ := s.staleOr(keptM, t, nil)
+		return descriptorOf(m), nil
+	}
 	desc, err := s.o.Inner.HeadManifest(ctx, repo, ref, accept)
+	s.markDown(err)
 	if err != nil && content.IsUnreachable(err) {
 		m, serr := s.staleOr(keptM, t, err)
 		if serr != nil {
@@ -292,7 +332,11 @@ func (s *Source) KeepManifest(ctx context.Context, repo, ref string, m *content.
 			s.confirm(ctx, repo, ref, m.Digest)
 		}
 	}
-	if m.Kept {
+	k := linkKey{repo: repo, d: m.Digest}
+	if m.Kept || s.keptHere.Contains(k) {
+		if s.o.OnKeep != nil {
+			s.o.OnKeep(ctx, s.o.Registry, repo, m.Digest) // signatures found since, if any
+		}
 		return
 	}
 	refs, err := refsOf(m)
@@ -307,6 +351,7 @@ func (s *Source) KeepManifest(ctx context.Context, repo, ref string, m *content.
 			"repository", repo, "digest", m.Digest, "error", err)
 		return
 	}
+	s.keptHere.Add(k, struct{}{})
 	if s.o.OnKeep != nil {
 		s.o.OnKeep(ctx, s.o.Registry, repo, m.Digest)
 	}

@@ -377,3 +377,60 @@ func TestFlippedByteInAKeptBlobIsCaughtOnFirstServe(t *testing.T) {
 		t.Fatalf("after the drop: %q, %v, upstream calls %v", got, err, f.calls)
 	}
 }
+
+// writeCounter is a store that counts manifest writes.
+type writeCounter struct {
+	Store
+	puts int
+}
+
+func (w *writeCounter) PutManifest(ctx context.Context, registry, repo string, m store.Manifest, refs store.Refs) error {
+	w.puts++
+	return w.Store.PutManifest(ctx, registry, repo, m, refs)
+}
+
+// A manifest served again (from the in-memory manifest cache, which does not say it
+// came from the store) is not written again.
+func TestKeepingTwiceWritesOnce(t *testing.T) {
+	f := newFakeUpstream()
+	_, st, _ := newTestSource(t, f, Options{})
+	wc := &writeCounter{Store: st}
+	s, err := New(Options{Registry: testRegistry, Inner: f, Store: wc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := testImage(t, f)
+	for range 3 {
+		s.KeepManifest(context.Background(), testRepo, m.Digest.String(), m)
+	}
+	if wc.puts != 1 {
+		t.Fatalf("%d manifest writes, want 1", wc.puts)
+	}
+}
+
+// Once the upstream was unreachable, the next tag requests are answered stale at once
+// for a few seconds, not after the upstream client's retries fail again.
+func TestUnreachableUpstreamIsNotAskedAgainAtOnce(t *testing.T) {
+	f := newFakeUpstream()
+	s, _, clk := newTestSource(t, f, Options{TagTTL: time.Minute, MaxStale: time.Hour})
+	_, layer := testImage(t, f)
+	pull(t, s, "v1", digest.FromBytes(layer))
+	f.down = true
+	clk.advance(2 * time.Minute)
+	ctx := context.Background()
+	for range 3 {
+		if m, err := s.Manifest(ctx, testRepo, "v1", nil); err != nil || !m.Stale {
+			t.Fatalf("Manifest = %v, %v", m, err)
+		}
+	}
+	if n := f.n("HEAD manifest") + f.n("GET manifest"); n != 2 { // the first pull's GET, one HEAD
+		t.Fatalf("upstream asked %d times: %v", n, f.calls)
+	}
+	clk.advance(downFor + time.Second)
+	if _, err := s.Manifest(ctx, testRepo, "v1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if f.n("HEAD manifest") != 2 {
+		t.Fatalf("after downFor the upstream must be asked again: %v", f.calls)
+	}
+}
