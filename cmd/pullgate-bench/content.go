@@ -91,14 +91,23 @@ type sideThroughput struct {
 	RegistryCPUPerGiB float64 `json:"directCPUSecondsPerGiB"` // the registry's, serving directly
 }
 
+// downLatencySamples and downWarmup bound the manifest GETs with the upstream down: each
+// GET by tag first tries the upstream, which takes pullgate over a second per request
+// (measured: 1.1 to 1.6 s with the connection refused), so -n of them would take minutes.
+const (
+	downLatencySamples = 20
+	downWarmup         = 2
+)
+
 // sideLatency is warm manifest GETs from each side.
 type sideLatency struct {
-	Samples   int           `json:"samples"`
-	Direct    durationStats `json:"direct"`
-	Store     durationStats `json:"store"`
-	Peer      durationStats `json:"peer"`
-	StoreDown durationStats `json:"storeUpstreamDown"`
-	PeerDown  durationStats `json:"peerUpstreamDown"`
+	Samples     int           `json:"samples"`
+	DownSamples int           `json:"upstreamDownSamples"`
+	Direct      durationStats `json:"direct"`
+	Store       durationStats `json:"store"`
+	Peer        durationStats `json:"peer"`
+	StoreDown   durationStats `json:"storeUpstreamDown"`
+	PeerDown    durationStats `json:"peerUpstreamDown"`
 }
 
 // crowdResult is concurrent first pulls of one never-seen image.
@@ -215,17 +224,17 @@ func throughputSides(ctx context.Context, p *puller, sides []side, repo string, 
 }
 
 // latencySides times n manifest GETs of repo:ref on each side, rotating the order, after
-// warm-up GETs.
-func latencySides(ctx context.Context, p *puller, sides []side, repo, ref string, n int) ([]durationStats, error) {
+// warmup GETs.
+func latencySides(ctx context.Context, p *puller, sides []side, repo, ref string, n, warmup int) ([]durationStats, error) {
 	samples := make([][]time.Duration, len(sides))
-	for i := range min(n, warmupRequests) + n {
+	for i := range warmup + n {
 		for k := range sides {
 			j := (i + k) % len(sides)
 			t, err := p.manifest(ctx, sides[j].manifestURL(repo, ref))
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", sides[j].name, err)
 			}
-			if i >= min(n, warmupRequests) {
+			if i >= warmup {
 				samples[j] = append(samples[j], t)
 			}
 		}
@@ -360,7 +369,7 @@ func (m *measurer) contentBench(ctx context.Context, o *options, env *benchEnv, 
 		ref string
 		out *sideLatency
 	}{{multi.tag, &res.ByTag}, {multi.digest.String(), &res.ByDigest}} {
-		st, err := latencySides(ctx, m.p, warm, multi.repo, l.ref, o.N)
+		st, err := latencySides(ctx, m.p, warm, multi.repo, l.ref, o.N, min(o.N, warmupRequests))
 		if err != nil {
 			return nil, err
 		}
@@ -453,12 +462,14 @@ func (m *measurer) contentBench(ctx context.Context, o *options, env *benchEnv, 
 		ref string
 		out *sideLatency
 	}{{multi.tag, &res.ByTag}, {multi.digest.String(), &res.ByDigest}} {
-		st, err := latencySides(ctx, m.p, []side{downSide}, multi.repo, l.ref, o.N)
+		n := min(o.N, downLatencySamples)
+		l.out.DownSamples = n
+		st, err := latencySides(ctx, m.p, []side{downSide}, multi.repo, l.ref, n, downWarmup)
 		if err != nil {
 			return nil, err
 		}
 		l.out.StoreDown = st[0]
-		if st, err := latencySides(ctx, m.p, []side{peerDown}, multi.repo, l.ref, o.N); err != nil {
+		if st, err := latencySides(ctx, m.p, []side{peerDown}, multi.repo, l.ref, n, downWarmup); err != nil {
 			res.Errors = append(res.Errors, fmt.Sprintf("peer, upstream down, manifest %s: %v", l.ref, err))
 		} else {
 			l.out.PeerDown = st[0]
