@@ -146,3 +146,31 @@ func TestContentConfigZeroes(t *testing.T) {
 		})
 	}
 }
+
+// TestContentWarmServeRewritesNothing: serving kept content reads the store; it does not
+// write the kept manifest's files again (only the batched served times and staging may
+// change). A rewrite per request costs milliseconds per warm GET and, with an unwritable
+// store, an error line per request.
+func TestContentWarmServeRewritesNothing(t *testing.T) {
+	t.Parallel()
+	w := newContentWorld(t)
+	img := harness.ImageOf(t, harness.RandomLayer(t, 16<<10))
+	d := w.signedOf(t, "quiet/app", img)
+	root := storeDir(t)
+	pg := w.start(t, w.config(t, pgOptions{content: harness.ContentKeys{Root: root, TagTTL: "1h"}}))
+	skopeoPull(t, ref(pg, "quiet/app", ":v1"), d)
+
+	before := harness.StoreFileTimes(t, root)
+	time.Sleep(20 * time.Millisecond) // so that a rewrite shows in the modification times
+	base := "http://" + pg.Host + "/v2/" + upstreamName + "/quiet/app/"
+	for range 3 {
+		call(t, http.MethodGet, base+"manifests/"+d.String()).served(t, "by digest", d)
+		call(t, http.MethodGet, base+"manifests/v1").served(t, "by tag", d)
+	}
+	skopeoPull(t, ref(pg, "quiet/app", at(d)), d)
+	for path, mt := range harness.StoreFileTimes(t, root) {
+		if was, ok := before[path]; ok && !was.Equal(mt) {
+			t.Errorf("a warm serve rewrote %s", path)
+		}
+	}
+}

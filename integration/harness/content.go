@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -229,6 +230,39 @@ func ImageBlobs(t testing.TB, img v1.Image) []v1.Hash {
 			t.Fatal(err)
 		}
 		out = append(out, d)
+	}
+	return out
+}
+
+// StoreFileTimes returns the modification time of every file under a filesystem store's
+// rootdirectory, by path relative to it, leaving out the served times (written in
+// batches by design) and the staging folder.
+func StoreFileTimes(t testing.TB, root string) map[string]time.Time {
+	t.Helper()
+	out := map[string]time.Time{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			if d.Name() == "_uploads" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Name() == "served" {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[rel] = fi.ModTime()
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("store: walking %s: %v", root, err)
 	}
 	return out
 }
