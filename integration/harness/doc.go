@@ -18,6 +18,13 @@
 //   - Tool, Run, Skopeo, SkopeoFails, Crane: external programs with timeouts and a
 //     private HOME. A missing tool fails the test with a hint to run
 //     hack/install-test-tools.sh; nothing is skipped.
+//   - Content-store tests: ContentKeys (the content: section for PullgateConfig.Extra),
+//     Upstream.Offline, Registry.Stop and Lookaside.Stop (an upstream or lookaside that
+//     goes down), Pullgate.Stop and Pullgate.Kill (SIGTERM, SIGKILL), Throttle (a blob
+//     that sends half then hangs, or is paced), Request.Kind and RequestsSince (what the
+//     upstream was asked), StoreBlobs, StoreBlobFile, CheckStoreFiles, StoreFileTimes
+//     and FlipByte (the filesystem store's files), RandomLayer and ImageOf (images that
+//     share layers).
 //   - Cosign (real cosign, private HOME and keys), NewOracle (policypull, the
 //     containers/image oracle from integration/oracle), TestCA and FakeRekor (offline
 //     Fulcio and Rekor stand-ins), SigLayers / PutSigLayers / CopySignatures (cosign's
