@@ -158,6 +158,7 @@ func TestContentUpstreamAndLookasideDown(t *testing.T) {
 			}
 			// Never kept (it was refused), so offline pullgate cannot know its bytes:
 			// 403 or an unavailable answer, never the image.
+			t.Logf("%s offline: %d %s", path, a.status, a.body)
 			switch a.status {
 			case http.StatusForbidden:
 				a.denied(t, path)
