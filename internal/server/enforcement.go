@@ -126,6 +126,16 @@ func (e *enforcement) gateFinder(f *sigsource.Finder) enforce.Finder {
 }
 
 // SimpleSignatures implements proxy.SignatureLister with the current finder.
+// An offline upstream is never asked: the kept signatures answer (imported images).
 func (e *enforcement) SimpleSignatures(ctx context.Context, t admission.Target, d digest.Digest) ([][]byte, error) {
+	if e.content != nil && e.content.offline[t.Registry] {
+		if sigs := e.content.signatures.Load(); sigs != nil {
+			found, err := sigs.KeptSimpleSignatures(ctx, t.Registry, t.Repository, d)
+			if err != nil {
+				return nil, &admission.UnreadableError{Err: err}
+			}
+			return found, nil
+		}
+	}
 	return e.finder.Load().SimpleSignatures(ctx, t, d)
 }
