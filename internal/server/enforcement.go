@@ -55,6 +55,10 @@ func newEnforcement(cfg *config.Config, upstreams []Upstream, logger *slog.Logge
 	blobs := enforce.UpstreamBlobs{}
 	for name, reg := range e.registries {
 		blobs[name] = reg
+		if kept := content.offlineBlobs(name); kept != nil {
+			// Never contacted: the attachment checks read the kept blobs.
+			blobs[name] = kept
+		}
 	}
 	var eval enforce.Evaluator = pol
 	if e.opts.WrapPolicy != nil {
