@@ -220,13 +220,27 @@ func TestAirgap(t *testing.T) {
 	lines = airgapLines(t, out)
 	wantVerdict(t, lines, w.ref("app:v1"), "accepted", w.digests["app:v1"])
 	wantVerdict(t, lines, w.ref("multi:v1"), "accepted", w.digests["multi:v1"])
+	w.reg.ResetRequests()
 	pg := harness.StartPullgate(t, w.bin, site)
+	podman := harness.NewPodman(t, "[[registry]]\nlocation = \""+pg.Host+"\"\ninsecure = true\n")
+	ctrd := harness.StartContainerd(t)
 	for _, r := range []string{"app:v1", "multi:v1"} {
 		if got := strings.TrimSpace(harness.Crane(t, "digest", pg.Host+"/"+r)); got != w.digests[r].String() {
 			t.Errorf("crane digest %s: %s, want %s", r, got, w.digests[r])
 		}
 		harness.PullImage(t, pg.Host+"/"+r)
 		harness.Skopeo(t, "copy", "--all", "--src-tls-verify=false", "docker://"+pg.Host+"/"+r, "dir:"+t.TempDir())
+		if _, errOut, err := podman.Pull(t, pg.Host+"/"+r); err != nil {
+			t.Errorf("podman pull %s from the offline site: %v\n%s", r, err, errOut)
+		}
+		if out, err := ctrd.CtrPull(t, t.TempDir(), pg.Host+"/"+r); err != nil {
+			t.Errorf("ctr pull %s from the offline site: %v\n%s", r, err, out)
+		} else if got := ctrd.CtrImageDigest(t, pg.Host+"/"+r); got != w.digests[r].String() {
+			t.Errorf("containerd holds %s as %q, want %s", r, got, w.digests[r])
+		}
+	}
+	if seen := w.reg.Requests(); len(seen) != 0 {
+		t.Errorf("the offline site reached the registry: %v", seen)
 	}
 
 	t.Run("tampered", func(t *testing.T) { testAirgapTampered(t, w, dir) })
