@@ -68,8 +68,12 @@ func newAirgapWorld(t *testing.T) *airgapWorld {
 
 // trustPolicy wants a signature by key for the registry, and rejects everything else.
 func (w *airgapWorld) trustPolicy(t *testing.T, key harness.GPGKey) string {
+	return w.trustPolicyTB(t, key)
+}
+
+func (w *airgapWorld) trustPolicyTB(t testing.TB, key harness.GPGKey) string {
 	p := filepath.Join(t.TempDir(), "policy.json")
-	writeFile(t, p, fmt.Sprintf(`{
+	writeFileTB(t, p, fmt.Sprintf(`{
   "default": [{"type": "reject"}],
   "transports": {"docker": {%q: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": %q}]}}
 }
@@ -84,10 +88,14 @@ func storeConfig(dir string) string {
 // site writes the configuration of an air-gapped site: the registry offline, served
 // as the default upstream, a store in data, and policy.
 func (w *airgapWorld) site(t *testing.T, policy, data string) string {
+	return w.siteTB(t, policy, data)
+}
+
+func (w *airgapWorld) siteTB(t testing.TB, policy, data string) string {
 	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nupstreams:\n  - registry: %q\n    offline: true\ndefaultUpstream: %q\npolicy:\n  path: %q\nlog:\n  level: info\n  format: json\n",
 		w.reg.Host, w.reg.Host, policy) + storeConfig(data)
 	p := filepath.Join(t.TempDir(), "site.yaml")
-	writeFile(t, p, cfg)
+	writeFileTB(t, p, cfg)
 	return p
 }
 
@@ -341,4 +349,11 @@ func readFile(t *testing.T, path string) string {
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+func writeFileTB(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

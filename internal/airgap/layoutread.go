@@ -12,6 +12,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pullgate/pullgate/proxy/content"
 )
@@ -179,12 +180,12 @@ func (l *layoutDir) verifyImage(im *Image) error {
 			return fmt.Errorf("%s: manifest %s: %w", im.Name(), m.Digest, err)
 		}
 	}
+	var g errgroup.Group
+	g.SetLimit(parallelBlobs)
 	for _, b := range im.Blobs {
-		if err := l.hashBlob(b); err != nil {
-			return err
-		}
+		g.Go(func() error { return l.hashBlob(b) })
 	}
-	return nil
+	return g.Wait()
 }
 
 // hashBlob hashes one blob file.

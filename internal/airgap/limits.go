@@ -40,6 +40,9 @@ const (
 	// commit, an upload for s3, follows the last byte).
 	keptWait = 5 * time.Minute
 
+	// parallelBlobs is how many blobs of an image are read, or re-hashed in DIR, at once.
+	parallelBlobs = 4
+
 	// progressInterval is how often the progress bar is redrawn on a terminal.
 	progressInterval = 500 * time.Millisecond
 )

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pullgate/pullgate/proxy/content"
 )
@@ -141,11 +142,14 @@ func (w *walker) walk(ctx context.Context, im *Image) error {
 		}
 	}
 	if w.blobs {
+		// A few at once: one blob's hashing and writing (the store's spool, the handler's
+		// check) leaves the other core idle.
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(parallelBlobs)
 		for _, b := range im.Blobs {
-			if err := w.blob(ctx, im, b); err != nil {
-				return err
-			}
+			g.Go(func() error { return w.blob(gctx, im, b) })
 		}
+		return g.Wait()
 	}
 	return nil
 }
