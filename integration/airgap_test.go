@@ -193,10 +193,12 @@ func TestAirgap(t *testing.T) {
 
 	// export into a layout: skopeo and go-containerregistry read it.
 	dir := filepath.Join(t.TempDir(), "layout")
-	code, out, errOut = harness.RunPullgate(t, w.bin, "export", "--config", w.connected, "--output", dir,
-		w.ref("app:v1"), w.ref("multi:v1"))
-	if code != 0 {
-		t.Fatalf("export: exit %d\n%s\n%s", code, out, errOut)
+	// Incremental: a second export adds to the layout the first one wrote.
+	for _, r := range []string{"app:v1", "multi:v1"} {
+		code, out, errOut = harness.RunPullgate(t, w.bin, "export", "--config", w.connected, "--output", dir, w.ref(r))
+		if code != 0 {
+			t.Fatalf("export %s: exit %d\n%s\n%s", r, code, out, errOut)
+		}
 	}
 	for _, r := range []string{"app:v1", "multi:v1"} {
 		inspect := harness.Skopeo(t, "inspect", "--raw", "oci:"+dir+":"+w.ref(r))

@@ -40,6 +40,10 @@ const (
 	// commit, an upload for s3, follows the last byte).
 	keptWait = 5 * time.Minute
 
+	// keptPoll is the longest pause between two looks for a blob's commit (a rename with
+	// the filesystem driver: it is usually there at the first look).
+	keptPoll = 5 * time.Millisecond
+
 	// parallelBlobs is how many blobs of an image are read, or re-hashed in DIR, at once.
 	parallelBlobs = 4
 

@@ -216,7 +216,7 @@ func (s *Session) pin(ctx context.Context, im *Image) error {
 // committed just after its last byte.
 func waitKept(ctx context.Context, st *store.Store, b Blob) error {
 	deadline := time.Now().Add(keptWait)
-	for wait := time.Millisecond; ; wait = min(wait*2, 200*time.Millisecond) {
+	for wait := time.Millisecond; ; wait = min(wait*2, keptPoll) {
 		info, err := st.StatBlob(ctx, b.Digest)
 		if err == nil {
 			if info.Size != b.Size {
