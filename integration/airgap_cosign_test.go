@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
 	"github.com/pullgate/pullgate/integration/harness"
 )
 
@@ -24,6 +28,10 @@ func TestAirgapCosign(t *testing.T) {
 	signed := reg.Push(t, "cosigned:v1", harness.OCIImage(t, 2, 16<<10, harness.LinuxAMD64))
 	cosign.Sign(t, key, reg.Host+"/cosigned@"+signed.String(), nil)
 	unsigned := reg.Push(t, "plain:v1", harness.OCIImage(t, 1, 4096, harness.LinuxAMD64))
+	// bundled:v1 is signed only with a Sigstore bundle, attached as a referrer (through
+	// the referrers tag: distribution has no referrers API).
+	bundled := reg.Push(t, "bundled:v1", harness.OCIImage(t, 1, 8<<10, harness.LinuxAMD64))
+	cosign.Sign(t, key, reg.Host+"/bundled@"+bundled.String(), nil, "--new-bundle-format")
 
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.json")
@@ -42,19 +50,21 @@ func TestAirgapCosign(t *testing.T) {
 		Extra: storeConfig(filepath.Join(dir, "data")),
 	})
 	ref := reg.Host + "/cosigned:v1"
-	code, out, errOut := harness.RunPullgate(t, bin, "mirror", "--config", connected, ref, reg.Host+"/plain:v1")
+	bref := reg.Host + "/bundled:v1"
+	code, out, errOut := harness.RunPullgate(t, bin, "mirror", "--config", connected, ref, reg.Host+"/plain:v1", bref)
 	if code != 1 {
 		t.Fatalf("mirror: exit %d, want 1\n%s\n%s", code, out, errOut)
 	}
 	lines := airgapLines(t, out)
 	wantVerdict(t, lines, ref, "accepted", signed)
 	wantVerdict(t, lines, reg.Host+"/plain:v1", "rejected", unsigned)
+	wantVerdict(t, lines, bref, "accepted", bundled)
 	if keptRepository(t, filepath.Join(dir, "data"), reg.Host, "plain") {
 		t.Errorf("the rejected image was kept")
 	}
 
 	layoutDir := filepath.Join(t.TempDir(), "layout")
-	code, out, errOut = harness.RunPullgate(t, bin, "export", "--config", connected, "--output", layoutDir, ref)
+	code, out, errOut = harness.RunPullgate(t, bin, "export", "--config", connected, "--output", layoutDir, ref, bref)
 	if code != 0 {
 		t.Fatalf("export: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -76,6 +86,32 @@ func TestAirgapCosign(t *testing.T) {
 		t.Fatalf("index.json names %v, want %s and its .sig", names, ref)
 	}
 	harness.Skopeo(t, "inspect", "--raw", "oci:"+layoutDir+":"+reg.Host+"/cosigned:"+sigTag)
+	referrers := 0
+	for name := range names {
+		if strings.HasPrefix(name, reg.Host+"/bundled@sha256:") {
+			referrers++
+		}
+	}
+	// go-containerregistry reads every manifest and blob of the images. (validate refuses
+	// cosign's .sig manifests anywhere: their config lists a diff ID for a layer that is
+	// not a filesystem layer; crane validate of the .sig in the registry says the same.)
+	lp, err := layout.FromPath(layoutDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{signed.String(), bundled.String()} {
+		hash, _ := v1.NewHash(h)
+		img, err := lp.Image(hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := validate.Image(img); err != nil {
+			t.Errorf("go-containerregistry does not read %s in the layout: %v", h, err)
+		}
+	}
+	if referrers != 1 {
+		t.Errorf("index.json names %d bundle referrers of bundled:v1, want 1: %v", referrers, names)
+	}
 
 	// The air-gapped site: no registries.d at all; the layout's attachment is the only
 	// signature.
@@ -86,11 +122,19 @@ func TestAirgapCosign(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("import: exit %d\n%s\n%s", code, out, errOut)
 	}
-	wantVerdict(t, airgapLines(t, out), ref, "accepted", signed)
+	lines = airgapLines(t, out)
+	wantVerdict(t, lines, ref, "accepted", signed)
+	wantVerdict(t, lines, bref, "accepted", bundled)
+	if len(lines) != 2 {
+		t.Errorf("import printed %d lines, want one per image (attachments are not images): %v", len(lines), lines)
+	}
 	pg := harness.StartPullgate(t, bin, site)
 	if got := strings.TrimSpace(harness.Crane(t, "digest", pg.Host+"/cosigned:v1")); got != signed.String() {
 		t.Errorf("crane digest through the offline site: %s, want %s", got, signed)
 	}
 	harness.PullImage(t, pg.Host+"/cosigned:v1")
 	harness.Crane(t, "manifest", pg.Host+"/cosigned:"+sigTag)
+	if got := strings.TrimSpace(harness.Crane(t, "digest", pg.Host+"/bundled:v1")); got != bundled.String() {
+		t.Errorf("crane digest bundled:v1 through the offline site: %s, want %s", got, bundled)
+	}
 }

@@ -111,6 +111,9 @@ func (l *Layout) blobFile(d digest.Digest) string {
 // size (a partial file left by an interrupted export has another size and is replaced;
 // import re-hashes everything).
 func (l *Layout) writeBlob(ctx context.Context, st *store.Store, b Blob) error {
+	if b.isEmpty() {
+		return l.writeBytes(b.Digest, emptyJSON)
+	}
 	f := l.blobFile(b.Digest)
 	if fi, err := os.Stat(f); err == nil {
 		if fi.Mode().IsRegular() && fi.Size() == b.Size {

@@ -189,6 +189,9 @@ func (s *Session) Mirror(ctx context.Context, ref Ref) (*Image, error) {
 func (s *Session) pin(ctx context.Context, im *Image) error {
 	st := s.Store()
 	for _, b := range im.Blobs {
+		if b.isEmpty() {
+			continue
+		}
 		if err := waitKept(ctx, st, b); err != nil {
 			return fmt.Errorf("%s: blob %s: %w", im.Name(), b.Digest, err)
 		}

@@ -43,6 +43,15 @@ type Blob struct {
 	Size   int64
 }
 
+// emptyJSON is the OCI empty descriptor's content, the config of artifacts such as
+// Sigstore bundle referrers. The gate does not serve it (it is nobody's image content),
+// so it is never fetched: export writes these two bytes.
+var emptyJSON = []byte("{}")
+
+var emptyDigest = digest.FromBytes(emptyJSON)
+
+func (b Blob) isEmpty() bool { return b.Digest == emptyDigest && b.Size == int64(len(emptyJSON)) }
+
 // Image is one reference and everything the gate admitted for it.
 type Image struct {
 	Registry, Repo string
@@ -330,7 +339,7 @@ func (w *walker) referrers(ctx context.Context, im *Image, d digest.Digest) ([]d
 // blob reads one blob whole (the handler verifies it and the store keeps it), unless it
 // is kept already.
 func (w *walker) blob(ctx context.Context, im *Image, b Blob) error {
-	if w.haveBlob != nil && w.haveBlob(ctx, b) {
+	if b.isEmpty() || (w.haveBlob != nil && w.haveBlob(ctx, b)) {
 		return nil
 	}
 	what := im.Registry + "/" + im.Repo + " blob " + b.Digest.String()
