@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -128,6 +129,38 @@ func TestAirgapCosign(t *testing.T) {
 	if len(lines) != 2 {
 		t.Errorf("import printed %d lines, want one per image (attachments are not images): %v", len(lines), lines)
 	}
+	// A .sig whose signature layer was altered in the layout rejects that image only.
+	t.Run("altered .sig layer", func(t *testing.T) {
+		d := filepath.Join(t.TempDir(), "layout")
+		if out, err := exec.Command("cp", "-a", layoutDir, d).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v %s", err, out)
+		}
+		var sigManifest struct {
+			Layers []struct {
+				Digest string `json:"digest"`
+			} `json:"layers"`
+		}
+		sigDigest := names[reg.Host+"/cosigned:"+sigTag]
+		if err := json.Unmarshal([]byte(readFile(t, filepath.Join(d, "blobs", "sha256", strings.TrimPrefix(sigDigest, "sha256:")))), &sigManifest); err != nil || len(sigManifest.Layers) == 0 {
+			t.Fatalf(".sig manifest: %v", err)
+		}
+		flipByte(t, filepath.Join(d, "blobs", "sha256", strings.TrimPrefix(sigManifest.Layers[0].Digest, "sha256:")), 20)
+		site := filepath.Join(t.TempDir(), "site.yaml")
+		data := filepath.Join(t.TempDir(), "data")
+		writeFile(t, site, fmt.Sprintf("upstreams:\n  - registry: %q\n    offline: true\npolicy:\n  path: %q\n", reg.Host, policy)+storeConfig(data))
+		code, out, errOut := harness.RunPullgate(t, bin, "import", "--config", site, d)
+		if code != 1 {
+			t.Fatalf("import: exit %d, want 1\n%s\n%s", code, out, errOut)
+		}
+		lines := airgapLines(t, out)
+		wantVerdict(t, lines, ref, "rejected", v1.Hash{})
+		wantVerdict(t, lines, bref, "accepted", bundled)
+		if keptRepository(t, data, reg.Host, "cosigned") {
+			t.Errorf("something of the image with an altered .sig was kept")
+		}
+		t.Logf("altered .sig: %s", lines[ref][2])
+	})
+
 	pg := harness.StartPullgate(t, bin, site)
 	if got := strings.TrimSpace(harness.Crane(t, "digest", pg.Host+"/cosigned:v1")); got != signed.String() {
 		t.Errorf("crane digest through the offline site: %s, want %s", got, signed)

@@ -50,11 +50,16 @@ func newAirgapWorld(t *testing.T) *airgapWorld {
 			w.reg.PushIndex(t, "src/multi:v1", harness.OCIIndex(t, 32<<10, harness.LinuxAMD64, harness.LinuxARM64))
 			w.sig.CopySigned(t, w.key, w.reg.Host+"/multi:v1", "docker://"+w.reg.Host+"/src/multi:v1", "docker://"+w.reg.Host+"/multi:v1", "--all")
 		},
+		"docker": func(t *testing.T) {
+			// Docker media types: the layout keeps the bytes (and so the signature).
+			w.reg.Push(t, "src/docker:v1", harness.DockerImage(t, 1, 16<<10))
+			w.sig.CopySigned(t, w.key, w.reg.Host+"/docker:v1", "docker://"+w.reg.Host+"/src/docker:v1", "docker://"+w.reg.Host+"/docker:v1")
+		},
 		"unsigned": func(t *testing.T) {
 			w.reg.Push(t, "unsigned:v1", harness.OCIImage(t, 1, 4096, harness.LinuxAMD64))
 		},
 	})
-	for _, r := range []string{"app:v1", "multi:v1", "unsigned:v1"} {
+	for _, r := range []string{"app:v1", "multi:v1", "docker:v1", "unsigned:v1"} {
 		w.digests[r] = mustHead(t, w.reg, r)
 	}
 	w.data = filepath.Join(t.TempDir(), "data")
@@ -158,13 +163,14 @@ func TestAirgap(t *testing.T) {
 	// mirror: the signed image and the signed index are kept and pinned; the unsigned one
 	// is rejected (exit 1) and nothing of it is kept.
 	code, out, errOut := harness.RunPullgate(t, w.bin, "mirror", "--config", w.connected,
-		w.ref("app:v1"), w.ref("multi:v1"), w.ref("unsigned:v1"))
+		w.ref("app:v1"), w.ref("multi:v1"), w.ref("docker:v1"), w.ref("unsigned:v1"))
 	lines := airgapLines(t, out)
 	if code != 1 {
 		t.Fatalf("mirror: exit %d, want 1\n%s\n%s", code, out, errOut)
 	}
 	wantVerdict(t, lines, w.ref("app:v1"), "accepted", w.digests["app:v1"])
 	wantVerdict(t, lines, w.ref("multi:v1"), "accepted", w.digests["multi:v1"])
+	wantVerdict(t, lines, w.ref("docker:v1"), "accepted", w.digests["docker:v1"])
 	wantVerdict(t, lines, w.ref("unsigned:v1"), "rejected", w.digests["unsigned:v1"])
 	if !strings.Contains(lines[w.ref("unsigned:v1")][2], "signature") {
 		t.Errorf("the rejection does not say why: %v", lines[w.ref("unsigned:v1")])
@@ -175,7 +181,7 @@ func TestAirgap(t *testing.T) {
 	if !keptRepository(t, w.data, w.reg.Host, "app") || !keptRepository(t, w.data, w.reg.Host, "multi") {
 		t.Fatalf("the accepted images were not kept")
 	}
-	if !strings.Contains(errOut, "progress: 3/3 images") {
+	if !strings.Contains(errOut, "progress: 4/4 images") {
 		t.Errorf("no progress lines on stderr:\n%s", errOut)
 	}
 
@@ -194,7 +200,7 @@ func TestAirgap(t *testing.T) {
 	// export into a layout: skopeo and go-containerregistry read it.
 	dir := filepath.Join(t.TempDir(), "layout")
 	// Incremental: a second export adds to the layout the first one wrote.
-	for _, r := range []string{"app:v1", "multi:v1"} {
+	for _, r := range []string{"app:v1", "multi:v1", "docker:v1"} {
 		code, out, errOut = harness.RunPullgate(t, w.bin, "export", "--config", w.connected, "--output", dir, w.ref(r))
 		if code != 0 {
 			t.Fatalf("export %s: exit %d\n%s\n%s", r, code, out, errOut)
@@ -213,7 +219,7 @@ func TestAirgap(t *testing.T) {
 	if err := validate.Index(idx); err != nil {
 		t.Errorf("go-containerregistry does not read the layout whole: %v", err)
 	}
-	for _, r := range []string{"app:v1", "multi:v1"} {
+	for _, r := range []string{"app:v1", "multi:v1", "docker:v1"} {
 		sigs, _ := filepath.Glob(filepath.Join(dir, "signatures", w.reg.Host, strings.Split(r, ":")[0]+"@sha256="+w.digests[r].Hex, "signature-*"))
 		if len(sigs) == 0 {
 			t.Errorf("no simple signature of %s in the layout", r)
@@ -230,11 +236,12 @@ func TestAirgap(t *testing.T) {
 	lines = airgapLines(t, out)
 	wantVerdict(t, lines, w.ref("app:v1"), "accepted", w.digests["app:v1"])
 	wantVerdict(t, lines, w.ref("multi:v1"), "accepted", w.digests["multi:v1"])
+	wantVerdict(t, lines, w.ref("docker:v1"), "accepted", w.digests["docker:v1"])
 	w.reg.ResetRequests()
 	pg := harness.StartPullgate(t, w.bin, site)
 	podman := harness.NewPodman(t, "[[registry]]\nlocation = \""+pg.Host+"\"\ninsecure = true\n")
 	ctrd := harness.StartContainerd(t)
-	for _, r := range []string{"app:v1", "multi:v1"} {
+	for _, r := range []string{"app:v1", "multi:v1", "docker:v1"} {
 		if got := strings.TrimSpace(harness.Crane(t, "digest", pg.Host+"/"+r)); got != w.digests[r].String() {
 			t.Errorf("crane digest %s: %s, want %s", r, got, w.digests[r])
 		}
@@ -295,6 +302,9 @@ func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
 			from := filepath.Join(d, "signatures", w.reg.Host, "multi@sha256="+w.digests["multi:v1"].Hex, "signature-1")
 			to := filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex, "signature-1")
 			writeFile(t, to, readFile(t, from))
+		}},
+		{"garbage signature", func(t *testing.T, d string) {
+			writeFile(t, filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex, "signature-1"), "<html>not a signature</html>")
 		}},
 		{"removed signature", func(t *testing.T, d string) {
 			if err := os.RemoveAll(filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex)); err != nil {

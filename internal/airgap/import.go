@@ -117,6 +117,11 @@ func (s *Session) importOne(ctx context.Context, l *layoutDir, e layoutEntry) (*
 	if im != nil && im.Digest == "" {
 		im.Digest = e.desc.Digest
 	}
+	if err != nil && !IsRejected(err) {
+		if verr := l.verifyTree(e.ref.Registry, e.ref.Repo, e.desc.Digest); IsRejected(verr) {
+			return im, verr
+		}
+	}
 	return im, err
 }
 

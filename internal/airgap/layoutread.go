@@ -3,6 +3,7 @@ package airgap
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy/content"
 )
 
@@ -229,4 +231,83 @@ func readBounded(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
 	}
 	return b, nil
+}
+
+// verifyTree re-hashes in DIR everything an image can bring from it: the manifest d of
+// registry/repo, an index's children, and for each manifest its .sig attachment and the
+// referrers DIR lists, with all their blobs. Import runs it when an image could not be
+// decided: an altered signature in DIR (a .sig layer that fails its digest) makes the
+// signature lookup fail, and that is a rejection of the image, not an error of the run.
+func (l *layoutDir) verifyTree(registry, repo string, d digest.Digest) error {
+	lr := l.repos[registry][repo]
+	seen := map[digest.Digest]bool{}
+	var walk func(d digest.Digest, depth int) error
+	walk = func(d digest.Digest, depth int) error {
+		if seen[d] {
+			return nil
+		}
+		seen[d] = true
+		if len(seen) > maxManifestsPerImage || depth > maxDepth+2 {
+			return fmt.Errorf("DIR: %s/%s@%s brings too many manifests", registry, repo, d)
+		}
+		b, err := l.readManifest(d)
+		if err != nil {
+			return err
+		}
+		doc, err := parseManifest(b)
+		if err != nil {
+			return &RejectedError{What: "DIR manifest " + d.String(), Reason: "unreadable: " + err.Error()}
+		}
+		for _, bl := range doc.blobs() {
+			if !bl.isEmpty() {
+				if err := l.hashBlob(bl); err != nil {
+					return err
+				}
+			}
+		}
+		for _, c := range doc.Manifests {
+			if err := walk(c.Digest, depth+1); err != nil {
+				return err
+			}
+		}
+		if err := l.checkSignatureFiles(registry, repo, d); err != nil {
+			return err
+		}
+		if lr == nil {
+			return nil
+		}
+		if sig, ok := lr.tags[strings.Replace(d.String(), ":", "-", 1)+".sig"]; ok {
+			if err := walk(sig.Digest, depth+1); err != nil {
+				return err
+			}
+		}
+		for _, r := range lr.referrers[d] {
+			if err := walk(r.Digest, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(d, 0)
+}
+
+// checkSignatureFiles reads the simple signatures DIR holds for d as the lookaside
+// reader does (signature-1, signature-2, ... up to the first missing one): one that is
+// not a signature at all rejects the image.
+func (l *layoutDir) checkSignatureFiles(registry, repo string, d digest.Digest) error {
+	dir := SignatureDir(l.dir, registry, repo, d)
+	for n := 1; n <= maxSignatureFiles; n++ {
+		p := filepath.Join(dir, fmt.Sprintf("signature-%d", n))
+		b, err := readBounded(p, maxSignatureFile)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err == nil {
+			_, err = policy.ParseSignatureBlob(b)
+		}
+		if err != nil {
+			return &RejectedError{What: "DIR signature " + p, Reason: "unreadable: " + err.Error() + ": DIR was altered"}
+		}
+	}
+	return nil
 }

@@ -36,6 +36,10 @@ const (
 	// reads at most 4 MiB per signature).
 	maxSignatureFile = 4 << 20
 
+	// maxSignatureFiles bounds the simple signature files checked per manifest in DIR
+	// (the lookaside reader reads at most 127).
+	maxSignatureFiles = 128
+
 	// keptWait bounds the wait for a blob read whole to be committed by the store (the
 	// commit, an upload for s3, follows the last byte).
 	keptWait = 5 * time.Minute
