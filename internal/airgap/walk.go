@@ -217,7 +217,9 @@ func (w *walker) attachmentsOf(ctx context.Context, im *Image, d digest.Digest, 
 		if err := w.tree(ctx, im, sig, maxDepth, seen, blobSeen); err != nil {
 			return err
 		}
-	case isNotFound(err):
+	case isNotFound(err), IsRejected(err):
+		// None, or a manifest under the .sig tag that the gate does not take for an
+		// attachment of this image (a pusher's junk): not part of the image, not kept.
 	default:
 		return err
 	}
