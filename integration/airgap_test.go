@@ -195,6 +195,9 @@ func TestAirgap(t *testing.T) {
 	if n := w.reg.CountRequests("GET", "/blobs/"); n != 0 {
 		t.Errorf("the second mirror fetched %d blobs again", n)
 	}
+	if n := w.reg.CountRequests("GET", "/manifests/"); n != 0 {
+		t.Errorf("the second mirror fetched %d manifests again: %v", n, w.reg.Requests())
+	}
 
 	// export into a layout: skopeo and go-containerregistry read it.
 	dir := filepath.Join(t.TempDir(), "layout")

@@ -150,8 +150,10 @@ func (s *Session) Mirror(ctx context.Context, ref Ref) (*Image, error) {
 	}
 	decided := ref.image()
 	base := s.decideURL
-	if s.offline(ref.Registry) {
-		// Never contacted: only the store can answer, and decides as it would serve.
+	if s.offline(ref.Registry) || s.fullyKept(ctx, ref) {
+		// Never contacted, or everything of the image is kept already (a re-run): the
+		// server with the store decides from what it keeps, as it would serve, and
+		// keeps nothing new; the upstream is not asked for the manifests again.
 		base = s.keepURL
 	}
 	w := &walker{base: base, client: s.client, attachments: s.attachments}
@@ -294,3 +296,55 @@ func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
 	return minLevel{m.Handler.WithAttrs(a), m.level}
 }
 func (m minLevel) WithGroup(n string) slog.Handler { return minLevel{m.Handler.WithGroup(n), m.level} }
+
+// fullyKept reports whether the store holds every manifest and blob of the image ref
+// names, and (for a tag) the upstream still names the kept digest (a HEAD, which
+// registries do not count as a pull).
+func (s *Session) fullyKept(ctx context.Context, ref Ref) bool {
+	st := s.Store()
+	d := ref.Digest
+	if ref.Tag != "" {
+		t, err := st.GetTag(ctx, ref.Registry, ref.Repo, ref.Tag)
+		if err != nil {
+			return false
+		}
+		src := s.keeper.Source(ref.Registry)
+		if src == nil {
+			return false
+		}
+		desc, err := src.HeadManifest(ctx, ref.Repo, ref.Tag, manifestAccept)
+		if err != nil || desc.Digest != t.Digest {
+			return false
+		}
+		d = t.Digest
+	}
+	return treeKept(ctx, st, ref.Registry, ref.Repo, d, 0)
+}
+
+func treeKept(ctx context.Context, st *store.Store, registry, repo string, d digest.Digest, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	m, err := st.GetManifest(ctx, registry, repo, d)
+	if err != nil {
+		return false
+	}
+	doc, err := parseManifest(m.Bytes)
+	if err != nil || len(doc.Manifests) > maxChildren {
+		return false
+	}
+	for _, b := range doc.blobs() {
+		if b.isEmpty() {
+			continue
+		}
+		if info, err := st.StatBlob(ctx, b.Digest); err != nil || info.Size != b.Size {
+			return false
+		}
+	}
+	for _, c := range doc.Manifests {
+		if !treeKept(ctx, st, registry, repo, c.Digest, depth+1) {
+			return false
+		}
+	}
+	return true
+}

@@ -15,6 +15,9 @@ import (
 	"github.com/pullgate/pullgate/proxy/content"
 )
 
+// manifestAccept is what the walk asks manifests with: every type a client pulls.
+var manifestAccept = []string{content.MediaTypeOCIIndex, content.MediaTypeDockerList, content.MediaTypeOCIManifest, content.MediaTypeDockerManifest}
+
 // Kind says why a manifest belongs to an image.
 type Kind string
 
@@ -275,7 +278,7 @@ func (w *walker) manifest(ctx context.Context, im *Image, ref string) (*Manifest
 	if err != nil {
 		return nil, err
 	}
-	for _, a := range []string{content.MediaTypeOCIIndex, content.MediaTypeDockerList, content.MediaTypeOCIManifest, content.MediaTypeDockerManifest} {
+	for _, a := range manifestAccept {
 		req.Header.Add("Accept", a)
 	}
 	resp, err := w.client.Do(req)
