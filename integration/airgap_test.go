@@ -298,25 +298,31 @@ func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
 	if layer == "" {
 		t.Fatalf("no layer in %s", appManifest)
 	}
+	multiIndex := readFile(t, filepath.Join(dir, "blobs", "sha256", w.digests["multi:v1"].Hex))
+	j := strings.Index(multiIndex, "sha256:")
+	child := multiIndex[j+7 : j+7+64]
 	for _, c := range []struct {
 		name   string
 		tamper func(t *testing.T, d string)
+		// rejected is the image the change rejects (app:v1 unless said).
+		rejected string
 	}{
-		{"flipped blob byte", func(t *testing.T, d string) { flipByte(t, filepath.Join(d, "blobs", "sha256", layer), 100) }},
-		{"flipped manifest byte", func(t *testing.T, d string) { flipByte(t, filepath.Join(d, "blobs", "sha256", app.Hex), 10) }},
+		{"flipped child manifest byte", func(t *testing.T, d string) { flipByte(t, filepath.Join(d, "blobs", "sha256", child), 10) }, "multi:v1"},
+		{"flipped blob byte", func(t *testing.T, d string) { flipByte(t, filepath.Join(d, "blobs", "sha256", layer), 100) }, ""},
+		{"flipped manifest byte", func(t *testing.T, d string) { flipByte(t, filepath.Join(d, "blobs", "sha256", app.Hex), 10) }, ""},
 		{"swapped signature", func(t *testing.T, d string) {
 			from := filepath.Join(d, "signatures", w.reg.Host, "multi@sha256="+w.digests["multi:v1"].Hex, "signature-1")
 			to := filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex, "signature-1")
 			writeFile(t, to, readFile(t, from))
-		}},
+		}, ""},
 		{"garbage signature", func(t *testing.T, d string) {
 			writeFile(t, filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex, "signature-1"), "<html>not a signature</html>")
-		}},
+		}, ""},
 		{"removed signature", func(t *testing.T, d string) {
 			if err := os.RemoveAll(filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex)); err != nil {
 				t.Fatal(err)
 			}
-		}},
+		}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d := filepath.Join(t.TempDir(), "layout")
@@ -330,12 +336,16 @@ func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
 				t.Fatalf("import: exit %d, want 1\n%s\n%s", code, out, errOut)
 			}
 			lines := airgapLines(t, out)
-			wantVerdict(t, lines, w.ref("app:v1"), "rejected", v1.Hash{})
-			wantVerdict(t, lines, w.ref("multi:v1"), "accepted", w.digests["multi:v1"])
-			if keptRepository(t, data, w.reg.Host, "app") {
+			rejected, accepted := "app:v1", "multi:v1"
+			if c.rejected == "multi:v1" {
+				rejected, accepted = accepted, rejected
+			}
+			wantVerdict(t, lines, w.ref(rejected), "rejected", v1.Hash{})
+			wantVerdict(t, lines, w.ref(accepted), "accepted", w.digests[accepted])
+			if keptRepository(t, data, w.reg.Host, strings.Split(rejected, ":")[0]) {
 				t.Errorf("something of the altered image was kept")
 			}
-			t.Logf("%s: %s", c.name, lines[w.ref("app:v1")][2])
+			t.Logf("%s: %s", c.name, lines[w.ref(rejected)][2])
 		})
 	}
 }
