@@ -4,6 +4,9 @@
 //	pullgate serve  --config FILE           run the proxy
 //	pullgate verify --config FILE IMAGE     evaluate the policy for one image
 //	pullgate version
+//	pullgate mirror --config FILE [--images LIST] [IMAGE...]
+//	pullgate export --config FILE --output DIR [--images LIST] [IMAGE...]
+//	pullgate import --config FILE DIR
 package main
 
 import (
@@ -30,6 +33,13 @@ Usage:
   pullgate serve  --config FILE           run the proxy
   pullgate verify --config FILE IMAGE     evaluate the policy for one image; exit 0 accepted, 1 rejected, 2 error
   pullgate version                        print the version
+
+  pullgate mirror --config FILE [--images LIST] [IMAGE...]
+                                          fetch, verify and keep images in the content store (pinned)
+  pullgate export --config FILE --output DIR [--images LIST] [IMAGE...]
+                                          write kept images and their signatures to an OCI layout DIR
+  pullgate import --config FILE DIR       verify DIR's images under this site's policy and keep them
+                                          mirror, export, import: exit 0 all handled, 1 one rejected, 2 error
 
 Run "pullgate <command> -h" for a command's flags.
 `
@@ -78,6 +88,12 @@ func run(ctx context.Context, hup <-chan struct{}, args []string, stdout, stderr
 		return runServe(ctx, rest, stderr, nil, hup)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr, evaluateImage)
+	case "mirror":
+		return runMirror(ctx, rest, stdout, stderr)
+	case "export":
+		return runExport(ctx, rest, stdout, stderr)
+	case "import":
+		return runImport(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		return runVersion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":

@@ -107,3 +107,16 @@ func (c *contentStore) gateKept() enforce.KeptManifests {
 	}
 	return keptManifests{store: c.store}
 }
+
+// offlineBlobs is what the gate reads the blobs of signature attachments of an offline
+// upstream from: the store (nil when the upstream is contacted or nothing is kept).
+func (c *contentStore) offlineBlobs(registry string) content.BlobSource {
+	if c == nil || c.store == nil || !c.offline[registry] {
+		return nil
+	}
+	src, err := stored.New(stored.Options{Registry: registry, Offline: true, Store: c.store})
+	if err != nil {
+		return nil
+	}
+	return src
+}

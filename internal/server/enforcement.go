@@ -82,6 +82,10 @@ func newEnforcement(cfg *config.Config, upstreams []Upstream, logger *slog.Logge
 	blobs := enforce.UpstreamBlobs{}
 	for name, reg := range e.registries {
 		blobs[name] = reg
+		if kept := content.offlineBlobs(name); kept != nil {
+			// Never contacted: the attachment checks read the kept blobs.
+			blobs[name] = kept
+		}
 	}
 	gate, err := enforce.New(enforce.Options{Policy: e.evaluator(pol, true), Finder: e.gateFinder(finder), AcceptTTL: vc.AcceptTTL,
 		DenyTTL: vc.DenyTTL, CacheSize: vc.Size, Blobs: blobs, Kept: content.gateKept(), Logger: logger,
@@ -163,6 +167,16 @@ func (e *enforcement) gateFinder(f *sigsource.Finder) enforce.Finder {
 }
 
 // SimpleSignatures implements proxy.SignatureLister with the current finder.
+// An offline upstream is never asked: the kept signatures answer (imported images).
 func (e *enforcement) SimpleSignatures(ctx context.Context, t admission.Target, d digest.Digest) ([][]byte, error) {
+	if e.content != nil && e.content.offline[t.Registry] {
+		if sigs := e.content.signatures.Load(); sigs != nil {
+			found, err := sigs.KeptSimpleSignatures(ctx, t.Registry, t.Repository, d)
+			if err != nil {
+				return nil, &admission.UnreadableError{Err: err}
+			}
+			return found, nil
+		}
+	}
 	return e.finder.Load().SimpleSignatures(ctx, t, d)
 }

@@ -122,3 +122,27 @@ func (s *Signatures) Keep(ctx context.Context, registry, repo string, d digest.D
 	}
 	s.pending.Remove(sigKey{registry, repo, d})
 }
+
+// KeptSimpleSignatures is pullgate's signature API for an upstream that is never
+// contacted: the simple signatures kept for registry/repo@d whose (unverified) payload
+// names d, as the live finder filters them. None kept is an empty list.
+func (s *Signatures) KeptSimpleSignatures(ctx context.Context, registry, repo string, d digest.Digest) ([][]byte, error) {
+	kept, err := s.kept(ctx, registry, repo, d)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, k := range kept {
+		if k.Format != policy.FormatSimpleSigning {
+			continue
+		}
+		if claimed, err := policy.UntrustedSimpleSigningDigest(k.Data); err != nil || claimed != d {
+			continue
+		}
+		out = append(out, k.Data)
+	}
+	return out, nil
+}

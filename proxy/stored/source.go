@@ -172,7 +172,13 @@ func (s *Source) manifestByTag(ctx context.Context, repo, tag string, accept []s
 		return keptM, nil
 	}
 	if s.o.Offline {
-		return s.staleOr(keptM, t, s.offlineUnknown(errcode.ErrorCodeManifestUnknown, repo, tag))
+		// Never contacted: what mirror or import confirmed is the tag, however old (not
+		// stale: there is no newer answer to miss), so an air-gapped site keeps serving it.
+		if keptM != nil {
+			s.o.Store.CountHit()
+			return keptM, nil
+		}
+		return nil, s.offlineUnknown(errcode.ErrorCodeManifestUnknown, repo, tag)
 	}
 	if keptM != nil && s.down() && s.withinStale(t) {
 		return s.staleOr(keptM, t, nil)
@@ -289,11 +295,10 @@ func (s *Source) HeadManifest(ctx context.Context, repo, ref string, accept []st
 		return descriptorOf(keptM), nil
 	}
 	if s.o.Offline {
-		m, err := s.staleOr(keptM, t, s.offlineUnknown(errcode.ErrorCodeManifestUnknown, repo, ref))
-		if err != nil {
-			return content.Descriptor{}, err
+		if keptM != nil {
+			return descriptorOf(keptM), nil
 		}
-		return descriptorOf(m), nil
+		return content.Descriptor{}, s.offlineUnknown(errcode.ErrorCodeManifestUnknown, repo, ref)
 	}
 	if keptM != nil && s.down() && s.withinStale(t) {
 		m, _ := s.staleOr(keptM, t, nil)

@@ -302,6 +302,15 @@ func TestOfflineAnswersOnlyFromTheStore(t *testing.T) {
 	if got, err := offline.Manifest(ctx, testRepo, m.Digest.String(), nil); err != nil || got.Digest != m.Digest {
 		t.Fatalf("kept by digest offline = %v, %v", got, err)
 	}
+	// MaxStale 0 and a confirmation older than TagTTL: an offline upstream's kept tag
+	// still answers (what import confirmed does not age), not marked stale.
+	offline.o.Now = func() time.Time { return time.Now().Add(24 * time.Hour) }
+	if got, err := offline.Manifest(ctx, testRepo, "v1", nil); err != nil || got.Digest != m.Digest || got.Stale {
+		t.Fatalf("kept tag offline = %+v, %v", got, err)
+	}
+	if d, err := offline.HeadManifest(ctx, testRepo, "v1", nil); err != nil || d.Digest != m.Digest || d.Stale {
+		t.Fatalf("HEAD kept tag offline = %+v, %v", d, err)
+	}
 	for _, ref := range []string{"v2", digest.FromString("never seen").String()} {
 		_, err := offline.Manifest(ctx, testRepo, ref, nil)
 		if !content.IsNotFound(err) {

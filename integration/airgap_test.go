@@ -1,0 +1,387 @@
+package integration
+
+// The air gap through the built binary (DESIGN.md "Air gap"): pullgate mirror keeps
+// signed images and rejects unsigned ones, export writes an OCI layout that skopeo and
+// go-containerregistry read, and a second site with an empty store and offline
+// upstreams imports the layout under its own policy and serves it. Altered layouts are
+// rejected image by image.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/pullgate/pullgate/integration/harness"
+)
+
+// airgapWorld is a connected site (a registry, a lookaside, a store) and what it mirrored.
+type airgapWorld struct {
+	reg       *harness.Registry
+	sig       *harness.SimpleSigning
+	key       harness.GPGKey
+	policy    string
+	bin       string
+	connected string // the connected site's configuration
+	data      string // its store
+	digests   map[string]v1.Hash
+}
+
+func newAirgapWorld(t *testing.T) *airgapWorld {
+	w := &airgapWorld{reg: harness.StartRegistry(t), sig: harness.NewSimpleSigning(t), digests: map[string]v1.Hash{}}
+	w.key = w.sig.Key(t, "trusted")
+	w.policy = w.trustPolicy(t, w.key)
+	binDir := t.TempDir()
+	parallel(t, "set-up", map[string]func(*testing.T){
+		"build": func(t *testing.T) { w.bin = harness.BuildPullgate(t, binDir) },
+		"signed": func(t *testing.T) {
+			w.reg.Push(t, "src/app:v1", harness.OCIImage(t, 2, 64<<10, harness.LinuxAMD64))
+			w.sig.CopySigned(t, w.key, w.reg.Host+"/app:v1", "docker://"+w.reg.Host+"/src/app:v1", "docker://"+w.reg.Host+"/app:v1")
+		},
+		"multi": func(t *testing.T) {
+			w.reg.PushIndex(t, "src/multi:v1", harness.OCIIndex(t, 32<<10, harness.LinuxAMD64, harness.LinuxARM64))
+			w.sig.CopySigned(t, w.key, w.reg.Host+"/multi:v1", "docker://"+w.reg.Host+"/src/multi:v1", "docker://"+w.reg.Host+"/multi:v1", "--all")
+		},
+		"docker": func(t *testing.T) {
+			// Docker media types: the layout keeps the bytes (and so the signature).
+			w.reg.Push(t, "src/docker:v1", harness.DockerImage(t, 1, 16<<10))
+			w.sig.CopySigned(t, w.key, w.reg.Host+"/docker:v1", "docker://"+w.reg.Host+"/src/docker:v1", "docker://"+w.reg.Host+"/docker:v1")
+		},
+		"unsigned": func(t *testing.T) {
+			w.reg.Push(t, "unsigned:v1", harness.OCIImage(t, 1, 4096, harness.LinuxAMD64))
+		},
+	})
+	for _, r := range []string{"app:v1", "multi:v1", "docker:v1", "unsigned:v1"} {
+		w.digests[r] = mustHead(t, w.reg, r)
+	}
+	w.data = filepath.Join(t.TempDir(), "data")
+	w.connected = harness.WritePullgateConfig(t, harness.PullgateConfig{
+		Upstreams: []harness.Upstream{{Registry: w.reg.Host, URL: w.reg.URL}},
+		Policy:    w.policy, RegistriesD: w.sig.RegistriesD,
+		Extra: storeConfig(w.data),
+	})
+	return w
+}
+
+// trustPolicy wants a signature by key for the registry, and rejects everything else.
+func (w *airgapWorld) trustPolicy(t *testing.T, key harness.GPGKey) string {
+	return w.trustPolicyTB(t, key)
+}
+
+func (w *airgapWorld) trustPolicyTB(t testing.TB, key harness.GPGKey) string {
+	p := filepath.Join(t.TempDir(), "policy.json")
+	writeFileTB(t, p, fmt.Sprintf(`{
+  "default": [{"type": "reject"}],
+  "transports": {"docker": {%q: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": %q}]}}
+}
+`, w.reg.Host, key.PublicKeyFile))
+	return p
+}
+
+func storeConfig(dir string) string {
+	return "content:\n  storage:\n    filesystem:\n      rootdirectory: " + dir + "\n"
+}
+
+// site writes the configuration of an air-gapped site: the registry offline, served
+// as the default upstream, a store in data, and policy.
+func (w *airgapWorld) site(t *testing.T, policy, data string) string {
+	return w.siteTB(t, policy, data)
+}
+
+func (w *airgapWorld) siteTB(t testing.TB, policy, data string) string {
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nupstreams:\n  - registry: %q\n    offline: true\ndefaultUpstream: %q\npolicy:\n  path: %q\nlog:\n  level: info\n  format: json\n",
+		w.reg.Host, w.reg.Host, policy) + storeConfig(data)
+	p := filepath.Join(t.TempDir(), "site.yaml")
+	writeFileTB(t, p, cfg)
+	return p
+}
+
+func (w *airgapWorld) ref(r string) string { return w.reg.Host + "/" + r }
+
+// airgapLines parses the per-image lines: reference → (digest, verdict, reason).
+func airgapLines(t *testing.T, out string) map[string][3]string {
+	t.Helper()
+	got := map[string][3]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.SplitN(line, " ", 4)
+		if len(f) < 3 {
+			t.Fatalf("malformed line %q in:\n%s", line, out)
+		}
+		if len(f) == 3 {
+			f = append(f, "")
+		}
+		got[f[0]] = [3]string{f[1], f[2], f[3]}
+	}
+	return got
+}
+
+func wantVerdict(t *testing.T, lines map[string][3]string, ref, verdict string, d v1.Hash) {
+	t.Helper()
+	l, ok := lines[ref]
+	if !ok {
+		t.Errorf("no line for %s in %v", ref, lines)
+		return
+	}
+	if l[1] != verdict || (d.Hex != "" && l[0] != d.String()) {
+		t.Errorf("%s: %v, want %s %s", ref, l, d, verdict)
+	}
+}
+
+// keptRepository reports whether the filesystem store in data holds a manifest of
+// registry/repo.
+func keptRepository(t *testing.T, data, registry, repo string) bool {
+	t.Helper()
+	enc := strings.ReplaceAll(registry, ":", "_3a")
+	dir := filepath.Join(data, "docker", "registry", "v2", "repositories", enc, repo, "_manifests", "revisions", "sha256")
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), "link")); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func TestAirgap(t *testing.T) {
+	t.Parallel()
+	w := newAirgapWorld(t)
+
+	// mirror: the signed image and the signed index are kept and pinned; the unsigned one
+	// is rejected (exit 1) and nothing of it is kept.
+	code, out, errOut := harness.RunPullgate(t, w.bin, "mirror", "--config", w.connected,
+		w.ref("app:v1"), w.ref("multi:v1"), w.ref("unsigned:v1"))
+	lines := airgapLines(t, out)
+	if code != 1 {
+		t.Fatalf("mirror: exit %d, want 1\n%s\n%s", code, out, errOut)
+	}
+	wantVerdict(t, lines, w.ref("app:v1"), "accepted", w.digests["app:v1"])
+	wantVerdict(t, lines, w.ref("multi:v1"), "accepted", w.digests["multi:v1"])
+	wantVerdict(t, lines, w.ref("unsigned:v1"), "rejected", w.digests["unsigned:v1"])
+	if !strings.Contains(lines[w.ref("unsigned:v1")][2], "signature") {
+		t.Errorf("the rejection does not say why: %v", lines[w.ref("unsigned:v1")])
+	}
+	if keptRepository(t, w.data, w.reg.Host, "unsigned") {
+		t.Errorf("the rejected image was kept")
+	}
+	if !keptRepository(t, w.data, w.reg.Host, "app") || !keptRepository(t, w.data, w.reg.Host, "multi") {
+		t.Fatalf("the accepted images were not kept")
+	}
+	if !strings.Contains(errOut, "progress: 3/3 images") {
+		t.Errorf("no progress lines on stderr:\n%s", errOut)
+	}
+
+	// Incremental: a second run reads no blob again.
+	w.reg.ResetRequests()
+	list := filepath.Join(t.TempDir(), "images.txt")
+	writeFile(t, list, "# the images to carry over\n"+w.ref("app:v1")+"\n\n"+w.ref("multi:v1")+"  # multi-arch\n")
+	code, out, errOut = harness.RunPullgate(t, w.bin, "mirror", "--config", w.connected, "--images", list)
+	if code != 0 {
+		t.Fatalf("second mirror: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := w.reg.CountRequests("GET", "/blobs/"); n != 0 {
+		t.Errorf("the second mirror fetched %d blobs again", n)
+	}
+	if n := w.reg.CountRequests("GET", "/manifests/"); n != 0 {
+		t.Errorf("the second mirror fetched %d manifests again: %v", n, w.reg.Requests())
+	}
+
+	// export into a layout: skopeo and go-containerregistry read it.
+	dir := filepath.Join(t.TempDir(), "layout")
+	// Incremental: a second export adds to the layout the first one wrote. docker:v1 was
+	// not mirrored: export mirrors it first (kept and pinned on the connected side too).
+	for _, r := range []string{"app:v1", "multi:v1", "docker:v1"} {
+		code, out, errOut = harness.RunPullgate(t, w.bin, "export", "--config", w.connected, "--output", dir, w.ref(r))
+		if code != 0 {
+			t.Fatalf("export %s: exit %d\n%s\n%s", r, code, out, errOut)
+		}
+	}
+	for _, r := range []string{"app:v1", "multi:v1"} {
+		inspect := harness.Skopeo(t, "inspect", "--raw", "oci:"+dir+":"+w.ref(r))
+		if got := (v1.Hash{Algorithm: "sha256", Hex: sha256Hex([]byte(inspect))}); got != w.digests[r] {
+			t.Errorf("skopeo inspect oci:DIR:%s: digest %s, want %s", r, got, w.digests[r])
+		}
+	}
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Index(idx); err != nil {
+		t.Errorf("go-containerregistry does not read the layout whole: %v", err)
+	}
+	if n := pinnedManifests(t, w.data, w.reg.Host, "docker"); n != 1 {
+		t.Errorf("export did not mirror docker:v1 first: %d manifests pinned", n)
+	}
+	for _, r := range []string{"app:v1", "multi:v1", "docker:v1"} {
+		sigs, _ := filepath.Glob(filepath.Join(dir, "signatures", w.reg.Host, strings.Split(r, ":")[0]+"@sha256="+w.digests[r].Hex, "signature-*"))
+		if len(sigs) == 0 {
+			t.Errorf("no simple signature of %s in the layout", r)
+		}
+	}
+
+	// import at a site with an empty store and the registry offline; then serve.
+	siteData := filepath.Join(t.TempDir(), "data")
+	site := w.site(t, w.policy, siteData)
+	code, out, errOut = harness.RunPullgate(t, w.bin, "import", "--config", site, dir)
+	if code != 0 {
+		t.Fatalf("import: exit %d\n%s\n%s", code, out, errOut)
+	}
+	lines = airgapLines(t, out)
+	wantVerdict(t, lines, w.ref("app:v1"), "accepted", w.digests["app:v1"])
+	wantVerdict(t, lines, w.ref("multi:v1"), "accepted", w.digests["multi:v1"])
+	wantVerdict(t, lines, w.ref("docker:v1"), "accepted", w.digests["docker:v1"])
+	w.reg.ResetRequests()
+	pg := harness.StartPullgate(t, w.bin, site)
+	podman := harness.NewPodman(t, "[[registry]]\nlocation = \""+pg.Host+"\"\ninsecure = true\n")
+	ctrd := harness.StartContainerd(t)
+	for _, r := range []string{"app:v1", "multi:v1", "docker:v1"} {
+		if got := strings.TrimSpace(harness.Crane(t, "digest", pg.Host+"/"+r)); got != w.digests[r].String() {
+			t.Errorf("crane digest %s: %s, want %s", r, got, w.digests[r])
+		}
+		harness.PullImage(t, pg.Host+"/"+r)
+		harness.Skopeo(t, "copy", "--all", "--src-tls-verify=false", "docker://"+pg.Host+"/"+r, "dir:"+t.TempDir())
+		if _, errOut, err := podman.Pull(t, pg.Host+"/"+r); err != nil {
+			t.Errorf("podman pull %s from the offline site: %v\n%s", r, err, errOut)
+		}
+		if out, err := ctrd.CtrPull(t, t.TempDir(), pg.Host+"/"+r); err != nil {
+			t.Errorf("ctr pull %s from the offline site: %v\n%s", r, err, out)
+		} else if got := ctrd.CtrImageDigest(t, pg.Host+"/"+r); got != w.digests[r].String() {
+			t.Errorf("containerd holds %s as %q, want %s", r, got, w.digests[r])
+		}
+	}
+	if seen := w.reg.Requests(); len(seen) != 0 {
+		t.Errorf("the offline site reached the registry: %v", seen)
+	}
+
+	t.Run("tampered", func(t *testing.T) { testAirgapTampered(t, w, dir) })
+	t.Run("other key", func(t *testing.T) {
+		other := w.sig.Key(t, "other")
+		data := filepath.Join(t.TempDir(), "data")
+		code, out, errOut := harness.RunPullgate(t, w.bin, "import", "--config", w.site(t, w.trustPolicy(t, other), data), dir)
+		if code != 1 {
+			t.Fatalf("import under another key: exit %d, want 1\n%s\n%s", code, out, errOut)
+		}
+		lines := airgapLines(t, out)
+		wantVerdict(t, lines, w.ref("app:v1"), "rejected", v1.Hash{})
+		wantVerdict(t, lines, w.ref("multi:v1"), "rejected", v1.Hash{})
+		for _, repo := range []string{"app", "multi"} {
+			if keptRepository(t, data, w.reg.Host, repo) {
+				t.Errorf("%s was kept under a policy trusting another key", repo)
+			}
+		}
+	})
+}
+
+// testAirgapTampered: an altered layout rejects the altered image and imports the other.
+func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
+	app := w.digests["app:v1"]
+	appManifest := readFile(t, filepath.Join(dir, "blobs", "sha256", app.Hex))
+	var layer string
+	if i := strings.Index(appManifest, `"layers"`); i >= 0 {
+		rest := appManifest[i:]
+		j := strings.Index(rest, "sha256:")
+		layer = rest[j+7 : j+7+64]
+	}
+	if layer == "" {
+		t.Fatalf("no layer in %s", appManifest)
+	}
+	multiIndex := readFile(t, filepath.Join(dir, "blobs", "sha256", w.digests["multi:v1"].Hex))
+	j := strings.Index(multiIndex, "sha256:")
+	child := multiIndex[j+7 : j+7+64]
+	for _, c := range []struct {
+		name   string
+		tamper func(t *testing.T, d string)
+		// rejected is the image the change rejects (app:v1 unless said).
+		rejected string
+	}{
+		{"flipped child manifest byte", func(t *testing.T, d string) { flipByte(t, filepath.Join(d, "blobs", "sha256", child), 10) }, "multi:v1"},
+		{"flipped blob byte", func(t *testing.T, d string) { flipByte(t, filepath.Join(d, "blobs", "sha256", layer), 100) }, ""},
+		{"flipped manifest byte", func(t *testing.T, d string) { flipByte(t, filepath.Join(d, "blobs", "sha256", app.Hex), 10) }, ""},
+		{"swapped signature", func(t *testing.T, d string) {
+			from := filepath.Join(d, "signatures", w.reg.Host, "multi@sha256="+w.digests["multi:v1"].Hex, "signature-1")
+			to := filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex, "signature-1")
+			writeFile(t, to, readFile(t, from))
+		}, ""},
+		{"garbage signature", func(t *testing.T, d string) {
+			writeFile(t, filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex, "signature-1"), "<html>not a signature</html>")
+		}, ""},
+		{"removed signature", func(t *testing.T, d string) {
+			if err := os.RemoveAll(filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex)); err != nil {
+				t.Fatal(err)
+			}
+		}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := filepath.Join(t.TempDir(), "layout")
+			if out, err := exec.Command("cp", "-a", dir, d).CombinedOutput(); err != nil {
+				t.Fatalf("cp: %v %s", err, out)
+			}
+			c.tamper(t, d)
+			data := filepath.Join(t.TempDir(), "data")
+			code, out, errOut := harness.RunPullgate(t, w.bin, "import", "--config", w.site(t, w.policy, data), d)
+			if code != 1 {
+				t.Fatalf("import: exit %d, want 1\n%s\n%s", code, out, errOut)
+			}
+			lines := airgapLines(t, out)
+			rejected, accepted := "app:v1", "multi:v1"
+			if c.rejected == "multi:v1" {
+				rejected, accepted = accepted, rejected
+			}
+			wantVerdict(t, lines, w.ref(rejected), "rejected", v1.Hash{})
+			wantVerdict(t, lines, w.ref(accepted), "accepted", w.digests[accepted])
+			if keptRepository(t, data, w.reg.Host, strings.Split(rejected, ":")[0]) {
+				t.Errorf("something of the altered image was kept")
+			}
+			t.Logf("%s: %s", c.name, lines[w.ref(rejected)][2])
+		})
+	}
+}
+
+func flipByte(t *testing.T, path string, at int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[at%len(b)] ^= 0x01
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func writeFileTB(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
