@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // TestAirgapCosign: a cosign-signed image next to an unsigned one in a scope that wants
@@ -36,7 +37,7 @@ func TestAirgapCosign(t *testing.T) {
 
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.json")
-	writeFile(t, policy, fmt.Sprintf(`{
+	testsupport.WriteFile(t, policy, fmt.Sprintf(`{
   "default": [{"type": "reject"}],
   "transports": {"docker": {%q: [{"type": "sigstoreSigned", "keyPath": %q, "signedIdentity": {"type": "matchRepository"}}]}}
 }
@@ -45,7 +46,7 @@ func TestAirgapCosign(t *testing.T) {
 	if err := os.Mkdir(regd, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(regd, "default.yaml"), "default-docker:\n  use-sigstore-attachments: true\n")
+	testsupport.WriteFile(t, filepath.Join(regd, "default.yaml"), "default-docker:\n  use-sigstore-attachments: true\n")
 	connected := harness.WritePullgateConfig(t, harness.PullgateConfig{
 		Upstreams: []harness.Upstream{{Registry: reg.Host, URL: reg.URL}}, Policy: policy, RegistriesD: regd,
 		Extra: storeConfig(filepath.Join(dir, "data")),
@@ -117,7 +118,7 @@ func TestAirgapCosign(t *testing.T) {
 	// The air-gapped site: no registries.d at all; the layout's attachment is the only
 	// signature.
 	site := filepath.Join(t.TempDir(), "site.yaml")
-	writeFile(t, site, fmt.Sprintf("listen: 127.0.0.1:0\nupstreams:\n  - registry: %q\n    offline: true\ndefaultUpstream: %q\npolicy:\n  path: %q\nlog:\n  level: info\n  format: json\n",
+	testsupport.WriteFile(t, site, fmt.Sprintf("listen: 127.0.0.1:0\nupstreams:\n  - registry: %q\n    offline: true\ndefaultUpstream: %q\npolicy:\n  path: %q\nlog:\n  level: info\n  format: json\n",
 		reg.Host, reg.Host, policy)+storeConfig(filepath.Join(t.TempDir(), "data")))
 	code, out, errOut = harness.RunPullgate(t, bin, "import", "--config", site, layoutDir)
 	if code != 0 {
@@ -147,7 +148,7 @@ func TestAirgapCosign(t *testing.T) {
 		flipByte(t, filepath.Join(d, "blobs", "sha256", strings.TrimPrefix(sigManifest.Layers[0].Digest, "sha256:")), 20)
 		site := filepath.Join(t.TempDir(), "site.yaml")
 		data := filepath.Join(t.TempDir(), "data")
-		writeFile(t, site, fmt.Sprintf("upstreams:\n  - registry: %q\n    offline: true\npolicy:\n  path: %q\n", reg.Host, policy)+storeConfig(data))
+		testsupport.WriteFile(t, site, fmt.Sprintf("upstreams:\n  - registry: %q\n    offline: true\npolicy:\n  path: %q\n", reg.Host, policy)+storeConfig(data))
 		code, out, errOut := harness.RunPullgate(t, bin, "import", "--config", site, d)
 		if code != 1 {
 			t.Fatalf("import: exit %d, want 1\n%s\n%s", code, out, errOut)

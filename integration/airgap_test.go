@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // airgapWorld is a connected site (a registry, a lookaside, a store) and what it mirrored.
@@ -187,7 +188,7 @@ func TestAirgap(t *testing.T) {
 	// Incremental: a second run reads no blob again.
 	w.reg.ResetRequests()
 	list := filepath.Join(t.TempDir(), "images.txt")
-	writeFile(t, list, "# the images to carry over\n"+w.ref("app:v1")+"\n\n"+w.ref("multi:v1")+"  # multi-arch\n")
+	testsupport.WriteFile(t, list, "# the images to carry over\n"+w.ref("app:v1")+"\n\n"+w.ref("multi:v1")+"  # multi-arch\n")
 	code, out, errOut = harness.RunPullgate(t, w.bin, "mirror", "--config", w.connected, "--images", list)
 	if code != 0 {
 		t.Fatalf("second mirror: exit %d\n%s\n%s", code, out, errOut)
@@ -313,10 +314,10 @@ func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
 		{"swapped signature", func(t *testing.T, d string) {
 			from := filepath.Join(d, "signatures", w.reg.Host, "multi@sha256="+w.digests["multi:v1"].Hex, "signature-1")
 			to := filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex, "signature-1")
-			writeFile(t, to, readFile(t, from))
+			testsupport.WriteFile(t, to, readFile(t, from))
 		}, ""},
 		{"garbage signature", func(t *testing.T, d string) {
-			writeFile(t, filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex, "signature-1"), "<html>not a signature</html>")
+			testsupport.WriteFile(t, filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex, "signature-1"), "<html>not a signature</html>")
 		}, ""},
 		{"removed signature", func(t *testing.T, d string) {
 			if err := os.RemoveAll(filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex)); err != nil {
