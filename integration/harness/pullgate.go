@@ -82,8 +82,9 @@ type Pullgate struct {
 	// Logs holds its stderr: one JSON object per line.
 	Logs *LogBuffer
 
-	cmd  *exec.Cmd
-	done chan struct{}
+	cmd    *exec.Cmd
+	done   chan struct{}
+	killed bool // Kill ended it: the cleanup does not stop it again
 }
 
 // pullgateStartTimeout bounds the wait for the "pullgate listening" line.
@@ -111,6 +112,9 @@ func StartPullgate(t testing.TB, bin, config string) *Pullgate {
 		t.Fatalf("harness: pullgate did not listen within %s:\n%s", pullgateStartTimeout, p.Logs)
 	}
 	t.Cleanup(func() {
+		if p.killed {
+			return
+		}
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Errorf("harness: SIGTERM to pullgate: %v", err)
 		}
@@ -172,6 +176,18 @@ func (p *Pullgate) Signal(t testing.TB, sig os.Signal) {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("harness: signal pullgate: %v", err)
 	}
+}
+
+// Kill ends the process with SIGKILL (kill -9: no clean-up of its own) and waits for it
+// to exit. The test's cleanup then leaves it alone.
+func (p *Pullgate) Kill(t testing.TB) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatalf("harness: kill pullgate: %v", err)
+	}
+	<-p.done
+	_ = p.cmd.Wait()
+	p.killed = true
 }
 
 // LogEntries returns the JSON log lines whose "msg" is msg, decoded.
