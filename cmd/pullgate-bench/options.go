@@ -32,6 +32,11 @@ type options struct {
 	UpstreamMbit int `json:"upstreamMbit"`
 	// ProxyLogLevel is pullgate's log.level.
 	ProxyLogLevel string `json:"proxyLogLevel"`
+	// Replicas measures the content store instead: warm throughput on the s3 driver
+	// against the filesystem driver, and BurstClients concurrent first pulls over three
+	// replicas on one bucket (replicas.go).
+	Replicas     bool `json:"replicas"`
+	BurstClients int  `json:"burstClients"`
 
 	// Registry and Pullgate are binaries; empty means the defaults (GOPATH/bin/registry,
 	// and pullgate built from this module).
@@ -59,6 +64,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.Lookaside, "lookaside", "http", "signature lookaside pullgate reads: http (a local server) or file")
 	fs.IntVar(&o.UpstreamMbit, "upstream-mbit", 0, "pace the registry's answers to this many Mbit/s, on both sides (0: plain loopback)")
 	fs.StringVar(&o.ProxyLogLevel, "proxy-log-level", "warn", "pullgate's log level (info logs every request and decision)")
+	fs.BoolVar(&o.Replicas, "replicas", false, "measure the content store: s3 (versitygw) against filesystem, and concurrent first pulls over 3 replicas on one bucket")
+	fs.IntVar(&o.BurstClients, "burst-clients", 30, "with -replicas: clients pulling one image at once for the first time")
 	fs.StringVar(&o.Registry, "registry", "", "a registry binary to start with \"serve CONFIG\" (default: this binary serves distribution's registry in a process of its own)")
 	fs.StringVar(&o.Pullgate, "pullgate", "", "pullgate binary to measure (default: go build ./cmd/pullgate)")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
@@ -90,6 +97,7 @@ func (o *options) validate() error {
 	positive("n", o.N, 1_000_000)
 	positive("runs", o.Runs, 1000)
 	positive("cold", o.Cold, 1000)
+	positive("burst-clients", o.BurstClients, 1000)
 	if o.Layers*o.LayerMiB > maxLayerMiB {
 		errs = append(errs, fmt.Errorf("-layers × -layer-mib must be at most %d MiB", maxLayerMiB))
 	}
