@@ -381,8 +381,16 @@ func (rw *replicaWorld) testKill(t *testing.T) {
 		t.Errorf("layer %s is in the store after its only download was killed", layer)
 	}
 
-	// The client retries on another replica, one that never saw the manifest.
+	// The client retries on another replica, one that never saw the manifest. The killed
+	// replica's download lease stops changing; replica 2 takes it over and fetches.
+	fetched := rw.upstreamBlobGETs(repo, layer)
 	call(t, http.MethodGet, blobURL(rw.replicas[2].Host, repo, layer)).served(t, "retry on replica 2", layer)
+	if n := rw.upstreamBlobGETs(repo, layer) - fetched; n != 1 {
+		t.Errorf("the retry fetched the layer upstream %d times, want 1", n)
+	}
+	if len(rw.replicas[2].LogEntries("content store: taking over a download whose holder stopped")) != 1 {
+		t.Errorf("replica 2 did not log taking over the killed replica's download")
+	}
 	call(t, http.MethodGet, blobURL(rw.replicas[0].Host, repo, layer)).served(t, "then on replica 0", layer)
 	heads := rw.reg.CountRequests(http.MethodHead, "/"+repo+"/manifests/")
 	gets := rw.reg.CountRequests(http.MethodGet, "/"+repo+"/manifests/")
