@@ -79,6 +79,19 @@ func TestReplicasSharedStore(t *testing.T) {
 		"burst":    push("burst/app", 3, 1<<20, true),
 		"slow":     push("slow/app", 1, 4<<20, true),
 		"reload":   push("reload/app", 2, 64<<10, true),
+		// Only the index is signed (cosign without --recursive): its children are accepted
+		// through it (DESIGN difference 1), here on replicas that never served it.
+		"index": func(t *testing.T) {
+			d := w.reg.PushIndex(t, "multi/app:v1", harness.OCIIndex(t, 64<<10, harness.LinuxAMD64, harness.LinuxARM64))
+			raw, err := remote.Get(w.reg.Ref(t, "multi/app:v1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.sig.SignManifest(t, w.trusted, raw.Manifest, fullName("multi/app")+":v1", "multi/app")
+			mu.Lock()
+			imgs["multi/app"] = d
+			mu.Unlock()
+		},
 	})
 
 	rw := &replicaWorld{enforceWorld: w, up: up, params: params, imgs: imgs, top: t}
@@ -93,6 +106,7 @@ func TestReplicasSharedStore(t *testing.T) {
 	rw.lb = startBalancer(t, rw.replicas)
 
 	t.Run("manifest from one replica, each blob from another", rw.testSpread)
+	t.Run("index on one replica, child on another, its blobs on a third", rw.testIndex)
 	t.Run("rejected is 403 on every replica, blobs too", rw.testRejected)
 	t.Run("kept by one is not fetched again by another", rw.testKeptShared)
 	t.Run("concurrent first pulls over the replicas", rw.testBurst)
@@ -188,6 +202,44 @@ func (rw *replicaWorld) testSpread(t *testing.T) {
 		if n := rw.upstreamBlobGETs(repo, d); n != 1 {
 			t.Errorf("after the pull through the balancer, blob %s was fetched upstream %d times, want 1", d, n)
 		}
+	}
+}
+
+// testIndex: replica 0 serves the signed index; replica 1, which never saw it, serves a
+// child by digest (accepted through the kept index); replica 2, which saw neither, serves
+// the child's blobs (through the child replica 1 kept and the index replica 0 kept). A
+// skopeo pull of the index through the balancer succeeds.
+func (rw *replicaWorld) testIndex(t *testing.T) {
+	repo, want := "multi/app", rw.imgs["multi/app"]
+	r := rw.replicas
+	call(t, http.MethodGet, manifestURL(r[0].Host, repo, "v1")).served(t, "index on replica 0", want)
+	idx, err := remote.Index(rw.reg.Ref(t, repo+":v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, child := range im.Manifests {
+		call(t, http.MethodGet, manifestURL(r[1].Host, repo, child.Digest.String())).served(t, "child on replica 1", child.Digest)
+		img, err := idx.Image(child.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+			call(t, http.MethodGet, blobURL(r[2].Host, repo, b.Digest)).served(t, "child's blob on replica 2", b.Digest)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "oci")
+	harness.SkopeoOK(t, harness.SkopeoOptions{}, "copy", "--all", "--remove-signatures", "--src-tls-verify=false",
+		"docker://"+rw.lb.host+"/"+fullName(repo)+":v1", "oci:"+out+":v1")
+	if m := harness.LayoutManifests(t, out); len(m) != 1 || m[0].Digest != want {
+		t.Errorf("skopeo pulled %v, want %s", m, want)
 	}
 }
 
