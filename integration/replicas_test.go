@@ -101,7 +101,7 @@ func TestReplicasSharedStore(t *testing.T) {
 		Extra: s3ContentYAML(params),
 	})
 	for range replicaCount {
-		rw.replicas = append(rw.replicas, harness.StartPullgate(t, w.bin, rw.config))
+		rw.replicas = append(rw.replicas, rw.startReplica(t))
 	}
 	rw.lb = startBalancer(t, rw.replicas)
 
@@ -123,6 +123,13 @@ type replicaWorld struct {
 	config   string
 	replicas []*harness.Pullgate
 	lb       *balancer
+}
+
+// startReplica starts one more replica, its spool folder (TMPDIR) the test's, so that a
+// killed one leaves no debris behind the test.
+func (rw *replicaWorld) startReplica(t *testing.T) *harness.Pullgate {
+	t.Helper()
+	return harness.StartPullgate(t, rw.bin, rw.config, "TMPDIR="+t.TempDir())
 }
 
 // s3ContentYAML is the content section naming the s3 driver with params.
@@ -455,7 +462,7 @@ func (rw *replicaWorld) testKill(t *testing.T) {
 	}
 
 	// A replacement joins on the same store and configuration.
-	rw.replicas[1] = harness.StartPullgate(rw.top, rw.bin, rw.config)
+	rw.replicas[1] = rw.startReplica(rw.top)
 	rw.lb.replace(1, rw.replicas[1].Host)
 	before := rw.upstreamBlobGETs(repo, layer)
 	call(t, http.MethodGet, blobURL(rw.replicas[1].Host, repo, layer)).served(t, "on the replacement", layer)
