@@ -43,7 +43,9 @@ const burstClients = 30
 func TestReplicasSharedStore(t *testing.T) {
 	t.Parallel()
 	up := &upstreamControl{}
-	w := &enforceWorld{reg: harness.StartRegistry(t, harness.WithMiddleware(up.middleware)), sig: harness.NewSimpleSigning(t)}
+	down := &downSwitch{}
+	w := &enforceWorld{reg: harness.StartRegistry(t, harness.WithMiddleware(down.middleware), harness.WithMiddleware(up.middleware)),
+		sig: harness.NewSimpleSigning(t)}
 	w.trusted = w.sig.Key(t, "trusted")
 	w.untrusted = w.sig.Key(t, "untrusted")
 	w.policy = filepath.Join(t.TempDir(), "policy.json")
@@ -94,7 +96,7 @@ func TestReplicasSharedStore(t *testing.T) {
 		},
 	})
 
-	rw := &replicaWorld{enforceWorld: w, up: up, params: params, imgs: imgs, top: t}
+	rw := &replicaWorld{enforceWorld: w, up: up, down: down, params: params, imgs: imgs, top: t}
 	rw.config = harness.WritePullgateConfig(t, harness.PullgateConfig{
 		Upstreams:       []harness.Upstream{{Registry: upstreamName, URL: w.reg.URL}},
 		DefaultUpstream: upstreamName, Policy: w.policy, RegistriesD: w.sig.RegistriesD,
@@ -111,6 +113,7 @@ func TestReplicasSharedStore(t *testing.T) {
 	t.Run("kept by one is not fetched again by another", rw.testKeptShared)
 	t.Run("concurrent first pulls over the replicas", rw.testBurst)
 	t.Run("kill -9 mid-pull", rw.testKill)
+	t.Run("kept signatures decide on a replica that never saw the image", rw.testKeptSignatures)
 	t.Run("policy reload applies to the shared store", rw.testReload)
 }
 
@@ -118,6 +121,7 @@ type replicaWorld struct {
 	*enforceWorld
 	top      *testing.T // replicas started by a subtest outlive it
 	up       *upstreamControl
+	down     *downSwitch
 	params   map[string]any
 	imgs     map[string]v1.Hash
 	config   string
@@ -469,6 +473,37 @@ func (rw *replicaWorld) testKill(t *testing.T) {
 	if rw.upstreamBlobGETs(repo, layer) != before {
 		t.Errorf("the replacement fetched a kept layer upstream")
 	}
+}
+
+// testKeptSignatures: with the lookaside failing and the upstream cut off, the
+// replacement replica (which never served spread/app, so it has no verdict for it)
+// decides the kept image with the signatures replica 0 kept in the store, serves it by
+// digest and its blobs, and still refuses what a reject scope names.
+func (rw *replicaWorld) testKeptSignatures(t *testing.T) {
+	repo, want := "spread/app", rw.imgs["spread/app"]
+	fresh := rw.replicas[1]
+	blobs := rw.blobsOf(t, repo)
+	rw.sig.Lookaside.SetMode(harness.LookasideError)
+	rw.down.down.Store(true)
+	defer func() {
+		rw.sig.Lookaside.SetMode(harness.LookasideServe)
+		rw.down.down.Store(false)
+	}()
+	call(t, http.MethodGet, manifestURL(fresh.Host, repo, want.String())).served(t, "by digest, sources down", want)
+	for _, d := range blobs {
+		call(t, http.MethodGet, blobURL(fresh.Host, repo, d)).served(t, "blob, sources down", d)
+	}
+	kept := 0
+	for _, e := range fresh.LogEntries("decision") {
+		if e["repository"] == repo && e["verdict"] == "accept" && strings.Contains(fmt.Sprint(e["reason"]), "kept: ") {
+			kept++
+		}
+	}
+	if kept == 0 {
+		t.Errorf("no decision on the fresh replica was made with kept signatures:\n%s", fresh.Logs)
+	}
+	// A reject scope needs no signatures: 403 with everything down (contract item 10).
+	call(t, http.MethodGet, manifestURL(fresh.Host, "rejected/app", "v1")).denied(t, "rejected, sources down")
 }
 
 // testReload: a stricter policy, loaded by SIGHUP on each replica, applies to everything
