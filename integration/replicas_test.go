@@ -367,6 +367,30 @@ func (rw *replicaWorld) testBurst(t *testing.T) {
 	rw.checkBucket(t)
 }
 
+// getDigest GETs url and checks that the body hashes to want.
+func getDigest(ctx context.Context, url string, want v1.Hash) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	got, _, err := v1.SHA256(resp.Body)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	if got != want {
+		return fmt.Errorf("GET %s: body hashes to %s", url, got)
+	}
+	return nil
+}
+
 // readWhole reads an image's config and layers through go-containerregistry, which
 // checks each digest.
 func readWhole(img v1.Image, want v1.Hash) error {
@@ -399,9 +423,12 @@ func readWhole(img v1.Image, want v1.Hash) error {
 }
 
 // testKill: replica 1 keeps the manifest and the tag, starts streaming a layer whose
-// upstream stalls halfway, and is killed with SIGKILL. Nothing half-written is in the
-// store, the client's body did not end cleanly, a retry on replica 2 completes, and
-// replica 0 answers the tag replica 1 confirmed. A replacement replica joins after.
+// upstream stalls after its first MiB (replica 1 holds the download lease), and is killed
+// with SIGKILL while another client waits for the layer on replica 2. Nothing
+// half-written is in the store, the first client's body did not end cleanly, replica 2
+// takes the dead holder's lease over and both its waiting client and the first client's
+// retry complete with one more upstream GET, and replica 0 answers the tag replica 1
+// confirmed. A replacement replica joins after.
 func (rw *replicaWorld) testKill(t *testing.T) {
 	repo, want := "slow/app", rw.imgs["slow/app"]
 	blobs := rw.blobsOf(t, repo)
@@ -432,6 +459,19 @@ func (rw *replicaWorld) testKill(t *testing.T) {
 		}
 	}
 	<-stalled // the upstream sent its first MiB and waits
+	// Any later upstream GET of the layer waits until the store was inspected.
+	inspected := make(chan struct{})
+	rw.up.holdUntil(layer, func(ctx context.Context) {
+		select {
+		case <-inspected:
+		case <-ctx.Done():
+		}
+	})
+	// Another client asks replica 2 meanwhile: it waits on the victim's download lease
+	// (or finds it stale, if it arrives after the kill) and must complete either way.
+	waiting := make(chan error, 1)
+	fetched := rw.upstreamBlobGETs(repo, layer)
+	go func() { waiting <- getDigest(t.Context(), blobURL(rw.replicas[2].Host, repo, layer), layer) }()
 	victim.Kill(t)
 	rest, err := io.ReadAll(resp.Body)
 	if err == nil {
@@ -443,10 +483,14 @@ func (rw *replicaWorld) testKill(t *testing.T) {
 	if kept := rw.checkBucket(t); kept[layer.String()] {
 		t.Errorf("layer %s is in the store after its only download was killed", layer)
 	}
+	close(inspected)
 
-	// The client retries on another replica, one that never saw the manifest. The killed
-	// replica's download lease stops changing; replica 2 takes it over and fetches.
-	fetched := rw.upstreamBlobGETs(repo, layer)
+	// The killed replica's download lease stops changing; replica 2 (which never saw the
+	// manifest) takes it over and fetches for the waiting client, and for the first
+	// client retrying there.
+	if err := <-waiting; err != nil {
+		t.Errorf("the client waiting on replica 2 while the lease holder was killed: %v", err)
+	}
 	call(t, http.MethodGet, blobURL(rw.replicas[2].Host, repo, layer)).served(t, "retry on replica 2", layer)
 	if n := rw.upstreamBlobGETs(repo, layer) - fetched; n != 1 {
 		t.Errorf("the retry fetched the layer upstream %d times, want 1", n)
