@@ -116,7 +116,6 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.leases = o.Driver.Name() != "inmemory"
 	s.holder = randomName()
 	s.leaseTTL = LeaseTTL
-	s.leaseTTL = LeaseTTL
 	if s.spoolDir == "" {
 		s.spoolDir = os.TempDir()
 	}
