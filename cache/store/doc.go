@@ -18,6 +18,7 @@
 //	    _manifests/tags/<tag>/current/link                       JSON {digest, confirmed}
 //	    _signatures/sha256/<hex>/link                            digest of the signatures record
 //	/docker/registry/v2/_uploads/<random>                        staging and spools
+//	/docker/registry/v2/_leases/<hex>                            a replica's download in flight
 //
 // <registry> is the registry name with every byte outside [A-Za-z0-9.-] (and a leading '.')
 // written as '_' and two lower-case hex digits, since the drivers accept no ':' in a path:
@@ -50,6 +51,12 @@
 // its own upstream request, its hash continued from the shared one. Small writes
 // (manifests, tags, links, signatures) that fail mark the store unwritable the same way, and
 // fail at once (ErrUnavailable) while it is marked.
+//
+// Replicas sharing the store (any driver but inmemory) also share downloads: before it
+// opens the upstream, a download takes a lease object (_leases/<hex>) in the store, and a
+// replica that finds another's live lease waits for the blob to be committed and serves it
+// from the store. A lease that stops changing (its holder was killed) is taken over. See
+// lease.go.
 //
 // # Eviction
 //

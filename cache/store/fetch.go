@@ -56,6 +56,9 @@ func (s *Store) Fetch(ctx context.Context, d digest.Digest, open func(ctx contex
 		if f.openErr != nil {
 			return nil, 0, f.openErr
 		}
+		if f.elsewhere {
+			continue // another replica committed it: served from the store on the next turn
+		}
 		if f.relay {
 			return s.relay(ctx, d, open)
 		}
@@ -90,8 +93,11 @@ type fetch struct {
 
 	ready   chan struct{} // closed once open returned (or the spool could not be made)
 	openErr error
-	relay   bool  // the spool could not be made: every caller relays for itself
-	size    int64 // announced, or -1
+	relay   bool // the spool could not be made: every caller relays for itself
+	// elsewhere: another replica sharing the store committed the blob while this one
+	// waited for its download lease.
+	elsewhere bool
+	size      int64 // announced, or -1
 
 	mu        sync.Mutex
 	path      string // where joiners open the bytes: the spool, after a local commit the kept file
@@ -136,6 +142,24 @@ func (f *fetch) run(callerCtx context.Context) {
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
+
+	if s.leases {
+		out, err := s.awaitLease(ctx, f.d)
+		switch {
+		case err != nil:
+			f.openErr = fmt.Errorf("blob %s: waiting for another replica's download: %w", f.d, err)
+			close(f.ready)
+			s.removeFetch(f)
+			return
+		case out == leaseKept:
+			f.elsewhere = true
+			close(f.ready)
+			s.removeFetch(f)
+			return
+		case out == leaseTaken:
+			defer s.holdLease(ctx, f.d)()
+		}
+	}
 
 	spool, err := s.createSpool()
 	if err != nil {

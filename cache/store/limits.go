@@ -90,6 +90,26 @@ const (
 	// a pull commits its blobs around the time its manifest is kept.
 	OrphanGrace = 10 * time.Minute
 
+	// LeaseSettle is how long a replica waits after writing its download lease before it
+	// reads it back: a replica writing at the same moment overwrites it within one round
+	// trip to the store, so only one of them downloads. It delays every first fetch.
+	LeaseSettle = 100 * time.Millisecond
+
+	// LeaseBeat is how often the holder of a download lease rewrites it.
+	LeaseBeat = 2 * time.Second
+
+	// LeaseTTL: a lease whose content did not change for this long, on the waiter's own
+	// clock, belongs to a holder that died or hung and is taken over (five missed beats).
+	LeaseTTL = 10 * time.Second
+
+	// LeasePoll is how often a waiting replica looks for the blob and the lease (two small
+	// requests to the store per poll).
+	LeasePoll = 250 * time.Millisecond
+
+	// MaxLeaseWait bounds the wait for another replica's download; then this replica
+	// fetches too (its clients have had no byte yet).
+	MaxLeaseWait = 2 * time.Minute
+
 	// copyBufferSize is the chunk a download reads and spools at a time.
 	copyBufferSize = 256 << 10
 )

@@ -48,7 +48,11 @@ type Store struct {
 	now        func() time.Time
 	checked    *lru.Cache[digest.Digest, struct{}]
 	records    *lru.Cache[digest.Digest, *record]
-	unwritable atomic.Int64              // unix nanoseconds until which fetches relay unkept
+	unwritable atomic.Int64  // unix nanoseconds until which fetches relay unkept
+	leases     bool          // downloads take a lease in the store (lease.go)
+	holder     string        // this Store's name in its leases
+	leaseTTL   time.Duration // LeaseTTL (tests shorten it)
+	beat       atomic.Int64
 	spoolWrap  func(io.Writer) io.Writer // tests: faults in spool writes
 
 	mu       sync.Mutex
@@ -108,6 +112,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		// s3 makes an object visible only once whole; inmemory writes under its lock.
 		s.atomicPut = true
 	}
+	// Every driver but inmemory may be shared by replicas.
+	s.leases = o.Driver.Name() != "inmemory"
+	s.holder = randomName()
+	s.leaseTTL = LeaseTTL
 	if s.spoolDir == "" {
 		s.spoolDir = os.TempDir()
 	}
@@ -170,6 +178,9 @@ func (s *Store) purgeStaging(ctx context.Context) {
 	names, err := s.d.List(ctx, uploadsPath)
 	if err != nil && !isNotFound(err) {
 		s.log.Warn("content store: listing staging failed", "store", s.desc, "err", err)
+	}
+	if leases, err := s.d.List(ctx, leasesDir); err == nil {
+		names = append(names, leases...)
 	}
 	removed := 0
 	for i, p := range names {

@@ -49,7 +49,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pullgate-bench: %v\n", err)
 		return exitUsage
 	}
-	r, err := runBench(ctx, o, stderr)
+	var r interface {
+		writeJSON(io.Writer) error
+		writeTable(io.Writer) error
+	}
+	if o.Replicas {
+		r, err = runReplicas(ctx, o, stderr)
+	} else {
+		r, err = runBench(ctx, o, stderr)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(stderr, "pullgate-bench: interrupted; processes stopped and temporary files removed")

@@ -43,6 +43,11 @@ type options struct {
 	// Ops also compares plain pullgate with pullgate with metrics on, and with TLS and
 	// basic auth.
 	Ops bool `json:"ops"`
+	// Replicas measures the content store instead: warm throughput on the s3 driver
+	// against the filesystem driver, and BurstClients concurrent first pulls over three
+	// replicas on one bucket (replicas.go).
+	Replicas     bool `json:"replicas"`
+	BurstClients int  `json:"burstClients"`
 
 	// Registry and Pullgate are binaries; empty means the defaults (GOPATH/bin/registry,
 	// and pullgate built from this module).
@@ -74,6 +79,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.Content, "content", true, "measure the content store too (warm, upstream down, distribution's proxy mode as the peer)")
 	fs.IntVar(&o.StoreBlobMiB, "store-blob-mib", 1024, "size of the blob kept and served from the store while pullgate's memory is sampled, MiB")
 	fs.IntVar(&o.Crowd, "crowd", 20, "concurrent first pulls of one image, counting the blob GETs reaching the upstream")
+	fs.BoolVar(&o.Replicas, "replicas", false, "measure the content store: s3 (versitygw) against filesystem, and concurrent first pulls over 3 replicas on one bucket")
+	fs.IntVar(&o.BurstClients, "burst-clients", 30, "with -replicas: clients pulling one image at once for the first time")
 	fs.StringVar(&o.Registry, "registry", "", "a registry binary to start with \"serve CONFIG\" (default: this binary serves distribution's registry in a process of its own)")
 	fs.StringVar(&o.Pullgate, "pullgate", "", "pullgate binary to measure (default: go build ./cmd/pullgate)")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
@@ -107,6 +114,7 @@ func (o *options) validate() error {
 	positive("cold", o.Cold, 1000)
 	positive("store-blob-mib", o.StoreBlobMiB, maxLayerMiB)
 	positive("crowd", o.Crowd, 1000)
+	positive("burst-clients", o.BurstClients, 1000)
 	if o.Layers*o.LayerMiB > maxLayerMiB {
 		errs = append(errs, fmt.Errorf("-layers × -layer-mib must be at most %d MiB", maxLayerMiB))
 	}

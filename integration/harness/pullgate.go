@@ -96,11 +96,11 @@ type Pullgate struct {
 // pullgateStartTimeout bounds the wait for the "pullgate listening" line.
 const pullgateStartTimeout = 30 * time.Second
 
-// StartPullgate runs `pullgate serve --config config` and returns once it listens. When
-// the test ends it is stopped with SIGTERM and must exit 0.
-func StartPullgate(t testing.TB, bin, config string) *Pullgate {
+// StartPullgate runs `pullgate serve --config config` (env added to its environment) and
+// returns once it listens. When the test ends it is stopped with SIGTERM and must exit 0.
+func StartPullgate(t testing.TB, bin, config string, env ...string) *Pullgate {
 	t.Helper()
-	p, listening := launchPullgate(t, bin, config)
+	p, listening := launchPullgate(t, bin, config, env...)
 	logOnFailure(t, "pullgate", p.Logs)
 	p.Host = awaitReady(t, "pullgate", "listen", p.cmd, p.done, listening, pullgateStartTimeout, p.Logs)
 	t.Cleanup(func() {

@@ -1,0 +1,474 @@
+package main
+
+// -replicas: the content store on the s3 driver (versitygw on 127.0.0.1) against the
+// filesystem driver, and replicas sharing one bucket, in one run.
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"go/build"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// replicaCount is how many replicas share the bucket in the burst.
+	replicaCount = 3
+	// s3Access, s3Secret and s3Region are versitygw's credentials here (loopback only).
+	s3Access, s3Secret, s3Region = "pullgatebench", "pullgatebenchsecret", "us-east-1"
+	// s3Bucket is the bucket every pullgate on s3 uses, under its own prefix.
+	s3Bucket = "pullgate-bench"
+)
+
+// replicasReport is what -replicas measures.
+type replicasReport struct {
+	Options        *options    `json:"options"`
+	Machine        machineInfo `json:"machine"`
+	ElapsedSeconds float64     `json:"elapsedSeconds"`
+	// Warm is blob throughput through one pullgate, content kept: filesystem against s3.
+	Warm struct {
+		Layers           int       `json:"layers"`
+		LayerBytes       int64     `json:"layerBytes"`
+		FilesystemMiBps  []float64 `json:"filesystemMiBps"`
+		S3MiBps          []float64 `json:"s3MiBps"`
+		FilesystemMedian float64   `json:"filesystemMedianMiBps"`
+		S3Median         float64   `json:"s3MedianMiBps"`
+		UpstreamBlobGETs int       `json:"upstreamBlobGETsDuringWarmRuns"`
+	} `json:"warm"`
+	// Burst is concurrent first pulls of one image over the replicas.
+	Burst struct {
+		Clients          int            `json:"clients"`
+		Replicas         int            `json:"replicas"`
+		Blobs            int            `json:"blobs"`
+		Seconds          float64        `json:"seconds"`
+		GETsPerBlob      map[string]int `json:"upstreamGETsPerBlob"`
+		Min, Max         int            `json:"-"`
+		TotalUpstreamGET int            `json:"upstreamBlobGETs"`
+	} `json:"burst"`
+}
+
+// runReplicas sets up the registry, signed images, versitygw and the pullgates, measures,
+// and stops everything before it returns.
+func runReplicas(ctx context.Context, o *options, progress io.Writer) (_ *replicasReport, err error) {
+	start := time.Now()
+	logf := func(format string, a ...any) { fmt.Fprintf(progress, "pullgate-bench: "+format+"\n", a...) }
+	r := &replicasReport{Options: o, Machine: machineInfo{
+		CPUs: runtime.NumCPU(), CPUModel: cpuModel(os.ReadFile), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		GoVersion: runtime.Version(), LoadAvgStart: loadAvg(os.ReadFile),
+	}}
+	dir, err := os.MkdirTemp("", "pullgate-bench-replicas-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	upstream, err := findRegistry(ctx, o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	r.Machine.Registry = upstream.version
+	bin := o.Pullgate
+	if bin == "" {
+		logf("building pullgate")
+		if bin, err = buildPullgate(ctx, dir); err != nil {
+			return nil, err
+		}
+	}
+	r.Machine.Pullgate = toolVersion(ctx, bin, "version")
+	client := newHTTPClient()
+	defer client.CloseIdleConnections()
+
+	logf("starting %s", upstream.version)
+	reg, regAddr, err := startRegistry(ctx, upstream, dir, client)
+	if err != nil {
+		return nil, err
+	}
+	defer reg.stop()
+	counter, err := startCountingRelay(regAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer counter.close()
+
+	sigDir := filepath.Join(dir, "lookaside")
+	signer, err := newSigner(sigDir)
+	if err != nil {
+		return nil, err
+	}
+	push := func(repo string, count int, size int64) (*pushedImage, error) {
+		d := filepath.Join(dir, "layers", filepath.FromSlash(repo))
+		img, err := buildAndPush(ctx, client, regAddr, d, repo, "v1", count, size)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.RemoveAll(d); err != nil {
+			return nil, err
+		}
+		return img, signer.sign(repo, "v1", img.digest)
+	}
+	logf("pushing and signing bench/multi:v1 (%d layers × %d MiB) and bench/burst:v1", o.Layers, o.LayerMiB)
+	multi, err := push("bench/multi", o.Layers, int64(o.LayerMiB)*mib)
+	if err != nil {
+		return nil, err
+	}
+	burst, err := push("bench/burst", o.Layers, int64(o.LayerMiB)*mib)
+	if err != nil {
+		return nil, err
+	}
+	ls, err := startLookaside(sigDir)
+	if err != nil {
+		return nil, err
+	}
+	defer ls.close()
+	trust, err := signer.writeTrust(dir, ls.url)
+	if err != nil {
+		return nil, err
+	}
+
+	logf("starting versitygw")
+	s3, err := startVersitygw(ctx, dir, client)
+	if err != nil {
+		return nil, err
+	}
+	defer s3.stop()
+
+	start1 := func(name, storage string) (*process, string, error) {
+		return startStoredPullgate(ctx, bin, filepath.Join(dir, name), counter.addr(), trust, storage, o.ProxyLogLevel, client)
+	}
+	fsPG, fsAddr, err := start1("fs", fmt.Sprintf("    filesystem:\n      rootdirectory: %q\n", filepath.Join(dir, "fs-data")))
+	if err != nil {
+		return nil, err
+	}
+	defer fsPG.stop()
+	s3PG, s3Addr, err := start1("s3", s3.storageYAML("/single"))
+	if err != nil {
+		return nil, err
+	}
+	defer s3PG.stop()
+
+	fsEnd := endpoint{name: "filesystem", base: "http://" + fsAddr + "/v2/" + upstreamName}
+	s3End := endpoint{name: "s3", base: "http://" + s3Addr + "/v2/" + upstreamName}
+	p := newPuller(client, o.ClientHash)
+	logf("first pull of bench/multi through each store (kept)")
+	for _, e := range []endpoint{fsEnd, s3End} {
+		if _, err := p.manifest(ctx, e.manifestURL(multi.repo, multi.tag)); err != nil {
+			return nil, err
+		}
+		if _, err := pullBlobs(ctx, p, e, multi.repo, multi.layers); err != nil {
+			return nil, err
+		}
+	}
+	before := counter.blobGETs("")
+	logf("warm blob throughput: %d layers × %d MiB, %d runs per store", o.Layers, o.LayerMiB, o.Runs)
+	fsSide, s3Side, err := blobThroughput(ctx, p, cpuMeter{registryPID: fsPG.pid(), pullgatePID: s3PG.pid()}, fsEnd, s3End, multi.repo, multi.layers, o.Runs)
+	if err != nil {
+		return nil, err
+	}
+	r.Warm.Layers, r.Warm.LayerBytes = len(multi.layers), int64(o.LayerMiB)*mib
+	r.Warm.FilesystemMiBps, r.Warm.S3MiBps = fsSide.runs, s3Side.runs
+	r.Warm.FilesystemMedian, r.Warm.S3Median = median(fsSide.runs), median(s3Side.runs)
+	r.Warm.UpstreamBlobGETs = counter.blobGETs("") - before
+
+	logf("starting %d replicas on one bucket", replicaCount)
+	var hosts []string
+	for i := range replicaCount {
+		pg, addr, err := start1(fmt.Sprintf("replica%d", i), s3.storageYAML("/replicas"))
+		if err != nil {
+			return nil, err
+		}
+		defer pg.stop()
+		hosts = append(hosts, addr)
+	}
+	logf("burst: %d clients pull bench/burst:v1 at once, each request to the next replica", o.BurstClients)
+	took, err := burstPull(ctx, hosts, burst, o.BurstClients)
+	if err != nil {
+		return nil, err
+	}
+	b := &r.Burst
+	b.Clients, b.Replicas, b.Blobs, b.Seconds = o.BurstClients, replicaCount, len(burst.layers), took.Seconds()
+	b.GETsPerBlob = map[string]int{}
+	b.Min = -1
+	for _, l := range burst.layers {
+		n := counter.blobGETs("/" + burst.repo + "/blobs/" + l.Digest.String())
+		b.GETsPerBlob[l.Digest.String()] = n
+		b.TotalUpstreamGET += n
+		if b.Min < 0 || n < b.Min {
+			b.Min = n
+		}
+		b.Max = max(b.Max, n)
+	}
+	r.Machine.LoadAvgEnd = loadAvg(os.ReadFile)
+	r.ElapsedSeconds = time.Since(start).Seconds()
+	return r, nil
+}
+
+// burstPull starts clients goroutines at once; each GETs the manifest and then every
+// layer, every request to the next replica in turn, and checks each body.
+func burstPull(ctx context.Context, hosts []string, img *pushedImage, clients int) (time.Duration, error) {
+	var next atomic.Uint64
+	pick := func() endpoint {
+		h := hosts[int(next.Add(1)-1)%len(hosts)]
+		return endpoint{base: "http://" + h + "/v2/" + upstreamName}
+	}
+	ready := make(chan struct{})
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := newHTTPClient()
+			defer c.CloseIdleConnections()
+			p := newPuller(c, true)
+			<-ready
+			if _, err := p.manifest(ctx, pick().manifestURL(img.repo, img.tag)); err != nil {
+				errs <- err
+				return
+			}
+			for _, l := range img.layers {
+				if _, err := p.blob(ctx, pick().blobURL(img.repo, l.Digest), l); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	close(ready)
+	wg.Wait()
+	took := time.Since(start)
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return took, errors.Join(all...)
+}
+
+// storedConfig is a pullgate configuration with a content store.
+const storedConfig = `listen: %q
+upstreams:
+  - registry: %q
+    url: %q
+policy:
+  path: %q
+  registriesDir: %q
+log:
+  level: %q
+  format: text
+content:
+  storage:
+%s`
+
+func startStoredPullgate(ctx context.Context, bin, dir, upstreamAddr string, f *trustFiles, storage, logLevel string, client *http.Client) (*process, string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	cfg := fmt.Sprintf(storedConfig, addr, upstreamName, "http://"+upstreamAddr, f.policy, f.registriesD, strings.ToLower(logLevel), storage)
+	cfgPath := filepath.Join(dir, "pullgate.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, "", err
+	}
+	p, err := startServer(ctx, client, "pullgate", filepath.Join(dir, "pullgate.log"), addr, bin, "serve", "--config", cfgPath)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, addr, nil
+}
+
+// countingRelay stands between the pullgates and the registry and counts blob GETs.
+type countingRelay struct {
+	ln   net.Listener
+	srv  *http.Server
+	mu   sync.Mutex
+	gets map[string]int // by path
+}
+
+func startCountingRelay(target string) (*countingRelay, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	c := &countingRelay{ln: ln, gets: map[string]int{}}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	rp.FlushInterval = -1
+	c.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			c.mu.Lock()
+			c.gets[r.URL.Path]++
+			c.mu.Unlock()
+		}
+		rp.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: readyTimeout}
+	go c.srv.Serve(ln)
+	return c, nil
+}
+
+func (c *countingRelay) addr() string { return c.ln.Addr().String() }
+
+// blobGETs counts the blob GETs whose path contains part ("" for all).
+func (c *countingRelay) blobGETs(part string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for p, k := range c.gets {
+		if strings.Contains(p, part) {
+			n += k
+		}
+	}
+	return n
+}
+
+func (c *countingRelay) close() { _ = c.srv.Close() }
+
+// versitygw is an S3 server (versitygw's posix backend) in the benchmark's folder.
+type versitygw struct {
+	*process
+	endpoint string
+}
+
+// startVersitygw starts versitygw (in PATH or the Go bin folder; hack/install-test-tools.sh
+// installs it) and makes the bucket.
+func startVersitygw(ctx context.Context, dir string, client *http.Client) (*versitygw, error) {
+	bin, err := exec.LookPath("versitygw")
+	if err != nil {
+		bin = filepath.Join(build.Default.GOPATH, "bin", "versitygw")
+		if _, serr := os.Stat(bin); serr != nil {
+			return nil, fmt.Errorf("versitygw is not installed (hack/install-test-tools.sh installs it): %w", err)
+		}
+	}
+	data := filepath.Join(dir, "s3-data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProcess("versitygw", filepath.Join(dir, "versitygw.log"), bin, "--port", addr,
+		"--access", s3Access, "--secret", s3Secret, "--region", s3Region, "--quiet", "posix", data)
+	if err != nil {
+		return nil, err
+	}
+	v := &versitygw{process: p, endpoint: "http://" + addr}
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, v.endpoint+"/"+s3Bucket, nil)
+		signS3(req, time.Now().UTC())
+		resp, err := client.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorRead))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return v, nil
+			}
+			p.stop()
+			return nil, fmt.Errorf("versitygw: creating bucket: %s: %s", resp.Status, body)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			p.stop()
+			return nil, fmt.Errorf("versitygw did not answer on %s: %w", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// storageYAML is the content.storage entry naming the s3 driver on the bucket under prefix.
+func (v *versitygw) storageYAML(prefix string) string {
+	params := map[string]any{"accesskey": s3Access, "secretkey": s3Secret, "region": s3Region,
+		"regionendpoint": v.endpoint, "forcepathstyle": true, "bucket": s3Bucket, "secure": false,
+		"v4auth": true, "rootdirectory": prefix}
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString("    s3:\n")
+	for _, k := range keys {
+		j, _ := json.Marshal(params[k])
+		fmt.Fprintf(&b, "      %s: %s\n", k, j)
+	}
+	return b.String()
+}
+
+// signS3 adds AWS Signature Version 4 headers to a request with an empty body.
+func signS3(req *http.Request, now time.Time) {
+	const emptyHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	amzDate := now.Format("20060102T150405Z")
+	day := now.Format("20060102")
+	req.Header.Set("x-amz-content-sha256", emptyHash)
+	req.Header.Set("x-amz-date", amzDate)
+	signed := "host;x-amz-content-sha256;x-amz-date"
+	canonical := strings.Join([]string{
+		req.Method, req.URL.EscapedPath(), req.URL.RawQuery,
+		"host:" + req.URL.Host + "\nx-amz-content-sha256:" + emptyHash + "\nx-amz-date:" + amzDate + "\n",
+		signed, emptyHash,
+	}, "\n")
+	scope := day + "/" + s3Region + "/s3/aws4_request"
+	sum := sha256.Sum256([]byte(canonical))
+	toSign := "AWS4-HMAC-SHA256\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
+	key := []byte("AWS4" + s3Secret)
+	for _, part := range []string{day, s3Region, "s3", "aws4_request"} {
+		key = hmacSum(key, part)
+	}
+	req.Header.Set("Authorization", fmt.Sprintf("AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+		s3Access, scope, signed, hex.EncodeToString(hmacSum(key, toSign))))
+}
+
+func hmacSum(key []byte, data string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(data))
+	return m.Sum(nil)
+}
+
+func (r *replicasReport) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func (r *replicasReport) writeTable(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pullgate-bench -replicas: %d CPUs (%s), %s, load %s → %s, %.0f s\n", r.Machine.CPUs, r.Machine.CPUModel,
+		r.Machine.GoVersion, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd, r.ElapsedSeconds)
+	fmt.Fprintf(&b, "\nwarm blob throughput through one pullgate (%d layers × %d MiB, content kept, median of %d runs):\n",
+		r.Warm.Layers, r.Warm.LayerBytes/mib, len(r.Warm.S3MiBps))
+	fmt.Fprintf(&b, "  filesystem driver  %8.1f MiB/s  runs %s\n", r.Warm.FilesystemMedian, runsList(r.Warm.FilesystemMiBps))
+	fmt.Fprintf(&b, "  s3 driver          %8.1f MiB/s  runs %s\n", r.Warm.S3Median, runsList(r.Warm.S3MiBps))
+	fmt.Fprintf(&b, "  upstream blob GETs during the warm runs: %d\n", r.Warm.UpstreamBlobGETs)
+	fmt.Fprintf(&b, "\n%d concurrent first pulls over %d replicas on one bucket (%d layers, %.1f s):\n",
+		r.Burst.Clients, r.Burst.Replicas, r.Burst.Blobs, r.Burst.Seconds)
+	fmt.Fprintf(&b, "  upstream GETs per blob: min %d, max %d, %.2f on average (%d in all)\n", r.Burst.Min, r.Burst.Max,
+		float64(r.Burst.TotalUpstreamGET)/float64(max(r.Burst.Blobs, 1)), r.Burst.TotalUpstreamGET)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func runsList(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.0f", x)
+	}
+	return strings.Join(parts, " ")
+}
