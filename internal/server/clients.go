@@ -72,7 +72,13 @@ func userAgent() string { return "pullgate/" + version.String() }
 func UpstreamOptions(cfg *config.Config, logger *slog.Logger) ([]upstream.Options, error) {
 	opts := make([]upstream.Options, 0, len(cfg.Upstreams))
 	for i, u := range cfg.Upstreams {
-		parsed, err := url.Parse(u.URL)
+		raw := u.URL
+		if u.Offline && raw == "" {
+			// Never contacted (the content store answers for it, and the signature finder
+			// reads only kept signatures); .invalid never resolves (RFC 2606).
+			raw = "http://offline.invalid"
+		}
+		parsed, err := url.Parse(raw)
 		if err != nil {
 			// validate has checked every URL; this only guards against a caller skipping it.
 			return nil, fmt.Errorf("upstreams[%d].url: %w", i, config.ErrInvalid)

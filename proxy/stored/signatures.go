@@ -2,6 +2,7 @@ package stored
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 
@@ -41,6 +42,9 @@ type Signatures struct {
 	store   SignatureStore
 	offline map[string]bool
 	pending *lru.Cache[sigKey, []policy.Signature]
+	// written remembers a digest of the set last kept per image, so that a set found
+	// again unchanged (another identity's evaluation of the same digest) is not rewritten.
+	written *lru.Cache[sigKey, digest.Digest]
 	log     *slog.Logger
 }
 
@@ -56,7 +60,8 @@ func NewSignatures(live Finder, st SignatureStore, offline map[string]bool, log 
 		log = slog.New(slog.DiscardHandler)
 	}
 	pending, _ := lru.New[sigKey, []policy.Signature](pendingSignatures)
-	return &Signatures{live: live, store: st, offline: offline, pending: pending, log: log}
+	written, _ := lru.New[sigKey, digest.Digest](pendingSignatures)
+	return &Signatures{live: live, store: st, offline: offline, pending: pending, written: written, log: log}
 }
 
 // WithLive returns a finder over another live finder (a policy reload replaced
@@ -115,12 +120,25 @@ func (s *Signatures) Keep(ctx context.Context, registry, repo string, d digest.D
 		out = append(out, store.Signature{Format: string(sg.Format), Data: sg.Data, MIMEType: sg.MIMEType,
 			Annotations: sg.Annotations, Origin: sg.Origin})
 	}
+	key := sigKey{registry, repo, d}
+	sum := setDigest(out)
+	if last, ok := s.written.Get(key); ok && last == sum {
+		s.pending.Remove(key)
+		return
+	}
 	if err := s.store.PutSignatures(ctx, registry, repo, d, out); err != nil {
 		s.log.ErrorContext(ctx, "failed to keep signatures in the content store", "upstream", registry,
 			"repository", repo, "digest", d, "error", err)
 		return
 	}
-	s.pending.Remove(sigKey{registry, repo, d})
+	s.pending.Remove(key)
+	s.written.Add(key, sum)
+}
+
+// setDigest names a signature set by its content.
+func setDigest(sigs []store.Signature) digest.Digest {
+	b, _ := json.Marshal(sigs) // plain data: cannot fail
+	return digest.FromBytes(b)
 }
 
 // KeptSimpleSignatures is pullgate's signature API for an upstream that is never
