@@ -2,8 +2,10 @@
 # install-test-tools.sh: installs, idempotently, every third-party program pullgate's tests use.
 # Debian packages: skopeo (GPG simple signing, sigstore compiled out in Debian), gnupg, and the
 # real clients of the client-setup tests (integration/clients_*_test.go): containerd (its daemon
-# and ctr, which the tests start themselves in a temporary folder) and podman (run without a
-# daemon, vfs storage). Neither package starts a daemon here: the tests need no systemd.
+# and ctr, which the tests start themselves in a temporary folder), podman (run without a
+# daemon, vfs storage) and docker.io (dockerd 20.10 and docker, the daemon started by the
+# tests with its state in a temporary folder). No package starts a daemon here: the tests
+# need no systemd.
 # Go tools at pinned versions: crane, cosign, the OCI conformance suite, versitygw (the S3 server
 # of the content store's s3 tests, internal/testsupport/versitygw), and the containers/image
 # oracle (integration/oracle). Registries in tests are distribution's, in-process.
@@ -75,14 +77,14 @@ apt_pkgs() {
 command -v go >/dev/null || { log "go is not installed"; exit 1; }
 command -v dpkg-query >/dev/null || { log "this script needs a Debian-like system (dpkg/apt)"; exit 1; }
 
-apt_pkgs skopeo gnupg ca-certificates containerd podman
+apt_pkgs skopeo gnupg ca-certificates containerd podman docker.io
 go_tool crane       github.com/google/go-containerregistry  github.com/google/go-containerregistry/cmd/crane   "$V_GGCR"
 go_tool conformance github.com/opencontainers/distribution-spec/conformance github.com/opencontainers/distribution-spec/conformance "$V_CONFORMANCE"
 go_tool cosign      github.com/sigstore/cosign/v2           github.com/sigstore/cosign/v2/cmd/cosign          "$V_COSIGN"
 go_tool versitygw   github.com/versity/versitygw            github.com/versity/versitygw/cmd/versitygw        "$V_VERSITYGW"
 oracle_tool
 
-for b in skopeo gpg containerd ctr podman crane conformance cosign versitygw policypull; do
+for b in skopeo gpg containerd ctr podman dockerd docker crane conformance cosign versitygw policypull; do
   command -v "$b" >/dev/null || { log "missing after install: $b"; exit 1; }
 done
 log "tools ready in $GOBIN"
