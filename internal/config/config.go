@@ -6,12 +6,12 @@
 package config
 
 import (
+	"github.com/pullgate/pullgate/internal/readfile"
+
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -297,24 +297,12 @@ func Load(path string) (*Config, []string, error) {
 
 // readConfigFile reads at most maxConfigSize bytes of a regular file.
 func readConfigFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	raw, err := readfile.Bounded(path, maxConfigSize)
+	if readfile.Refused(err) {
+		return nil, fmt.Errorf("config file: %w: %w", ErrInvalid, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("config file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("config file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("config file %s: %w: not a regular file", path, ErrInvalid)
-	}
-	raw, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("config file %s: %w", path, err)
-	}
-	if len(raw) > maxConfigSize {
-		return nil, fmt.Errorf("config file %s: %w: larger than %d bytes", path, ErrInvalid, maxConfigSize)
 	}
 	return raw, nil
 }

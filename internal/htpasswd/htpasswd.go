@@ -6,13 +6,13 @@
 package htpasswd
 
 import (
+	"github.com/pullgate/pullgate/internal/readfile"
+
 	"bufio"
 	"bytes"
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -47,24 +47,12 @@ type File struct {
 
 // ReadFile reads and parses the file at path.
 func ReadFile(path string) (*File, error) {
-	f, err := os.Open(path)
+	data, err := readfile.Bounded(path, MaxFileSize)
+	if readfile.Refused(err) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrInvalid, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrInvalid, path, MaxFileSize)
 	}
 	file, err := Parse(data)
 	if err != nil {

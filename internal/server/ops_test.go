@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -313,7 +314,7 @@ func TestOpsHandler(t *testing.T) {
 	if code, _ := get("/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz with a reachable store: %d", code)
 	}
-	reachable = errNotRegular
+	reachable = errors.New("the store does not answer")
 	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "content store") {
 		t.Errorf("/readyz with an unreachable store: %d %q", code, body)
 	}

@@ -1,12 +1,11 @@
 package server
 
 import (
+	"github.com/pullgate/pullgate/internal/readfile"
+
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sync/atomic"
 
 	"github.com/pullgate/pullgate/internal/config"
@@ -104,27 +103,4 @@ func (t *TLSFiles) Config() *tls.Config {
 }
 
 // readBounded reads a regular file of at most maxTLSFileSize bytes.
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w", path, errNotRegular)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxTLSFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(data) > maxTLSFileSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxTLSFileSize)
-	}
-	return data, nil
-}
-
-var errNotRegular = errors.New("not a regular file")
+func readBounded(path string) ([]byte, error) { return readfile.Bounded(path, maxTLSFileSize) }
