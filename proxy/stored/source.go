@@ -160,13 +160,7 @@ func (s *Source) Manifest(ctx context.Context, repo, ref string, accept []string
 // manifestByTag resolves a tag: fresh confirmation → the store; else the upstream (a HEAD
 // when the digest it names is kept); unreachable → the last confirmation within MaxStale.
 func (s *Source) manifestByTag(ctx context.Context, repo, tag string, accept []string) (*content.Manifest, error) {
-	t, tagErr := s.o.Store.GetTag(ctx, s.o.Registry, repo, tag)
-	var keptM *content.Manifest
-	if tagErr == nil {
-		if m, ok := s.kept(ctx, repo, t.Digest); ok && acceptable(m.ContentType, accept) {
-			keptM = m
-		}
-	}
+	t, keptM := s.keptTag(ctx, repo, tag, accept)
 	if keptM != nil && s.fresh(t) {
 		s.o.Store.CountHit()
 		return keptM, nil
@@ -207,6 +201,19 @@ func (s *Source) manifestByTag(ctx context.Context, repo, tag string, accept []s
 	}
 	s.o.Store.CountMiss()
 	return m, nil
+}
+
+// keptTag returns the store's confirmation of tag and the kept manifest it names, nil
+// when none is kept or the client's Accept does not take its media type.
+func (s *Source) keptTag(ctx context.Context, repo, tag string, accept []string) (store.Tag, *content.Manifest) {
+	t, err := s.o.Store.GetTag(ctx, s.o.Registry, repo, tag)
+	if err != nil {
+		return t, nil
+	}
+	if m, ok := s.kept(ctx, repo, t.Digest); ok && acceptable(m.ContentType, accept) {
+		return t, m
+	}
+	return t, nil
 }
 
 // staleOr answers with the kept manifest of a tag whose confirmation is within MaxStale,
@@ -284,13 +291,7 @@ func (s *Source) HeadManifest(ctx context.Context, repo, ref string, accept []st
 		}
 		return s.o.Inner.HeadManifest(ctx, repo, ref, accept)
 	}
-	t, tagErr := s.o.Store.GetTag(ctx, s.o.Registry, repo, ref)
-	var keptM *content.Manifest
-	if tagErr == nil {
-		if m, ok := s.kept(ctx, repo, t.Digest); ok && acceptable(m.ContentType, accept) {
-			keptM = m
-		}
-	}
+	t, keptM := s.keptTag(ctx, repo, ref, accept)
 	if keptM != nil && s.fresh(t) {
 		return descriptorOf(keptM), nil
 	}
