@@ -103,17 +103,9 @@ func runMirror(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return flagExit(err)
 	}
-	cfg, progress, code := c.load(ctx)
+	s, refs, code := c.session(ctx, rest)
 	if code != exitOK {
 		return code
-	}
-	refs, code := c.refs(rest)
-	if code != exitOK {
-		return code
-	}
-	s, err := airgap.Open(ctx, cfg, newLogger(cfg.Log, stderr), progress())
-	if err != nil {
-		return c.fail("%v", err)
 	}
 	defer s.Close()
 	p := &printer{w: stdout}
@@ -132,17 +124,9 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if *output == "" {
 		return c.fail("--output DIR is required")
 	}
-	cfg, progress, code := c.load(ctx)
+	s, refs, code := c.session(ctx, rest)
 	if code != exitOK {
 		return code
-	}
-	refs, code := c.refs(rest)
-	if code != exitOK {
-		return code
-	}
-	s, err := airgap.Open(ctx, cfg, newLogger(cfg.Log, stderr), progress())
-	if err != nil {
-		return c.fail("%v", err)
 	}
 	defer s.Close()
 	p := &printer{w: stdout}
@@ -150,6 +134,24 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return c.fail("%v", err)
 	}
 	return p.code
+}
+
+// session loads the configuration, reads the references (IMAGE arguments and --images)
+// and opens the air-gap session mirror and export work in.
+func (c *airgapCommand) session(ctx context.Context, rest []string) (*airgap.Session, []string, int) {
+	cfg, progress, code := c.load(ctx)
+	if code != exitOK {
+		return nil, nil, code
+	}
+	refs, code := c.refs(rest)
+	if code != exitOK {
+		return nil, nil, code
+	}
+	s, err := airgap.Open(ctx, cfg, newLogger(cfg.Log, c.stderr), progress())
+	if err != nil {
+		return nil, nil, c.fail("%v", err)
+	}
+	return s, refs, exitOK
 }
 
 // runImport implements `pullgate import --config FILE DIR`.
