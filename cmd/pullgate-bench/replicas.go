@@ -4,10 +4,9 @@ package main
 // filesystem driver, and replicas sharing one bucket, in one run.
 
 import (
+	vgw "github.com/pullgate/pullgate/internal/testsupport/versitygw"
+
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -374,7 +373,7 @@ func startVersitygw(ctx context.Context, dir string, client *http.Client) (*vers
 	deadline := time.Now().Add(readyTimeout)
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, v.endpoint+"/"+s3Bucket, nil)
-		signS3(req, time.Now().UTC())
+		v.s3Server().Sign(req, time.Now().UTC())
 		resp, err := client.Do(req)
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorRead))
@@ -393,11 +392,15 @@ func startVersitygw(ctx context.Context, dir string, client *http.Client) (*vers
 	}
 }
 
+// s3Server is versitygw as the test helper knows it: its driver parameters and request
+// signing.
+func (v *versitygw) s3Server() *vgw.Server {
+	return &vgw.Server{Endpoint: v.endpoint, AccessKey: s3Access, SecretKey: s3Secret, Region: s3Region}
+}
+
 // storageYAML is the content.storage entry naming the s3 driver on the bucket under prefix.
 func (v *versitygw) storageYAML(prefix string) string {
-	params := map[string]any{"accesskey": s3Access, "secretkey": s3Secret, "region": s3Region,
-		"regionendpoint": v.endpoint, "forcepathstyle": true, "bucket": s3Bucket, "secure": false,
-		"v4auth": true, "rootdirectory": prefix}
+	params := v.s3Server().DriverParams(s3Bucket, prefix)
 	keys := make([]string, 0, len(params))
 	for k := range params {
 		keys = append(keys, k)
@@ -410,36 +413,6 @@ func (v *versitygw) storageYAML(prefix string) string {
 		fmt.Fprintf(&b, "      %s: %s\n", k, j)
 	}
 	return b.String()
-}
-
-// signS3 adds AWS Signature Version 4 headers to a request with an empty body.
-func signS3(req *http.Request, now time.Time) {
-	const emptyHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-	amzDate := now.Format("20060102T150405Z")
-	day := now.Format("20060102")
-	req.Header.Set("x-amz-content-sha256", emptyHash)
-	req.Header.Set("x-amz-date", amzDate)
-	signed := "host;x-amz-content-sha256;x-amz-date"
-	canonical := strings.Join([]string{
-		req.Method, req.URL.EscapedPath(), req.URL.RawQuery,
-		"host:" + req.URL.Host + "\nx-amz-content-sha256:" + emptyHash + "\nx-amz-date:" + amzDate + "\n",
-		signed, emptyHash,
-	}, "\n")
-	scope := day + "/" + s3Region + "/s3/aws4_request"
-	sum := sha256.Sum256([]byte(canonical))
-	toSign := "AWS4-HMAC-SHA256\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
-	key := []byte("AWS4" + s3Secret)
-	for _, part := range []string{day, s3Region, "s3", "aws4_request"} {
-		key = hmacSum(key, part)
-	}
-	req.Header.Set("Authorization", fmt.Sprintf("AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
-		s3Access, scope, signed, hex.EncodeToString(hmacSum(key, toSign))))
-}
-
-func hmacSum(key []byte, data string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(data))
-	return m.Sum(nil)
 }
 
 func (r *replicasReport) writeJSON(w io.Writer) error {

@@ -92,7 +92,7 @@ func (s *Server) CreateBucket(t testing.TB, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.sign(req, time.Now().UTC())
+	s.Sign(req, time.Now().UTC())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("creating bucket %s: %v", name, err)
@@ -120,8 +120,9 @@ func (s *Server) DriverParams(bucket, rootdirectory string) map[string]any {
 	}
 }
 
-// sign adds AWS Signature Version 4 headers to a request with an empty body.
-func (s *Server) sign(req *http.Request, now time.Time) {
+// Sign adds AWS Signature Version 4 headers, with s's credentials and region, to a
+// request with an empty body (the benchmark makes its bucket with it too).
+func (s *Server) Sign(req *http.Request, now time.Time) {
 	const emptyHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 	amzDate := now.Format("20060102T150405Z")
 	day := now.Format("20060102")
