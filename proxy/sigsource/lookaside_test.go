@@ -166,12 +166,8 @@ func TestLookasideFile(t *testing.T) {
 // file fails the whole lookup (indeterminate, never an accept), and the read stops at the
 // first missing number.
 func TestLookasideVerdicts(t *testing.T) {
-	trusted := pgptest.NewKey(t, "trusted", pgptest.KeyOptions{})
-	other := pgptest.NewKey(t, "other", pgptest.KeyOptions{})
 	d := digest.FromString("manifest of registry.test/org/app:1")
-	ref := testRegistryName + "/" + testRepo + ":1"
-	good := pgptest.SimpleSignature(t, trusted, d.String(), ref)
-	wrongKey := pgptest.SimpleSignature(t, other, d.String(), ref)
+	trusted, good, wrongKey := trustedAndSignatures(t, d)
 	armored := pgptest.Armor(t, "PGP MESSAGE", good)
 	html := func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
