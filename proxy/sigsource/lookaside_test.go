@@ -22,8 +22,6 @@ import (
 
 var testDigest = digest.FromString("manifest")
 
-// lookasideServer serves count signatures below /base/org/app@sha256=<hex>/; override
-// answers chosen signature numbers differently.
 // readAll reads every signature below base.
 func readAll(l *Lookaside, base *url.URL) ([]RawSignature, error) {
 	var out []RawSignature
@@ -34,6 +32,8 @@ func readAll(l *Lookaside, base *url.URL) ([]RawSignature, error) {
 	return out, err
 }
 
+// lookasideServer serves count signatures below /base/org/app@sha256=<hex>/; override
+// answers chosen signature numbers differently.
 func lookasideServer(t *testing.T, count int, override map[int]func(http.ResponseWriter)) (*url.URL, *[]string) {
 	t.Helper()
 	var mu sync.Mutex
