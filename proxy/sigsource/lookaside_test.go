@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,8 +21,6 @@ import (
 
 var testDigest = digest.FromString("manifest")
 
-// lookasideServer serves count signatures below /base/org/app@sha256=<hex>/; override
-// answers chosen signature numbers differently.
 // readAll reads every signature below base.
 func readAll(l *Lookaside, base *url.URL) ([]RawSignature, error) {
 	var out []RawSignature
@@ -34,33 +31,19 @@ func readAll(l *Lookaside, base *url.URL) ([]RawSignature, error) {
 	return out, err
 }
 
-func lookasideServer(t *testing.T, count int, override map[int]func(http.ResponseWriter)) (*url.URL, *[]string) {
+// lookasideServer serves count signatures below /base/org/app@sha256=<hex>/; override
+// answers chosen signature numbers differently.
+func lookasideServer(t *testing.T, count int, override map[int]func(http.ResponseWriter)) (*url.URL, *sigServer) {
 	t.Helper()
-	var mu sync.Mutex
-	var paths []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		paths = append(paths, r.URL.Path)
-		mu.Unlock()
-		prefix := "/base/org/app@sha256=" + testDigest.Encoded() + "/signature-"
-		n, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, prefix))
-		if !strings.HasPrefix(r.URL.Path, prefix) || err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		if f, ok := override[n]; ok {
-			f(w)
-			return
-		}
-		if n > count {
-			http.NotFound(w, r)
-			return
-		}
-		w.Write([]byte("sig-" + strconv.Itoa(n)))
-	}))
-	t.Cleanup(srv.Close)
-	u, _ := url.Parse(srv.URL + "/base/org/app")
-	return u, &paths
+	s := newSigServer(t)
+	for n := 1; n <= count; n++ {
+		s.put(testRepo, testDigest, n, []byte("sig-"+strconv.Itoa(n)))
+	}
+	for n, f := range override {
+		s.answer(sigPath(testRepo, testDigest, n), func(w http.ResponseWriter, _ *http.Request) { f(w) })
+	}
+	u, _ := url.Parse(s.URL + "/base/org/app")
+	return u, s
 }
 
 func TestLookasideHTTP(t *testing.T) {
@@ -112,7 +95,7 @@ func TestLookasideHTTP(t *testing.T) {
 }
 
 func TestLookasideURLLayout(t *testing.T) {
-	base, paths := lookasideServer(t, 1, nil)
+	base, lookaside := lookasideServer(t, 1, nil)
 	if _, err := readAll(&Lookaside{}, base); err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +103,8 @@ func TestLookasideURLLayout(t *testing.T) {
 		"/base/org/app@sha256=" + testDigest.Encoded() + "/signature-1",
 		"/base/org/app@sha256=" + testDigest.Encoded() + "/signature-2",
 	}
-	if strings.Join(*paths, " ") != strings.Join(want, " ") {
-		t.Fatalf("requested %v, want %v", *paths, want)
+	if paths := lookaside.requests(); strings.Join(paths, " ") != strings.Join(want, " ") {
+		t.Fatalf("requested %v, want %v", paths, want)
 	}
 }
 
@@ -166,12 +149,8 @@ func TestLookasideFile(t *testing.T) {
 // file fails the whole lookup (indeterminate, never an accept), and the read stops at the
 // first missing number.
 func TestLookasideVerdicts(t *testing.T) {
-	trusted := pgptest.NewKey(t, "trusted", pgptest.KeyOptions{})
-	other := pgptest.NewKey(t, "other", pgptest.KeyOptions{})
 	d := digest.FromString("manifest of registry.test/org/app:1")
-	ref := testRegistryName + "/" + testRepo + ":1"
-	good := pgptest.SimpleSignature(t, trusted, d.String(), ref)
-	wrongKey := pgptest.SimpleSignature(t, other, d.String(), ref)
+	trusted, good, wrongKey := trustedAndSignatures(t, d)
 	armored := pgptest.Armor(t, "PGP MESSAGE", good)
 	html := func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html")

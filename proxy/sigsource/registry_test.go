@@ -49,6 +49,16 @@ func evaluate(t *testing.T, p *policy.Policy, f *Finder, tag string, d digest.Di
 	return p.Evaluate(context.Background(), policy.Image{Identity: identity, Digest: d}, src)
 }
 
+// trustedAndSignatures returns a key and two simple signatures of d for
+// registry.test/org/app:1: good by that key, wrongKey by another.
+func trustedAndSignatures(t *testing.T, d digest.Digest) (trusted *pgptest.Key, good, wrongKey []byte) {
+	t.Helper()
+	trusted = pgptest.NewKey(t, "trusted", pgptest.KeyOptions{})
+	other := pgptest.NewKey(t, "other", pgptest.KeyOptions{})
+	ref := testRegistryName + "/" + testRepo + ":1"
+	return trusted, pgptest.SimpleSignature(t, trusted, d.String(), ref), pgptest.SimpleSignature(t, other, d.String(), ref)
+}
+
 func signatureListEntry(version int, typ string, content []byte) string {
 	return `{"schemaVersion":` + string(rune('0'+version)) + `,"type":"` + typ + `","name":"x@y","content":"` +
 		base64.StdEncoding.EncodeToString(content) + `"}`
@@ -58,12 +68,8 @@ func signatureListEntry(version int, typ string, content []byte) string {
 // upstream advertises it, it is the only simple-signing source: a configured lookaside is
 // not read at all.
 func TestSignatureAPI(t *testing.T) {
-	trusted := pgptest.NewKey(t, "trusted", pgptest.KeyOptions{})
-	other := pgptest.NewKey(t, "other", pgptest.KeyOptions{})
 	d := digest.FromString("an image manifest")
-	ref := testRegistryName + "/" + testRepo + ":1"
-	good := pgptest.SimpleSignature(t, trusted, d.String(), ref)
-	wrongKey := pgptest.SimpleSignature(t, other, d.String(), ref)
+	trusted, good, wrongKey := trustedAndSignatures(t, d)
 	apiPath := "/extensions/v2/" + testRepo + "/signatures/" + d.String()
 	status := func(code int) http.HandlerFunc {
 		return func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }

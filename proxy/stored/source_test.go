@@ -197,6 +197,14 @@ func pull(t *testing.T, s *Source, ref string, layer digest.Digest) *content.Man
 	return m
 }
 
+// pullTestImage puts the test image in f and pulls it through s as v1.
+func pullTestImage(t *testing.T, f *fakeUpstream, s *Source) (*content.Manifest, []byte) {
+	t.Helper()
+	m, layer := testImage(t, f)
+	pull(t, s, "v1", digest.FromBytes(layer))
+	return m, layer
+}
+
 // waitKept waits until the store committed blob d (a shared download commits after its
 // last reader got the last byte).
 func waitKept(t *testing.T, s *Source, d digest.Digest) {
@@ -213,9 +221,8 @@ func waitKept(t *testing.T, s *Source, d digest.Digest) {
 func TestWarmPullsAskNothingUpstream(t *testing.T) {
 	f := newFakeUpstream()
 	s, _, clk := newTestSource(t, f, Options{TagTTL: time.Minute, MaxStale: time.Hour})
-	m, layer := testImage(t, f)
+	m, layer := pullTestImage(t, f, s)
 	ld := digest.FromBytes(layer)
-	pull(t, s, "v1", ld)
 	if f.n("GET manifest") != 1 || f.n("GET blob") != 1 {
 		t.Fatalf("first pull: upstream calls %v", f.calls)
 	}
@@ -259,8 +266,7 @@ func TestUnreachableUpstreamServesStaleTags(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeUpstream()
 			s, _, clk := newTestSource(t, f, Options{TagTTL: time.Minute, MaxStale: tc.maxStale})
-			m, layer := testImage(t, f)
-			pull(t, s, "v1", digest.FromBytes(layer))
+			m, _ := pullTestImage(t, f, s)
 			f.down = true
 			clk.advance(tc.age)
 			ctx := context.Background()
@@ -289,9 +295,7 @@ func TestUnreachableUpstreamServesStaleTags(t *testing.T) {
 func TestOfflineAnswersOnlyFromTheStore(t *testing.T) {
 	f := newFakeUpstream()
 	online, st, _ := newTestSource(t, f, Options{TagTTL: time.Minute, MaxStale: time.Hour})
-	m, layer := testImage(t, f)
-	ld := digest.FromBytes(layer)
-	pull(t, online, "v1", ld)
+	m, _ := pullTestImage(t, f, online)
 	before := f.n("GET manifest") + f.n("HEAD manifest") + f.n("GET blob")
 
 	offline, err := New(Options{Registry: testRegistry, Offline: true, Store: st, TagTTL: time.Minute, MaxStale: 0})
@@ -328,8 +332,7 @@ func TestOfflineAnswersOnlyFromTheStore(t *testing.T) {
 func TestClientAcceptDecidesWhetherTheKeptTagAnswers(t *testing.T) {
 	f := newFakeUpstream()
 	s, _, _ := newTestSource(t, f, Options{TagTTL: time.Hour, MaxStale: time.Hour})
-	_, layer := testImage(t, f)
-	pull(t, s, "v1", digest.FromBytes(layer))
+	pullTestImage(t, f, s)
 	if _, err := s.Manifest(context.Background(), testRepo, "v1", []string{"application/vnd.docker.distribution.manifest.v2+json"}); err != nil {
 		t.Fatal(err)
 	}
@@ -348,9 +351,8 @@ func TestFlippedByteInAKeptBlobIsCaughtOnFirstServe(t *testing.T) {
 	ctx := context.Background()
 	f := newFakeUpstream()
 	s, st, _ := newTestSource(t, f, Options{TagTTL: time.Minute})
-	_, layer := testImage(t, f)
+	_, layer := pullTestImage(t, f, s)
 	ld := digest.FromBytes(layer)
-	pull(t, s, "v1", ld)
 
 	// A new process on the same store (nothing checked yet) whose kept bytes rotted.
 	st2, err := store.Open(ctx, store.Options{Driver: storeDriver(t, st), SpoolDir: t.TempDir()})
@@ -422,8 +424,7 @@ func TestKeepingTwiceWritesOnce(t *testing.T) {
 func TestUnreachableUpstreamIsNotAskedAgainAtOnce(t *testing.T) {
 	f := newFakeUpstream()
 	s, _, clk := newTestSource(t, f, Options{TagTTL: time.Minute, MaxStale: time.Hour})
-	_, layer := testImage(t, f)
-	pull(t, s, "v1", digest.FromBytes(layer))
+	pullTestImage(t, f, s)
 	f.down = true
 	clk.advance(2 * time.Minute)
 	ctx := context.Background()
