@@ -332,11 +332,11 @@ func (s *Source) HeldManifest(ctx context.Context, repo string, d digest.Digest)
 // KeepManifest implements content.ManifestKeeper: the gate admitted m for ref.
 func (s *Source) KeepManifest(ctx context.Context, repo, ref string, m *content.Manifest) {
 	s.o.Store.Touch(s.o.Registry, repo, m.Digest)
-	if _, err := digest.Parse(ref); err != nil && !m.Stale {
-		// A tag the upstream just named (a stale answer is not a confirmation).
-		if t, err := s.o.Store.GetTag(ctx, s.o.Registry, repo, ref); err != nil || t.Digest != m.Digest || !s.fresh(t) {
-			s.confirm(ctx, repo, ref, m.Digest)
-		}
+	if _, err := digest.Parse(ref); err != nil && !m.Kept && !m.Stale {
+		// A tag the upstream just named. A kept manifest's tag was settled by the lookup
+		// that found it (fresh, confirmed by a HEAD, or offline, where nothing confirms);
+		// a stale answer is not a confirmation.
+		s.confirm(ctx, repo, ref, m.Digest)
 	}
 	k := linkKey{repo: repo, d: m.Digest}
 	if m.Kept || s.keptHere.Contains(k) {

@@ -389,15 +389,60 @@ func TestFlippedByteInAKeptBlobIsCaughtOnFirstServe(t *testing.T) {
 	}
 }
 
-// writeCounter is a store that counts manifest writes.
+// writeCounter is a store that counts manifest writes and tag reads and writes.
 type writeCounter struct {
 	Store
-	puts int
+	puts, tagGets, tagPuts int
 }
 
 func (w *writeCounter) PutManifest(ctx context.Context, registry, repo string, m store.Manifest, refs store.Refs) error {
 	w.puts++
 	return w.Store.PutManifest(ctx, registry, repo, m, refs)
+}
+
+func (w *writeCounter) GetTag(ctx context.Context, registry, repo, tag string) (store.Tag, error) {
+	w.tagGets++
+	return w.Store.GetTag(ctx, registry, repo, tag)
+}
+
+func (w *writeCounter) PutTag(ctx context.Context, registry, repo, tag string, d digest.Digest) error {
+	w.tagPuts++
+	return w.Store.PutTag(ctx, registry, repo, tag, d)
+}
+
+// A kept manifest served by tag was confirmed by the lookup that found it (within tagTTL,
+// or by the HEAD just made): keeping it reads the confirmation no second time, and an
+// offline upstream, which confirms nothing, never rewrites what import confirmed.
+func TestServingAKeptTagConfirmsOnlyWhatTheUpstreamSaid(t *testing.T) {
+	f := newFakeUpstream()
+	first, st, clk := newTestSource(t, f, Options{TagTTL: time.Minute})
+	_, layer := pullTestImage(t, f, first)
+
+	for _, tc := range []struct {
+		name             string
+		opts             Options
+		age              time.Duration
+		tagGets, tagPuts int
+	}{
+		{"within tagTTL", Options{Inner: f, TagTTL: time.Hour}, 0, 1, 0},
+		{"confirmed by a HEAD", Options{Inner: f, TagTTL: time.Minute}, 2 * time.Minute, 1, 1},
+		{"offline", Options{Offline: true, TagTTL: time.Minute}, 48 * time.Hour, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk.advance(tc.age)
+			wc := &writeCounter{Store: st}
+			o := tc.opts
+			o.Registry, o.Store, o.Now = testRegistry, wc, clk.Now
+			s, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := pull(t, s, "v1", digest.FromBytes(layer))
+			if !m.Kept || wc.tagGets != tc.tagGets || wc.tagPuts != tc.tagPuts {
+				t.Fatalf("kept=%v, %d tag reads and %d tag writes; want %d and %d", m.Kept, wc.tagGets, wc.tagPuts, tc.tagGets, tc.tagPuts)
+			}
+		})
+	}
 }
 
 // A manifest served again (from the in-memory manifest cache, which does not say it
