@@ -19,7 +19,7 @@ func BenchmarkAirgapThroughput(b *testing.B) {
 	sig := harness.NewSimpleSigning(b)
 	key := sig.Key(b, "trusted")
 	w := &airgapWorld{reg: reg, sig: sig}
-	policy := w.trustPolicyTB(b, key)
+	policy := w.trustPolicy(b, key)
 	bin := harness.BuildPullgate(b, b.TempDir())
 	reg.Push(b, "src/big:v1", harness.OCIImage(b, layers, layerSize, harness.LinuxAMD64))
 	sig.CopySigned(b, key, reg.Host+"/big:v1", "docker://"+reg.Host+"/src/big:v1", "docker://"+reg.Host+"/big:v1")
@@ -52,7 +52,7 @@ func BenchmarkAirgapThroughput(b *testing.B) {
 				b.Fatalf("export: %d\n%s\n%s", code, out, errOut)
 			}
 		})
-		site := w.siteTB(b, policy, filepath.Join(b.TempDir(), "data"))
+		site := w.site(b, policy, filepath.Join(b.TempDir(), "data"))
 		rate("import", func() {
 			if code, out, errOut := harness.RunPullgate(b, bin, "import", "--config", site, dir); code != 0 {
 				b.Fatalf("import: %d\n%s\n%s", code, out, errOut)

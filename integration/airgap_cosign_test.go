@@ -77,7 +77,7 @@ func TestAirgapCosign(t *testing.T) {
 			Annotations map[string]string `json:"annotations"`
 		} `json:"manifests"`
 	}
-	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(layoutDir, "index.json"))), &index); err != nil {
+	if err := json.Unmarshal(testsupport.ReadFile(t, filepath.Join(layoutDir, "index.json")), &index); err != nil {
 		t.Fatal(err)
 	}
 	names := map[string]string{}
@@ -117,9 +117,7 @@ func TestAirgapCosign(t *testing.T) {
 
 	// The air-gapped site: no registries.d at all; the layout's attachment is the only
 	// signature.
-	site := filepath.Join(t.TempDir(), "site.yaml")
-	testsupport.WriteFile(t, site, fmt.Sprintf("listen: 127.0.0.1:0\nupstreams:\n  - registry: %q\n    offline: true\ndefaultUpstream: %q\npolicy:\n  path: %q\nlog:\n  level: info\n  format: json\n",
-		reg.Host, reg.Host, policy)+storeConfig(filepath.Join(t.TempDir(), "data")))
+	site := (&airgapWorld{reg: reg}).site(t, policy, filepath.Join(t.TempDir(), "data"))
 	code, out, errOut = harness.RunPullgate(t, bin, "import", "--config", site, layoutDir)
 	if code != 0 {
 		t.Fatalf("import: exit %d\n%s\n%s", code, out, errOut)
@@ -142,7 +140,7 @@ func TestAirgapCosign(t *testing.T) {
 			} `json:"layers"`
 		}
 		sigDigest := names[reg.Host+"/cosigned:"+sigTag]
-		if err := json.Unmarshal([]byte(readFile(t, filepath.Join(d, "blobs", "sha256", strings.TrimPrefix(sigDigest, "sha256:")))), &sigManifest); err != nil || len(sigManifest.Layers) == 0 {
+		if err := json.Unmarshal(testsupport.ReadFile(t, filepath.Join(d, "blobs", "sha256", strings.TrimPrefix(sigDigest, "sha256:"))), &sigManifest); err != nil || len(sigManifest.Layers) == 0 {
 			t.Fatalf(".sig manifest: %v", err)
 		}
 		flipByte(t, filepath.Join(d, "blobs", "sha256", strings.TrimPrefix(sigManifest.Layers[0].Digest, "sha256:")), 20)

@@ -7,8 +7,6 @@ package integration
 // rejected image by image.
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -73,13 +71,9 @@ func newAirgapWorld(t *testing.T) *airgapWorld {
 }
 
 // trustPolicy wants a signature by key for the registry, and rejects everything else.
-func (w *airgapWorld) trustPolicy(t *testing.T, key harness.GPGKey) string {
-	return w.trustPolicyTB(t, key)
-}
-
-func (w *airgapWorld) trustPolicyTB(t testing.TB, key harness.GPGKey) string {
+func (w *airgapWorld) trustPolicy(t testing.TB, key harness.GPGKey) string {
 	p := filepath.Join(t.TempDir(), "policy.json")
-	writeFileTB(t, p, fmt.Sprintf(`{
+	testsupport.WriteFile(t, p, fmt.Sprintf(`{
   "default": [{"type": "reject"}],
   "transports": {"docker": {%q: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": %q}]}}
 }
@@ -93,15 +87,11 @@ func storeConfig(dir string) string {
 
 // site writes the configuration of an air-gapped site: the registry offline, served
 // as the default upstream, a store in data, and policy.
-func (w *airgapWorld) site(t *testing.T, policy, data string) string {
-	return w.siteTB(t, policy, data)
-}
-
-func (w *airgapWorld) siteTB(t testing.TB, policy, data string) string {
+func (w *airgapWorld) site(t testing.TB, policy, data string) string {
 	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nupstreams:\n  - registry: %q\n    offline: true\ndefaultUpstream: %q\npolicy:\n  path: %q\nlog:\n  level: info\n  format: json\n",
 		w.reg.Host, w.reg.Host, policy) + storeConfig(data)
 	p := filepath.Join(t.TempDir(), "site.yaml")
-	writeFileTB(t, p, cfg)
+	testsupport.WriteFile(t, p, cfg)
 	return p
 }
 
@@ -212,7 +202,7 @@ func TestAirgap(t *testing.T) {
 	}
 	for _, r := range []string{"app:v1", "multi:v1"} {
 		inspect := harness.Skopeo(t, "inspect", "--raw", "oci:"+dir+":"+w.ref(r))
-		if got := (v1.Hash{Algorithm: "sha256", Hex: sha256Hex([]byte(inspect))}); got != w.digests[r] {
+		if got := sha256Hash([]byte(inspect)); got != w.digests[r] {
 			t.Errorf("skopeo inspect oci:DIR:%s: digest %s, want %s", r, got, w.digests[r])
 		}
 	}
@@ -289,7 +279,7 @@ func TestAirgap(t *testing.T) {
 // testAirgapTampered: an altered layout rejects the altered image and imports the other.
 func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
 	app := w.digests["app:v1"]
-	appManifest := readFile(t, filepath.Join(dir, "blobs", "sha256", app.Hex))
+	appManifest := string(testsupport.ReadFile(t, filepath.Join(dir, "blobs", "sha256", app.Hex)))
 	var layer string
 	if i := strings.Index(appManifest, `"layers"`); i >= 0 {
 		rest := appManifest[i:]
@@ -299,7 +289,7 @@ func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
 	if layer == "" {
 		t.Fatalf("no layer in %s", appManifest)
 	}
-	multiIndex := readFile(t, filepath.Join(dir, "blobs", "sha256", w.digests["multi:v1"].Hex))
+	multiIndex := string(testsupport.ReadFile(t, filepath.Join(dir, "blobs", "sha256", w.digests["multi:v1"].Hex)))
 	j := strings.Index(multiIndex, "sha256:")
 	child := multiIndex[j+7 : j+7+64]
 	for _, c := range []struct {
@@ -314,7 +304,7 @@ func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
 		{"swapped signature", func(t *testing.T, d string) {
 			from := filepath.Join(d, "signatures", w.reg.Host, "multi@sha256="+w.digests["multi:v1"].Hex, "signature-1")
 			to := filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex, "signature-1")
-			testsupport.WriteFile(t, to, readFile(t, from))
+			testsupport.WriteFile(t, to, testsupport.ReadFile(t, from))
 		}, ""},
 		{"garbage signature", func(t *testing.T, d string) {
 			testsupport.WriteFile(t, filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex, "signature-1"), "<html>not a signature</html>")
@@ -362,27 +352,6 @@ func flipByte(t *testing.T, path string, at int) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func sha256Hex(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
-func writeFileTB(t testing.TB, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -32,17 +32,8 @@ func TestConformanceReadOnlyPull(t *testing.T) {
 		reg.Tag(t, "conformance/ro", tag, imgDigest)
 	}
 	reg.Push(t, "conformance/ro2:v1", harness.DockerImage(t, 1, 1024))
-	cfg, err := img.ConfigName()
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs := []string{cfg.String()}
-	for _, l := range layers {
-		d, _ := l.Digest()
+	var blobs []string
+	for _, d := range harness.ImageBlobs(t, img) {
 		blobs = append(blobs, d.String())
 	}
 	p := harness.StartProxy(t, harness.ProxyOptions{

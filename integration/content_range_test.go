@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // TestContentRangeFromStore: a client asking for a range of a kept blob (a resumed layer
@@ -20,19 +21,7 @@ func TestContentRangeFromStore(t *testing.T) {
 	t.Parallel()
 	w := newContentWorld(t)
 	layer := harness.RandomLayer(t, 256<<10)
-	ld, err := layer.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := layer.Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ld, blob := testsupport.Layer(t, layer)
 	d := w.signedOf(t, "range/app", harness.ImageOf(t, layer))
 
 	getRange := func(t *testing.T, base, rangeHeader string) (status int, body []byte, readErr error) {
