@@ -120,7 +120,8 @@ func measureOps(ctx context.Context, o *options, r *report, bin, dir, regAddr st
 	return nil
 }
 
-// pairedThroughput is blobThroughput with each side's own pullgate metered.
+// pairedThroughput pulls layers from each side runs times, interleaved, each side metered
+// by its own meter (its own pullgate's CPU).
 func pairedThroughput(ctx context.Context, p *puller, dm, xm cpuMeter, direct, proxied endpoint, repo string, layers []v1.Descriptor, runs int) (d, x transferSide, err error) {
 	var size int64
 	for _, l := range layers {
