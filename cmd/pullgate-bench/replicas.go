@@ -260,39 +260,13 @@ func burstPull(ctx context.Context, hosts []string, img *pushedImage, clients in
 	return took, errors.Join(all...)
 }
 
-// storedConfig is a pullgate configuration with a content store.
-const storedConfig = `listen: %q
-upstreams:
-  - registry: %q
-    url: %q
-policy:
-  path: %q
-  registriesDir: %q
-log:
-  level: %q
-  format: text
-content:
-  storage:
-%s`
-
+// startStoredPullgate starts pullgate in dir (configuration and log there) with storage as
+// its content store's storage entry.
 func startStoredPullgate(ctx context.Context, bin, dir, upstreamAddr string, f *trustFiles, storage, logLevel string, client *http.Client) (*process, string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", err
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, "", err
-	}
-	cfg := fmt.Sprintf(storedConfig, addr, upstreamName, "http://"+upstreamAddr, f.policy, f.registriesD, strings.ToLower(logLevel), storage)
-	cfgPath := filepath.Join(dir, "pullgate.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return nil, "", err
-	}
-	p, err := startServer(ctx, client, "pullgate", filepath.Join(dir, "pullgate.log"), addr, bin, "serve", "--config", cfgPath)
-	if err != nil {
-		return nil, "", err
-	}
-	return p, addr, nil
+	return startPullgate(ctx, bin, dir, "pullgate", upstreamAddr, f, logLevel, "content:\n  storage:\n"+storage, client)
 }
 
 // countingRelay stands between the pullgates and the registry and counts blob GETs.
