@@ -30,24 +30,11 @@ import (
 // by tag tries the upstream, is refused, and falls back to the last confirmed digest.
 const storeTagTTL = "1h"
 
-// peerConfig is distribution's configuration in proxy mode (pull-through cache of
-// remoteurl), with the upstream's quiet logs and storage.
-const peerConfig = `version: 0.1
-log:
-  level: warn
-  formatter: text
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %q
-  cache:
-    blobdescriptor: inmemory
-proxy:
+// peerSection makes distribution's configuration (registryConfig) proxy mode: a
+// pull-through cache of remoteurl.
+const peerSection = `proxy:
   remoteurl: %q
   ttl: 168h
-http:
-  addr: %q
 `
 
 // contentSection is pullgate's content store configuration for the store side.
@@ -168,23 +155,7 @@ func (c *counter) close() { _ = c.srv.Close() }
 
 // startPeer starts distribution's registry in proxy mode in front of remote.
 func startPeer(ctx context.Context, up upstreamCommand, dir, remote string, client *http.Client) (*process, string, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, "", err
-	}
-	storage := filepath.Join(dir, "peer-data")
-	if err := os.MkdirAll(storage, 0o700); err != nil {
-		return nil, "", err
-	}
-	cfgPath := filepath.Join(dir, "peer.yml")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, peerConfig, storage, "http://"+remote, addr), 0o600); err != nil {
-		return nil, "", err
-	}
-	p, err := startServer(ctx, client, "peer", filepath.Join(dir, "peer.log"), addr, up.bin, up.arg, cfgPath)
-	if err != nil {
-		return nil, "", err
-	}
-	return p, addr, nil
+	return startDistribution(ctx, up, dir, "peer", fmt.Sprintf(peerSection, "http://"+remote), client)
 }
 
 // side is one endpoint with the process serving it (whose CPU is measured).
