@@ -234,6 +234,17 @@ func pullImage(ctx context.Context, p *puller, e endpoint, img *pushedImage) err
 // crowdPull runs clients concurrent pulls of img from e (each client hashes what it
 // reads) and returns how long the slowest took.
 func crowdPull(ctx context.Context, client *http.Client, e endpoint, img *pushedImage, clients int) (time.Duration, error) {
+	return atOnce(clients, func(start <-chan struct{}) error {
+		p := newPuller(client, true)
+		<-start
+		return pullImage(ctx, p, e, img)
+	})
+}
+
+// atOnce runs clients goroutines of run, each of which gets ready and then waits for
+// start, closed once all are started; it returns how long until the last one returned,
+// and every error.
+func atOnce(clients int, run func(start <-chan struct{}) error) (time.Duration, error) {
 	start := make(chan struct{})
 	errs := make(chan error, clients)
 	var wg sync.WaitGroup
@@ -241,9 +252,7 @@ func crowdPull(ctx context.Context, client *http.Client, e endpoint, img *pushed
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := newPuller(client, true)
-			<-start
-			errs <- pullImage(ctx, p, e, img)
+			errs <- run(start)
 		}()
 	}
 	t0 := time.Now()

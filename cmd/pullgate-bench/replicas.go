@@ -8,7 +8,6 @@ import (
 
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"go/build"
 	"io"
@@ -225,39 +224,21 @@ func burstPull(ctx context.Context, hosts []string, img *pushedImage, clients in
 		h := hosts[int(next.Add(1)-1)%len(hosts)]
 		return endpoint{base: "http://" + h + "/v2/" + upstreamName}
 	}
-	ready := make(chan struct{})
-	errs := make(chan error, clients)
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := newHTTPClient()
-			defer c.CloseIdleConnections()
-			p := newPuller(c, true)
-			<-ready
-			if _, err := p.manifest(ctx, pick().manifestURL(img.repo, img.tag)); err != nil {
-				errs <- err
-				return
+	return atOnce(clients, func(ready <-chan struct{}) error {
+		c := newHTTPClient()
+		defer c.CloseIdleConnections()
+		p := newPuller(c, true)
+		<-ready
+		if _, err := p.manifest(ctx, pick().manifestURL(img.repo, img.tag)); err != nil {
+			return err
+		}
+		for _, l := range img.layers {
+			if _, err := p.blob(ctx, pick().blobURL(img.repo, l.Digest), l); err != nil {
+				return err
 			}
-			for _, l := range img.layers {
-				if _, err := p.blob(ctx, pick().blobURL(img.repo, l.Digest), l); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	start := time.Now()
-	close(ready)
-	wg.Wait()
-	took := time.Since(start)
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
-	}
-	return took, errors.Join(all...)
+		}
+		return nil
+	})
 }
 
 // startStoredPullgate starts pullgate in dir (configuration and log there) with storage as
