@@ -4,15 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -120,38 +115,6 @@ type storeMemory struct {
 	ServeMiBps     float64 `json:"serveMiBps"` // from the store
 	StoreSizeBytes int64   `json:"storeSizeBytes"`
 }
-
-// counter is a reverse proxy in front of the registry that counts the requests reaching
-// it, so that the benchmark sees what each cache asks its upstream.
-type counter struct {
-	ln       net.Listener
-	srv      *http.Server
-	blobGETs atomic.Int64
-}
-
-func startCounter(target string) (*counter, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
-	rp.ErrorLog = nil
-	c := &counter{ln: ln}
-	c.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-			c.blobGETs.Add(1)
-		}
-		rp.ServeHTTP(w, r)
-	})}
-	go func() { _ = c.srv.Serve(ln) }()
-	return c, nil
-}
-
-func (c *counter) addr() string { return c.ln.Addr().String() }
-
-// close makes the upstream unreachable for whoever used this counter: connections are
-// refused from now on.
-func (c *counter) close() { _ = c.srv.Close() }
 
 // startPeer starts distribution's registry in proxy mode in front of remote.
 func startPeer(ctx context.Context, up upstreamCommand, dir, remote string, client *http.Client) (*process, string, error) {
@@ -289,12 +252,12 @@ type contentImages struct {
 // contentBench measures the content store. It runs last: it stops the upstream.
 func (m *measurer) contentBench(ctx context.Context, o *options, env *benchEnv, big, multi *pushedImage, ci contentImages) (*contentResult, error) {
 	res := &contentResult{}
-	cntStore, err := startCounter(env.regAddr)
+	cntStore, err := startCountingRelay(env.regAddr)
 	if err != nil {
 		return nil, err
 	}
 	defer cntStore.close()
-	cntPeer, err := startCounter(env.regAddr)
+	cntPeer, err := startCountingRelay(env.regAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +293,7 @@ func (m *measurer) contentBench(ctx context.Context, o *options, env *benchEnv, 
 		}
 	}
 
-	storeGETs, peerGETs := cntStore.blobGETs.Load(), cntPeer.blobGETs.Load()
+	storeGETs, peerGETs := int64(cntStore.blobGETs("")), int64(cntPeer.blobGETs(""))
 	warm := []side{direct, storeSide, peerSide}
 	for _, t := range []struct {
 		img *pushedImage
@@ -355,24 +318,24 @@ func (m *measurer) contentBench(ctx context.Context, o *options, env *benchEnv, 
 		}
 		l.out.Samples, l.out.Direct, l.out.Store, l.out.Peer = o.N, st[0], st[1], st[2]
 	}
-	res.WarmUpstreamBlobGETs.Store = cntStore.blobGETs.Load() - storeGETs
-	res.WarmUpstreamBlobGETs.Peer = cntPeer.blobGETs.Load() - peerGETs
+	res.WarmUpstreamBlobGETs.Store = int64(cntStore.blobGETs("")) - storeGETs
+	res.WarmUpstreamBlobGETs.Peer = int64(cntPeer.blobGETs("")) - peerGETs
 
 	m.logf("%d concurrent first pulls of %s through the store and through the peer", o.Crowd, ci.crowd.repo)
 	res.Crowd.Clients, res.Crowd.Blobs = o.Crowd, len(ci.crowd.blobs())
 	for _, c := range []struct {
 		s    side
-		cnt  *counter
+		cnt  *countingRelay
 		gets *int64
 		secs *float64
 	}{{storeSide, cntStore, &res.Crowd.StoreUpstreamBlobGETs, &res.Crowd.StoreSeconds},
 		{peerSide, cntPeer, &res.Crowd.PeerUpstreamBlobGETs, &res.Crowd.PeerSeconds}} {
-		before := c.cnt.blobGETs.Load()
+		before := int64(c.cnt.blobGETs(""))
 		took, err := crowdPull(ctx, env.client, c.s.endpoint, ci.crowd, o.Crowd)
 		if err != nil {
 			return nil, fmt.Errorf("concurrent first pulls through %s: %w", c.s.name, err)
 		}
-		*c.gets, *c.secs = c.cnt.blobGETs.Load()-before, took.Seconds()
+		*c.gets, *c.secs = int64(c.cnt.blobGETs(""))-before, took.Seconds()
 	}
 
 	m.logf("pullgate's memory while 1 × %d MiB is kept, then served from the store", o.StoreBlobMiB)

@@ -250,7 +250,8 @@ func startStoredPullgate(ctx context.Context, bin, dir, upstreamAddr string, f *
 	return startPullgate(ctx, bin, dir, "pullgate", upstreamAddr, f, logLevel, "content:\n  storage:\n"+storage, client)
 }
 
-// countingRelay stands between the pullgates and the registry and counts blob GETs.
+// countingRelay stands between the caches (pullgates, the peer) and the registry and
+// counts the blob GETs that reach the registry.
 type countingRelay struct {
 	ln   net.Listener
 	srv  *http.Server
@@ -293,6 +294,8 @@ func (c *countingRelay) blobGETs(part string) int {
 	return n
 }
 
+// close makes the upstream unreachable for whoever used this relay: connections are
+// refused from now on.
 func (c *countingRelay) close() { _ = c.srv.Close() }
 
 // versitygw is an S3 server (versitygw's posix backend) in the benchmark's folder.
