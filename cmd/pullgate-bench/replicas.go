@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -65,79 +64,42 @@ type replicasReport struct {
 // runReplicas sets up the registry, signed images, versitygw and the pullgates, measures,
 // and stops everything before it returns.
 func runReplicas(ctx context.Context, o *options, progress io.Writer) (_ *replicasReport, err error) {
-	start := time.Now()
-	logf := func(format string, a ...any) { fmt.Fprintf(progress, "pullgate-bench: "+format+"\n", a...) }
-	r := &replicasReport{Options: o, Machine: machineInfo{
-		CPUs: runtime.NumCPU(), CPUModel: cpuModel(os.ReadFile), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		GoVersion: runtime.Version(), LoadAvgStart: loadAvg(os.ReadFile),
-	}}
-	dir, err := os.MkdirTemp("", "pullgate-bench-replicas-")
+	base, err := startBase(ctx, o, progress, "pullgate-bench-replicas-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	upstream, err := findRegistry(ctx, o.Registry)
-	if err != nil {
-		return nil, err
-	}
-	r.Machine.Registry = upstream.version
-	bin := o.Pullgate
-	if bin == "" {
-		logf("building pullgate")
-		if bin, err = buildPullgate(ctx, dir); err != nil {
-			return nil, err
-		}
-	}
-	r.Machine.Pullgate = toolVersion(ctx, bin, "version")
-	client := newHTTPClient()
-	defer client.CloseIdleConnections()
-
-	logf("starting %s", upstream.version)
-	reg, regAddr, err := startRegistry(ctx, upstream, dir, client)
-	if err != nil {
-		return nil, err
-	}
-	defer reg.stop()
-	counter, err := startCountingRelay(regAddr)
+	defer base.close()
+	logf, dir, client := base.logf, base.dir, base.client
+	r := &replicasReport{Options: o, Machine: base.machine}
+	counter, err := startCountingRelay(base.regAddr)
 	if err != nil {
 		return nil, err
 	}
 	defer counter.close()
 
-	sigDir := filepath.Join(dir, "lookaside")
-	signer, err := newSigner(sigDir)
-	if err != nil {
-		return nil, err
-	}
-	push := func(repo string, count int, size int64) (*pushedImage, error) {
-		d := filepath.Join(dir, "layers", filepath.FromSlash(repo))
-		img, err := buildAndPush(ctx, client, regAddr, d, repo, "v1", count, size)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.RemoveAll(d); err != nil {
-			return nil, err
-		}
-		return img, signer.sign(repo, "v1", img.digest)
-	}
 	logf("pushing and signing bench/multi:v1 (%d layers × %d MiB) and bench/burst:v1", o.Layers, o.LayerMiB)
-	multi, err := push("bench/multi", o.Layers, int64(o.LayerMiB)*mib)
+	multi, err := base.push(ctx, base.regAddr, "bench/multi", "v1", o.Layers, int64(o.LayerMiB)*mib)
 	if err != nil {
 		return nil, err
 	}
-	burst, err := push("bench/burst", o.Layers, int64(o.LayerMiB)*mib)
+	burst, err := base.push(ctx, base.regAddr, "bench/burst", "v1", o.Layers, int64(o.LayerMiB)*mib)
 	if err != nil {
 		return nil, err
 	}
-	ls, err := startLookaside(sigDir)
+	ls, err := startLookaside(base.sigDir)
 	if err != nil {
 		return nil, err
 	}
 	defer ls.close()
-	trust, err := signer.writeTrust(dir, ls.url)
+	trust, err := base.signer.writeTrust(dir, ls.url)
 	if err != nil {
 		return nil, err
 	}
+	bin, err := base.pullgate()
+	if err != nil {
+		return nil, err
+	}
+	r.Machine.Pullgate = toolVersion(ctx, bin, "version")
 
 	logf("starting versitygw")
 	s3, err := startVersitygw(ctx, dir, client)
@@ -212,7 +174,7 @@ func runReplicas(ctx context.Context, o *options, progress io.Writer) (_ *replic
 		b.Max = max(b.Max, n)
 	}
 	r.Machine.LoadAvgEnd = loadAvg(os.ReadFile)
-	r.ElapsedSeconds = time.Since(start).Seconds()
+	r.ElapsedSeconds = time.Since(base.start).Seconds()
 	return r, nil
 }
 
