@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"runtime"
 	"time"
 )
 
@@ -20,50 +18,13 @@ const coldLayerBytes = 4096
 // runBench sets everything up, measures, and returns the report. Every process it starts
 // is stopped and its temporary folder removed before it returns, whatever happened.
 func runBench(ctx context.Context, o *options, progress io.Writer) (_ *report, err error) {
-	start := time.Now()
-	logf := func(format string, a ...any) { fmt.Fprintf(progress, "pullgate-bench: "+format+"\n", a...) }
-	r := &report{Options: o, Machine: machineInfo{
-		CPUs: runtime.NumCPU(), CPUModel: cpuModel(os.ReadFile), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		GoVersion: runtime.Version(), LoadAvgStart: loadAvg(os.ReadFile),
-	}}
-
-	dir, err := os.MkdirTemp("", "pullgate-bench-")
+	base, err := startBase(ctx, o, progress, "pullgate-bench-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	upstream, err := findRegistry(ctx, o.Registry)
-	if err != nil {
-		return nil, err
-	}
-	r.Machine.Registry = upstream.version
-
-	// pullgate builds while the images are generated and pushed.
-	type built struct {
-		path string
-		err  error
-	}
-	buildc := make(chan built, 1)
-	buildCtx, cancelBuild := context.WithCancel(ctx)
-	defer func() { cancelBuild(); <-buildc }() // the build writes into dir: wait before removing it
-	go func() {
-		if o.Pullgate != "" {
-			buildc <- built{path: o.Pullgate}
-			return
-		}
-		p, err := buildPullgate(buildCtx, dir)
-		buildc <- built{path: p, err: err}
-	}()
-
-	client := newHTTPClient()
-	defer client.CloseIdleConnections()
-
-	logf("starting %s", upstream.version)
-	reg, regAddr, err := startRegistry(ctx, upstream, dir, client)
-	if err != nil {
-		return nil, err
-	}
-	defer reg.stop()
+	defer base.close()
+	logf, dir, regAddr, client := base.logf, base.dir, base.regAddr, base.client
+	r := &report{Options: o, Machine: base.machine}
 	if o.UpstreamMbit > 0 {
 		th, err := startThrottle(regAddr, o.UpstreamMbit)
 		if err != nil {
@@ -74,24 +35,8 @@ func runBench(ctx context.Context, o *options, progress io.Writer) (_ *report, e
 		regAddr = th.addr()
 	}
 
-	logf("generating an RSA-%d OpenPGP signing key", signerRSABits)
-	sigDir := filepath.Join(dir, "lookaside")
-	signer, err := newSigner(sigDir)
-	if err != nil {
-		return nil, err
-	}
-	layersDir := filepath.Join(dir, "layers")
 	push := func(repo, tag string, count int, size int64) (*pushedImage, error) {
-		d := filepath.Join(layersDir, filepath.FromSlash(repo)+"-"+tag)
-		img, err := buildAndPush(ctx, client, regAddr, d, repo, tag, count, size)
-		if err != nil {
-			return nil, err
-		}
-		// The registry holds the layers now; free the disk.
-		if err := os.RemoveAll(d); err != nil {
-			return nil, err
-		}
-		return img, signer.sign(repo, tag, img.digest)
+		return base.push(ctx, regAddr, repo, tag, count, size)
 	}
 	logf("pushing and signing bench/big:v1 (1 layer × %d MiB)", o.BigLayerMiB)
 	big, err := push("bench/big", "v1", 1, int64(o.BigLayerMiB)*mib)
@@ -123,28 +68,27 @@ func runBench(ctx context.Context, o *options, progress io.Writer) (_ *report, e
 		}
 	}
 
-	lookaside := &url.URL{Scheme: "file", Path: sigDir}
+	lookaside := &url.URL{Scheme: "file", Path: base.sigDir}
 	if o.Lookaside == "http" {
-		ls, err := startLookaside(sigDir)
+		ls, err := startLookaside(base.sigDir)
 		if err != nil {
 			return nil, err
 		}
 		defer ls.close()
 		lookaside = ls.url
 	}
-	trust, err := signer.writeTrust(dir, lookaside)
+	trust, err := base.signer.writeTrust(dir, lookaside)
 	if err != nil {
 		return nil, err
 	}
 
-	b := <-buildc
-	buildc <- b // for the deferred wait
-	if b.err != nil {
-		return nil, b.err
+	bin, err := base.pullgate()
+	if err != nil {
+		return nil, err
 	}
-	logf("starting pullgate (%s)", b.path)
-	r.Machine.Pullgate = toolVersion(ctx, b.path, "version")
-	pg, pgAddr, err := startPullgate(ctx, b.path, dir, "pullgate", regAddr, trust, o.ProxyLogLevel, "", client)
+	logf("starting pullgate (%s)", bin)
+	r.Machine.Pullgate = toolVersion(ctx, bin, "version")
+	pg, pgAddr, err := startPullgate(ctx, bin, dir, "pullgate", regAddr, trust, o.ProxyLogLevel, "", client)
 	if err != nil {
 		return nil, err
 	}
@@ -160,14 +104,14 @@ func runBench(ctx context.Context, o *options, progress io.Writer) (_ *report, e
 		direct: endpoint{name: "registry", base: "http://" + regAddr + "/v2"},
 		proxy:  endpoint{name: "pullgate", base: "http://" + pgAddr + "/v2/" + upstreamName},
 		pid:    pg.pid(),
-		cpu:    cpuMeter{registryPID: reg.pid(), pullgatePID: pg.pid()},
+		cpu:    cpuMeter{registryPID: base.reg.pid(), pullgatePID: pg.pid()},
 		logf:   logf,
 	}
 	if err := m.all(ctx, o, r, big, multi, cold); err != nil {
 		return nil, err
 	}
 	if o.Ops {
-		if err := measureOps(ctx, o, r, b.path, dir, regAddr, reg.pid(), trust, m.proxy, pg.pid(), big, multi, logf); err != nil {
+		if err := measureOps(ctx, o, r, bin, dir, regAddr, base.reg.pid(), trust, m.proxy, pg.pid(), big, multi, logf); err != nil {
 			return nil, fmt.Errorf("operations comparison: %w", err)
 		}
 	}
@@ -175,14 +119,14 @@ func runBench(ctx context.Context, o *options, progress io.Writer) (_ *report, e
 		return nil, errors.New("pullgate exited during the benchmark")
 	}
 	if o.Content {
-		env := &benchEnv{dir: dir, regAddr: regAddr, regPID: reg.pid(), upstream: upstream, client: client,
-			pullgate: b.path, trust: trust}
+		env := &benchEnv{dir: dir, regAddr: regAddr, regPID: base.reg.pid(), upstream: base.upstream, client: client,
+			pullgate: bin, trust: trust}
 		if r.Content, err = m.contentBench(ctx, o, env, big, multi, ci); err != nil {
 			return nil, fmt.Errorf("content store: %w", err)
 		}
 	}
 	r.Machine.LoadAvgEnd = loadAvg(os.ReadFile)
-	r.ElapsedSeconds = time.Since(start).Seconds()
+	r.ElapsedSeconds = time.Since(base.start).Seconds()
 	r.checkTargets()
 	return r, nil
 }

@@ -4,15 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -30,24 +25,11 @@ import (
 // by tag tries the upstream, is refused, and falls back to the last confirmed digest.
 const storeTagTTL = "1h"
 
-// peerConfig is distribution's configuration in proxy mode (pull-through cache of
-// remoteurl), with the upstream's quiet logs and storage.
-const peerConfig = `version: 0.1
-log:
-  level: warn
-  formatter: text
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %q
-  cache:
-    blobdescriptor: inmemory
-proxy:
+// peerSection makes distribution's configuration (registryConfig) proxy mode: a
+// pull-through cache of remoteurl.
+const peerSection = `proxy:
   remoteurl: %q
   ttl: 168h
-http:
-  addr: %q
 `
 
 // contentSection is pullgate's content store configuration for the store side.
@@ -134,57 +116,9 @@ type storeMemory struct {
 	StoreSizeBytes int64   `json:"storeSizeBytes"`
 }
 
-// counter is a reverse proxy in front of the registry that counts the requests reaching
-// it, so that the benchmark sees what each cache asks its upstream.
-type counter struct {
-	ln       net.Listener
-	srv      *http.Server
-	blobGETs atomic.Int64
-}
-
-func startCounter(target string) (*counter, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
-	rp.ErrorLog = nil
-	c := &counter{ln: ln}
-	c.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-			c.blobGETs.Add(1)
-		}
-		rp.ServeHTTP(w, r)
-	})}
-	go func() { _ = c.srv.Serve(ln) }()
-	return c, nil
-}
-
-func (c *counter) addr() string { return c.ln.Addr().String() }
-
-// close makes the upstream unreachable for whoever used this counter: connections are
-// refused from now on.
-func (c *counter) close() { _ = c.srv.Close() }
-
 // startPeer starts distribution's registry in proxy mode in front of remote.
 func startPeer(ctx context.Context, up upstreamCommand, dir, remote string, client *http.Client) (*process, string, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, "", err
-	}
-	storage := filepath.Join(dir, "peer-data")
-	if err := os.MkdirAll(storage, 0o700); err != nil {
-		return nil, "", err
-	}
-	cfgPath := filepath.Join(dir, "peer.yml")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, peerConfig, storage, "http://"+remote, addr), 0o600); err != nil {
-		return nil, "", err
-	}
-	p, err := startServer(ctx, client, "peer", filepath.Join(dir, "peer.log"), addr, up.bin, up.arg, cfgPath)
-	if err != nil {
-		return nil, "", err
-	}
-	return p, addr, nil
+	return startDistribution(ctx, up, dir, "peer", fmt.Sprintf(peerSection, "http://"+remote), client)
 }
 
 // side is one endpoint with the process serving it (whose CPU is measured).
@@ -263,6 +197,17 @@ func pullImage(ctx context.Context, p *puller, e endpoint, img *pushedImage) err
 // crowdPull runs clients concurrent pulls of img from e (each client hashes what it
 // reads) and returns how long the slowest took.
 func crowdPull(ctx context.Context, client *http.Client, e endpoint, img *pushedImage, clients int) (time.Duration, error) {
+	return atOnce(clients, func(start <-chan struct{}) error {
+		p := newPuller(client, true)
+		<-start
+		return pullImage(ctx, p, e, img)
+	})
+}
+
+// atOnce runs clients goroutines of run, each of which gets ready and then waits for
+// start, closed once all are started; it returns how long until the last one returned,
+// and every error.
+func atOnce(clients int, run func(start <-chan struct{}) error) (time.Duration, error) {
 	start := make(chan struct{})
 	errs := make(chan error, clients)
 	var wg sync.WaitGroup
@@ -270,9 +215,7 @@ func crowdPull(ctx context.Context, client *http.Client, e endpoint, img *pushed
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := newPuller(client, true)
-			<-start
-			errs <- pullImage(ctx, p, e, img)
+			errs <- run(start)
 		}()
 	}
 	t0 := time.Now()
@@ -309,12 +252,12 @@ type contentImages struct {
 // contentBench measures the content store. It runs last: it stops the upstream.
 func (m *measurer) contentBench(ctx context.Context, o *options, env *benchEnv, big, multi *pushedImage, ci contentImages) (*contentResult, error) {
 	res := &contentResult{}
-	cntStore, err := startCounter(env.regAddr)
+	cntStore, err := startCountingRelay(env.regAddr)
 	if err != nil {
 		return nil, err
 	}
 	defer cntStore.close()
-	cntPeer, err := startCounter(env.regAddr)
+	cntPeer, err := startCountingRelay(env.regAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +293,7 @@ func (m *measurer) contentBench(ctx context.Context, o *options, env *benchEnv, 
 		}
 	}
 
-	storeGETs, peerGETs := cntStore.blobGETs.Load(), cntPeer.blobGETs.Load()
+	storeGETs, peerGETs := int64(cntStore.blobGETs("")), int64(cntPeer.blobGETs(""))
 	warm := []side{direct, storeSide, peerSide}
 	for _, t := range []struct {
 		img *pushedImage
@@ -375,24 +318,24 @@ func (m *measurer) contentBench(ctx context.Context, o *options, env *benchEnv, 
 		}
 		l.out.Samples, l.out.Direct, l.out.Store, l.out.Peer = o.N, st[0], st[1], st[2]
 	}
-	res.WarmUpstreamBlobGETs.Store = cntStore.blobGETs.Load() - storeGETs
-	res.WarmUpstreamBlobGETs.Peer = cntPeer.blobGETs.Load() - peerGETs
+	res.WarmUpstreamBlobGETs.Store = int64(cntStore.blobGETs("")) - storeGETs
+	res.WarmUpstreamBlobGETs.Peer = int64(cntPeer.blobGETs("")) - peerGETs
 
 	m.logf("%d concurrent first pulls of %s through the store and through the peer", o.Crowd, ci.crowd.repo)
 	res.Crowd.Clients, res.Crowd.Blobs = o.Crowd, len(ci.crowd.blobs())
 	for _, c := range []struct {
 		s    side
-		cnt  *counter
+		cnt  *countingRelay
 		gets *int64
 		secs *float64
 	}{{storeSide, cntStore, &res.Crowd.StoreUpstreamBlobGETs, &res.Crowd.StoreSeconds},
 		{peerSide, cntPeer, &res.Crowd.PeerUpstreamBlobGETs, &res.Crowd.PeerSeconds}} {
-		before := c.cnt.blobGETs.Load()
+		before := int64(c.cnt.blobGETs(""))
 		took, err := crowdPull(ctx, env.client, c.s.endpoint, ci.crowd, o.Crowd)
 		if err != nil {
 			return nil, fmt.Errorf("concurrent first pulls through %s: %w", c.s.name, err)
 		}
-		*c.gets, *c.secs = c.cnt.blobGETs.Load()-before, took.Seconds()
+		*c.gets, *c.secs = int64(c.cnt.blobGETs(""))-before, took.Seconds()
 	}
 
 	m.logf("pullgate's memory while 1 × %d MiB is kept, then served from the store", o.StoreBlobMiB)

@@ -118,30 +118,10 @@ type transferSide struct {
 	bytes int64     // bytes transferred, summed over the runs
 }
 
-// blobThroughput pulls layers from each side runs times, interleaved.
+// blobThroughput pulls layers from each side runs times, interleaved, with one meter for
+// both sides.
 func blobThroughput(ctx context.Context, p *puller, meter cpuMeter, direct, proxied endpoint, repo string, layers []v1.Descriptor, runs int) (d, x transferSide, err error) {
-	var size int64
-	for _, l := range layers {
-		size += l.Size
-	}
-	measure := func(e endpoint, s *transferSide) error {
-		before := meter.read()
-		v, err := pullBlobs(ctx, p, e, repo, layers)
-		if err != nil {
-			return err
-		}
-		s.cpu = s.cpu.add(meter.read().sub(before))
-		s.runs = append(s.runs, v)
-		s.bytes += size
-		return nil
-	}
-	for i := range runs {
-		err := pair(i, func() error { return measure(direct, &d) }, func() error { return measure(proxied, &x) })
-		if err != nil {
-			return d, x, err
-		}
-	}
-	return d, x, nil
+	return pairedThroughput(ctx, p, meter, meter, direct, proxied, repo, layers, runs)
 }
 
 // coldSample is the first pull of one freshly signed image.

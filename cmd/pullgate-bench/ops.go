@@ -120,7 +120,8 @@ func measureOps(ctx context.Context, o *options, r *report, bin, dir, regAddr st
 	return nil
 }
 
-// pairedThroughput is blobThroughput with each side's own pullgate metered.
+// pairedThroughput pulls layers from each side runs times, interleaved, each side metered
+// by its own meter (its own pullgate's CPU).
 func pairedThroughput(ctx context.Context, p *puller, dm, xm cpuMeter, direct, proxied endpoint, repo string, layers []v1.Descriptor, runs int) (d, x transferSide, err error) {
 	var size int64
 	for _, l := range layers {
@@ -193,30 +194,16 @@ func startVariantAt(ctx context.Context, client *http.Client, bin, dir, regAddr 
 
 // writeServingCert makes a CA and a certificate for 127.0.0.1 signed by it.
 func writeServingCert(dir string) (*x509.CertPool, string, string, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, "", "", err
-	}
 	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pullgate-bench CA"},
+	ca, caKey, err := newCert(&x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pullgate-bench CA"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+		KeyUsage: x509.KeyUsageCertSign}, nil, nil)
 	if err != nil {
 		return nil, "", "", err
 	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, "", "", err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, "", "", err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+	cert, key, err := newCert(&x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}, ca, caKey)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -225,7 +212,7 @@ func writeServingCert(dir string) (*x509.CertPool, string, string, error) {
 		return nil, "", "", err
 	}
 	certFile, keyFile := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
 		return nil, "", "", err
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
@@ -234,6 +221,27 @@ func writeServingCert(dir string) (*x509.CertPool, string, string, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	return pool, certFile, keyFile, nil
+}
+
+// newCert makes a P-256 key and a certificate of tmpl for it, signed by parentKey as
+// parent, or self-signed when parent is nil.
+func newCert(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
 }
 
 // writeOpsTable prints the -ops section.

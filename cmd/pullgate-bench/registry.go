@@ -13,7 +13,8 @@ import (
 // registryConfig is distribution's configuration for the upstream: filesystem storage
 // with the in-memory descriptor cache (as distribution's own example config), and quiet
 // logs: the binary logs every request twice otherwise (TOOLING.md, Gotchas), which would
-// cost the direct side time the proxied side does not pay.
+// cost the direct side time the proxied side does not pay. The %s before http is for more
+// sections (the peer's proxy section, see startDistribution).
 const registryConfig = `version: 0.1
 log:
   level: warn
@@ -25,7 +26,7 @@ storage:
     rootdirectory: %q
   cache:
     blobdescriptor: inmemory
-http:
+%shttp:
   addr: %q
 `
 
@@ -55,19 +56,26 @@ func findRegistry(ctx context.Context, flagPath string) (upstreamCommand, error)
 // startRegistry starts distribution's registry on a free port with its storage under
 // dir and returns the process and its address.
 func startRegistry(ctx context.Context, up upstreamCommand, dir string, client *http.Client) (*process, string, error) {
+	return startDistribution(ctx, up, dir, "registry", "", client)
+}
+
+// startDistribution starts distribution's registry as name (storage <dir>/<name>-data,
+// configuration <dir>/<name>.yml, log <dir>/<name>.log) on a free port, with extra (YAML
+// sections, "" for none) in its configuration.
+func startDistribution(ctx context.Context, up upstreamCommand, dir, name, extra string, client *http.Client) (*process, string, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
 	}
-	storage := filepath.Join(dir, "registry-data")
+	storage := filepath.Join(dir, name+"-data")
 	if err := os.MkdirAll(storage, 0o700); err != nil {
 		return nil, "", err
 	}
-	cfgPath := filepath.Join(dir, "registry.yml")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, registryConfig, storage, addr), 0o600); err != nil {
+	cfgPath := filepath.Join(dir, name+".yml")
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, registryConfig, storage, extra, addr), 0o600); err != nil {
 		return nil, "", err
 	}
-	p, err := startServer(ctx, client, "registry", filepath.Join(dir, "registry.log"), addr, up.bin, up.arg, cfgPath)
+	p, err := startServer(ctx, client, name, filepath.Join(dir, name+".log"), addr, up.bin, up.arg, cfgPath)
 	if err != nil {
 		return nil, "", err
 	}

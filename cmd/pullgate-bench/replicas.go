@@ -8,7 +8,6 @@ import (
 
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"go/build"
 	"io"
@@ -19,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -66,79 +64,42 @@ type replicasReport struct {
 // runReplicas sets up the registry, signed images, versitygw and the pullgates, measures,
 // and stops everything before it returns.
 func runReplicas(ctx context.Context, o *options, progress io.Writer) (_ *replicasReport, err error) {
-	start := time.Now()
-	logf := func(format string, a ...any) { fmt.Fprintf(progress, "pullgate-bench: "+format+"\n", a...) }
-	r := &replicasReport{Options: o, Machine: machineInfo{
-		CPUs: runtime.NumCPU(), CPUModel: cpuModel(os.ReadFile), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		GoVersion: runtime.Version(), LoadAvgStart: loadAvg(os.ReadFile),
-	}}
-	dir, err := os.MkdirTemp("", "pullgate-bench-replicas-")
+	base, err := startBase(ctx, o, progress, "pullgate-bench-replicas-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	upstream, err := findRegistry(ctx, o.Registry)
-	if err != nil {
-		return nil, err
-	}
-	r.Machine.Registry = upstream.version
-	bin := o.Pullgate
-	if bin == "" {
-		logf("building pullgate")
-		if bin, err = buildPullgate(ctx, dir); err != nil {
-			return nil, err
-		}
-	}
-	r.Machine.Pullgate = toolVersion(ctx, bin, "version")
-	client := newHTTPClient()
-	defer client.CloseIdleConnections()
-
-	logf("starting %s", upstream.version)
-	reg, regAddr, err := startRegistry(ctx, upstream, dir, client)
-	if err != nil {
-		return nil, err
-	}
-	defer reg.stop()
-	counter, err := startCountingRelay(regAddr)
+	defer base.close()
+	logf, dir, client := base.logf, base.dir, base.client
+	r := &replicasReport{Options: o, Machine: base.machine}
+	counter, err := startCountingRelay(base.regAddr)
 	if err != nil {
 		return nil, err
 	}
 	defer counter.close()
 
-	sigDir := filepath.Join(dir, "lookaside")
-	signer, err := newSigner(sigDir)
-	if err != nil {
-		return nil, err
-	}
-	push := func(repo string, count int, size int64) (*pushedImage, error) {
-		d := filepath.Join(dir, "layers", filepath.FromSlash(repo))
-		img, err := buildAndPush(ctx, client, regAddr, d, repo, "v1", count, size)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.RemoveAll(d); err != nil {
-			return nil, err
-		}
-		return img, signer.sign(repo, "v1", img.digest)
-	}
 	logf("pushing and signing bench/multi:v1 (%d layers × %d MiB) and bench/burst:v1", o.Layers, o.LayerMiB)
-	multi, err := push("bench/multi", o.Layers, int64(o.LayerMiB)*mib)
+	multi, err := base.push(ctx, base.regAddr, "bench/multi", "v1", o.Layers, int64(o.LayerMiB)*mib)
 	if err != nil {
 		return nil, err
 	}
-	burst, err := push("bench/burst", o.Layers, int64(o.LayerMiB)*mib)
+	burst, err := base.push(ctx, base.regAddr, "bench/burst", "v1", o.Layers, int64(o.LayerMiB)*mib)
 	if err != nil {
 		return nil, err
 	}
-	ls, err := startLookaside(sigDir)
+	ls, err := startLookaside(base.sigDir)
 	if err != nil {
 		return nil, err
 	}
 	defer ls.close()
-	trust, err := signer.writeTrust(dir, ls.url)
+	trust, err := base.signer.writeTrust(dir, ls.url)
 	if err != nil {
 		return nil, err
 	}
+	bin, err := base.pullgate()
+	if err != nil {
+		return nil, err
+	}
+	r.Machine.Pullgate = toolVersion(ctx, bin, "version")
 
 	logf("starting versitygw")
 	s3, err := startVersitygw(ctx, dir, client)
@@ -213,7 +174,7 @@ func runReplicas(ctx context.Context, o *options, progress io.Writer) (_ *replic
 		b.Max = max(b.Max, n)
 	}
 	r.Machine.LoadAvgEnd = loadAvg(os.ReadFile)
-	r.ElapsedSeconds = time.Since(start).Seconds()
+	r.ElapsedSeconds = time.Since(base.start).Seconds()
 	return r, nil
 }
 
@@ -225,77 +186,34 @@ func burstPull(ctx context.Context, hosts []string, img *pushedImage, clients in
 		h := hosts[int(next.Add(1)-1)%len(hosts)]
 		return endpoint{base: "http://" + h + "/v2/" + upstreamName}
 	}
-	ready := make(chan struct{})
-	errs := make(chan error, clients)
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := newHTTPClient()
-			defer c.CloseIdleConnections()
-			p := newPuller(c, true)
-			<-ready
-			if _, err := p.manifest(ctx, pick().manifestURL(img.repo, img.tag)); err != nil {
-				errs <- err
-				return
+	return atOnce(clients, func(ready <-chan struct{}) error {
+		c := newHTTPClient()
+		defer c.CloseIdleConnections()
+		p := newPuller(c, true)
+		<-ready
+		if _, err := p.manifest(ctx, pick().manifestURL(img.repo, img.tag)); err != nil {
+			return err
+		}
+		for _, l := range img.layers {
+			if _, err := p.blob(ctx, pick().blobURL(img.repo, l.Digest), l); err != nil {
+				return err
 			}
-			for _, l := range img.layers {
-				if _, err := p.blob(ctx, pick().blobURL(img.repo, l.Digest), l); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	start := time.Now()
-	close(ready)
-	wg.Wait()
-	took := time.Since(start)
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
-	}
-	return took, errors.Join(all...)
+		}
+		return nil
+	})
 }
 
-// storedConfig is a pullgate configuration with a content store.
-const storedConfig = `listen: %q
-upstreams:
-  - registry: %q
-    url: %q
-policy:
-  path: %q
-  registriesDir: %q
-log:
-  level: %q
-  format: text
-content:
-  storage:
-%s`
-
+// startStoredPullgate starts pullgate in dir (configuration and log there) with storage as
+// its content store's storage entry.
 func startStoredPullgate(ctx context.Context, bin, dir, upstreamAddr string, f *trustFiles, storage, logLevel string, client *http.Client) (*process, string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", err
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, "", err
-	}
-	cfg := fmt.Sprintf(storedConfig, addr, upstreamName, "http://"+upstreamAddr, f.policy, f.registriesD, strings.ToLower(logLevel), storage)
-	cfgPath := filepath.Join(dir, "pullgate.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return nil, "", err
-	}
-	p, err := startServer(ctx, client, "pullgate", filepath.Join(dir, "pullgate.log"), addr, bin, "serve", "--config", cfgPath)
-	if err != nil {
-		return nil, "", err
-	}
-	return p, addr, nil
+	return startPullgate(ctx, bin, dir, "pullgate", upstreamAddr, f, logLevel, "content:\n  storage:\n"+storage, client)
 }
 
-// countingRelay stands between the pullgates and the registry and counts blob GETs.
+// countingRelay stands between the caches (pullgates, the peer) and the registry and
+// counts the blob GETs that reach the registry.
 type countingRelay struct {
 	ln   net.Listener
 	srv  *http.Server
@@ -338,6 +256,8 @@ func (c *countingRelay) blobGETs(part string) int {
 	return n
 }
 
+// close makes the upstream unreachable for whoever used this relay: connections are
+// refused from now on.
 func (c *countingRelay) close() { _ = c.srv.Close() }
 
 // versitygw is an S3 server (versitygw's posix backend) in the benchmark's folder.

@@ -241,17 +241,11 @@ func (r *report) writeTable(w io.Writer) error {
 		map[bool]string{true: "hashed (sha256)", false: "read and discarded"}[o.ClientHash])
 	p("")
 	p("BLOB THROUGHPUT (median of %d runs)\tdirect\tpullgate\tratio", o.Runs)
-	for _, t := range []struct {
-		name string
-		r    throughputResult
-	}{
-		{fmt.Sprintf("1 layer × %d MiB", o.BigLayerMiB), r.Throughput.BigLayer},
-		{fmt.Sprintf("%d layers × %d MiB", o.Layers, o.LayerMiB), r.Throughput.MultiLayer},
-	} {
-		p("  %s\t%.0f MiB/s\t%.0f MiB/s\t%.2f×", t.name, t.r.DirectMiBps, t.r.ProxyMiBps, t.r.Ratio)
-		dc, xc := t.r.DirectCPU, t.r.ProxyCPU
+	for _, t := range byImage(o, r.Throughput.BigLayer, r.Throughput.MultiLayer) {
+		p("  %s\t%.0f MiB/s\t%.0f MiB/s\t%.2f×", t.name, t.v.DirectMiBps, t.v.ProxyMiBps, t.v.Ratio)
+		dc, xc := t.v.DirectCPU, t.v.ProxyCPU
 		p("    CPU s per GiB: registry, pullgate, client\t%.2f, -, %.2f\t%.2f, %.2f, %.2f", dc.Registry, dc.Client, xc.Registry, xc.Pullgate, xc.Client)
-		p("    pullgate's CPU-bound ceiling\t\t%.0f MiB/s per core", t.r.PullgateMiBpsPerCore)
+		p("    pullgate's CPU-bound ceiling\t\t%.0f MiB/s per core", t.v.PullgateMiBpsPerCore)
 	}
 	p("")
 	p("MANIFEST GET, warm verdict (%d each, %d bytes)\tdirect\tpullgate\tratio\tpullgate − direct", o.N, r.ManifestLatency.ManifestBytes)
@@ -299,15 +293,9 @@ func (r *report) writeContent(p func(string, ...any)) {
 	o, c := r.Options, r.Content
 	p("")
 	p("CONTENT STORE, warm (median of %d runs)\tdirect\tstore\tpeer\tstore, upstream down\tpeer, upstream down", o.Runs)
-	for _, t := range []struct {
-		name string
-		t    sideThroughput
-	}{
-		{fmt.Sprintf("1 layer × %d MiB", o.BigLayerMiB), c.Throughput.BigLayer},
-		{fmt.Sprintf("%d layers × %d MiB", o.Layers, o.LayerMiB), c.Throughput.MultiLayer},
-	} {
-		p("  %s\t%.0f MiB/s\t%.0f MiB/s\t%.0f MiB/s\t%.0f MiB/s\t%.0f MiB/s", t.name, t.t.DirectMiBps, t.t.StoreMiBps, t.t.PeerMiBps, t.t.StoreDownMiBps, t.t.PeerDownMiBps)
-		p("    CPU s per GiB of the serving process\t%.2f\t%.2f\t%.2f", t.t.RegistryCPUPerGiB, t.t.StoreCPUPerGiB, t.t.PeerCPUPerGiB)
+	for _, t := range byImage(o, c.Throughput.BigLayer, c.Throughput.MultiLayer) {
+		p("  %s\t%.0f MiB/s\t%.0f MiB/s\t%.0f MiB/s\t%.0f MiB/s\t%.0f MiB/s", t.name, t.v.DirectMiBps, t.v.StoreMiBps, t.v.PeerMiBps, t.v.StoreDownMiBps, t.v.PeerDownMiBps)
+		p("    CPU s per GiB of the serving process\t%.2f\t%.2f\t%.2f", t.v.RegistryCPUPerGiB, t.v.StoreCPUPerGiB, t.v.PeerCPUPerGiB)
 	}
 	for _, l := range []struct {
 		name string
@@ -330,6 +318,20 @@ func (r *report) writeContent(p func(string, ...any)) {
 	p("  store size on disk\t\t%.1f MiB", float64(sm.StoreSizeBytes)/mib)
 	for _, e := range c.Errors {
 		p("  note: %s", e)
+	}
+}
+
+// named is a value with the name a table row gives it.
+type named[T any] struct {
+	name string
+	v    T
+}
+
+// byImage names the big-layer and the multi-layer images' values as the tables do.
+func byImage[T any](o *options, big, multi T) []named[T] {
+	return []named[T]{
+		{fmt.Sprintf("1 layer × %d MiB", o.BigLayerMiB), big},
+		{fmt.Sprintf("%d layers × %d MiB", o.Layers, o.LayerMiB), multi},
 	}
 }
 
