@@ -321,6 +321,17 @@ func (r *fakeRekor) setAnnotation(t testing.TB, body []byte, integratedTime time
 	return string(testsupport.JSON(t, annotation))
 }
 
+// newKeylessSigning is the set-up of a keyless signature test: a CA, a fake Rekor, and a
+// P-256 key with its signature of the test payload (layer).
+func newKeylessSigning(t testing.TB) (ca *testCA, rekor *fakeRekor, key testKey, layer, sig []byte) {
+	t.Helper()
+	ca = newTestCA(t)
+	rekor = newFakeRekor(t)
+	key = newECDSAKey(t, elliptic.P256())
+	layer = cosignPayload(testManifestDigest)
+	return ca, rekor, key, layer, key.sign(t, layer)
+}
+
 // signedLayer is a .sig layer: the payload and its annotations.
 type signedLayer struct {
 	payload     []byte
