@@ -235,14 +235,7 @@ func TestNewFormatBlobs(t *testing.T) {
 	f := newFixture(t)
 	p := f.policy(signedByTrusted)
 	raw := f.sig(f.trusted.Primary(), f.digest, "busybox:1").Data
-	wrapped, err := ParseSignatureBlob(append([]byte("\x00simple-signing\n"), raw...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := p.Evaluate(context.Background(), f.image("busybox:1"), sigSource(wrapped))
-	if err != nil || !v.Accepted {
-		t.Fatalf("Evaluate = %+v, %v", v, err)
-	}
+	f.wantBlobAccepted(p, append([]byte("\x00simple-signing\n"), raw...))
 	if _, err := ParseSignatureBlob(append([]byte("\x00bogus\n"), raw...)); !errors.Is(err, ErrUnrecognizedSignature) {
 		t.Fatalf("bogus format: error = %v", err)
 	}

@@ -83,6 +83,20 @@ func (f *fixture) image(ref string) Image {
 	return Image{Identity: mustRef(f.t, ref), Digest: f.digest, Manifest: f.manifest}
 }
 
+// wantBlobAccepted fails unless blob, a signature in a stored form, parses with
+// ParseSignatureBlob and p accepts the fixture image as busybox:1 with it.
+func (f *fixture) wantBlobAccepted(p *Policy, blob []byte) {
+	f.t.Helper()
+	sig, err := ParseSignatureBlob(blob)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	v, err := p.Evaluate(context.Background(), f.image("busybox:1"), sigSource(sig))
+	if err != nil || !v.Accepted {
+		f.t.Fatalf("Evaluate = %+v, %v", v, err)
+	}
+}
+
 func mustRef(t testing.TB, s string) reference.Named {
 	t.Helper()
 	r, err := reference.ParseNormalizedNamed(s)

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 const testSchema1Payload = "{\n   \"schemaVersion\": 1,\n   \"name\": \"library/busybox\",\n   \"tag\": \"latest\",\n   \"architecture\": \"amd64\",\n   \"fsLayers\": [],\n   \"history\": []\n}"
@@ -90,7 +92,7 @@ func TestManifestDigest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := manifestMatchesDigest([]byte(tt.manifest), tt.signed)
-			checkErr(t, err, tt.wantErr)
+			testsupport.WantErr(t, err, tt.wantErr)
 			if got != tt.want {
 				t.Fatalf("manifestMatchesDigest = %v, want %v", got, tt.want)
 			}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // parseCase is one policy text and the error substring expected ("" means it parses).
@@ -161,7 +163,7 @@ func TestDecodeSpecVectors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := decode([]byte(tt.policy), "policy.json")
-			checkErr(t, err, tt.wantErr)
+			testsupport.WantErr(t, err, tt.wantErr)
 			if err != nil && !errors.Is(err, ErrInvalidPolicy) {
 				t.Fatalf("error %v does not wrap ErrInvalidPolicy", err)
 			}
@@ -169,19 +171,6 @@ func TestDecodeSpecVectors(t *testing.T) {
 				t.Fatalf("error %q does not name the file", err)
 			}
 		})
-	}
-}
-
-func checkErr(t *testing.T, err error, want string) {
-	t.Helper()
-	if want == "" {
-		if err != nil {
-			t.Fatalf("unexpected error: %v", err)
-		}
-		return
-	}
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("error = %v, want it to contain %q", err, want)
 	}
 }
 
@@ -254,7 +243,7 @@ func TestParseLoadsKeys(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := Parse([]byte(tt.policy), "policy.json")
-			checkErr(t, err, tt.wantErr)
+			testsupport.WantErr(t, err, tt.wantErr)
 			if err != nil {
 				var le *LoadError
 				if !errors.As(err, &le) || !errors.Is(err, ErrInvalidPolicy) {

@@ -64,6 +64,20 @@ func jwkString(m map[string]any, key string) (string, error) {
 	return s, nil
 }
 
+// jwkBase64URL returns the base64url-decoded string member key of a JWK; what names the
+// member in the errors.
+func jwkBase64URL(jwk map[string]any, key, what string) ([]byte, error) {
+	s, err := jwkString(jwk, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	b, err := joseBase64URLDecode(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: invalid base64 URL encoding: %w", what, err)
+	}
+	return b, nil
+}
+
 func checkECJWK(jwk map[string]any) error {
 	crv, err := jwkString(jwk, "crv")
 	if err != nil {
@@ -82,13 +96,9 @@ func checkECJWK(jwk map[string]any) error {
 	}
 	coordinates := make([]*big.Int, 2)
 	for i, name := range []string{"x", "y"} {
-		s, err := jwkString(jwk, name)
+		b, err := jwkBase64URL(jwk, name, "JWK EC public key "+name+"-coordinate")
 		if err != nil {
-			return fmt.Errorf("JWK EC public key %s-coordinate: %w", name, err)
-		}
-		b, err := joseBase64URLDecode(s)
-		if err != nil {
-			return fmt.Errorf("JWK EC public key %s-coordinate: invalid base64 URL encoding: %w", name, err)
+			return err
 		}
 		if want := (curve.Params().BitSize + 7) >> 3; len(b) != want {
 			return fmt.Errorf("JWK EC public key %s-coordinate: invalid number of octets: got %d, should be %d", name, len(b), want)
@@ -112,21 +122,13 @@ func checkECJWK(jwk map[string]any) error {
 }
 
 func checkRSAJWK(jwk map[string]any) error {
-	ns, err := jwkString(jwk, "n")
+	nb, err := jwkBase64URL(jwk, "n", "JWK RSA public key modulus")
 	if err != nil {
-		return fmt.Errorf("JWK RSA public key modulus: %w", err)
+		return err
 	}
-	nb, err := joseBase64URLDecode(ns)
+	eb, err := jwkBase64URL(jwk, "e", "JWK RSA public key exponent")
 	if err != nil {
-		return fmt.Errorf("JWK RSA public key modulus: invalid base64 URL encoding: %w", err)
-	}
-	es, err := jwkString(jwk, "e")
-	if err != nil {
-		return fmt.Errorf("JWK RSA public key exponent: %w", err)
-	}
-	eb, err := joseBase64URLDecode(es)
-	if err != nil {
-		return fmt.Errorf("JWK RSA public key exponent: invalid base64 URL encoding: %w", err)
+		return err
 	}
 	if len(eb) > 4 { // libtrust would panic here
 		return errors.New("JWK RSA public key exponent: too large")

@@ -131,12 +131,5 @@ func TestSigstoreJSONBlob(t *testing.T) {
 	p := f.policy(`{"default":[{"type":"sigstoreSigned","keyPath":"$DIR/cosign.pub"}]}`)
 	s := cosignSig(t, key, f.digest, "busybox:1")
 	chunk := testsupport.JSON(t, map[string]any{"mimeType": s.MIMEType, "payload": s.Data, "annotations": s.Annotations})
-	parsed, err := ParseSignatureBlob(append([]byte("\x00sigstore-json\n"), chunk...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := p.Evaluate(context.Background(), f.image("busybox:1"), sigSource(parsed))
-	if err != nil || !v.Accepted {
-		t.Fatalf("Evaluate = %+v, %v", v, err)
-	}
+	f.wantBlobAccepted(p, append([]byte("\x00sigstore-json\n"), chunk...))
 }

@@ -68,17 +68,11 @@ func (t *Trust) attachmentCandidates(layer, sig []byte, annotations map[string]s
 			return nil, err
 		}
 		// The entry records one key: the first configured key it matches is the only candidate.
-		var mismatches []string
-		for _, key := range t.PublicKeys {
-			der, err := publicKeyDER(key)
-			if err != nil {
-				return nil, err
-			}
-			err = checkRekorBody(entry.body, logBinding{kind: kindHashedRekord, verifierDER: der, signature: sig, dataSHA256: payloadSHA256[:]})
-			if err == nil {
-				return []crypto.PublicKey{key}, nil
-			}
-			mismatches = append(mismatches, err.Error())
+		candidates, mismatches, err := firstBoundKey(t.PublicKeys, func(der []byte) error {
+			return checkRekorBody(entry.body, logBinding{kind: kindHashedRekord, verifierDER: der, signature: sig, dataSHA256: payloadSHA256[:]})
+		})
+		if err != nil || candidates != nil {
+			return candidates, err
 		}
 		if len(mismatches) == 1 {
 			return nil, rejectf("%s", mismatches[0])

@@ -27,11 +27,7 @@ func BenchmarkVerifyAttachmentKey(b *testing.B) {
 // BenchmarkVerifyAttachmentFulcioRekor is one keyless signature: Rekor SET, entry body,
 // certificate chain (leaf, intermediate, root), issuer, email, signature and payload.
 func BenchmarkVerifyAttachmentFulcioRekor(b *testing.B) {
-	ca := newTestCA(b)
-	rekor := newFakeRekor(b)
-	key := newECDSAKey(b, elliptic.P256())
-	layer := cosignPayload(testManifestDigest)
-	sig := key.sign(b, layer)
+	ca, rekor, key, layer, sig := newKeylessSigning(b)
 	leaf := certPEM(ca.issueLeaf(b, key, leafOptions{}))
 	ann := map[string]string{
 		AnnotationSignature:   base64.StdEncoding.EncodeToString(sig),

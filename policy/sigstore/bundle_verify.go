@@ -110,17 +110,12 @@ func (t *Trust) bundleCandidates(b *untrustedBundle, c bundleContent, now time.T
 		if err != nil {
 			return nil, err
 		}
-		var mismatches []string
-		for _, key := range t.PublicKeys {
-			der, err := publicKeyDER(key)
-			if err != nil {
-				return nil, err
-			}
-			_, err = findBoundEntry(entries, c.binding, der)
-			if err == nil {
-				return []crypto.PublicKey{key}, nil
-			}
-			mismatches = append(mismatches, err.Error())
+		candidates, mismatches, err := firstBoundKey(t.PublicKeys, func(der []byte) error {
+			_, err := findBoundEntry(entries, c.binding, der)
+			return err
+		})
+		if err != nil || candidates != nil {
+			return candidates, err
 		}
 		return nil, rejectf("no Rekor entry of the bundle matches a configured public key: %s", joinDistinct(mismatches))
 
@@ -223,6 +218,24 @@ func findBoundEntry(entries []verifiedEntry, binding logBinding, verifierDER []b
 		return verifiedEntry{}, rejectf("%s", failures[0])
 	}
 	return verifiedEntry{}, rejectf("none of the %d Rekor entries matches: %s", len(failures), joinDistinct(failures))
+}
+
+// firstBoundKey returns, as the only candidate, the first of keys whose DER encoding bound
+// accepts; when bound accepts none, what it said of each key, in order.
+func firstBoundKey(keys []crypto.PublicKey, bound func(der []byte) error) ([]crypto.PublicKey, []string, error) {
+	var mismatches []string
+	for _, key := range keys {
+		der, err := publicKeyDER(key)
+		if err != nil {
+			return nil, nil, err
+		}
+		err = bound(der)
+		if err == nil {
+			return []crypto.PublicKey{key}, nil, nil
+		}
+		mismatches = append(mismatches, err.Error())
+	}
+	return nil, mismatches, nil
 }
 
 // oneKey is the key a certificate check returned, as the list of keys a signature may

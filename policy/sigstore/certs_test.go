@@ -25,11 +25,7 @@ type fulcioCase struct {
 
 // SPEC.md 10.5 #42.
 func TestVerifyAttachmentFulcio(t *testing.T) {
-	ca := newTestCA(t)
-	rekor := newFakeRekor(t)
-	key := newECDSAKey(t, elliptic.P256())
-	layer := cosignPayload(testManifestDigest)
-	sig := key.sign(t, layer)
+	ca, rekor, key, layer, sig := newKeylessSigning(t)
 	expiredLeaf := leafOptions{notBefore: testNow.Add(-2 * time.Hour), notAfter: testNow.Add(-time.Hour)}
 	tests := []fulcioCase{
 		{name: "valid", want: ""},
@@ -103,11 +99,7 @@ func TestVerifyAttachmentFulcio(t *testing.T) {
 
 // Fulcio signatures fail without a Rekor entry that binds the certificate.
 func TestVerifyAttachmentFulcioRekor(t *testing.T) {
-	ca := newTestCA(t)
-	rekor := newFakeRekor(t)
-	key := newECDSAKey(t, elliptic.P256())
-	layer := cosignPayload(testManifestDigest)
-	sig := key.sign(t, layer)
+	ca, rekor, key, layer, sig := newKeylessSigning(t)
 	leaf := ca.issueLeaf(t, key, leafOptions{})
 	other := ca.issueLeaf(t, key, leafOptions{})
 	trust := &Trust{

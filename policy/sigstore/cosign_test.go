@@ -144,15 +144,7 @@ func readBlob(t *testing.T, img v1.Image, d v1.Hash) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := layer.Compressed() // the blob as stored
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, data := testsupport.Layer(t, layer) // the blob as stored
 	return data
 }
 

@@ -76,11 +76,7 @@ func FuzzCheckRekorBody(f *testing.F) {
 }
 
 func FuzzVerifyAttachment(f *testing.F) {
-	ca := newTestCA(f)
-	rekor := newFakeRekor(f)
-	key := newECDSAKey(f, elliptic.P256())
-	layer := cosignPayload(testManifestDigest)
-	sig := key.sign(f, layer)
+	ca, rekor, key, layer, sig := newKeylessSigning(f)
 	leaf := certPEM(ca.issueLeaf(f, key, leafOptions{}))
 	set := rekor.setAnnotation(f, testsupport.JSON(f, hashedRekordBody([]byte(leaf), sig, sha256Of(layer))), testNow, nil)
 	chain := certPEM(ca.intermediate, ca.root)

@@ -321,6 +321,17 @@ func (r *fakeRekor) setAnnotation(t testing.TB, body []byte, integratedTime time
 	return string(testsupport.JSON(t, annotation))
 }
 
+// newKeylessSigning is the set-up of a keyless signature test: a CA, a fake Rekor, and a
+// P-256 key with its signature of the test payload (layer).
+func newKeylessSigning(t testing.TB) (ca *testCA, rekor *fakeRekor, key testKey, layer, sig []byte) {
+	t.Helper()
+	ca = newTestCA(t)
+	rekor = newFakeRekor(t)
+	key = newECDSAKey(t, elliptic.P256())
+	layer = cosignPayload(testManifestDigest)
+	return ca, rekor, key, layer, key.sign(t, layer)
+}
+
 // signedLayer is a .sig layer: the payload and its annotations.
 type signedLayer struct {
 	payload     []byte
@@ -344,20 +355,11 @@ func signWithKey(t testing.TB, key testKey, rekor *fakeRekor) signedLayer {
 // checkResult fails unless err is a rejection mentioning want (or nil when want is "").
 func checkResult(t *testing.T, err error, want string) {
 	t.Helper()
-	if want == "" {
-		if err != nil {
-			t.Fatalf("rejected: %v", err)
-		}
+	if testsupport.WantErr(t, err, want) {
 		return
-	}
-	if err == nil {
-		t.Fatalf("accepted, want a rejection mentioning %q", want)
 	}
 	if !errors.Is(err, ErrRejected) {
 		t.Fatalf("error %v does not wrap ErrRejected", err)
-	}
-	if !strings.Contains(err.Error(), want) {
-		t.Fatalf("error %q does not mention %q", err, want)
 	}
 	t.Logf("rejected as expected: %v", err)
 }

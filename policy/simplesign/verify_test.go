@@ -85,11 +85,7 @@ func TestVerify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v, err := ring.Verify(tt.sig, now)
-			if tt.wantErr != "" {
-				wantRejected(t, v, err, tt.wantErr)
-				return
-			}
-			wantVerified(t, v, err, tt.wantKey, tt.wantSigner)
+			wantVerdict(t, v, err, tt.wantErr, tt.wantKey, tt.wantSigner)
 		})
 	}
 }
@@ -181,6 +177,17 @@ func wantRejected(t *testing.T, v Verified, err error, want string) {
 	if v != (Verified{}) {
 		t.Fatalf("rejected signature returned claims %+v", v)
 	}
+}
+
+// wantVerdict fails unless Verify's answer is the rejection wantErr names or, when wantErr
+// is empty, the acceptance wantVerified checks.
+func wantVerdict(t *testing.T, v Verified, err error, wantErr, key, signer string) {
+	t.Helper()
+	if wantErr != "" {
+		wantRejected(t, v, err, wantErr)
+		return
+	}
+	wantVerified(t, v, err, key, signer)
 }
 
 // wantVerified fails unless Verify accepted the signature by key (and, if signer is set,
