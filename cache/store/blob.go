@@ -156,10 +156,7 @@ func (s *Store) DropBlob(ctx context.Context, d digest.Digest, why string) {
 
 // LinkBlob records that registry/repo served d (distribution's _layers link).
 func (s *Store) LinkBlob(ctx context.Context, registry, repo string, d digest.Digest) error {
-	if err := checkNames(registry, repo); err != nil {
-		return err
-	}
-	if err := checkDigest(d); err != nil {
+	if err := checkNamesDigest(registry, repo, d); err != nil {
 		return err
 	}
 	p := layerLinkPath(registry, repo, d)

@@ -56,8 +56,7 @@ func TestFetchShared(t *testing.T) {
 		f := open(t, b, Options{})
 		data := randomBytes(t, 3<<20+17)
 		d := digest.FromBytes(data)
-		u := newUpstream(data)
-		u.gate, u.at = make(chan struct{}), len(data)/2
+		u := newHalfGatedUpstream(data)
 		const n = 8
 		results := startReaders(t, f.s, d, u, n)
 		close(u.gate)
@@ -98,8 +97,7 @@ func TestFetchLateJoiner(t *testing.T) {
 		f := open(t, b, Options{})
 		data := randomBytes(t, 1<<20)
 		d := digest.FromBytes(data)
-		u := newUpstream(data)
-		u.gate, u.at = make(chan struct{}), len(data)/2
+		u := newHalfGatedUpstream(data)
 		first, size, err := f.s.Fetch(ctx, d, u.open)
 		if err != nil || size != int64(len(data)) {
 			t.Fatal(err, size)
@@ -215,8 +213,7 @@ func TestFetchCallerGoesAway(t *testing.T) {
 				f := open(t, b, Options{})
 				data := randomBytes(t, 1<<20)
 				d := digest.FromBytes(data)
-				u := newUpstream(data)
-				u.gate, u.at = make(chan struct{}), len(data)/2
+				u := newHalfGatedUpstream(data)
 				cctx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				var leaving, staying io.ReadCloser
@@ -435,8 +432,7 @@ func TestFetchDiskFullMidway(t *testing.T) {
 			data := randomBytes(t, 2<<20)
 			d := digest.FromBytes(data)
 			f.s.spoolWrap = func(w io.Writer) io.Writer { return &failAfter{w: w, n: int64(len(data)) * 3 / 4} }
-			u := newUpstream(data)
-			u.gate, u.at = make(chan struct{}), len(data)/2
+			u := newHalfGatedUpstream(data)
 			results := startReaders(t, f.s, d, u, 3)
 			close(u.gate)
 			for range 3 {

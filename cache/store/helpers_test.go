@@ -177,6 +177,14 @@ type upstream struct {
 
 func newUpstream(data []byte) *upstream { return &upstream{data: data, size: int64(len(data))} }
 
+// newHalfGatedUpstream is newUpstream with a body that blocks halfway until u.gate is
+// closed.
+func newHalfGatedUpstream(data []byte) *upstream {
+	u := newUpstream(data)
+	u.gate, u.at = make(chan struct{}), len(data)/2
+	return u
+}
+
 func (u *upstream) open(ctx context.Context) (io.ReadCloser, int64, error) {
 	u.opens.Add(1)
 	if u.openGate != nil {

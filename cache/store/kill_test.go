@@ -37,8 +37,7 @@ func TestKillChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := killData()
-	u := newUpstream(data)
-	u.gate, u.at = make(chan struct{}), len(data)/2 // never opened: the parent kills us
+	u := newHalfGatedUpstream(data) // never opened: the parent kills us
 	body, _, err := s.Fetch(ctx, digest.FromBytes(data), u.open)
 	if err != nil {
 		t.Fatal(err)

@@ -29,10 +29,7 @@ type Refs struct {
 // The bytes are hashed again and refused (ErrInvalid) if they do not match m.Digest.
 // Idempotent.
 func (s *Store) PutManifest(ctx context.Context, registry, repo string, m Manifest, refs Refs) error {
-	if err := checkNames(registry, repo); err != nil {
-		return err
-	}
-	if err := checkDigest(m.Digest); err != nil {
+	if err := checkNamesDigest(registry, repo, m.Digest); err != nil {
 		return err
 	}
 	if len(m.Bytes) > MaxManifestSize {
@@ -85,10 +82,7 @@ func (s *Store) putContent(ctx context.Context, d digest.Digest, b []byte) error
 // match are logged once, dropped (content and this repository's link) and answered with
 // ErrCorrupt. A manifest not linked in the repository is ErrNotFound.
 func (s *Store) GetManifest(ctx context.Context, registry, repo string, d digest.Digest) (Manifest, error) {
-	if err := checkNames(registry, repo); err != nil {
-		return Manifest{}, err
-	}
-	if err := checkDigest(d); err != nil {
+	if err := checkNamesDigest(registry, repo, d); err != nil {
 		return Manifest{}, err
 	}
 	what := fmt.Sprintf("manifest %s/%s@%s", registry, repo, d)
@@ -175,10 +169,7 @@ func (s *Store) deleteContent(ctx context.Context, d digest.Digest) int64 {
 // ManifestsReferencing lists the kept manifests of registry/repo whose refs name blob (as a
 // blob or a child manifest), sorted.
 func (s *Store) ManifestsReferencing(ctx context.Context, registry, repo string, blob digest.Digest) ([]digest.Digest, error) {
-	if err := checkNames(registry, repo); err != nil {
-		return nil, err
-	}
-	if err := checkDigest(blob); err != nil {
+	if err := checkNamesDigest(registry, repo, blob); err != nil {
 		return nil, err
 	}
 	what := fmt.Sprintf("manifests of %s/%s referencing %s", registry, repo, blob)
@@ -225,10 +216,7 @@ func (s *Store) ManifestsReferencing(ctx context.Context, registry, repo string,
 
 // Pin marks a kept manifest as never evicted (images kept by mirror or import).
 func (s *Store) Pin(ctx context.Context, registry, repo string, d digest.Digest) error {
-	if err := checkNames(registry, repo); err != nil {
-		return err
-	}
-	if err := checkDigest(d); err != nil {
+	if err := checkNamesDigest(registry, repo, d); err != nil {
 		return err
 	}
 	what := fmt.Sprintf("pinning %s/%s@%s", registry, repo, d)
@@ -252,7 +240,7 @@ type servedEntry struct {
 // Touch records that a manifest of registry/repo was served now. The time is kept in memory
 // and written at most once per ServedFlushInterval.
 func (s *Store) Touch(registry, repo string, d digest.Digest) {
-	if checkNames(registry, repo) != nil || checkDigest(d) != nil {
+	if checkNamesDigest(registry, repo, d) != nil {
 		return
 	}
 	s.touchDir(revisionDir(registry, repo, d), true)

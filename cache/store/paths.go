@@ -160,6 +160,15 @@ func checkNames(registry, repo string) error {
 	return checkRepo(repo)
 }
 
+// checkNamesDigest is checkNames, then checkDigest: the names and the digest of a
+// repository's manifest, blob link or signatures.
+func checkNamesDigest(registry, repo string, d digest.Digest) error {
+	if err := checkNames(registry, repo); err != nil {
+		return err
+	}
+	return checkDigest(d)
+}
+
 func checkTag(tag string) error {
 	if !tagRegexp.MatchString(tag) {
 		return fmt.Errorf("tag %q: %w", tag, ErrInvalid)

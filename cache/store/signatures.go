@@ -20,10 +20,7 @@ type Signature struct {
 // PutSignatures keeps the signatures found for registry/repo@d as one JSON record, kept as
 // content by its own digest, replacing the set kept before.
 func (s *Store) PutSignatures(ctx context.Context, registry, repo string, d digest.Digest, sigs []Signature) error {
-	if err := checkNames(registry, repo); err != nil {
-		return err
-	}
-	if err := checkDigest(d); err != nil {
+	if err := checkNamesDigest(registry, repo, d); err != nil {
 		return err
 	}
 	b, err := marshalSignatures(sigs)
@@ -45,10 +42,7 @@ func (s *Store) PutSignatures(ctx context.Context, registry, repo string, d dige
 // Signatures returns the signatures kept for registry/repo@d, re-hashed; ErrNotFound when
 // none are kept, ErrCorrupt (and dropped) when the record no longer matches.
 func (s *Store) Signatures(ctx context.Context, registry, repo string, d digest.Digest) ([]Signature, error) {
-	if err := checkNames(registry, repo); err != nil {
-		return nil, err
-	}
-	if err := checkDigest(d); err != nil {
+	if err := checkNamesDigest(registry, repo, d); err != nil {
 		return nil, err
 	}
 	what := fmt.Sprintf("signatures of %s/%s@%s", registry, repo, d)

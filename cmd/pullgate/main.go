@@ -144,3 +144,17 @@ func flagExit(err error) int {
 	}
 	return exitError
 }
+
+// parseFlagsOnly parses args for a command that takes no positional arguments. done
+// reports that the command ends there, with code: -h, a bad flag or an argument.
+func parseFlagsOnly(fs *flag.FlagSet, args []string) (code int, done bool) {
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return flagExit(err), true
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected arguments %q\n", fs.Name(), rest)
+		return exitError, true
+	}
+	return exitOK, false
+}

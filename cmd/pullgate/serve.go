@@ -35,13 +35,8 @@ const (
 func runServe(ctx context.Context, args []string, stderr io.Writer, newGate server.GateFactory, hup <-chan struct{}) int {
 	fs := newFlagSet("serve", "serve --config FILE", stderr)
 	configPath := fs.String("config", "", "configuration file (YAML); see config.example.yaml")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	if len(rest) > 0 {
-		fmt.Fprintf(stderr, "pullgate serve: unexpected arguments %q\n", rest)
-		return exitError
+	if code, done := parseFlagsOnly(fs, args); done {
+		return code
 	}
 	if *configPath == "" {
 		fmt.Fprintln(stderr, "pullgate serve: --config FILE is required")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,10 +14,9 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/pullgate/pullgate/integration/harness"
 	"github.com/pullgate/pullgate/internal/config"
 	"github.com/pullgate/pullgate/internal/server"
 	"github.com/pullgate/pullgate/internal/testsupport"
@@ -29,28 +27,11 @@ import (
 // serve does, from a configuration file, in front of a real (in-process) registry, with an
 // allow-all test gate in place of the policy gate, and pulls an image through it.
 func TestWiringServesThroughProxy(t *testing.T) {
-	upstreamSrv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(upstreamSrv.Close)
-	host := strings.TrimPrefix(upstreamSrv.URL, "http://")
-
-	img, err := random.Image(1024, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(host+"/team/app:v1", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	want, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	up := harness.StartRegistry(t)
+	want := up.Push(t, "team/app:v1", harness.DockerImage(t, 2, 1024))
 
 	// The registry name clients and signatures use differs from where it is reached.
-	path := testsupport.WriteConfig(t, "upstreams:\n  - registry: upstream.test\n    url: "+upstreamSrv.URL+"\ndefaultUpstream: upstream.test\npolicy:\n  path: policy.json\n")
+	path := testsupport.WriteConfig(t, "upstreams:\n  - registry: upstream.test\n    url: "+up.URL.String()+"\ndefaultUpstream: upstream.test\npolicy:\n  path: policy.json\n")
 	cfg, _, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -83,23 +64,8 @@ func TestWiringServesThroughProxy(t *testing.T) {
 		if err != nil {
 			t.Fatalf("pull %s: %v", image, err)
 		}
-		if d, err := got.Digest(); err != nil || d != want {
-			t.Errorf("pull %s: digest %v (%v), want %v", image, d, err, want)
-		}
-		layers, err := got.Layers()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range layers {
-			rc, err := l.Compressed()
-			if err != nil {
-				t.Fatalf("pull %s: layer: %v", image, err)
-			}
-			_, err = io.Copy(io.Discard, rc)
-			rc.Close()
-			if err != nil {
-				t.Fatalf("pull %s: layer body: %v", image, err)
-			}
+		if d := harness.ReadImage(t, got).Manifest; d != want {
+			t.Errorf("pull %s: digest %v, want %v", image, d, want)
 		}
 	}
 }
@@ -131,25 +97,9 @@ func TestNewUpstreamsReportsTheEntry(t *testing.T) {
 // test gate: it loads the file, listens, serves a pull through the proxy, and stops cleanly
 // when its context ends (what SIGINT/SIGTERM do).
 func TestServeLifecycle(t *testing.T) {
-	upstreamSrv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(upstreamSrv.Close)
-	host := strings.TrimPrefix(upstreamSrv.URL, "http://")
-	img, err := random.Image(512, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	upRef, err := name.ParseReference(host+"/lib/app:v1", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(upRef, img); err != nil {
-		t.Fatal(err)
-	}
-	want, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := testsupport.WriteConfig(t, "listen: 127.0.0.1:0\nupstreams:\n  - registry: upstream.test\n    url: "+upstreamSrv.URL+"\npolicy:\n  path: policy.json\nlog:\n  format: json\n")
+	up := harness.StartRegistry(t)
+	want := up.Push(t, "lib/app:v1", harness.DockerImage(t, 1, 512))
+	path := testsupport.WriteConfig(t, "listen: 127.0.0.1:0\nupstreams:\n  - registry: upstream.test\n    url: "+up.URL.String()+"\npolicy:\n  path: policy.json\nlog:\n  format: json\n")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -211,24 +161,13 @@ func TestServeLifecycle(t *testing.T) {
 // reload to a broken policy is refused and leaves the last one in force, and the signature
 // API is advertised and answers.
 func TestRealGateEnforcesAndReloads(t *testing.T) {
-	upstreamSrv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(upstreamSrv.Close)
-	host := strings.TrimPrefix(upstreamSrv.URL, "http://")
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	upRef, err := name.ParseReference(host+"/team/app:v1", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(upRef, img); err != nil {
-		t.Fatal(err)
-	}
+	up := harness.StartRegistry(t)
+	img := harness.DockerImage(t, 1, 256)
+	up.Push(t, "team/app:v1", img)
 	layers, _ := img.Layers()
 	layerDigest, _ := layers[0].Digest()
 
-	path := testsupport.WriteConfig(t, "upstreams:\n  - registry: upstream.test\n    url: "+upstreamSrv.URL+"\npolicy:\n  path: policy.json\n")
+	path := testsupport.WriteConfig(t, "upstreams:\n  - registry: upstream.test\n    url: "+up.URL.String()+"\npolicy:\n  path: policy.json\n")
 	policyFile := filepath.Join(filepath.Dir(path), "policy.json") // testDir's: reject everything
 	cfg, _, err := config.Load(path)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pullgate/pullgate/internal/readfile"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy/content"
 )
@@ -209,28 +211,18 @@ func (l *layoutDir) hashBlob(b Blob) error {
 	return nil
 }
 
-// readBounded reads a regular file of at most limit bytes.
+// readBounded reads a regular file of at most limit bytes. Its errors are worded as the
+// os package words them, not with readfile's prefixes.
 func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
+	b, err := readfile.Bounded(path, limit)
+	var pathErr *fs.PathError
+	switch {
+	case errors.Is(err, readfile.ErrTooLarge):
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	case errors.As(err, &pathErr):
+		return nil, pathErr // an open, stat or read error, without "reading PATH: "
 	}
-	return b, nil
+	return b, err
 }
 
 // verifyTree re-hashes in DIR everything an image can bring from it: the manifest d of

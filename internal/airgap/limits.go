@@ -1,13 +1,18 @@
 package airgap
 
-import "time"
+import (
+	"time"
+
+	"github.com/pullgate/pullgate/proxy/content"
+	"github.com/pullgate/pullgate/proxy/sigsource"
+)
 
 // Bounds on what mirror, export and import read from an upstream or from a layout DIR that
 // an outsider may have written.
 const (
-	// maxManifestBytes bounds a manifest read (distribution refuses larger ones, and so
-	// does the store).
-	maxManifestBytes = 4 << 20
+	// maxManifestBytes bounds a manifest read, as for one from an upstream (distribution
+	// refuses larger ones, and so does the store).
+	maxManifestBytes = content.MaxManifestBytes
 
 	// maxChildren bounds the manifests one index lists (real indexes list tens).
 	maxChildren = 1024
@@ -19,9 +24,9 @@ const (
 	// attachments, referrers).
 	maxManifestsPerImage = 4096
 
-	// maxReferrers bounds the referrer manifests kept per manifest, as sigsource reads at
-	// most 64 candidate referrers.
-	maxReferrers = 64
+	// maxReferrers bounds the referrer manifests kept per manifest: as many candidate
+	// referrers as sigsource reads.
+	maxReferrers = sigsource.MaxReferrerManifests
 
 	// maxErrorBody bounds an error answer read for its message.
 	maxErrorBody = 64 << 10

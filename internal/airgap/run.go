@@ -81,6 +81,15 @@ func readList(r io.Reader, path string) ([]string, error) {
 
 // MirrorAll mirrors every reference, calling each with its result as it is done.
 func (s *Session) MirrorAll(ctx context.Context, refs []string, each func(Result)) {
+	s.mirrorEach(ctx, refs, each, func(ref string, im *Image, err error) Result {
+		return result(ref, im, err, keptReason(im))
+	})
+}
+
+// mirrorEach mirrors every reference, showing progress; done makes the result of each one
+// mirrored (with its error), and each is called with it, or with the error of a reference
+// that does not parse.
+func (s *Session) mirrorEach(ctx context.Context, refs []string, each func(Result), done func(ref string, im *Image, err error) Result) {
 	s.progress.Start(len(refs))
 	defer s.progress.Finish()
 	for _, raw := range refs {
@@ -91,7 +100,7 @@ func (s *Session) MirrorAll(ctx context.Context, refs []string, each func(Result
 			continue
 		}
 		im, err := s.Mirror(ctx, ref)
-		each(result(ref.String(), im, err, keptReason(im)))
+		each(done(ref.String(), im, err))
 		s.progress.ImageDone()
 	}
 }
@@ -110,16 +119,7 @@ func (s *Session) ExportAll(ctx context.Context, dir string, refs []string, each
 	if err != nil {
 		return err
 	}
-	s.progress.Start(len(refs))
-	defer s.progress.Finish()
-	for _, raw := range refs {
-		ref, err := ParseRef(raw)
-		if err != nil {
-			each(result(raw, nil, err, ""))
-			s.progress.ImageDone()
-			continue
-		}
-		im, err := s.Mirror(ctx, ref)
+	s.mirrorEach(ctx, refs, each, func(ref string, im *Image, err error) Result {
 		if err == nil {
 			err = l.Write(ctx, s.Store(), im)
 		}
@@ -127,8 +127,7 @@ func (s *Session) ExportAll(ctx context.Context, dir string, refs []string, each
 		if im != nil {
 			reason = fmt.Sprintf("written to %s: %d manifests, %d blobs, %s", dir, len(im.Manifests), len(im.Blobs), mib(im.Bytes()))
 		}
-		each(result(ref.String(), im, err, reason))
-		s.progress.ImageDone()
-	}
+		return result(ref, im, err, reason)
+	})
 	return nil
 }

@@ -14,16 +14,18 @@ const (
 	// maxSigstoreLayers bounds how many layers of one .sig manifest are fetched; cosign
 	// appends one per signing, so real attachments have a handful.
 	maxSigstoreLayers = 128
-	// maxReferrerManifests bounds how many referrer manifests of one image are read when
-	// looking for Sigstore bundles; each signing adds one.
-	maxReferrerManifests = 64
+	// MaxReferrerManifests bounds how many referrer manifests of one image are read when
+	// looking for Sigstore bundles; each signing adds one. It is exported for what keeps
+	// referrers for a lookup to read (airgap keeps no more per manifest).
+	MaxReferrerManifests = 64
+	maxReferrerManifests = MaxReferrerManifests
 
 	// maxSignaturesPerImage bounds the signatures one lookup collects from all its
 	// sources together (lookaside files, signature API entries, .sig layers, referrer
 	// bundles). Real images have one to a few per source; 128 is the most one source
 	// may hold on its own (a .sig manifest), so no single source that works today is cut.
 	// Beyond it the lookup fails: a partial list could change a verdict.
-	maxSignaturesPerImage = 128
+	maxSignaturesPerImage = maxSigstoreLayers
 	// maxSignatureBytesPerImage bounds the bytes one lookup reads from all its sources
 	// together: signature bodies, and the manifests and lists that name them. Real
 	// signatures are a few KiB (a bundle with its certificate chain about 10 KiB), so
