@@ -114,20 +114,12 @@ func (p *multiPuller) denied(ref string, why string) {
 // blobs checks whether the config and layers of the platform manifest d are served.
 func (p *multiPuller) blobs(d v1.Hash, allowed bool) {
 	p.t.Helper()
-	img, err := remote.Image(p.w.reg.Ref(p.t, p.m.repo+"@"+d.String()))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	for _, desc := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-		a := call(p.t, http.MethodGet, "http://"+p.pg.Host+"/v2/"+fullName(p.m.repo)+"/blobs/"+desc.Digest.String())
+	for _, b := range harness.ImageBlobs(p.t, p.w.reg.Image(p.t, p.m.repo+"@"+d.String())) {
+		a := call(p.t, http.MethodGet, "http://"+p.pg.Host+"/v2/"+fullName(p.m.repo)+"/blobs/"+b.String())
 		if allowed {
-			a.served(p.t, "blob "+desc.Digest.String(), desc.Digest)
+			a.served(p.t, "blob "+b.String(), b)
 		} else {
-			a.denied(p.t, "blob "+desc.Digest.String())
+			a.denied(p.t, "blob "+b.String())
 		}
 	}
 }

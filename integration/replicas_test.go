@@ -165,19 +165,7 @@ func blobURL(host, repo string, d v1.Hash) string {
 // blobsOf reads the config and layer digests of repo:v1 from the registry itself.
 func (rw *replicaWorld) blobsOf(t *testing.T, repo string) []v1.Hash {
 	t.Helper()
-	img, err := remote.Image(rw.reg.Ref(t, repo+":v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := []v1.Hash{m.Config.Digest}
-	for _, l := range m.Layers {
-		out = append(out, l.Digest)
-	}
-	return out
+	return harness.ImageBlobs(t, rw.reg.Image(t, repo+":v1"))
 }
 
 // upstreamBlobGETs counts the registry's GETs of blob d in repo (the set-up's copies read
@@ -239,12 +227,8 @@ func (rw *replicaWorld) testIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := img.Manifest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-			call(t, http.MethodGet, blobURL(r[2].Host, repo, b.Digest)).served(t, "child's blob on replica 2", b.Digest)
+		for _, b := range harness.ImageBlobs(t, img) {
+			call(t, http.MethodGet, blobURL(r[2].Host, repo, b)).served(t, "child's blob on replica 2", b)
 		}
 	}
 	out := filepath.Join(t.TempDir(), "oci")

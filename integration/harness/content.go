@@ -212,24 +212,17 @@ func ImageOf(t testing.TB, layers ...v1.Layer) v1.Image {
 	return img
 }
 
-// ImageBlobs returns the digests of an image's config and layers.
+// ImageBlobs returns the digests of an image's config and layers, as its manifest lists
+// them: of an image in a registry, no blob is fetched.
 func ImageBlobs(t testing.TB, img v1.Image) []v1.Hash {
 	t.Helper()
-	cfg, err := img.ConfigName()
+	m, err := img.Manifest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := []v1.Hash{cfg}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, d)
+	out := []v1.Hash{m.Config.Digest}
+	for _, l := range m.Layers {
+		out = append(out, l.Digest)
 	}
 	return out
 }

@@ -145,6 +145,17 @@ func (r *Registry) Ref(t testing.TB, repoRef string) name.Reference {
 	return ref
 }
 
+// Image reads the image manifest repoRef ("repo:tag" or "repo@digest") from the
+// registry; its config and layers are fetched when read.
+func (r *Registry) Image(t testing.TB, repoRef string) v1.Image {
+	t.Helper()
+	img, err := remote.Image(r.Ref(t, repoRef), remote.WithAuth(r.Auth()))
+	if err != nil {
+		t.Fatalf("harness: image %s: %v", repoRef, err)
+	}
+	return img
+}
+
 // Push writes img as repoTag ("team/app:v1") and returns its digest.
 func (r *Registry) Push(t testing.TB, repoTag string, img v1.Image) v1.Hash {
 	t.Helper()
