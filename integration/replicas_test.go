@@ -379,30 +379,12 @@ func getDigest(ctx context.Context, url string, want v1.Hash) error {
 // readWhole reads an image's config and layers through go-containerregistry, which
 // checks each digest.
 func readWhole(img v1.Image, want v1.Hash) error {
-	d, err := img.Digest()
+	p, err := harness.ReadWhole(img)
 	if err != nil {
 		return err
 	}
-	if d != want {
-		return fmt.Errorf("pulled %s, want %s", d, want)
-	}
-	if _, err := img.RawConfigFile(); err != nil {
-		return err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	for _, l := range layers {
-		rc, err := l.Compressed()
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, rc)
-		rc.Close()
-		if err != nil {
-			return err
-		}
+	if p.Manifest != want {
+		return fmt.Errorf("pulled %s, want %s", p.Manifest, want)
 	}
 	return nil
 }
