@@ -623,13 +623,7 @@ func (u *upstreamControl) stallOnce(d v1.Hash, after int64) <-chan struct{} {
 }
 
 func (u *upstreamControl) middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		i := strings.LastIndex(r.URL.Path, "/blobs/")
-		if r.Method != http.MethodGet || i < 0 {
-			next.ServeHTTP(w, r)
-			return
-		}
-		d := r.URL.Path[i+len("/blobs/"):]
+	return harness.InterceptBlobGETs(next, func(w http.ResponseWriter, r *http.Request, d string) {
 		u.mu.Lock()
 		hold := u.holds[d]
 		st := u.stall[d]

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/pullgate/pullgate/internal/testsupport"
@@ -36,6 +37,19 @@ func RewriteResponses(match func(*http.Request) bool, change func(r *http.Reques
 			}
 		})
 	}
+}
+
+// InterceptBlobGETs returns a handler that gives every GET of a blob to serve, with the
+// digest the path names, and every other request to next.
+func InterceptBlobGETs(next http.Handler, serve func(w http.ResponseWriter, r *http.Request, digest string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := strings.LastIndex(r.URL.Path, "/blobs/")
+		if r.Method != http.MethodGet || i < 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		serve(w, r, r.URL.Path[i+len("/blobs/"):])
+	})
 }
 
 // ClosedAddr returns a 127.0.0.1 address where nothing listens: connections are
