@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -54,16 +53,7 @@ func InterceptBlobGETs(next http.Handler, serve func(w http.ResponseWriter, r *h
 
 // ClosedAddr returns a 127.0.0.1 address where nothing listens: connections are
 // refused.
-func ClosedAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+func ClosedAddr(t testing.TB) string { return testsupport.ClosedAddr(t) }
 
 // HangingAddr returns a 127.0.0.1 address that accepts connections and never answers
 // (until the test ends).
