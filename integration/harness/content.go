@@ -200,16 +200,7 @@ func ImageOf(t testing.TB, layers ...v1.Layer) v1.Image {
 	if err != nil {
 		t.Fatalf("harness: append layers: %v", err)
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = LinuxAMD64.OS, LinuxAMD64.Architecture
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatalf("harness: config: %v", err)
-	}
-	return img
+	return withPlatform(t, img, LinuxAMD64)
 }
 
 // ImageBlobs returns the digests of an image's config and layers, as its manifest lists

@@ -47,6 +47,12 @@ func OCIImage(t testing.TB, layers int, layerSize int64, p v1.Platform) v1.Image
 			t.Fatalf("harness: append layer: %v", err)
 		}
 	}
+	return withPlatform(t, img, p)
+}
+
+// withPlatform returns img with p's OS, architecture and variant in its config.
+func withPlatform(t testing.TB, img v1.Image, p v1.Platform) v1.Image {
+	t.Helper()
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -117,16 +123,7 @@ func DockerIndex(t testing.TB, layerSize int64, platforms ...v1.Platform) v1.Ima
 	t.Helper()
 	idx := mutate.IndexMediaType(empty.Index, types.DockerManifestList)
 	for _, p := range platforms {
-		img := DockerImage(t, 1, layerSize)
-		cf, err := img.ConfigFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf = cf.DeepCopy()
-		cf.OS, cf.Architecture = p.OS, p.Architecture
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			t.Fatal(err)
-		}
+		img := withPlatform(t, DockerImage(t, 1, layerSize), p)
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
 			Add:        img,
 			Descriptor: v1.Descriptor{MediaType: types.DockerManifestSchema2, Platform: &p},
