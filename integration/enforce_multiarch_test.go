@@ -28,6 +28,17 @@ func (w *enforceWorld) pushIndex(t *testing.T, repo string) multiArch {
 	return w.readIndex(t, repo)
 }
 
+// signIndexAlone signs the bytes of the index repo:v1, not its children, for the tag
+// identity, as cosign without --recursive does (here with skopeo standalone-sign).
+func (w *enforceWorld) signIndexAlone(t *testing.T, repo string) {
+	t.Helper()
+	raw, err := remote.Get(w.reg.Ref(t, repo+":v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.sig.SignManifest(t, w.trusted, raw.Manifest, fullName(repo)+":v1", repo)
+}
+
 // readIndex reads what repo:v1 is in the upstream.
 func (w *enforceWorld) readIndex(t *testing.T, repo string) multiArch {
 	t.Helper()
@@ -173,15 +184,9 @@ func TestEnforceMultiArch(t *testing.T) {
 	var indexOnly, allSigned, childrenOnly, exact, swapped, oneChild multiArch
 	parallel(t, "set-up", map[string]func(*testing.T){
 		"build": w.build(t.TempDir()),
-		// cosign without --recursive signs only the index; here skopeo standalone-sign
-		// signs the index bytes for the tag identity.
 		"index only": func(t *testing.T) {
 			indexOnly = w.pushIndex(t, "indexonly/app")
-			raw, err := remote.Get(w.reg.Ref(t, "indexonly/app:v1"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.sig.SignManifest(t, w.trusted, raw.Manifest, fullName("indexonly/app")+":v1", "indexonly/app")
+			w.signIndexAlone(t, "indexonly/app")
 		},
 		"all signed": func(t *testing.T) { allSigned = w.signedIndex(t, "allsigned/app") },
 		"children only": func(t *testing.T) {

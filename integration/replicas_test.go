@@ -86,11 +86,7 @@ func TestReplicasSharedStore(t *testing.T) {
 		// through it (DESIGN difference 1), here on replicas that never served it.
 		"index": func(t *testing.T) {
 			d := w.reg.PushIndex(t, "multi/app:v1", harness.OCIIndex(t, 64<<10, harness.LinuxAMD64, harness.LinuxARM64))
-			raw, err := remote.Get(w.reg.Ref(t, "multi/app:v1"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.sig.SignManifest(t, w.trusted, raw.Manifest, fullName("multi/app")+":v1", "multi/app")
+			w.signIndexAlone(t, "multi/app")
 			mu.Lock()
 			imgs["multi/app"] = d
 			mu.Unlock()
@@ -101,7 +97,7 @@ func TestReplicasSharedStore(t *testing.T) {
 	rw.config = harness.WritePullgateConfig(t, harness.PullgateConfig{
 		Upstreams:       []harness.Upstream{{Registry: upstreamName, URL: w.reg.URL}},
 		DefaultUpstream: upstreamName, Policy: w.policy, RegistriesD: w.sig.RegistriesD,
-		Extra: s3ContentYAML(params),
+		Extra: harness.ContentKeys{S3: params}.YAML(),
 	})
 	for range replicaCount {
 		rw.replicas = append(rw.replicas, rw.startReplica(t))
@@ -135,22 +131,6 @@ type replicaWorld struct {
 func (rw *replicaWorld) startReplica(t *testing.T) *harness.Pullgate {
 	t.Helper()
 	return harness.StartPullgate(t, rw.bin, rw.config, "TMPDIR="+t.TempDir())
-}
-
-// s3ContentYAML is the content section naming the s3 driver with params.
-func s3ContentYAML(params map[string]any) string {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString("content:\n  storage:\n    s3:\n")
-	for _, k := range keys {
-		v, _ := json.Marshal(params[k]) // JSON scalars are YAML scalars
-		fmt.Fprintf(&b, "      %s: %s\n", k, v)
-	}
-	return b.String()
 }
 
 // manifestURL and blobURL address repo on replica host (prefix routing).
