@@ -42,11 +42,9 @@ func (w *enforceWorld) signIndexAlone(t *testing.T, repo string) {
 // readIndex reads what repo:v1 is in the upstream.
 func (w *enforceWorld) readIndex(t *testing.T, repo string) multiArch {
 	t.Helper()
-	idx, err := remote.Index(w.reg.Ref(t, repo+":v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	idx := w.reg.Index(t, repo+":v1")
 	m := multiArch{repo: repo}
+	var err error
 	if m.index, err = idx.Digest(); err != nil {
 		t.Fatal(err)
 	}

@@ -188,10 +188,7 @@ func (rw *replicaWorld) testIndex(t *testing.T) {
 	repo, want := "multi/app", rw.imgs["multi/app"]
 	r := rw.replicas
 	call(t, http.MethodGet, manifestURL(r[0].Host, repo, "v1")).served(t, "index on replica 0", want)
-	idx, err := remote.Index(rw.reg.Ref(t, repo+":v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	idx := rw.reg.Index(t, repo+":v1")
 	im, err := idx.IndexManifest()
 	if err != nil {
 		t.Fatal(err)

@@ -146,11 +146,24 @@ func (r *Registry) Ref(t testing.TB, repoRef string) name.Reference {
 // registry; its config and layers are fetched when read.
 func (r *Registry) Image(t testing.TB, repoRef string) v1.Image {
 	t.Helper()
-	img, err := remote.Image(r.Ref(t, repoRef), remote.WithAuth(r.Auth()))
+	return readManifest(t, r, "image", repoRef, remote.Image)
+}
+
+// Index reads the image index repoRef from the registry; its children are fetched when
+// read.
+func (r *Registry) Index(t testing.TB, repoRef string) v1.ImageIndex {
+	t.Helper()
+	return readManifest(t, r, "index", repoRef, remote.Index)
+}
+
+// readManifest fetches the manifest repoRef of r with get (remote.Image or remote.Index).
+func readManifest[T any](t testing.TB, r *Registry, what, repoRef string, get func(name.Reference, ...remote.Option) (T, error)) T {
+	t.Helper()
+	v, err := get(r.Ref(t, repoRef), remote.WithAuth(r.Auth()))
 	if err != nil {
-		t.Fatalf("harness: image %s: %v", repoRef, err)
+		t.Fatalf("harness: %s %s: %v", what, repoRef, err)
 	}
-	return img
+	return v
 }
 
 // Push writes img as repoTag ("team/app:v1") and returns its digest.
