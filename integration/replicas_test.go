@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -502,9 +501,7 @@ func (rw *replicaWorld) testReload(t *testing.T) {
 	b, _ := json.Marshal(p)
 	testsupport.WriteFile(t, rw.policy, string(b))
 	for _, r := range rw.replicas {
-		n := len(r.LogEntries("policy reloaded"))
-		r.Signal(t, syscall.SIGHUP)
-		r.WaitLog(t, "policy reloaded", n)
+		r.Reload(t)
 	}
 	for i, r := range rw.replicas {
 		what := fmt.Sprintf("replica %d after the reload", i)

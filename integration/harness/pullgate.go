@@ -175,6 +175,14 @@ func (p *Pullgate) Signal(t testing.TB, sig os.Signal) {
 	}
 }
 
+// Reload sends SIGHUP and waits until pullgate has logged one more "policy reloaded".
+func (p *Pullgate) Reload(t testing.TB) {
+	t.Helper()
+	n := len(p.LogEntries("policy reloaded"))
+	p.Signal(t, syscall.SIGHUP)
+	p.WaitLog(t, "policy reloaded", n)
+}
+
 // LogEntries returns the JSON log lines whose "msg" is msg, decoded.
 func (p *Pullgate) LogEntries(msg string) []map[string]any {
 	return JSONLogEntries(p.Logs.String(), msg)
