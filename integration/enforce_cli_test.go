@@ -183,8 +183,7 @@ func testReload(t *testing.T, w *enforceWorld, want v1.Hash) {
 	}
 
 	testsupport.WriteFile(t, policy, w.policyJSON())
-	pg.Signal(t, syscall.SIGHUP)
-	pg.WaitLog(t, "policy reloaded", 0)
+	pg.Reload(t)
 	call(t, http.MethodGet, url+"v1").served(t, "after reloading a signedBy policy", want)
 
 	testsupport.WriteFile(t, policy, `{"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": {"x": [}}}`)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/integration/harness"
 	"github.com/pullgate/pullgate/policy"
@@ -40,19 +39,7 @@ func (w *enforceWorld) enforcingProxy(t *testing.T, opts harness.EnforcingProxyO
 // blobsOf returns the config and layer digests of repo:v1 in the upstream.
 func (w *enforceWorld) blobsOf(t *testing.T, repo string) []v1.Hash {
 	t.Helper()
-	img, err := remote.Image(w.reg.Ref(t, repo+":v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := []v1.Hash{m.Config.Digest}
-	for _, l := range m.Layers {
-		out = append(out, l.Digest)
-	}
-	return out
+	return harness.ImageBlobs(t, w.reg.Image(t, repo+":v1"))
 }
 
 // A lookaside that fails (500, an HTML page, no answer) makes the verdict undecidable:

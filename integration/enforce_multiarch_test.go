@@ -28,14 +28,23 @@ func (w *enforceWorld) pushIndex(t *testing.T, repo string) multiArch {
 	return w.readIndex(t, repo)
 }
 
-// readIndex reads what repo:v1 is in the upstream.
-func (w *enforceWorld) readIndex(t *testing.T, repo string) multiArch {
+// signIndexAlone signs the bytes of the index repo:v1, not its children, for the tag
+// identity, as cosign without --recursive does (here with skopeo standalone-sign).
+func (w *enforceWorld) signIndexAlone(t *testing.T, repo string) {
 	t.Helper()
-	idx, err := remote.Index(w.reg.Ref(t, repo+":v1"))
+	raw, err := remote.Get(w.reg.Ref(t, repo+":v1"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.sig.SignManifest(t, w.trusted, raw.Manifest, fullName(repo)+":v1", repo)
+}
+
+// readIndex reads what repo:v1 is in the upstream.
+func (w *enforceWorld) readIndex(t *testing.T, repo string) multiArch {
+	t.Helper()
+	idx := w.reg.Index(t, repo+":v1")
 	m := multiArch{repo: repo}
+	var err error
 	if m.index, err = idx.Digest(); err != nil {
 		t.Fatal(err)
 	}
@@ -114,20 +123,12 @@ func (p *multiPuller) denied(ref string, why string) {
 // blobs checks whether the config and layers of the platform manifest d are served.
 func (p *multiPuller) blobs(d v1.Hash, allowed bool) {
 	p.t.Helper()
-	img, err := remote.Image(p.w.reg.Ref(p.t, p.m.repo+"@"+d.String()))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	for _, desc := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-		a := call(p.t, http.MethodGet, "http://"+p.pg.Host+"/v2/"+fullName(p.m.repo)+"/blobs/"+desc.Digest.String())
+	for _, b := range harness.ImageBlobs(p.t, p.w.reg.Image(p.t, p.m.repo+"@"+d.String())) {
+		a := call(p.t, http.MethodGet, "http://"+p.pg.Host+"/v2/"+fullName(p.m.repo)+"/blobs/"+b.String())
 		if allowed {
-			a.served(p.t, "blob "+desc.Digest.String(), desc.Digest)
+			a.served(p.t, "blob "+b.String(), b)
 		} else {
-			a.denied(p.t, "blob "+desc.Digest.String())
+			a.denied(p.t, "blob "+b.String())
 		}
 	}
 }
@@ -181,15 +182,9 @@ func TestEnforceMultiArch(t *testing.T) {
 	var indexOnly, allSigned, childrenOnly, exact, swapped, oneChild multiArch
 	parallel(t, "set-up", map[string]func(*testing.T){
 		"build": w.build(t.TempDir()),
-		// cosign without --recursive signs only the index; here skopeo standalone-sign
-		// signs the index bytes for the tag identity.
 		"index only": func(t *testing.T) {
 			indexOnly = w.pushIndex(t, "indexonly/app")
-			raw, err := remote.Get(w.reg.Ref(t, "indexonly/app:v1"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.sig.SignManifest(t, w.trusted, raw.Manifest, fullName("indexonly/app")+":v1", "indexonly/app")
+			w.signIndexAlone(t, "indexonly/app")
 		},
 		"all signed": func(t *testing.T) { allSigned = w.signedIndex(t, "allsigned/app") },
 		"children only": func(t *testing.T) {

@@ -111,14 +111,7 @@ func testTLS(t *testing.T, w *enforceWorld, want v1.Hash) {
 	if errOut, err := crane(t, env, "digest", ref); err != nil {
 		t.Fatalf("crane over TLS: %v\n%s", err, errOut)
 	}
-	out := filepath.Join(t.TempDir(), "oci")
-	if _, errOut, err := harness.SkopeoRun(t, harness.SkopeoOptions{}, "copy", "--remove-signatures", "--src-cert-dir", certDir,
-		"docker://"+ref, "oci:"+out+":v1"); err != nil {
-		t.Fatalf("skopeo over TLS: %v\n%s", err, errOut)
-	}
-	if m := harness.LayoutManifests(t, out); len(m) != 1 || m[0].Digest != want {
-		t.Errorf("skopeo pulled %v, want %s", m, want)
-	}
+	harness.SkopeoPullOK(t, harness.SkopeoOptions{}, want, "--src-cert-dir", certDir, "docker://"+ref)
 	// Without the CA, the certificate is not trusted.
 	if _, err := crane(t, []string{"SSL_CERT_FILE=" + filepath.Join(dir, "server.pem.absent")}, "digest", ref); err == nil {
 		t.Error("crane trusted pullgate without the test CA")
@@ -193,14 +186,7 @@ func testMutualTLS(t *testing.T, w *enforceWorld, want v1.Hash) {
 	client := clients.Issue(t, t.TempDir(), "client", true)
 	testsupport.WriteFile(t, filepath.Join(certDir, "client.cert"), string(client.CertPEM))
 	testsupport.WriteFile(t, filepath.Join(certDir, "client.key"), string(client.KeyPEM))
-	out := filepath.Join(t.TempDir(), "oci")
-	if _, errOut, err := harness.SkopeoRun(t, harness.SkopeoOptions{}, "copy", "--remove-signatures", "--src-cert-dir", certDir,
-		"docker://"+ref, "oci:"+out+":v1"); err != nil {
-		t.Fatalf("skopeo with a client certificate: %v\n%s", err, errOut)
-	}
-	if m := harness.LayoutManifests(t, out); len(m) != 1 || m[0].Digest != want {
-		t.Errorf("skopeo pulled %v, want %s", m, want)
-	}
+	harness.SkopeoPullOK(t, harness.SkopeoOptions{}, want, "--src-cert-dir", certDir, "docker://"+ref)
 
 	before := len(w.reg.Requests())
 	noCert := t.TempDir()
@@ -298,14 +284,7 @@ func testBasicAuth(t *testing.T, w *enforceWorld, want v1.Hash) {
 	}
 
 	ref := pg.Host + "/" + fullName("ops/app") + ":v1"
-	out := filepath.Join(t.TempDir(), "oci")
-	if _, errOut, err := harness.SkopeoRun(t, harness.SkopeoOptions{}, "copy", "--remove-signatures", "--src-tls-verify=false",
-		"--src-creds", "alice:"+password, "docker://"+ref, "oci:"+out+":v1"); err != nil {
-		t.Fatalf("skopeo --src-creds: %v\n%s", err, errOut)
-	}
-	if m := harness.LayoutManifests(t, out); len(m) != 1 || m[0].Digest != want {
-		t.Errorf("skopeo pulled %v, want %s", m, want)
-	}
+	harness.SkopeoPullOK(t, harness.SkopeoOptions{}, want, "--src-tls-verify=false", "--src-creds", "alice:"+password, "docker://"+ref)
 	if _, _, err := harness.SkopeoRun(t, harness.SkopeoOptions{}, "inspect", "--raw", "--tls-verify=false",
 		"--creds", "alice:wrong", "docker://"+ref); err == nil {
 		t.Error("skopeo with a wrong password was served")

@@ -100,25 +100,8 @@ func pullAll(ref name.Reference) error {
 	if err != nil {
 		return err
 	}
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	if _, err := img.RawConfigFile(); err != nil {
-		return err
-	}
-	for _, l := range layers {
-		rc, err := l.Compressed()
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, rc)
-		rc.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err = harness.ReadWhole(img)
+	return err
 }
 
 func TestDownOrHangingUpstreamIsPromptError(t *testing.T) {

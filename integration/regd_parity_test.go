@@ -149,8 +149,7 @@ func testRegdRefused(t *testing.T, w *enforceWorld, repo string, want v1.Hash) {
 		if err := os.Remove(bad); err != nil {
 			t.Fatal(err)
 		}
-		pg.Signal(t, syscall.SIGHUP)
-		pg.WaitLog(t, "policy reloaded", 0)
+		pg.Reload(t)
 		call(t, http.MethodGet, url+"v1").denied(t, "after the reload without the directory")
 	})
 }

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -86,11 +85,7 @@ func TestReplicasSharedStore(t *testing.T) {
 		// through it (DESIGN difference 1), here on replicas that never served it.
 		"index": func(t *testing.T) {
 			d := w.reg.PushIndex(t, "multi/app:v1", harness.OCIIndex(t, 64<<10, harness.LinuxAMD64, harness.LinuxARM64))
-			raw, err := remote.Get(w.reg.Ref(t, "multi/app:v1"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.sig.SignManifest(t, w.trusted, raw.Manifest, fullName("multi/app")+":v1", "multi/app")
+			w.signIndexAlone(t, "multi/app")
 			mu.Lock()
 			imgs["multi/app"] = d
 			mu.Unlock()
@@ -101,7 +96,7 @@ func TestReplicasSharedStore(t *testing.T) {
 	rw.config = harness.WritePullgateConfig(t, harness.PullgateConfig{
 		Upstreams:       []harness.Upstream{{Registry: upstreamName, URL: w.reg.URL}},
 		DefaultUpstream: upstreamName, Policy: w.policy, RegistriesD: w.sig.RegistriesD,
-		Extra: s3ContentYAML(params),
+		Extra: harness.ContentKeys{S3: params}.YAML(),
 	})
 	for range replicaCount {
 		rw.replicas = append(rw.replicas, rw.startReplica(t))
@@ -137,22 +132,6 @@ func (rw *replicaWorld) startReplica(t *testing.T) *harness.Pullgate {
 	return harness.StartPullgate(t, rw.bin, rw.config, "TMPDIR="+t.TempDir())
 }
 
-// s3ContentYAML is the content section naming the s3 driver with params.
-func s3ContentYAML(params map[string]any) string {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString("content:\n  storage:\n    s3:\n")
-	for _, k := range keys {
-		v, _ := json.Marshal(params[k]) // JSON scalars are YAML scalars
-		fmt.Fprintf(&b, "      %s: %s\n", k, v)
-	}
-	return b.String()
-}
-
 // manifestURL and blobURL address repo on replica host (prefix routing).
 func manifestURL(host, repo, ref string) string {
 	return "http://" + host + "/v2/" + fullName(repo) + "/manifests/" + ref
@@ -165,19 +144,7 @@ func blobURL(host, repo string, d v1.Hash) string {
 // blobsOf reads the config and layer digests of repo:v1 from the registry itself.
 func (rw *replicaWorld) blobsOf(t *testing.T, repo string) []v1.Hash {
 	t.Helper()
-	img, err := remote.Image(rw.reg.Ref(t, repo+":v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := []v1.Hash{m.Config.Digest}
-	for _, l := range m.Layers {
-		out = append(out, l.Digest)
-	}
-	return out
+	return harness.ImageBlobs(t, rw.reg.Image(t, repo+":v1"))
 }
 
 // upstreamBlobGETs counts the registry's GETs of blob d in repo (the set-up's copies read
@@ -201,12 +168,7 @@ func (rw *replicaWorld) testSpread(t *testing.T) {
 		}
 	}
 	// skopeo through the round-robin balancer: every request goes to the next replica.
-	out := filepath.Join(t.TempDir(), "oci")
-	harness.SkopeoOK(t, harness.SkopeoOptions{}, "copy", "--remove-signatures", "--src-tls-verify=false",
-		"docker://"+rw.lb.host+"/"+fullName(repo)+":v1", "oci:"+out+":v1")
-	if m := harness.LayoutManifests(t, out); len(m) != 1 || m[0].Digest != want {
-		t.Errorf("skopeo pulled %v, want %s", m, want)
-	}
+	harness.SkopeoPullOK(t, harness.SkopeoOptions{}, want, "--src-tls-verify=false", "docker://"+rw.lb.host+"/"+fullName(repo)+":v1")
 	if used := rw.lb.backendsFor(fullName(repo)); len(used) != replicaCount {
 		t.Errorf("skopeo's requests reached replicas %v, want all %d", used, replicaCount)
 	}
@@ -225,10 +187,7 @@ func (rw *replicaWorld) testIndex(t *testing.T) {
 	repo, want := "multi/app", rw.imgs["multi/app"]
 	r := rw.replicas
 	call(t, http.MethodGet, manifestURL(r[0].Host, repo, "v1")).served(t, "index on replica 0", want)
-	idx, err := remote.Index(rw.reg.Ref(t, repo+":v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	idx := rw.reg.Index(t, repo+":v1")
 	im, err := idx.IndexManifest()
 	if err != nil {
 		t.Fatal(err)
@@ -239,20 +198,11 @@ func (rw *replicaWorld) testIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := img.Manifest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-			call(t, http.MethodGet, blobURL(r[2].Host, repo, b.Digest)).served(t, "child's blob on replica 2", b.Digest)
+		for _, b := range harness.ImageBlobs(t, img) {
+			call(t, http.MethodGet, blobURL(r[2].Host, repo, b)).served(t, "child's blob on replica 2", b)
 		}
 	}
-	out := filepath.Join(t.TempDir(), "oci")
-	harness.SkopeoOK(t, harness.SkopeoOptions{}, "copy", "--all", "--remove-signatures", "--src-tls-verify=false",
-		"docker://"+rw.lb.host+"/"+fullName(repo)+":v1", "oci:"+out+":v1")
-	if m := harness.LayoutManifests(t, out); len(m) != 1 || m[0].Digest != want {
-		t.Errorf("skopeo pulled %v, want %s", m, want)
-	}
+	harness.SkopeoPullOK(t, harness.SkopeoOptions{}, want, "--all", "--src-tls-verify=false", "docker://"+rw.lb.host+"/"+fullName(repo)+":v1")
 }
 
 // testRejected: an image the policy rejects (a reject scope; no signature) is 403 on
@@ -395,30 +345,12 @@ func getDigest(ctx context.Context, url string, want v1.Hash) error {
 // readWhole reads an image's config and layers through go-containerregistry, which
 // checks each digest.
 func readWhole(img v1.Image, want v1.Hash) error {
-	d, err := img.Digest()
+	p, err := harness.ReadWhole(img)
 	if err != nil {
 		return err
 	}
-	if d != want {
-		return fmt.Errorf("pulled %s, want %s", d, want)
-	}
-	if _, err := img.RawConfigFile(); err != nil {
-		return err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	for _, l := range layers {
-		rc, err := l.Compressed()
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, rc)
-		rc.Close()
-		if err != nil {
-			return err
-		}
+	if p.Manifest != want {
+		return fmt.Errorf("pulled %s, want %s", p.Manifest, want)
 	}
 	return nil
 }
@@ -569,9 +501,7 @@ func (rw *replicaWorld) testReload(t *testing.T) {
 	b, _ := json.Marshal(p)
 	testsupport.WriteFile(t, rw.policy, string(b))
 	for _, r := range rw.replicas {
-		n := len(r.LogEntries("policy reloaded"))
-		r.Signal(t, syscall.SIGHUP)
-		r.WaitLog(t, "policy reloaded", n)
+		r.Reload(t)
 	}
 	for i, r := range rw.replicas {
 		what := fmt.Sprintf("replica %d after the reload", i)
@@ -657,13 +587,7 @@ func (u *upstreamControl) stallOnce(d v1.Hash, after int64) <-chan struct{} {
 }
 
 func (u *upstreamControl) middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		i := strings.LastIndex(r.URL.Path, "/blobs/")
-		if r.Method != http.MethodGet || i < 0 {
-			next.ServeHTTP(w, r)
-			return
-		}
-		d := r.URL.Path[i+len("/blobs/"):]
+	return harness.InterceptBlobGETs(next, func(w http.ResponseWriter, r *http.Request, d string) {
 		u.mu.Lock()
 		hold := u.holds[d]
 		st := u.stall[d]

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -60,38 +61,48 @@ func PullImage(t testing.TB, ref string, opts ...remote.Option) Pulled {
 // ReadImage reads an image whole and returns its digests.
 func ReadImage(t testing.TB, img v1.Image) Pulled {
 	t.Helper()
+	p, err := ReadWhole(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// ReadWhole reads an image whole, as ReadImage does, and returns its digests or the
+// first error (for pulls made off the test goroutine, or expected to fail).
+func ReadWhole(img v1.Image) (Pulled, error) {
 	var p Pulled
 	var err error
 	if p.Manifest, err = img.Digest(); err != nil {
-		t.Fatalf("harness: digest: %v", err)
+		return p, fmt.Errorf("harness: digest: %w", err)
 	}
 	if p.Config, err = img.ConfigName(); err != nil {
-		t.Fatalf("harness: config: %v", err)
+		return p, fmt.Errorf("harness: config: %w", err)
 	}
 	if _, err := img.RawConfigFile(); err != nil {
-		t.Fatalf("harness: read config: %v", err)
+		return p, fmt.Errorf("harness: read config: %w", err)
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		t.Fatalf("harness: layers: %v", err)
+		return p, fmt.Errorf("harness: layers: %w", err)
 	}
 	for _, l := range layers {
 		d, err := l.Digest()
 		if err != nil {
-			t.Fatal(err)
+			return p, err
 		}
 		rc, err := l.Compressed()
 		if err != nil {
-			t.Fatalf("harness: layer %s: %v", d, err)
+			return p, fmt.Errorf("harness: layer %s: %w", d, err)
 		}
 		_, err = io.Copy(io.Discard, rc)
 		rc.Close()
 		if err != nil {
-			t.Fatalf("harness: read layer %s: %v", d, err)
+			return p, fmt.Errorf("harness: read layer %s: %w", d, err)
 		}
 		p.Layers = append(p.Layers, d)
 	}
-	return p
+	return p, nil
 }
 
 // LayoutManifests returns the descriptors listed in an OCI layout's index.json, and

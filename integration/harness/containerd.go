@@ -1,9 +1,8 @@
 package harness
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,30 +70,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 	c.cmd = exec.Command(bin, "--config", configPath)
 	c.cmd.Env = append(os.Environ(), "TMPDIR="+dir)
-	pipe, err := c.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("harness: start containerd: %v", err)
-	}
-	booted := make(chan struct{}, 1)
-	go func() {
-		defer close(c.done)
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			c.Logs.Write([]byte(line + "\n"))
-			if strings.Contains(line, "containerd successfully booted") {
-				select {
-				case booted <- struct{}{}:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, pipe)
-	}()
+	booted := StartLogged(t, "containerd", c.cmd, c.Logs, c.done, 1<<20, func(line []byte) (struct{}, bool) {
+		return struct{}{}, bytes.Contains(line, []byte("containerd successfully booted"))
+	})
 	logOnFailure(t, "containerd", c.Logs)
 	awaitReady(t, "containerd", "boot", c.cmd, c.done, booted, containerdStartTimeout, c.Logs)
 	t.Cleanup(func() {

@@ -200,36 +200,20 @@ func ImageOf(t testing.TB, layers ...v1.Layer) v1.Image {
 	if err != nil {
 		t.Fatalf("harness: append layers: %v", err)
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = LinuxAMD64.OS, LinuxAMD64.Architecture
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatalf("harness: config: %v", err)
-	}
-	return img
+	return withPlatform(t, img, LinuxAMD64)
 }
 
-// ImageBlobs returns the digests of an image's config and layers.
+// ImageBlobs returns the digests of an image's config and layers, as its manifest lists
+// them: of an image in a registry, no blob is fetched.
 func ImageBlobs(t testing.TB, img v1.Image) []v1.Hash {
 	t.Helper()
-	cfg, err := img.ConfigName()
+	m, err := img.Manifest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := []v1.Hash{cfg}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, d)
+	out := []v1.Hash{m.Config.Digest}
+	for _, l := range m.Layers {
+		out = append(out, l.Digest)
 	}
 	return out
 }

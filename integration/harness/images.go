@@ -47,6 +47,12 @@ func OCIImage(t testing.TB, layers int, layerSize int64, p v1.Platform) v1.Image
 			t.Fatalf("harness: append layer: %v", err)
 		}
 	}
+	return withPlatform(t, img, p)
+}
+
+// withPlatform returns img with p's OS, architecture and variant in its config.
+func withPlatform(t testing.TB, img v1.Image, p v1.Platform) v1.Image {
+	t.Helper()
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -117,16 +123,7 @@ func DockerIndex(t testing.TB, layerSize int64, platforms ...v1.Platform) v1.Ima
 	t.Helper()
 	idx := mutate.IndexMediaType(empty.Index, types.DockerManifestList)
 	for _, p := range platforms {
-		img := DockerImage(t, 1, layerSize)
-		cf, err := img.ConfigFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf = cf.DeepCopy()
-		cf.OS, cf.Architecture = p.OS, p.Architecture
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			t.Fatal(err)
-		}
+		img := withPlatform(t, DockerImage(t, 1, layerSize), p)
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
 			Add:        img,
 			Descriptor: v1.Descriptor{MediaType: types.DockerManifestSchema2, Platform: &p},
@@ -143,6 +140,30 @@ func (r *Registry) Ref(t testing.TB, repoRef string) name.Reference {
 		t.Fatalf("harness: reference %q: %v", repoRef, err)
 	}
 	return ref
+}
+
+// Image reads the image manifest repoRef ("repo:tag" or "repo@digest") from the
+// registry; its config and layers are fetched when read.
+func (r *Registry) Image(t testing.TB, repoRef string) v1.Image {
+	t.Helper()
+	return readManifest(t, r, "image", repoRef, remote.Image)
+}
+
+// Index reads the image index repoRef from the registry; its children are fetched when
+// read.
+func (r *Registry) Index(t testing.TB, repoRef string) v1.ImageIndex {
+	t.Helper()
+	return readManifest(t, r, "index", repoRef, remote.Index)
+}
+
+// readManifest fetches the manifest repoRef of r with get (remote.Image or remote.Index).
+func readManifest[T any](t testing.TB, r *Registry, what, repoRef string, get func(name.Reference, ...remote.Option) (T, error)) T {
+	t.Helper()
+	v, err := get(r.Ref(t, repoRef), remote.WithAuth(r.Auth()))
+	if err != nil {
+		t.Fatalf("harness: %s %s: %v", what, repoRef, err)
+	}
+	return v
 }
 
 // Push writes img as repoTag ("team/app:v1") and returns its digest.

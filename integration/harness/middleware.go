@@ -1,9 +1,9 @@
 package harness
 
 import (
-	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/pullgate/pullgate/internal/testsupport"
@@ -38,18 +38,22 @@ func RewriteResponses(match func(*http.Request) bool, change func(r *http.Reques
 	}
 }
 
+// InterceptBlobGETs returns a handler that gives every GET of a blob to serve, with the
+// digest the path names, and every other request to next.
+func InterceptBlobGETs(next http.Handler, serve func(w http.ResponseWriter, r *http.Request, digest string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := strings.LastIndex(r.URL.Path, "/blobs/")
+		if r.Method != http.MethodGet || i < 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		serve(w, r, r.URL.Path[i+len("/blobs/"):])
+	})
+}
+
 // ClosedAddr returns a 127.0.0.1 address where nothing listens: connections are
 // refused.
-func ClosedAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+func ClosedAddr(t testing.TB) string { return testsupport.ClosedAddr(t) }
 
 // HangingAddr returns a 127.0.0.1 address that accepts connections and never answers
 // (until the test ends).

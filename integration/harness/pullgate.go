@@ -153,35 +153,17 @@ func launchPullgate(t testing.TB, bin, config string, env ...string) (*Pullgate,
 		}
 	}
 	cmd.Env = append(cmd.Env, env...)
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("harness: start pullgate: %v", err)
-	}
 	p := &Pullgate{Logs: &LogBuffer{}, cmd: cmd, done: make(chan struct{})}
-	listening := make(chan string, 1)
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			p.Logs.Write(append(append([]byte(nil), line...), '\n'))
-			var entry struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(line, &entry) == nil && entry.Msg == "pullgate listening" {
-				select {
-				case listening <- entry.Addr:
-				default:
-				}
-			}
+	listening := StartLogged(t, "pullgate", cmd, p.Logs, p.done, 4<<20, func(line []byte) (string, bool) {
+		var entry struct {
+			Msg  string `json:"msg"`
+			Addr string `json:"addr"`
 		}
-		_, _ = io.Copy(io.Discard, pipe)
-	}()
+		if json.Unmarshal(line, &entry) == nil && entry.Msg == "pullgate listening" {
+			return entry.Addr, true
+		}
+		return "", false
+	})
 	return p, listening
 }
 
@@ -191,6 +173,14 @@ func (p *Pullgate) Signal(t testing.TB, sig os.Signal) {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("harness: signal pullgate: %v", err)
 	}
+}
+
+// Reload sends SIGHUP and waits until pullgate has logged one more "policy reloaded".
+func (p *Pullgate) Reload(t testing.TB) {
+	t.Helper()
+	n := len(p.LogEntries("policy reloaded"))
+	p.Signal(t, syscall.SIGHUP)
+	p.WaitLog(t, "policy reloaded", n)
 }
 
 // LogEntries returns the JSON log lines whose "msg" is msg, decoded.
@@ -295,6 +285,40 @@ func awaitReady[T any](t testing.TB, name, what string, cmd *exec.Cmd, done <-ch
 		t.Fatalf("harness: %s did not %s within %s:\n%s", name, what, timeout, logs)
 	}
 	panic("unreachable: t.Fatalf does not return")
+}
+
+// StartLogged starts cmd (a daemon) and collects its stderr in logs, one line at a time
+// (lines up to maxLine bytes), closing done once stderr has ended. Every line goes to
+// ready too: the value of a line it accepts is sent on the channel returned, which holds
+// one (a later one is dropped while it is full); StartPullgate and StartContainerd wait
+// on it for the daemon's ready line.
+func StartLogged[T any](t testing.TB, name string, cmd *exec.Cmd, logs *LogBuffer, done chan<- struct{}, maxLine int, ready func(line []byte) (T, bool)) <-chan T {
+	t.Helper()
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("harness: start %s: %v", name, err)
+	}
+	out := make(chan T, 1)
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pipe)
+		sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+		for sc.Scan() {
+			line := sc.Bytes()
+			logs.Write(append(append([]byte(nil), line...), '\n'))
+			if v, ok := ready(line); ok {
+				select {
+				case out <- v:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, pipe)
+	}()
+	return out
 }
 
 func tail(s string, n int) string {

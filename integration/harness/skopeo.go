@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // SkopeoOptions says which configuration a skopeo run sees. The zero value is
@@ -58,6 +60,18 @@ func SkopeoOK(t testing.TB, opts SkopeoOptions, args ...string) string {
 		t.Fatalf("skopeo %v: %v\nstdout: %s\nstderr: %s", args, err, out, errOut)
 	}
 	return out
+}
+
+// SkopeoPullOK runs `skopeo copy --remove-signatures` with args (options, then the source)
+// into a new OCI layout, like SkopeoOK, and fails the test unless the layout then holds
+// exactly one manifest, want.
+func SkopeoPullOK(t testing.TB, opts SkopeoOptions, want v1.Hash, args ...string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "oci")
+	SkopeoOK(t, opts, append(append([]string{"copy", "--remove-signatures"}, args...), "oci:"+out+":v1")...)
+	if m := LayoutManifests(t, out); len(m) != 1 || m[0].Digest != want {
+		t.Errorf("skopeo pulled %v, want %s", m, want)
+	}
 }
 
 // RegistryLocation is a registries.conf table that makes skopeo reach the registry

@@ -5,7 +5,6 @@ import (
 
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -67,13 +66,7 @@ func (th *Throttle) Release() { th.once.Do(func() { close(th.release) }) }
 
 // Middleware wraps a registry handler.
 func (th *Throttle) Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		i := strings.LastIndex(r.URL.Path, "/blobs/")
-		if r.Method != http.MethodGet || i < 0 {
-			next.ServeHTTP(w, r)
-			return
-		}
-		digest := r.URL.Path[i+len("/blobs/"):]
+	return InterceptBlobGETs(next, func(w http.ResponseWriter, r *http.Request, digest string) {
 		th.mu.Lock()
 		hang, pause := th.hang[digest], th.pace[digest]
 		th.mu.Unlock()

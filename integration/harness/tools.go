@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // ToolTimeout bounds one run of an external tool; a pull of the small test images takes
@@ -21,20 +22,7 @@ const ToolTimeout = 2 * time.Minute
 // fails the test: the suite never skips what it cannot run.
 func Tool(t testing.TB, name string) string {
 	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{os.Getenv("GOBIN"), filepath.Join(build.Default.GOPATH, "bin")} {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	t.Fatalf("%s is not installed: run hack/install-test-tools.sh (it installs every tool the tests use)", name)
-	return ""
+	return testsupport.Tool(t, name)
 }
 
 // Run runs an external tool with a timeout and returns its output. A tool still running

@@ -2,7 +2,7 @@
 // hack/install-test-tools.sh) with its posix backend in a temporary folder, bound to
 // 127.0.0.1, stopped when the test ends. The posix backend runs with its metadata (no
 // --nometa: without it multipart uploads cannot be completed, and distribution's s3 driver
-// uses them). Test code only; standard library only.
+// uses them). Test code only; beyond the standard library it uses internal/testsupport.
 package versitygw
 
 import (
@@ -11,9 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"go/build"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // Server is a running versitygw.
@@ -37,13 +37,13 @@ const startTimeout = 30 * time.Second
 // Start runs versitygw until the test ends. A missing binary fails the test.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := tool(t, "versitygw")
+	bin := testsupport.Tool(t, "versitygw")
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testsupport.ClosedAddr(t)
 	s := &Server{Endpoint: "http://" + addr, AccessKey: "pullgatetest", SecretKey: "pullgatetestsecret", Region: "us-east-1"}
 	logf, err := os.Create(filepath.Join(dir, "versitygw.log"))
 	if err != nil {
@@ -149,34 +149,4 @@ func hmacSHA256(key []byte, data string) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(data))
 	return m.Sum(nil)
-}
-
-// freeAddr returns a 127.0.0.1 address nothing listens on at the moment.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-// tool finds an installed program in PATH or the Go bin folder.
-func tool(t testing.TB, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{os.Getenv("GOBIN"), filepath.Join(build.Default.GOPATH, "bin")} {
-		if dir == "" {
-			continue
-		}
-		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return filepath.Join(dir, name)
-		}
-	}
-	t.Fatalf("%s is not installed: run hack/install-test-tools.sh (it installs every tool the tests use)", name)
-	return ""
 }
