@@ -4,25 +4,23 @@ package main
 // filesystem driver, and replicas sharing one bucket, in one run.
 
 import (
-	vgw "github.com/pullgate/pullgate/internal/testsupport/versitygw"
-
 	"context"
 	"encoding/json"
 	"fmt"
-	"go/build"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/versitygw"
 )
 
 const (
@@ -106,7 +104,7 @@ func runReplicas(ctx context.Context, o *options, progress io.Writer) (_ *replic
 	if err != nil {
 		return nil, err
 	}
-	defer s3.stop()
+	defer s3.Stop()
 
 	start1 := func(name, storage string) (*process, string, error) {
 		return startStoredPullgate(ctx, bin, filepath.Join(dir, name), counter.addr(), trust, storage, o.ProxyLogLevel, client)
@@ -116,7 +114,7 @@ func runReplicas(ctx context.Context, o *options, progress io.Writer) (_ *replic
 		return nil, err
 	}
 	defer fsPG.stop()
-	s3PG, s3Addr, err := start1("s3", s3.storageYAML("/single"))
+	s3PG, s3Addr, err := start1("s3", storageYAML(s3, "/single"))
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +146,7 @@ func runReplicas(ctx context.Context, o *options, progress io.Writer) (_ *replic
 	logf("starting %d replicas on one bucket", replicaCount)
 	var hosts []string
 	for i := range replicaCount {
-		pg, addr, err := start1(fmt.Sprintf("replica%d", i), s3.storageYAML("/replicas"))
+		pg, addr, err := start1(fmt.Sprintf("replica%d", i), storageYAML(s3, "/replicas"))
 		if err != nil {
 			return nil, err
 		}
@@ -260,67 +258,27 @@ func (c *countingRelay) blobGETs(part string) int {
 // refused from now on.
 func (c *countingRelay) close() { _ = c.srv.Close() }
 
-// versitygw is an S3 server (versitygw's posix backend) in the benchmark's folder.
-type versitygw struct {
-	*process
-	endpoint string
-}
-
-// startVersitygw starts versitygw (in PATH or the Go bin folder; hack/install-test-tools.sh
-// installs it) and makes the bucket.
-func startVersitygw(ctx context.Context, dir string, client *http.Client) (*versitygw, error) {
-	bin, err := exec.LookPath("versitygw")
-	if err != nil {
-		bin = filepath.Join(build.Default.GOPATH, "bin", "versitygw")
-		if _, serr := os.Stat(bin); serr != nil {
-			return nil, fmt.Errorf("versitygw is not installed (hack/install-test-tools.sh installs it): %w", err)
-		}
-	}
-	data := filepath.Join(dir, "s3-data")
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		return nil, err
-	}
-	addr, err := freeAddr()
+// startVersitygw starts versitygw (an S3 server, its posix backend in the benchmark's
+// folder; hack/install-test-tools.sh installs it) and makes the bucket.
+func startVersitygw(ctx context.Context, dir string, client *http.Client) (*versitygw.Server, error) {
+	s3, err := versitygw.Start(ctx, versitygw.Options{
+		DataDir: filepath.Join(dir, "s3-data"), LogPath: filepath.Join(dir, "versitygw.log"),
+		AccessKey: s3Access, SecretKey: s3Secret, Region: s3Region,
+		Client: client, SysProcAttr: childAttrs(),
+	})
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProcess("versitygw", filepath.Join(dir, "versitygw.log"), bin, "--port", addr,
-		"--access", s3Access, "--secret", s3Secret, "--region", s3Region, "--quiet", "posix", data)
-	if err != nil {
-		return nil, err
+	if err := s3.CreateBucket(ctx, s3Bucket); err != nil {
+		s3.Stop()
+		return nil, fmt.Errorf("versitygw: %w", err)
 	}
-	v := &versitygw{process: p, endpoint: "http://" + addr}
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, v.endpoint+"/"+s3Bucket, nil)
-		v.s3Server().Sign(req, time.Now().UTC())
-		resp, err := client.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorRead))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return v, nil
-			}
-			p.stop()
-			return nil, fmt.Errorf("versitygw: creating bucket: %s: %s", resp.Status, body)
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			p.stop()
-			return nil, fmt.Errorf("versitygw did not answer on %s: %w", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return s3, nil
 }
 
-// s3Server is versitygw as the test helper knows it: its driver parameters and request
-// signing.
-func (v *versitygw) s3Server() *vgw.Server {
-	return &vgw.Server{Endpoint: v.endpoint, AccessKey: s3Access, SecretKey: s3Secret, Region: s3Region}
-}
-
-// storageYAML is the content.storage entry naming the s3 driver on the bucket under prefix.
-func (v *versitygw) storageYAML(prefix string) string {
-	params := v.s3Server().DriverParams(s3Bucket, prefix)
+// storageYAML is the content.storage entry naming the s3 driver on s3's bucket under prefix.
+func storageYAML(s3 *versitygw.Server, prefix string) string {
+	params := s3.DriverParams(s3Bucket, prefix)
 	keys := make([]string, 0, len(params))
 	for k := range params {
 		keys = append(keys, k)

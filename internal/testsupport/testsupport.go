@@ -1,6 +1,7 @@
 // Package testsupport holds the small test helpers several packages' tests need: a log
 // buffer safe for concurrent writers, a wait on goroutines parked in a call, a listener
-// that never answers, and certificate minting. Test code only; standard library only.
+// that never answers, and certificate minting. Test code only; beyond the standard
+// library it uses internal/toolpath.
 package testsupport
 
 import (
