@@ -185,7 +185,7 @@ func TestAttackSigBudget(t *testing.T) {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			for i := range images {
 				if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, fmt.Sprintf("/v2/attack/budget%d/blobs/", i)) {
-					w = sigAttackCountingWriter{ResponseWriter: w, n: &served[i]}
+					w = testsupport.CountingWriter{ResponseWriter: w, N: &served[i]}
 				}
 			}
 			next.ServeHTTP(w, r)
@@ -237,16 +237,4 @@ func TestAttackSigBudget(t *testing.T) {
 	if n := served[0].Load(); n > sigAttackBudget {
 		t.Errorf("manifest: the upstream served %d MiB of blobs, more than the budget", n>>20)
 	}
-}
-
-// sigAttackCountingWriter counts the body bytes written through it.
-type sigAttackCountingWriter struct {
-	http.ResponseWriter
-	n *atomic.Int64
-}
-
-func (w sigAttackCountingWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n.Add(int64(n))
-	return n, err
 }

@@ -53,18 +53,6 @@ type testRegistry struct {
 	blobBytes atomic.Int64
 }
 
-// countingWriter counts the body bytes written through it.
-type countingWriter struct {
-	http.ResponseWriter
-	n *atomic.Int64
-}
-
-func (w countingWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n.Add(int64(n))
-	return n, err
-}
-
 // newTestRegistry starts a registry; referrers enables its OCI referrers API (without
 // it, /referrers answers 404 and the referrers tag schema is used).
 func newTestRegistry(t *testing.T, referrers bool) *testRegistry {
@@ -79,7 +67,7 @@ func newTestRegistry(t *testing.T, referrers bool) *testRegistry {
 		sigAPI := r.sigAPI
 		r.mu.Unlock()
 		if strings.Contains(req.URL.Path, "/blobs/sha256:") {
-			w = countingWriter{ResponseWriter: w, n: &r.blobBytes}
+			w = testsupport.CountingWriter{ResponseWriter: w, N: &r.blobBytes}
 		}
 		switch {
 		case override != nil:
