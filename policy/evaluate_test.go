@@ -12,6 +12,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
@@ -146,7 +147,7 @@ func TestSignatureFetchFailureIsIndeterminate(t *testing.T) {
 		`{"default":[{"type":"signedBy","keyType":"signedByGPGKeys","keyPath":"$DIR/trusted.gpg"}]}`,
 		`{"default":[{"type":"sigstoreSigned","keyPath":"$DIR/cosign.pub"}]}`,
 	} {
-		pem, _ := ecdsaKeyPEM(t)
+		pem, _ := testsupport.ECDSAKeyPEM(t)
 		f.write("cosign.pub", pem)
 		p := f.policy(policy)
 		src := &countingSource{err: srcErr}

@@ -199,9 +199,9 @@ func TestParseLoadsKeys(t *testing.T) {
 	f := newFixture(t)
 	f.write("garbage.gpg", []byte("this is not a key"))
 	f.write("empty.gpg", nil)
-	ecPEM, _ := ecdsaKeyPEM(t)
+	ecPEM, _ := testsupport.ECDSAKeyPEM(t)
 	f.write("cosign.pub", ecPEM)
-	rekorPEM, _ := ecdsaKeyPEM(t)
+	rekorPEM, _ := testsupport.ECDSAKeyPEM(t)
 	f.write("rekor.pub", rekorPEM)
 	f.write("ed25519.pub", ed25519KeyPEM(t))
 	f.write("ca.pem", caPEM(t))
@@ -258,30 +258,13 @@ func TestParseLoadsKeys(t *testing.T) {
 	}
 }
 
-func ecdsaKeyPEM(t *testing.T) ([]byte, *ecdsa.PrivateKey) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), k
-}
-
 func ed25519KeyPEM(t *testing.T) []byte {
 	t.Helper()
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	return testsupport.PublicKeyPEM(t, pub)
 }
 
 func caPEM(t *testing.T) []byte {

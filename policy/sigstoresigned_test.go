@@ -67,9 +67,9 @@ func cosignSig(t *testing.T, key *ecdsa.PrivateKey, d digest.Digest, ref string)
 // and the digest and identity are checked here after policy/sigstore verified the layer.
 func TestSigstoreSignedEvaluation(t *testing.T) {
 	f := newFixture(t)
-	pemData, key := ecdsaKeyPEM(t)
+	pemData, key := testsupport.ECDSAKeyPEM(t)
 	f.write("cosign.pub", pemData)
-	_, otherKey := ecdsaKeyPEM(t)
+	_, otherKey := testsupport.ECDSAKeyPEM(t)
 	keyPolicy := `{"default":[{"type":"sigstoreSigned","keyPath":"$DIR/cosign.pub"}]}`
 	repoPolicy := `{"default":[{"type":"sigstoreSigned","keyPath":"$DIR/cosign.pub","signedIdentity":{"type":"matchRepository"}}]}`
 
@@ -126,7 +126,7 @@ func TestSigstoreSignedEvaluation(t *testing.T) {
 // goes through ParseSignatureBlob into the same verification.
 func TestSigstoreJSONBlob(t *testing.T) {
 	f := newFixture(t)
-	pemData, key := ecdsaKeyPEM(t)
+	pemData, key := testsupport.ECDSAKeyPEM(t)
 	f.write("cosign.pub", pemData)
 	p := f.policy(`{"default":[{"type":"sigstoreSigned","keyPath":"$DIR/cosign.pub"}]}`)
 	s := cosignSig(t, key, f.digest, "busybox:1")

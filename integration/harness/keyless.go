@@ -117,16 +117,6 @@ func PrivateKeyPEM(t testing.TB, key crypto.Signer) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
 
-// PublicKeyPEM encodes a public key as PKIX PEM.
-func PublicKeyPEM(t testing.TB, key crypto.PublicKey) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-}
-
 // FakeRekor signs Rekor entries with its own key, offline.
 type FakeRekor struct {
 	key   *ecdsa.PrivateKey
@@ -149,7 +139,7 @@ func NewFakeRekor(t testing.TB) *FakeRekor {
 // PublicKeyPEM is the key a policy's rekorPublicKeyPath names.
 func (r *FakeRekor) PublicKeyPEM(t testing.TB) []byte {
 	t.Helper()
-	return PublicKeyPEM(t, &r.key.PublicKey)
+	return testsupport.PublicKeyPEM(t, &r.key.PublicKey)
 }
 
 // BundleAnnotation returns the dev.sigstore.cosign/bundle annotation cosign would have

@@ -80,11 +80,7 @@ func (k testKey) sign(t testing.TB, data []byte) []byte {
 
 func (k testKey) publicPEM(t testing.TB) []byte {
 	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(k.public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	return testsupport.PublicKeyPEM(t, k.public())
 }
 
 func newECDSAKey(t testing.TB, curve elliptic.Curve) testKey {

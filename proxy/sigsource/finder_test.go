@@ -76,7 +76,7 @@ func TestUseSigstoreAttachments(t *testing.T) {
 // cosign signature that is not read (attachments off), or a .sig that is absent, leaves
 // sigstoreSigned with "no signature exists".
 func TestAttachmentsOffDenies(t *testing.T) {
-	pemKey, key := cosignKey(t)
+	pemKey, key := testsupport.ECDSAKeyPEM(t)
 	p := sigstorePolicy(t, pemKey)
 	reg := newTestRegistry(t, false)
 	img := reg.putImage(t, testRepo, "1")

@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
@@ -356,20 +353,6 @@ func (r *testRegistry) total() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.requests)
-}
-
-// cosignKey generates an ECDSA P-256 key (cosign's default) and its PEM public key.
-func cosignKey(t *testing.T) ([]byte, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), key
 }
 
 // sigstorePolicy trusts cosign signatures by the PEM key for the test registry, with
