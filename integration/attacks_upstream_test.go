@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -90,11 +89,7 @@ func TestAttackUpstreamStalls(t *testing.T) {
 		serve func(w http.ResponseWriter, r *http.Request, stop <-chan struct{})
 	}{
 		{name: "ping body stalls", serve: func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
-			w.Header().Set("Content-Length", "1024")
-			w.WriteHeader(http.StatusOK)
-			w.Write([]byte("{"))
-			w.(http.Flusher).Flush()
-			stallUntilDone(r, stop)
+			testsupport.StallBody(w, r, stop, 1024, nil)
 		}},
 		{name: "manifest trickled", serve: func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
 			if r.URL.Path == "/v2/" {
@@ -102,29 +97,12 @@ func TestAttackUpstreamStalls(t *testing.T) {
 				return
 			}
 			w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-			w.Header().Set("Content-Length", strconv.Itoa(len(manifest)))
-			w.WriteHeader(http.StatusOK)
-			tick := time.NewTicker(200 * time.Millisecond)
-			defer tick.Stop()
-			for i := range manifest {
-				select {
-				case <-r.Context().Done():
-					return
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				w.Write(manifest[i : i+1])
-				w.(http.Flusher).Flush()
-			}
+			testsupport.TrickleBody(w, r, stop, manifest, 200*time.Millisecond, nil)
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stop := make(chan struct{})
-			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { tt.serve(w, r, stop) }))
-			t.Cleanup(up.Close)
-			t.Cleanup(func() { close(stop) })
+			up := testsupport.StallingServer(t, tt.serve)
 			upURL, _ := url.Parse(up.URL)
 			pg := startAttackPullgate(t, upURL)
 			for _, path := range []string{"/v2/team/app/manifests/v1", "/v2/team/app/tags/list"} {

@@ -15,6 +15,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
@@ -23,32 +24,8 @@ import (
 // under test, so that an answer while it is still live came from the client's own bound.
 const watchdog = 30 * time.Second
 
-// stallingServer serves handler on 127.0.0.1; stop is closed before the server is, so
-// that handlers blocked on it return and Close does not wait for them.
-func stallingServer(t *testing.T, handler func(w http.ResponseWriter, r *http.Request, stop <-chan struct{})) *httptest.Server {
-	t.Helper()
-	stop := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler(w, r, stop) }))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(stop) }) // runs first
-	return srv
-}
-
-// stall sends the headers and a first byte of a body, then sends nothing more until the
-// request or the test ends, and reports on ended when the request's context is done.
-func stall(w http.ResponseWriter, r *http.Request, stop <-chan struct{}, ended chan<- struct{}) {
-	w.Header().Set("Content-Length", "4096")
-	w.WriteHeader(http.StatusOK)
-	w.Write([]byte("{"))
-	w.(http.Flusher).Flush()
-	select {
-	case <-r.Context().Done():
-		if ended != nil {
-			ended <- struct{}{}
-		}
-	case <-stop:
-	}
-}
+// trickleEvery is how often a trickled answer sends its next byte.
+const trickleEvery = 100 * time.Millisecond
 
 // wantUpstreamTimeout checks that err is the 504 UNAVAILABLE answer for an upstream that
 // ran out of time, returned while the caller's context was still live.
@@ -84,10 +61,10 @@ func TestSetupBodyThatStallsIsBounded(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ended := make(chan struct{}, 4)
 			var srv *httptest.Server
-			srv = stallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
+			srv = testsupport.StallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
 				switch {
 				case r.URL.Path == stalled:
-					stall(w, r, stop, ended)
+					testsupport.StallBody(w, r, stop, 4096, ended)
 				case stalled == "/token":
 					w.Header().Set("WWW-Authenticate", `Bearer realm="`+srv.URL+`/token",service="registry.test"`)
 					w.WriteHeader(http.StatusUnauthorized)
@@ -102,28 +79,6 @@ func TestSetupBodyThatStallsIsBounded(t *testing.T) {
 			wantUpstreamTimeout(t, ctx, err)
 			waitEnded(t, ended)
 		})
-	}
-}
-
-// trickle sends body one byte every 100 ms until it is done or the request ends.
-func trickle(w http.ResponseWriter, r *http.Request, stop <-chan struct{}, body []byte, ended chan<- struct{}) {
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for i := range body {
-		select {
-		case <-r.Context().Done():
-			if ended != nil {
-				ended <- struct{}{}
-			}
-			return
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-		w.Write(body[i : i+1])
-		w.(http.Flusher).Flush()
 	}
 }
 
@@ -155,12 +110,12 @@ func TestTrickledAPIAnswersHitTheRequestDeadline(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ended := make(chan struct{}, 4)
-			srv := stallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
+			srv := testsupport.StallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
 				switch {
 				case r.URL.Path == "/v2/":
 					w.WriteHeader(http.StatusOK)
 				case strings.Contains(r.URL.Path, tt.path):
-					trickle(w, r, stop, body, ended)
+					testsupport.TrickleBody(w, r, stop, body, trickleEvery, ended)
 				default:
 					http.NotFound(w, r)
 				}
@@ -178,7 +133,7 @@ func TestBlobThatStallsEndsWithAnError(t *testing.T) {
 	content := bytes.Repeat([]byte("layer "), 1000)
 	dgst := digest.FromBytes(content)
 	ended := make(chan struct{}, 4)
-	srv := stallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
+	srv := testsupport.StallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
 		switch {
 		case r.URL.Path == "/v2/":
 			w.WriteHeader(http.StatusOK)
@@ -222,12 +177,12 @@ func TestSlowSteadyBlobIsNotCutOff(t *testing.T) {
 	// stall ends a blob.
 	content := []byte("0123456789abcdefghij") // 20 bytes, 2 s at 10 bytes a second
 	dgst := digest.FromBytes(content)
-	srv := stallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
+	srv := testsupport.StallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
 		switch {
 		case r.URL.Path == "/v2/":
 			w.WriteHeader(http.StatusOK)
 		case strings.HasSuffix(r.URL.Path, "/blobs/"+dgst.String()):
-			trickle(w, r, stop, content, nil)
+			testsupport.TrickleBody(w, r, stop, content, trickleEvery, nil)
 		default:
 			http.NotFound(w, r)
 		}
@@ -248,8 +203,8 @@ func TestSlowSteadyBlobIsNotCutOff(t *testing.T) {
 }
 
 func TestSetupWaiterStopsAtItsOwnContext(t *testing.T) {
-	srv := stallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
-		stall(w, r, stop, nil)
+	srv := testsupport.StallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
+		testsupport.StallBody(w, r, stop, 4096, nil)
 	})
 	c, _ := newClient(t, srv.URL, nil) // the default set-up deadline, far away
 	ctx, cancel := context.WithCancel(context.Background())

@@ -79,8 +79,8 @@ func TestNewHTTPClientRedirectPolicy(t *testing.T) {
 }
 
 func TestNewHTTPClientBoundsTheBody(t *testing.T) {
-	srv := stallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
-		trickle(w, r, stop, bytes.Repeat([]byte("s"), 4096), nil)
+	srv := testsupport.StallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
+		testsupport.TrickleBody(w, r, stop, bytes.Repeat([]byte("s"), 4096), trickleEvery, nil)
 	})
 	client, err := upstream.NewHTTPClient(upstream.HTTPClientOptions{RequestTimeout: 500 * time.Millisecond})
 	if err != nil {
@@ -112,7 +112,7 @@ func TestNewHTTPClientRejectsABadCAFile(t *testing.T) {
 func TestSetupBodyIsCapped(t *testing.T) {
 	// A /v2/ answer of endless zeros, sent as fast as it is read: bounded in bytes, not
 	// only in time.
-	srv := stallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
+	srv := testsupport.StallingServer(t, func(w http.ResponseWriter, r *http.Request, stop <-chan struct{}) {
 		if r.URL.Path != "/v2/" {
 			http.NotFound(w, r)
 			return
