@@ -7,7 +7,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -44,21 +43,7 @@ func clientFrom(ip string) *http.Client {
 // callFrom is call from source address ip.
 func callFrom(t *testing.T, ip, method, url string) answer {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", manifestAccept)
-	resp, err := clientFrom(ip).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s from %s: %v", method, url, ip, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading: %v", method, url, err)
-	}
-	return answer{status: resp.StatusCode, header: resp.Header, body: body}
+	return callWith(t, clientFrom(ip), method, url, nil)
 }
 
 // manifestOf reads the manifest of repoRef from the registry.

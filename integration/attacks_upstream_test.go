@@ -53,24 +53,9 @@ func startAttackPullgate(t *testing.T, upstreamURL *url.URL) *harness.Pullgate {
 
 // guardedDo sends one request to pullgate and reads the whole answer; a pullgate that
 // does not answer within attackWatchdog fails the test.
-func guardedDo(t *testing.T, method, rawURL string) (*http.Response, []byte) {
+func guardedDo(t *testing.T, method, rawURL string) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, rawURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", manifestAccept)
-	client := &http.Client{Timeout: attackWatchdog}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: pullgate did not answer: %v", method, rawURL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the answer: %v", method, rawURL, err)
-	}
-	return resp, body
+	return callWith(t, &http.Client{Timeout: attackWatchdog}, method, rawURL, nil)
 }
 
 // stallUntilDone holds a handler until its request or the test ends.
@@ -106,12 +91,12 @@ func TestAttackUpstreamStalls(t *testing.T) {
 			upURL, _ := url.Parse(up.URL)
 			pg := startAttackPullgate(t, upURL)
 			for _, path := range []string{"/v2/team/app/manifests/v1", "/v2/team/app/tags/list"} {
-				resp, body := guardedDo(t, http.MethodGet, "http://"+pg.Host+path)
-				t.Logf("GET %s: %s %s", path, resp.Status, body)
-				if resp.StatusCode != http.StatusGatewayTimeout {
-					t.Fatalf("GET %s: %s %s, want 504", path, resp.Status, body)
+				a := guardedDo(t, http.MethodGet, "http://"+pg.Host+path)
+				t.Logf("GET %s: %d %s", path, a.status, a.body)
+				if a.status != http.StatusGatewayTimeout {
+					t.Fatalf("GET %s: %d %s, want 504", path, a.status, a.body)
 				}
-				if code := ociCode(t, body); code != "UNAVAILABLE" {
+				if code := ociCode(t, a.body); code != "UNAVAILABLE" {
 					t.Fatalf("GET %s: code %s, want UNAVAILABLE", path, code)
 				}
 			}
@@ -185,16 +170,16 @@ func TestAttackUpstreamRedirectsAPIToInternal(t *testing.T) {
 		{http.MethodGet, "/v2/team/app/tags/list"},
 		{http.MethodGet, "/v2/team/app/referrers/" + d.String()},
 	} {
-		resp, body := guardedDo(t, req.method, "http://"+pg.Host+req.path)
-		t.Logf("%s %s: %s %s", req.method, req.path, resp.Status, body)
-		if bytes.Contains(body, []byte("internal-secret-key")) || bytes.Contains(body, []byte("ASIA-internal")) {
-			t.Fatalf("%s %s: the internal service's answer reached the client: %s", req.method, req.path, body)
+		a := guardedDo(t, req.method, "http://"+pg.Host+req.path)
+		t.Logf("%s %s: %d %s", req.method, req.path, a.status, a.body)
+		if bytes.Contains(a.body, []byte("internal-secret-key")) || bytes.Contains(a.body, []byte("ASIA-internal")) {
+			t.Fatalf("%s %s: the internal service's answer reached the client: %s", req.method, req.path, a.body)
 		}
-		if resp.StatusCode != http.StatusBadGateway {
-			t.Fatalf("%s %s: %s, want 502", req.method, req.path, resp.Status)
+		if a.status != http.StatusBadGateway {
+			t.Fatalf("%s %s: %d, want 502", req.method, req.path, a.status)
 		}
 		if req.method == http.MethodGet {
-			if code := ociCode(t, body); code == "" {
+			if code := ociCode(t, a.body); code == "" {
 				t.Fatalf("%s %s: no OCI error code", req.method, req.path)
 			}
 		}

@@ -175,12 +175,21 @@ type answer struct {
 // call sends method to url (accepting every manifest type) and reads the answer.
 func call(t *testing.T, method, url string) answer {
 	t.Helper()
+	return callWith(t, http.DefaultClient, method, url, nil)
+}
+
+// callWith is call through client, with header added to the request's.
+func callWith(t *testing.T, client *http.Client, method, url string, header http.Header) answer {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Accept", manifestAccept)
-	resp, err := http.DefaultClient.Do(req)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

@@ -365,20 +365,7 @@ func basic(user, password string) string {
 // callAuth is call with an Authorization header.
 func callAuth(t *testing.T, url, auth string) answer {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", manifestAccept)
-	req.Header.Set("Authorization", auth)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body bytes.Buffer
-	_, _ = body.ReadFrom(resp.Body)
-	return answer{status: resp.StatusCode, header: resp.Header, body: body.Bytes()}
+	return callWith(t, http.DefaultClient, http.MethodGet, url, http.Header{"Authorization": {auth}})
 }
 
 // testOpsStartupErrors: a missing certificate, key, CA or htpasswd file, or an htpasswd
