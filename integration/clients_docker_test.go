@@ -8,10 +8,9 @@ package integration
 // (127.0.0.1:PORT/<repo>), its defaultUpstream choosing the registry.
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -163,30 +162,9 @@ func startDockerd(t *testing.T) *dockerd {
 		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "dockerd.pid"), "--host", "unix://"+d.sock, "--config-file", config)
 	d.cmd.Env = append(os.Environ(), "TMPDIR="+dir)
-	pipe, err := d.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start dockerd: %v", err)
-	}
-	ready := make(chan struct{}, 1)
-	go func() {
-		defer close(d.done)
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			d.logs.Write([]byte(line + "\n"))
-			if strings.Contains(line, "API listen on") {
-				select {
-				case ready <- struct{}{}:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, pipe)
-	}()
+	ready := harness.StartLogged(t, "dockerd", d.cmd, d.logs, d.done, 1<<20, func(line []byte) (struct{}, bool) {
+		return struct{}{}, bytes.Contains(line, []byte("API listen on"))
+	})
 	t.Cleanup(func() { d.stop(t) })
 	select {
 	case <-ready:
