@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/integration/harness"
 	"github.com/pullgate/pullgate/internal/testsupport"
@@ -225,15 +227,18 @@ func TestContentOfflineUpstream(t *testing.T) {
 				}
 				a.served(t, "blob "+b.String(), b)
 			}
-			// Never kept: an answer, not a hang, and not the image.
-			a, err := callBounded(t, http.MethodGet, base+"air/never/manifests/v1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if a.status == http.StatusOK {
-				t.Errorf("air/never:v1, never kept, served by an offline upstream: %s", a.body)
-			} else {
-				a.oneError(t)
+			// Never kept: an answer, not a hang and not the image: 404 MANIFEST_UNKNOWN
+			// saying why, by tag and by digest.
+			for _, r := range []string{"v1", digest.FromString("never kept").String()} {
+				a, err := callBounded(t, http.MethodGet, base+"air/never/manifests/"+r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a.status != http.StatusNotFound {
+					t.Errorf("air/never %s, never kept, from an offline upstream: %d %s, want 404", r, a.status, a.body)
+				} else if e := a.oneError(t); e.Code != "MANIFEST_UNKNOWN" || !strings.Contains(e.Message, "not kept in the content store") {
+					t.Errorf("air/never %s: error %+v, want MANIFEST_UNKNOWN saying it is not kept", r, e)
+				}
 			}
 			pg.Stop(t)
 		})

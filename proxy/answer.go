@@ -8,6 +8,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 
 	"github.com/pullgate/pullgate/proxy/admission"
+	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
 
@@ -36,9 +37,9 @@ func asError(err error) *Error {
 	if errors.As(err, &fe) {
 		return failureAnswer(fe)
 	}
-	var ec errcode.Error
-	if errors.As(err, &ec) {
-		return &Error{Code: ec.Code, Message: ec.Message, Detail: ec.Detail, Err: err}
+	var oe *content.OfflineError
+	if errors.As(err, &oe) {
+		return &Error{Code: oe.Code, Message: oe.Error(), Err: err}
 	}
 	var code errcode.ErrorCode
 	if errors.As(err, &code) {

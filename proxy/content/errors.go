@@ -27,6 +27,24 @@ var (
 	ErrReferrersTagNotIndex = errors.New("the referrers tag does not hold an image index")
 )
 
+// OfflineError says that a content store does not hold what was asked for and the
+// upstream, marked offline, is not contacted. Code is the not-found code of what was asked
+// for (MANIFEST_UNKNOWN, BLOB_UNKNOWN, NAME_UNKNOWN); the handler answers it, with this
+// error's text, as a 404.
+type OfflineError struct {
+	Registry string
+	// Object is the repository, with ":ref" when a reference was asked for.
+	Object string
+	Code   errcode.ErrorCode
+}
+
+func (e *OfflineError) Error() string {
+	return e.Registry + "/" + e.Object + " is not kept in the content store, and upstream " + e.Registry + " is not contacted"
+}
+
+// ErrorCode names the OCI code, so that IsNotFound holds.
+func (e *OfflineError) ErrorCode() errcode.ErrorCode { return e.Code }
+
 // coded is an error that names an OCI error code: an upstream's answer, or the
 // handler's. Reading the code through this interface keeps this package free of both.
 type coded interface {

@@ -465,15 +465,14 @@ func (s *Source) Referrers(ctx context.Context, repo string, d digest.Digest, qu
 	return s.o.Inner.Referrers(ctx, repo, d, query)
 }
 
-// offlineUnknown is the answer for what the store does not hold when the upstream is not
-// contacted: the object is unknown here (404 with the OCI code).
+// offlineUnknown is the error for what the store does not hold when the upstream is not
+// contacted: the object is unknown here (the handler answers 404 with code).
 func (s *Source) offlineUnknown(code errcode.ErrorCode, repo, ref string) error {
 	what := repo
 	if ref != "" {
 		what += ":" + ref
 	}
-	return code.WithMessage(fmt.Sprintf("%s/%s is not kept in the content store, and upstream %s is not contacted",
-		s.o.Registry, what, s.o.Registry))
+	return &content.OfflineError{Registry: s.o.Registry, Object: what, Code: code}
 }
 
 // logStoreError logs a failed store operation. A store marked unavailable has said so in
