@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
@@ -29,9 +30,9 @@ import (
 const sigAttackBudget = 8 << 20
 
 // sigAttackPullgate starts pullgate in front of reg (its default upstream) with a policy
-// that requires a simple signature by trusted for everything, and registries.d holding
-// the one file regd.
-func sigAttackPullgate(t *testing.T, reg *harness.Registry, trusted *pgptest.Key, regd string) *harness.Pullgate {
+// that requires a simple signature by trusted for everything, registries.d holding the
+// one file regd, and extra appended to its configuration.
+func sigAttackPullgate(t *testing.T, reg *harness.Registry, trusted *pgptest.Key, regd, extra string) *harness.Pullgate {
 	t.Helper()
 	dir := t.TempDir()
 	keyPath := filepath.Join(dir, "trusted.gpg")
@@ -46,7 +47,7 @@ func sigAttackPullgate(t *testing.T, reg *harness.Registry, trusted *pgptest.Key
 	testsupport.WriteFile(t, filepath.Join(regdDir, "attack.yaml"), regd)
 	config := harness.WritePullgateConfig(t, harness.PullgateConfig{
 		Upstreams:       []harness.Upstream{{Registry: reg.Host, URL: reg.URL}},
-		DefaultUpstream: reg.Host, Policy: policyPath, RegistriesD: regdDir,
+		DefaultUpstream: reg.Host, Policy: policyPath, RegistriesD: regdDir, Extra: extra,
 	})
 	return harness.StartPullgate(t, harness.BuildPullgate(t, t.TempDir()), config)
 }
@@ -74,7 +75,7 @@ func TestAttackSigLookasideRedirect(t *testing.T) {
 	reg := harness.StartRegistry(t)
 	d := reg.Push(t, "attack/redirect:v1", harness.OCIImage(t, 1, 256, harness.LinuxAMD64))
 	pg := sigAttackPullgate(t, reg, pgptest.NewKey(t, "trusted", pgptest.KeyOptions{}),
-		"default-docker:\n  lookaside: "+lookaside.URL+"\n")
+		"default-docker:\n  lookaside: "+lookaside.URL+"\n", "")
 	base := "http://" + pg.Host
 
 	m := call(t, http.MethodGet, base+"/v2/attack/redirect/manifests/v1")
@@ -92,6 +93,32 @@ func TestAttackSigLookasideRedirect(t *testing.T) {
 	}
 	if n := internalHits.Load(); n != 0 {
 		t.Errorf("the internal server was asked %d times", n)
+	}
+}
+
+// TestAttackSigLookasideHangs: a lookaside that accepts connections and never answers
+// holds a pull no longer than upstreamTimeouts.lookaside (1s here): the manifest and
+// pullgate's signature API are 503, the decision line says the lookaside timed out, and
+// nothing is served. The client gives up after 10s, so the default 15s would fail it.
+func TestAttackSigLookasideHangs(t *testing.T) {
+	reg := harness.StartRegistry(t)
+	d := reg.Push(t, "attack/hang:v1", harness.OCIImage(t, 1, 256, harness.LinuxAMD64))
+	pg := sigAttackPullgate(t, reg, pgptest.NewKey(t, "trusted", pgptest.KeyOptions{}),
+		"default-docker:\n  lookaside: http://"+testsupport.HangingAddr(t)+"\n", "upstreamTimeouts:\n  lookaside: 1s\n")
+	base := "http://" + pg.Host
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	m := callWith(t, client, http.MethodGet, base+"/v2/attack/hang/manifests/v1", nil)
+	if m.status != http.StatusServiceUnavailable || m.header.Get("Docker-Content-Digest") != "" {
+		t.Errorf("manifest: %d %q, want 503 without content", m.status, m.body)
+	}
+	s := callWith(t, client, http.MethodGet, base+"/extensions/v2/attack/hang/signatures/"+d.String(), nil)
+	if s.status != http.StatusServiceUnavailable {
+		t.Errorf("signature API: %d %q, want 503", s.status, s.body)
+	}
+	// The log is read as pullgate writes it: the line may follow the answer.
+	if e := pg.WaitLog(t, "decision", 0); e["verdict"] != "error" || !strings.Contains(fmt.Sprint(e["reason"]), "Client.Timeout exceeded") {
+		t.Errorf("decision line %v, want verdict error saying the lookaside timed out", e)
 	}
 }
 
@@ -115,7 +142,7 @@ func TestAttackSigCredentialsInMessages(t *testing.T) {
 	t.Cleanup(lookaside.Close)
 	withCreds := strings.Replace(lookaside.URL, "http://", "http://alice:hunter2@", 1) + "/base?token=secret"
 	pg := sigAttackPullgate(t, reg, pgptest.NewKey(t, "trusted", pgptest.KeyOptions{}),
-		"default-docker:\n  lookaside: "+withCreds+"\n")
+		"default-docker:\n  lookaside: "+withCreds+"\n", "")
 
 	a := call(t, http.MethodGet, "http://"+pg.Host+"/v2/attack/cred/manifests/v1")
 	e := a.denied(t, "an image signed by an untrusted key")
@@ -204,7 +231,7 @@ func TestAttackSigBudget(t *testing.T) {
 		sigAttackBundles(t, reg, repo, digests[i], size, referrers, bundleSize)
 	}
 	pg := sigAttackPullgate(t, reg, pgptest.NewKey(t, "trusted", pgptest.KeyOptions{}),
-		"docker:\n  \""+reg.Host+"\":\n    use-sigstore-attachments: true\n")
+		"docker:\n  \""+reg.Host+"\":\n    use-sigstore-attachments: true\n", "")
 	before := pg.VmHWM(t)
 
 	var wg sync.WaitGroup

@@ -17,8 +17,7 @@ type EnforcingProxyOptions struct {
 	DefaultUpstream string
 	// Policy is a policy.json path; RegistriesD a registries.d folder (empty: none).
 	Policy, RegistriesD string
-	// LookasideTimeout bounds each lookaside request (pullgate's binary uses 15s);
-	// zero keeps the finder's default.
+	// LookasideTimeout is upstreamTimeouts.lookaside (zero: the default, 15s).
 	LookasideTimeout time.Duration
 	// WrapPolicy, if set, wraps the policy evaluator (to count evaluations).
 	WrapPolicy func(enforce.Evaluator) enforce.Evaluator
@@ -41,6 +40,7 @@ func StartEnforcingProxy(t testing.TB, opts EnforcingProxyOptions) *EnforcingPro
 	t.Helper()
 	cfg := newConfig(opts.Upstreams, opts.DefaultUpstream)
 	cfg.Policy = config.Policy{Path: opts.Policy, RegistriesDir: opts.RegistriesD}
-	p, built := startBuilt(t, cfg, server.Options{WrapPolicy: opts.WrapPolicy, LookasideTimeout: opts.LookasideTimeout}, opts.Wrap)
+	cfg.UpstreamTimeouts.Lookaside = opts.LookasideTimeout
+	p, built := startBuilt(t, cfg, server.Options{WrapPolicy: opts.WrapPolicy}, opts.Wrap)
 	return &EnforcingProxy{Proxy: p, Gate: built.PolicyGate(), Finder: built.Finder()}
 }

@@ -115,6 +115,9 @@ type UpstreamTimeouts struct {
 	Request time.Duration `mapstructure:"request"`
 	// BlobStall ends a blob download that sends no byte for this long.
 	BlobStall time.Duration `mapstructure:"blobStall"`
+	// Lookaside bounds one request to a registries.d lookaside (a signature file), from
+	// sending it to the last byte of its body.
+	Lookaside time.Duration `mapstructure:"lookaside"`
 }
 
 // ClientTimeouts bounds the waits on pullgate's own clients.
@@ -223,6 +226,7 @@ var defaults = map[string]any{
 	"upstreamTimeouts.setup":          30 * time.Second,
 	"upstreamTimeouts.request":        60 * time.Second,
 	"upstreamTimeouts.blobStall":      60 * time.Second,
+	"upstreamTimeouts.lookaside":      15 * time.Second,
 	"cache.verdicts.size":             10000,
 	"cache.verdicts.acceptTTL":        10 * time.Minute,
 	"cache.verdicts.denyTTL":          time.Minute,

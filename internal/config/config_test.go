@@ -53,7 +53,7 @@ func TestLoadConfigGood(t *testing.T) {
 		DefaultUpstream:  "docker.io",
 		Policy:           Policy{Path: filepath.Join(dir, "policy.json"), RegistriesDir: filepath.Join(dir, "registries.d"), ReloadTimeout: 30 * time.Second},
 		Log:              Log{Level: "info", Format: "text"},
-		UpstreamTimeouts: UpstreamTimeouts{Dial: 10 * time.Second, ResponseHeader: 30 * time.Second, Setup: 30 * time.Second, Request: time.Minute, BlobStall: time.Minute},
+		UpstreamTimeouts: UpstreamTimeouts{Dial: 10 * time.Second, ResponseHeader: 30 * time.Second, Setup: 30 * time.Second, Request: time.Minute, BlobStall: time.Minute, Lookaside: 15 * time.Second},
 		Cache:            Cache{Verdicts: VerdictCache{Size: 10000, AcceptTTL: 10 * time.Minute, DenyTTL: time.Minute}},
 		ClientTimeouts:   ClientTimeouts{WriteStall: time.Minute},
 		Limits:           Limits{BlobStreams: 256},
@@ -89,6 +89,7 @@ upstreamTimeouts:
   setup: 45s
   request: 90s
   blobStall: 5m
+  lookaside: 20s
 cache:
   verdicts:
     size: 5
@@ -113,7 +114,7 @@ limits:
 		DefaultUpstream:  "quay.io",
 		Policy:           Policy{Path: filepath.Join(dir, "policy.json"), ReloadTimeout: 45 * time.Second},
 		Log:              Log{Level: "DEBUG", Format: "json"},
-		UpstreamTimeouts: UpstreamTimeouts{Dial: 1500 * time.Millisecond, ResponseHeader: 2 * time.Minute, Setup: 45 * time.Second, Request: 90 * time.Second, BlobStall: 5 * time.Minute},
+		UpstreamTimeouts: UpstreamTimeouts{Dial: 1500 * time.Millisecond, ResponseHeader: 2 * time.Minute, Setup: 45 * time.Second, Request: 90 * time.Second, BlobStall: 5 * time.Minute, Lookaside: 20 * time.Second},
 		Cache:            Cache{Verdicts: VerdictCache{Size: 5, AcceptTTL: time.Hour, DenyTTL: 500 * time.Millisecond}},
 		ClientTimeouts:   ClientTimeouts{WriteStall: 90 * time.Second},
 		Limits:           Limits{BlobStreams: 32},
@@ -402,11 +403,12 @@ func TestLoadConfigBad(t *testing.T) {
 		},
 		{
 			name:   "zero and negative upstream deadlines",
-			config: up + pol + "upstreamTimeouts:\n  setup: 0s\n  request: -30s\n  blobStall: 0ms\n",
+			config: up + pol + "upstreamTimeouts:\n  setup: 0s\n  request: -30s\n  blobStall: 0ms\n  lookaside: -1s\n",
 			want: []string{
 				"upstreamTimeouts.setup (line 7): must be positive, got 0s",
 				"upstreamTimeouts.request (line 8): must be positive, got -30s",
 				"upstreamTimeouts.blobStall (line 9): must be positive, got 0s",
+				"upstreamTimeouts.lookaside (line 10): must be positive, got -1s",
 			},
 		},
 		{
@@ -610,6 +612,7 @@ func TestEnvironmentNames(t *testing.T) {
 		"PULLGATE_UPSTREAMTIMEOUTS_SETUP",
 		"PULLGATE_UPSTREAMTIMEOUTS_REQUEST",
 		"PULLGATE_UPSTREAMTIMEOUTS_BLOBSTALL",
+		"PULLGATE_UPSTREAMTIMEOUTS_LOOKASIDE",
 		"PULLGATE_CACHE_VERDICTS_SIZE",
 		"PULLGATE_CACHE_VERDICTS_ACCEPTTTL",
 		"PULLGATE_CACHE_VERDICTS_DENYTTL",
@@ -677,12 +680,12 @@ func TestEnvironmentOverrides(t *testing.T) {
 			}
 		}},
 		{map[string]string{"PULLGATE_UPSTREAMTIMEOUTS_DIAL": "3s", "PULLGATE_UPSTREAMTIMEOUTS_RESPONSEHEADER": "4m"}, func(t *testing.T, _ string, cfg *Config) {
-			if cfg.UpstreamTimeouts != (UpstreamTimeouts{Dial: 3 * time.Second, ResponseHeader: 4 * time.Minute, Setup: 30 * time.Second, Request: time.Minute, BlobStall: time.Minute}) {
+			if cfg.UpstreamTimeouts != (UpstreamTimeouts{Dial: 3 * time.Second, ResponseHeader: 4 * time.Minute, Setup: 30 * time.Second, Request: time.Minute, BlobStall: time.Minute, Lookaside: 15 * time.Second}) {
 				t.Errorf("UpstreamTimeouts = %+v", cfg.UpstreamTimeouts)
 			}
 		}},
-		{map[string]string{"PULLGATE_UPSTREAMTIMEOUTS_SETUP": "5s", "PULLGATE_UPSTREAMTIMEOUTS_REQUEST": "20s", "PULLGATE_UPSTREAMTIMEOUTS_BLOBSTALL": "2m"}, func(t *testing.T, _ string, cfg *Config) {
-			if cfg.UpstreamTimeouts != (UpstreamTimeouts{Dial: 10 * time.Second, ResponseHeader: 30 * time.Second, Setup: 5 * time.Second, Request: 20 * time.Second, BlobStall: 2 * time.Minute}) {
+		{map[string]string{"PULLGATE_UPSTREAMTIMEOUTS_SETUP": "5s", "PULLGATE_UPSTREAMTIMEOUTS_REQUEST": "20s", "PULLGATE_UPSTREAMTIMEOUTS_BLOBSTALL": "2m", "PULLGATE_UPSTREAMTIMEOUTS_LOOKASIDE": "3s"}, func(t *testing.T, _ string, cfg *Config) {
+			if cfg.UpstreamTimeouts != (UpstreamTimeouts{Dial: 10 * time.Second, ResponseHeader: 30 * time.Second, Setup: 5 * time.Second, Request: 20 * time.Second, BlobStall: 2 * time.Minute, Lookaside: 3 * time.Second}) {
 				t.Errorf("UpstreamTimeouts = %+v", cfg.UpstreamTimeouts)
 			}
 		}},

@@ -181,6 +181,7 @@ func validateUpstreamTimeouts(cfg *Config, add problemAdder) {
 		{"upstreamTimeouts.setup", cfg.UpstreamTimeouts.Setup},
 		{"upstreamTimeouts.request", cfg.UpstreamTimeouts.Request},
 		{"upstreamTimeouts.blobStall", cfg.UpstreamTimeouts.BlobStall},
+		{"upstreamTimeouts.lookaside", cfg.UpstreamTimeouts.Lookaside},
 	} {
 		if d.value <= 0 {
 			add(d.key, "must be positive, got %s", d.value)

@@ -105,11 +105,12 @@ func UpstreamOptions(cfg *config.Config, logger *slog.Logger) ([]upstream.Option
 
 // lookasideClient is the lookaside's HTTP client: the upstreams' dial and header
 // timeouts (through upstream.NewHTTPClient), its own per-request deadline
-// (opts.LookasideTimeout), no redirect to another host (sigsource.NewLookasideClient),
-// and opts.WrapTransport.
+// (upstreamTimeouts.lookaside; zero, in a configuration not from Load, is sigsource's
+// default), no redirect to another host (sigsource.NewLookasideClient), and
+// opts.WrapTransport.
 func lookasideClient(cfg *config.Config, opts Options) *http.Client {
 	lo := sigsource.LookasideClientOptions{DialTimeout: cfg.UpstreamTimeouts.Dial,
-		ResponseHeaderTimeout: cfg.UpstreamTimeouts.ResponseHeader, Timeout: opts.LookasideTimeout}
+		ResponseHeaderTimeout: cfg.UpstreamTimeouts.ResponseHeader, Timeout: cfg.UpstreamTimeouts.Lookaside}
 	if wrap := opts.WrapTransport; wrap != nil {
 		lo.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return wrap(TransportLookaside, "", rt) }
 	}

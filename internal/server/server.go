@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/pullgate/pullgate/cache/store"
 	"github.com/pullgate/pullgate/internal/config"
@@ -49,8 +48,6 @@ type Options struct {
 	NewGate GateFactory
 	// WrapPolicy, if set, wraps the policy evaluator (tests count evaluations).
 	WrapPolicy func(enforce.Evaluator) enforce.Evaluator
-	// LookasideTimeout bounds each lookaside request; zero keeps sigsource's default.
-	LookasideTimeout time.Duration
 	// UserAgent is sent upstream; empty means pullgate/<version>.
 	UserAgent string
 	// NoOperations leaves out TLS, basic auth, metrics, the audit file and warn scopes:
