@@ -270,7 +270,7 @@ func TestAbandonedStaging(t *testing.T) {
 			t.Fatal(err)
 		}
 		localSpool := filepath.Join(spoolDir, spoolPrefix+"killed")
-		os.WriteFile(localSpool, data[:5000], 0o644)
+		testsupport.WriteFile(t, localSpool, data[:5000])
 
 		f2 := f.restart(t, Options{SpoolDir: spoolDir})
 		if _, err := f2.s.StatBlob(ctx, d); !errors.Is(err, ErrNotFound) {
@@ -343,7 +343,7 @@ func TestFetchUnwritable(t *testing.T) {
 		{"spool folder unusable", func(t *testing.T) *fixture {
 			f := open(t, backends(t)[0], Options{})
 			file := filepath.Join(t.TempDir(), "file")
-			os.WriteFile(file, nil, 0o644)
+			testsupport.WriteFile(t, file, "")
 			f.s.spoolDir = filepath.Join(file, "spool")
 			return f
 		}},
@@ -351,7 +351,7 @@ func TestFetchUnwritable(t *testing.T) {
 			f := open(t, backends(t)[1], Options{})
 			up := localPath(f, uploadsPath)
 			os.RemoveAll(up)
-			os.WriteFile(up, nil, 0o644) // root ignores permissions; a file in the way stops it
+			testsupport.WriteFile(t, up, "") // root ignores permissions; a file in the way stops it
 			return f
 		}},
 	}

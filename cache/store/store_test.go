@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/internal/testsupport/versitygw"
 )
 
@@ -64,7 +65,7 @@ func TestNewDriver(t *testing.T) {
 func TestOpenUnusable(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
-	os.WriteFile(file, nil, 0o644)
+	testsupport.WriteFile(t, file, "")
 	// A root below a plain file cannot be made, even by root.
 	d, err := NewDriver(ctx, map[string]any{"filesystem": map[string]any{"rootdirectory": filepath.Join(file, "data")}}, "/")
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,9 +30,7 @@ func TestRunCommands(t *testing.T) {
 	good := testsupport.WriteConfig(t, testsupport.GoodConfig)
 	bad := testsupport.WriteConfig(t, "upstreams: []\nlisten: 1\n")
 	badPolicy := testsupport.WriteConfig(t, testsupport.GoodConfig)
-	if err := os.WriteFile(filepath.Join(filepath.Dir(badPolicy), "policy.json"), []byte(`{"default":[]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, filepath.Join(filepath.Dir(badPolicy), "policy.json"), []byte(`{"default":[]}`))
 	tests := []struct {
 		name       string
 		args       []string

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // TestFileWatcher: a rename over a watched file, a change inside a watched folder and a
@@ -17,9 +19,7 @@ func TestFileWatcher(t *testing.T) {
 	policy := filepath.Join(dir, "policy.json")
 	regd := filepath.Join(dir, "registries.d")
 	for _, p := range []string{policy, filepath.Join(dir, "unrelated")} {
-		if err := os.WriteFile(p, []byte("{}"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, p, []byte("{}"))
 	}
 	if err := os.Mkdir(regd, 0o700); err != nil {
 		t.Fatal(err)

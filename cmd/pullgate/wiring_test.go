@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,9 +77,7 @@ func allowAll(context.Context, *config.Config, []server.Upstream, *slog.Logger) 
 func TestNewUpstreamsReportsTheEntry(t *testing.T) {
 	path := testsupport.WriteConfig(t, testsupport.GoodConfig)
 	dir := filepath.Dir(path)
-	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), []byte("not a certificate"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, filepath.Join(dir, "ca.pem"), []byte("not a certificate"))
 	t.Setenv("PULLGATE_UPSTREAMS_1_CAFILE", "ca.pem")
 	t.Setenv("PULLGATE_UPSTREAMS_1_URL", "https://127.0.0.1:5001")
 	cfg, _, err := config.Load(path)
@@ -208,9 +205,7 @@ func TestRealGateEnforcesAndReloads(t *testing.T) {
 		t.Fatalf("blob of a denied image: %d", code)
 	}
 
-	if err := os.WriteFile(policyFile, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, policyFile, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`))
 	// Reading is not putting in force: serve drops a reload that ended after its deadline.
 	commit, err := reload(context.Background())
 	if err != nil {
@@ -231,9 +226,7 @@ func TestRealGateEnforcesAndReloads(t *testing.T) {
 		t.Fatalf("signature API: %d %s", code, body)
 	}
 
-	if err := os.WriteFile(policyFile, []byte(`{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/nonexistent.gpg"}]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, policyFile, []byte(`{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/nonexistent.gpg"}]}`))
 	if _, err := reload(context.Background()); err == nil || !strings.Contains(err.Error(), "/nonexistent.gpg") {
 		t.Fatalf("reload of a policy with a missing key file = %v", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 func TestReadList(t *testing.T) {
@@ -80,15 +82,11 @@ func writeTestLayout(t *testing.T, name string, manifest []byte, tamper bool) (s
 		body = append([]byte(nil), manifest...)
 		body[5] ^= 1
 	}
-	if err := os.WriteFile(filepath.Join(blobs, d.Encoded()), body, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, filepath.Join(blobs, d.Encoded()), body)
 	idx, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": []map[string]any{{
 		"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": len(manifest),
 		"annotations": map[string]string{"org.opencontainers.image.ref.name": name}}}})
-	if err := os.WriteFile(filepath.Join(dir, "index.json"), idx, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, filepath.Join(dir, "index.json"), idx)
 	return dir, d
 }
 
@@ -153,7 +151,7 @@ func TestVerifyImageRejectsAlteredBlobs(t *testing.T) {
 	} {
 		os.Remove(filepath.Join(p, d.Encoded()))
 		if tt.write != nil {
-			os.WriteFile(filepath.Join(p, d.Encoded()), tt.write, 0o644)
+			testsupport.WriteFile(t, filepath.Join(p, d.Encoded()), tt.write)
 		}
 		err := l.verifyImage(&Image{Registry: "r.test", Repo: "a", Tag: "v1", Blobs: []Blob{{Digest: d, Size: tt.size}}})
 		if tt.ok != (err == nil) || (err != nil && !IsRejected(err)) {
@@ -167,9 +165,7 @@ func FuzzReadLayout(f *testing.F) {
 	f.Add([]byte(`{"manifests":[{"digest":"sha256:` + strings.Repeat("0", 64) + `","annotations":{"org.opencontainers.image.ref.name":"r.test/a@sha256:` + strings.Repeat("0", 64) + `"}}]}`))
 	f.Fuzz(func(t *testing.T, index []byte) {
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "index.json"), index, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, filepath.Join(dir, "index.json"), index)
 		l, err := readLayout(dir)
 		if err != nil {
 			return

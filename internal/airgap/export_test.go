@@ -5,11 +5,13 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/cache/store"
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // An export interrupted mid-blob leaves a part of another size: the next export replaces
@@ -45,7 +47,10 @@ func TestLayoutWriteBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := l.blobFile(d)
-	os.WriteFile(f, data[:100], 0o644) // an interrupted export's part
+	if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testsupport.WriteFile(t, f, data[:100]) // an interrupted export's part
 	if err := l.writeBlob(ctx, st, Blob{Digest: d, Size: int64(len(data))}); err != nil {
 		t.Fatal(err)
 	}

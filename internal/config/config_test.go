@@ -584,9 +584,7 @@ func TestLoadConfigFileErrors(t *testing.T) {
 		t.Errorf("folder: err = %v", err)
 	}
 	big := filepath.Join(t.TempDir(), "big.yaml")
-	if err := os.WriteFile(big, bytes.Repeat([]byte("#"), maxConfigSize+1), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, big, bytes.Repeat([]byte("#"), maxConfigSize+1))
 	if _, _, err := Load(big); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("big file: err = %v", err)
 	}
@@ -736,9 +734,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 			path := testsupport.WriteConfig(t, testsupport.GoodConfig)
 			dir := filepath.Dir(path)
 			for _, extra := range []string{"other-policy.json"} {
-				if err := os.WriteFile(filepath.Join(dir, extra), []byte("{}"), 0o600); err != nil {
-					t.Fatal(err)
-				}
+				testsupport.WriteFile(t, filepath.Join(dir, extra), []byte("{}"))
 			}
 			if err := os.Mkdir(filepath.Join(dir, "other.d"), 0o700); err != nil {
 				t.Fatal(err)
@@ -925,9 +921,7 @@ func TestClientLimitsConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := testsupport.WriteConfig(t, tt.config)
-			if err := os.WriteFile(filepath.Join(filepath.Dir(path), "policy.json"), []byte(`{"default":[{"type":"reject"}]}`), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			testsupport.WriteFile(t, filepath.Join(filepath.Dir(path), "policy.json"), []byte(`{"default":[{"type":"reject"}]}`))
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}

@@ -35,9 +35,7 @@ func FuzzLoadConfig(f *testing.F) {
 	dir := testDirForFuzz(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "config.yaml")
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, path, data)
 		// Relative paths resolve next to the file; give them the shared test files.
 		for _, name := range []string{"policy.json", "registries.d"} {
 			if err := os.Symlink(filepath.Join(dir, name), filepath.Join(filepath.Dir(path), name)); err != nil {
@@ -69,9 +67,7 @@ func FuzzLoadConfig(f *testing.F) {
 
 func testDirForFuzz(f *testing.F) string {
 	dir := f.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "policy.json"), []byte("{}"), 0o600); err != nil {
-		f.Fatal(err)
-	}
+	testsupport.WriteFile(f, filepath.Join(dir, "policy.json"), []byte("{}"))
 	if err := os.Mkdir(filepath.Join(dir, "registries.d"), 0o700); err != nil {
 		f.Fatal(err)
 	}

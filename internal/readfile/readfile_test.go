@@ -3,17 +3,16 @@ package readfile
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 func TestBounded(t *testing.T) {
 	dir := t.TempDir()
 	small := filepath.Join(dir, "small")
-	if err := os.WriteFile(small, []byte("12345"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, small, []byte("12345"))
 	tests := []struct {
 		name string
 		path string

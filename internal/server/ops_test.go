@@ -25,6 +25,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/admission"
@@ -98,9 +99,7 @@ func TestAuditNeverBlocks(t *testing.T) {
 	if err := os.RemoveAll(filepath.Dir(path)); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Dir(path), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, filepath.Dir(path), "")
 	done := make(chan struct{})
 	go func() {
 		for i := 0; i < 3*auditBuffer; i++ {
@@ -160,12 +159,8 @@ func selfSigned(t *testing.T, dir, name string, serial int64) (cert, key string)
 		t.Fatal(err)
 	}
 	cert, key = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
-	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	testsupport.WriteFile(t, key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
 	return cert, key
 }
 
@@ -197,9 +192,7 @@ func TestTLSFilesReload(t *testing.T) {
 	if err := tf.Reload(); err != nil || serial() != 2 {
 		t.Fatalf("reload: %v, serial %d", err, serial())
 	}
-	if err := os.WriteFile(c2, []byte("garbage"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, c2, []byte("garbage"))
 	if err := tf.Reload(); err == nil || !strings.Contains(err.Error(), "tls.certFile") || serial() != 2 {
 		t.Fatalf("reload of garbage: %v, serial %d", err, serial())
 	}
@@ -217,9 +210,7 @@ func TestBasicAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(path, []byte("alice:"+string(h)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, path, []byte("alice:"+string(h)+"\n"))
 	a, err := newBasicAuth(path, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -267,9 +258,7 @@ func (f observerFunc) Observe(ctx context.Context, rt proxy.Route, rec proxy.Acc
 func TestTimedEvaluatorKeepsListingRefusal(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "policy.json")
-	if err := os.WriteFile(path, []byte(`{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"docker.io/library":[{"type":"reject"}]}}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testsupport.WriteFile(t, path, []byte(`{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"docker.io/library":[{"type":"reject"}]}}}`))
 	pol, err := policy.LoadFile(path)
 	if err != nil {
 		t.Fatal(err)

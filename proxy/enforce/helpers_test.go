@@ -138,9 +138,7 @@ func (w *world) write(name string, data []byte) string {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		w.t.Fatal(err)
 	}
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		w.t.Fatal(err)
-	}
+	testsupport.WriteFile(w.t, p, data)
 	return p
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 	"github.com/pullgate/pullgate/policy"
 )
@@ -126,9 +127,7 @@ func TestLookasideFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 2; i++ {
-		if err := os.WriteFile(filepath.Join(dir, "signature-"+strconv.Itoa(i)), []byte("s"), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, filepath.Join(dir, "signature-"+strconv.Itoa(i)), []byte("s"))
 	}
 	base := &url.URL{Scheme: "file", Path: root + "/org/app"}
 	got, err := readAll(&Lookaside{}, base)
