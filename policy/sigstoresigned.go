@@ -137,11 +137,8 @@ func parseSigstoreSigned(o rawObject) (*prSigstoreSigned, error) {
 }
 
 func parseFulcio(raw json.RawMessage) (*fulcioConfig, error) {
-	o, err := decodeRawObject(raw)
+	o, err := decodeObjectOnly(raw, "caPath", "caData", "oidcIssuer", "subjectEmail")
 	if err != nil {
-		return nil, err
-	}
-	if err := o.only("caPath", "caData", "oidcIssuer", "subjectEmail"); err != nil {
 		return nil, err
 	}
 	f := &fulcioConfig{}
@@ -166,11 +163,8 @@ func parseFulcio(raw json.RawMessage) (*fulcioConfig, error) {
 }
 
 func parsePKI(raw json.RawMessage) (*pkiConfig, error) {
-	o, err := decodeRawObject(raw)
+	o, err := decodeObjectOnly(raw, "caRootsPath", "caRootsData", "caIntermediatesPath", "caIntermediatesData", "subjectEmail", "subjectHostname")
 	if err != nil {
-		return nil, err
-	}
-	if err := o.only("caRootsPath", "caRootsData", "caIntermediatesPath", "caIntermediatesData", "subjectEmail", "subjectHostname"); err != nil {
 		return nil, err
 	}
 	p := &pkiConfig{}
