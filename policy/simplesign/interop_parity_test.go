@@ -1,8 +1,6 @@
 package simplesign
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,12 +46,8 @@ func TestInteropGpgmeParity(t *testing.T) {
 		t.Fatalf("the exported keyring holds %d keys, want 6", ring.Len())
 	}
 
-	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
-	manifestPath := filepath.Join(g.dir, "manifest.json")
-	testsupport.WriteFile(t, manifestPath, manifest)
-	sum := sha256.Sum256(manifest)
 	const identity = "quay.io/example/app:1"
-	payload := pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity)
+	manifestPath, payload := writeInteropManifest(t, g.dir, identity)
 	payloadPath := filepath.Join(g.dir, "payload.json")
 	testsupport.WriteFile(t, payloadPath, payload)
 	// sign runs gpg on the payload as user (a fingerprint, "!" for a subkey) with args,

@@ -26,13 +26,10 @@ func TestInteropSHA1Signature(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
-	manifestPath := filepath.Join(dir, "manifest.json")
-	testsupport.WriteFile(t, manifestPath, manifest)
-	sum := sha256.Sum256(manifest)
 	const identity = "quay.io/example/app:1"
+	manifestPath, payload := writeInteropManifest(t, dir, identity)
 	payloadPath := filepath.Join(dir, "payload.json")
-	testsupport.WriteFile(t, payloadPath, pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity))
+	testsupport.WriteFile(t, payloadPath, payload)
 
 	for _, tt := range []struct {
 		digest  string // gpg --digest-algo
@@ -62,4 +59,16 @@ func TestInteropSHA1Signature(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeInteropManifest writes the image manifest the comparisons with `skopeo
+// standalone-verify` check signatures against to dir/manifest.json, and returns its path
+// and the simple-signing payload that claims that manifest for identity.
+func writeInteropManifest(t *testing.T, dir, identity string) (path string, payload []byte) {
+	t.Helper()
+	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
+	path = filepath.Join(dir, "manifest.json")
+	testsupport.WriteFile(t, path, manifest)
+	sum := sha256.Sum256(manifest)
+	return path, pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity)
 }
