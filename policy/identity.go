@@ -53,32 +53,18 @@ func parseIdentity(raw json.RawMessage) (identityMatcher, error) {
 		}
 		return matchRepository{}, nil
 	case exactReferenceType:
-		if err := o.exactly("type", "dockerReference"); err != nil {
+		ref, s, err := parseNamedMember(o, "dockerReference", "reference")
+		if err != nil {
 			return nil, err
-		}
-		s, err := decodeString(o.values["dockerReference"])
-		if err != nil {
-			return nil, strictjson.WithPath(".dockerReference", err)
-		}
-		ref, err := reference.ParseNormalizedNamed(s)
-		if err != nil {
-			return nil, strictjson.WithPath(".dockerReference", fmt.Errorf("invalid reference %q: %w", s, err))
 		}
 		if reference.IsNameOnly(ref) {
 			return nil, strictjson.WithPath(".dockerReference", fmt.Errorf("%q contains neither a tag nor a digest", s))
 		}
 		return exactReference{ref: ref}, nil
 	case exactRepositoryType:
-		if err := o.exactly("type", "dockerRepository"); err != nil {
+		ref, _, err := parseNamedMember(o, "dockerRepository", "repository")
+		if err != nil {
 			return nil, err
-		}
-		s, err := decodeString(o.values["dockerRepository"])
-		if err != nil {
-			return nil, strictjson.WithPath(".dockerRepository", err)
-		}
-		ref, err := reference.ParseNormalizedNamed(s)
-		if err != nil {
-			return nil, strictjson.WithPath(".dockerRepository", fmt.Errorf("invalid repository %q: %w", s, err))
 		}
 		return exactRepository{ref: ref}, nil
 	case remapIdentityType:
@@ -102,6 +88,24 @@ func parseIdentity(raw json.RawMessage) (identityMatcher, error) {
 		return m, nil
 	}
 	return nil, strictjson.WithPath(".type", fmt.Errorf("unknown identity type %q", typ))
+}
+
+// parseNamedMember parses the one member besides "type" of an exactReference or
+// exactRepository object, key, as a reference; what names it in the error. It returns the
+// string too, for the caller's own checks.
+func parseNamedMember(o rawObject, key, what string) (reference.Named, string, error) {
+	if err := o.exactly("type", key); err != nil {
+		return nil, "", err
+	}
+	s, err := decodeString(o.values[key])
+	if err != nil {
+		return nil, "", strictjson.WithPath("."+key, err)
+	}
+	ref, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return nil, "", strictjson.WithPath("."+key, fmt.Errorf("invalid %s %q: %w", what, s, err))
+	}
+	return ref, s, nil
 }
 
 // decodeTypedObject decodes a requirement or identity object and returns it with its

@@ -34,6 +34,18 @@ func decodeRawObject(data []byte) (rawObject, error) {
 	return o, nil
 }
 
+// decodeObjectOnly decodes data, which must be a JSON object with no key but allowed.
+func decodeObjectOnly(data []byte, allowed ...string) (rawObject, error) {
+	o, err := decodeRawObject(data)
+	if err != nil {
+		return rawObject{}, err
+	}
+	if err := o.only(allowed...); err != nil {
+		return rawObject{}, err
+	}
+	return o, nil
+}
+
 // has reports whether key is present.
 func (o rawObject) has(key string) bool {
 	_, ok := o.values[key]

@@ -128,11 +128,8 @@ func decode(data []byte, name string) (*Policy, error) {
 }
 
 func decodePolicy(data []byte) (*Policy, error) {
-	o, err := decodeRawObject(data)
+	o, err := decodeObjectOnly(data, "default", "transports")
 	if err != nil {
-		return nil, err
-	}
-	if err := o.only("default", "transports"); err != nil {
 		return nil, err
 	}
 	raw, ok := o.get("default")

@@ -61,43 +61,37 @@ func (d *decoder) fail(key string, err error) {
 	}
 }
 
-func (d *decoder) str(key string, dst *string) {
+// member decodes the member key into dst with decode when it is present and no member
+// before it failed.
+func member[T any](d *decoder, key string, dst *T, decode func(json.RawMessage) (T, error)) {
 	if raw, ok := d.o.get(key); ok && d.err == nil {
-		v, err := decodeString(raw)
+		v, err := decode(raw)
 		*dst = v
 		d.fail(key, err)
 	}
 }
 
-func (d *decoder) bytes(key string, dst *[]byte) {
-	if raw, ok := d.o.get(key); ok && d.err == nil {
-		v, err := decodeBytes(raw)
-		*dst = v
-		d.fail(key, err)
-	}
-}
+func (d *decoder) str(key string, dst *string)   { member(d, key, dst, decodeString) }
+func (d *decoder) bytes(key string, dst *[]byte) { member(d, key, dst, decodeBytes) }
 
 // nonEmptyStrings decodes an array that must have at least one entry (null included in
 // the refusal), the rule for keyPaths and rekorPublicKeyPaths.
 func (d *decoder) nonEmptyStrings(key string, dst *[]string) {
-	if raw, ok := d.o.get(key); ok && d.err == nil {
-		v, err := decodeStrings(raw)
-		if err == nil && len(v) == 0 {
-			err = errors.New("must contain at least one entry")
-		}
-		*dst = v
-		d.fail(key, err)
-	}
+	member(d, key, dst, nonEmpty(decodeStrings))
 }
 
 func (d *decoder) nonEmptyBytesList(key string, dst *[][]byte) {
-	if raw, ok := d.o.get(key); ok && d.err == nil {
-		v, err := decodeBytesList(raw)
+	member(d, key, dst, nonEmpty(decodeBytesList))
+}
+
+// nonEmpty is decode refusing an array without entries.
+func nonEmpty[E any](decode func(json.RawMessage) ([]E, error)) func(json.RawMessage) ([]E, error) {
+	return func(raw json.RawMessage) ([]E, error) {
+		v, err := decode(raw)
 		if err == nil && len(v) == 0 {
 			err = errors.New("must contain at least one entry")
 		}
-		*dst = v
-		d.fail(key, err)
+		return v, err
 	}
 }
 
@@ -117,14 +111,8 @@ func parseSigstoreSigned(o rawObject) (*prSigstoreSigned, error) {
 	d.nonEmptyStrings("keyPaths", &pr.keyPaths)
 	d.bytes("keyData", &pr.keyData)
 	d.nonEmptyBytesList("keyDatas", &pr.keyDatas)
-	if raw, ok := o.get("fulcio"); ok && d.err == nil {
-		pr.fulcio, err = parseFulcio(raw)
-		d.fail("fulcio", err)
-	}
-	if raw, ok := o.get("pki"); ok && d.err == nil {
-		pr.pki, err = parsePKI(raw)
-		d.fail("pki", err)
-	}
+	member(d, "fulcio", &pr.fulcio, parseFulcio)
+	member(d, "pki", &pr.pki, parsePKI)
 	d.str("rekorPublicKeyPath", &pr.rekorKeyPath)
 	d.nonEmptyStrings("rekorPublicKeyPaths", &pr.rekorKeyPaths)
 	d.bytes("rekorPublicKeyData", &pr.rekorKeyData)
@@ -149,11 +137,8 @@ func parseSigstoreSigned(o rawObject) (*prSigstoreSigned, error) {
 }
 
 func parseFulcio(raw json.RawMessage) (*fulcioConfig, error) {
-	o, err := decodeRawObject(raw)
+	o, err := decodeObjectOnly(raw, "caPath", "caData", "oidcIssuer", "subjectEmail")
 	if err != nil {
-		return nil, err
-	}
-	if err := o.only("caPath", "caData", "oidcIssuer", "subjectEmail"); err != nil {
 		return nil, err
 	}
 	f := &fulcioConfig{}
@@ -178,11 +163,8 @@ func parseFulcio(raw json.RawMessage) (*fulcioConfig, error) {
 }
 
 func parsePKI(raw json.RawMessage) (*pkiConfig, error) {
-	o, err := decodeRawObject(raw)
+	o, err := decodeObjectOnly(raw, "caRootsPath", "caRootsData", "caIntermediatesPath", "caIntermediatesData", "subjectEmail", "subjectHostname")
 	if err != nil {
-		return nil, err
-	}
-	if err := o.only("caRootsPath", "caRootsData", "caIntermediatesPath", "caIntermediatesData", "subjectEmail", "subjectHostname"); err != nil {
 		return nil, err
 	}
 	p := &pkiConfig{}

@@ -316,12 +316,7 @@ func TestParseBundleProtojsonScalars(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run("bytes "+tc.name, func(t *testing.T) {
-			var b pbBytes
-			err := json.Unmarshal([]byte(tc.json), &b)
-			if tc.wantErr != (err != nil) {
-				t.Fatalf("error %v, want error %v", err, tc.wantErr)
-			}
-			if err == nil && !slices.Equal([]byte(b), tc.wantBytes) {
+			if b, ok := unmarshalAs[pbBytes](t, tc.json, tc.wantErr); ok && !slices.Equal([]byte(b), tc.wantBytes) {
 				t.Fatalf("got %x, want %x", []byte(b), tc.wantBytes)
 			}
 		})
@@ -341,14 +336,21 @@ func TestParseBundleProtojsonScalars(t *testing.T) {
 	}
 	for _, tc := range ints {
 		t.Run("int64 "+tc.json, func(t *testing.T) {
-			var n pbInt64
-			err := json.Unmarshal([]byte(tc.json), &n)
-			if tc.wantErr != (err != nil) {
-				t.Fatalf("error %v, want error %v", err, tc.wantErr)
-			}
-			if err == nil && int64(n) != tc.want {
+			if n, ok := unmarshalAs[pbInt64](t, tc.json, tc.wantErr); ok && int64(n) != tc.want {
 				t.Fatalf("got %d, want %d", n, tc.want)
 			}
 		})
 	}
+}
+
+// unmarshalAs decodes s into a T, failing t unless it fails exactly when wantErr says;
+// it reports whether it decoded.
+func unmarshalAs[T any](t *testing.T, s string, wantErr bool) (T, bool) {
+	t.Helper()
+	var v T
+	err := json.Unmarshal([]byte(s), &v)
+	if wantErr != (err != nil) {
+		t.Fatalf("error %v, want error %v", err, wantErr)
+	}
+	return v, err == nil
 }

@@ -2,9 +2,7 @@ package simplesign
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -31,12 +29,8 @@ func TestInteropArmoredSignatures(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
-	manifestPath := filepath.Join(dir, "manifest.json")
-	testsupport.WriteFile(t, manifestPath, manifest)
-	sum := sha256.Sum256(manifest)
 	const identity = "quay.io/example/app:1"
-	payload := pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity)
+	manifestPath, payload := writeInteropManifest(t, dir, identity)
 
 	binary := g.Sign(t, trusted, payload, "--sign")
 	armored := g.Sign(t, trusted, payload, "--armor", "--sign")

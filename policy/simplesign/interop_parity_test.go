@@ -1,12 +1,7 @@
 package simplesign
 
 import (
-	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,12 +46,8 @@ func TestInteropGpgmeParity(t *testing.T) {
 		t.Fatalf("the exported keyring holds %d keys, want 6", ring.Len())
 	}
 
-	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
-	manifestPath := filepath.Join(g.dir, "manifest.json")
-	testsupport.WriteFile(t, manifestPath, manifest)
-	sum := sha256.Sum256(manifest)
 	const identity = "quay.io/example/app:1"
-	payload := pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity)
+	manifestPath, payload := writeInteropManifest(t, g.dir, identity)
 	payloadPath := filepath.Join(g.dir, "payload.json")
 	testsupport.WriteFile(t, payloadPath, payload)
 	// sign runs gpg on the payload as user (a fingerprint, "!" for a subkey) with args,
@@ -122,9 +113,9 @@ func TestInteropGpgmeParity(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sigPath := filepath.Join(g.dir, "sig")
 			testsupport.WriteFile(t, sigPath, tt.sig)
-			out, err := g.runTool("", "skopeo", "standalone-verify", manifestPath, identity, tt.skopeoKey, sigPath)
+			out, errOut, err := g.Run(nil, "skopeo", "standalone-verify", manifestPath, identity, tt.skopeoKey, sigPath)
 			if skopeoAccepts := err == nil; skopeoAccepts != tt.skopeoAccepts {
-				t.Fatalf("skopeo standalone-verify accepted=%v, want %v (the gpgme verdict this row pins): %v\n%s", skopeoAccepts, tt.skopeoAccepts, err, out)
+				t.Fatalf("skopeo standalone-verify accepted=%v, want %v (the gpgme verdict this row pins): %v\n%s%s", skopeoAccepts, tt.skopeoAccepts, err, out, errOut)
 			}
 			v, err := ring.Verify(tt.sig, time.Now())
 			if tt.wantErr != "" {
@@ -147,61 +138,24 @@ func TestInteropGpgmeParity(t *testing.T) {
 	}
 }
 
-// gpgHome is a throwaway gpg home directory with a scratch directory for files.
+// gpgHome is a pgptest.GnuPG home for comparisons with skopeo, with a scratch directory
+// for files.
 type gpgHome struct {
+	*pgptest.GnuPG
 	t   *testing.T
-	env []string
 	dir string
 }
 
 func newGPGHome(t *testing.T) *gpgHome {
 	t.Helper()
-	for _, tool := range []string{"gpg", "gpgconf", "skopeo"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: run hack/install-test-tools.sh (it installs skopeo and gnupg): %v", tool, err)
-		}
-	}
-	// gpg-agent's socket lives in GNUPGHOME, whose path length is limited: keep it short.
-	home, err := os.MkdirTemp("/tmp", "pg-par-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gpgHome{t: t, env: append(os.Environ(), "GNUPGHOME="+home), dir: t.TempDir()}
-	t.Cleanup(func() {
-		if out, err := g.runTool("", "gpgconf", "--kill", "all"); err != nil {
-			t.Logf("gpgconf --kill all: %v: %s", err, out)
-		}
-		os.RemoveAll(home)
-	})
-	return g
-}
-
-func (g *gpgHome) runTool(stdin string, name string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = g.env
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return append(stdout.Bytes(), stderr.Bytes()...), err
+	g, _ := pgptest.NewSkopeoGnuPG(t)
+	return &gpgHome{GnuPG: g, t: t, dir: t.TempDir()}
 }
 
 // run runs gpg in batch mode and returns its standard output.
 func (g *gpgHome) run(stdin string, args ...string) []byte {
 	g.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "gpg", append([]string{"--batch"}, args...)...)
-	cmd.Env = g.env
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		g.t.Fatalf("gpg %v: %v\n%s", args, err, stderr.String())
-	}
-	return stdout.Bytes()
+	return g.MustRun(g.t, []byte(stdin), "gpg", append([]string{"--batch"}, args...)...)
 }
 
 // genKey makes an unprotected Ed25519 signing key created at created and returns its

@@ -1,10 +1,8 @@
 package simplesign
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,62 +12,24 @@ import (
 	"github.com/pullgate/pullgate/internal/testsupport/pgptest"
 )
 
-// interopTimeout bounds each gpg and skopeo run; it only guards against a hung tool.
-const interopTimeout = 2 * time.Minute
-
 // TestInteropSHA1Signature signs one payload with real gpg twice, with SHA-1 and with
 // SHA-256 as digest, and checks both with `skopeo standalone-verify` and with pullgate.
 // containers/image accepts both; pullgate accepts only the SHA-256 one. That is a
 // deliberate difference (DESIGN.md): SHA-1 has practical chosen-prefix collisions, so a
 // SHA-1 signature does not bind the signer to one payload.
 func TestInteropSHA1Signature(t *testing.T) {
-	pgptest.RequireTools(t, "skopeo")
-	env := pgptest.NewGnuPG(t).Env()
-	run := func(stdin string, name string, args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Env = env
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	mustRun := func(stdin string, name string, args ...string) string {
-		t.Helper()
-		out, err := run(stdin, name, args...)
-		if err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-		return out
-	}
-
-	mustRun("%no-protection\nKey-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\nName-Real: SHA-1 Signer\nName-Email: sha1@example.test\nExpire-Date: 0\n%commit\n",
-		"gpg", "--batch", "--quiet", "--gen-key")
-	fpr := ""
-	for _, line := range strings.Split(mustRun("", "gpg", "--batch", "--with-colons", "--list-keys", "sha1@example.test"), "\n") {
-		if f := strings.Split(line, ":"); len(f) > 9 && f[0] == "fpr" {
-			fpr = f[9]
-			break
-		}
-	}
-	if len(fpr) != 40 {
-		t.Fatalf("no fingerprint for the generated key")
-	}
+	g, fprs := pgptest.NewSkopeoGnuPG(t, "sha1")
+	fpr := fprs[0]
 	dir := t.TempDir()
-	keyPath := filepath.Join(dir, "key.gpg")
-	mustRun("", "gpg", "--batch", "--output", keyPath, "--export", fpr)
-	ring, err := ParseKeyring(testsupport.ReadFile(t, keyPath))
+	ring, err := ParseKeyring(g.Export(t, fpr, false))
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
-	manifestPath := filepath.Join(dir, "manifest.json")
-	testsupport.WriteFile(t, manifestPath, manifest)
-	sum := sha256.Sum256(manifest)
 	const identity = "quay.io/example/app:1"
+	manifestPath, payload := writeInteropManifest(t, dir, identity)
 	payloadPath := filepath.Join(dir, "payload.json")
-	testsupport.WriteFile(t, payloadPath, pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity))
+	testsupport.WriteFile(t, payloadPath, payload)
 
 	for _, tt := range []struct {
 		digest  string // gpg --digest-algo
@@ -83,9 +43,9 @@ func TestInteropSHA1Signature(t *testing.T) {
 	} {
 		t.Run(tt.digest+tt.mode, func(t *testing.T) {
 			sigPath := filepath.Join(dir, tt.digest+tt.mode+".sig")
-			mustRun("", "gpg", "--batch", "--yes", "--digest-algo", tt.digest, "--local-user", fpr, "--output", sigPath, tt.mode, payloadPath)
-			if out, err := run("", "skopeo", "standalone-verify", manifestPath, identity, fpr, sigPath); err != nil {
-				t.Fatalf("skopeo standalone-verify refused the %s %s signature (containers/image accepts it): %v\n%s", tt.digest, tt.mode, err, out)
+			g.MustRun(t, nil, "gpg", "--batch", "--yes", "--digest-algo", tt.digest, "--local-user", fpr, "--output", sigPath, tt.mode, payloadPath)
+			if out, errOut, err := g.Run(nil, "skopeo", "standalone-verify", manifestPath, identity, fpr, sigPath); err != nil {
+				t.Fatalf("skopeo standalone-verify refused the %s %s signature (containers/image accepts it): %v\n%s%s", tt.digest, tt.mode, err, out, errOut)
 			}
 			v, err := ring.Verify(testsupport.ReadFile(t, sigPath), time.Now())
 			if tt.wantErr == "" {
@@ -99,4 +59,16 @@ func TestInteropSHA1Signature(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeInteropManifest writes the image manifest the comparisons with `skopeo
+// standalone-verify` check signatures against to dir/manifest.json, and returns its path
+// and the simple-signing payload that claims that manifest for identity.
+func writeInteropManifest(t *testing.T, dir, identity string) (path string, payload []byte) {
+	t.Helper()
+	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
+	path = filepath.Join(dir, "manifest.json")
+	testsupport.WriteFile(t, path, manifest)
+	sum := sha256.Sum256(manifest)
+	return path, pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity)
 }

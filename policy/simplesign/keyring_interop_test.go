@@ -2,8 +2,6 @@ package simplesign
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -88,14 +86,12 @@ func TestInteropKeyFileBlocks(t *testing.T) {
 	}
 
 	t.Run("skopeo standalone-verify, signature by the second key", func(t *testing.T) {
-		manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`)
-		manifestPath := filepath.Join(dir, "manifest.json")
+		const identity = "quay.io/example/app:1"
+		manifestPath, payload := writeInteropManifest(t, dir, identity)
 		sigPath := filepath.Join(dir, "second.sig")
 		keysPath := filepath.Join(dir, "two-blocks.asc")
-		sum := sha256.Sum256(manifest)
-		const identity = "quay.io/example/app:1"
-		sig := g.Sign(t, second, pgptest.Payload("sha256:"+hex.EncodeToString(sum[:]), identity), "--sign")
-		for path, data := range map[string][]byte{manifestPath: manifest, sigPath: sig, keysPath: cat(a, b)} {
+		sig := g.Sign(t, second, payload, "--sign")
+		for path, data := range map[string][]byte{sigPath: sig, keysPath: cat(a, b)} {
 			testsupport.WriteFile(t, path, data)
 		}
 		verifier := pgptest.NewGnuPG(t)
