@@ -7,7 +7,6 @@ package integration
 import (
 	"fmt"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/atonce"
 )
 
 // concurrentPulls is how many clients pull the same image at once.
@@ -45,24 +45,12 @@ func TestContentConcurrentFirstPulls(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := len(w.reg.Requests())
-	start := make(chan struct{})
-	errs := make(chan error, concurrentPulls)
-	var wg sync.WaitGroup
-	for range concurrentPulls {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			errs <- pullWhole(r, d, len(layers))
-		}()
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
+	_, errs := atonce.Run(concurrentPulls, func(start <-chan struct{}) error {
+		<-start
+		return pullWhole(r, d, len(layers))
+	})
+	for _, err := range errs {
+		t.Error(err)
 	}
 	reqs := w.reg.RequestsSince(n)
 	if got := blobGETs(reqs, v1.Hash{}); got != len(blobs) {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/pullgate/pullgate/cache/store"
 	"github.com/pullgate/pullgate/integration/harness"
+	"github.com/pullgate/pullgate/internal/atonce"
 	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/internal/testsupport/versitygw"
 )
@@ -283,25 +284,14 @@ func (rw *replicaWorld) testBurst(t *testing.T) {
 		})
 	}
 	ref := harness.ParseRef(t, rw.lb.host+"/"+fullName(repo)+":v1")
-	var wg sync.WaitGroup
-	errs := make(chan error, burstClients)
-	for range burstClients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			img, err := remote.Image(ref, remote.WithContext(ctx))
-			if err != nil {
-				errs <- err
-				return
-			}
-			if err := readWhole(img, want); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	_, errs := atonce.Run(burstClients, func(<-chan struct{}) error {
+		img, err := remote.Image(ref, remote.WithContext(ctx))
+		if err != nil {
+			return err
+		}
+		return readWhole(img, want)
+	})
+	for _, err := range errs {
 		t.Error(err)
 	}
 	var counts []string

@@ -7,10 +7,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/pullgate/pullgate/internal/atonce"
 )
 
 // The content-store part of the benchmark (issue 10): pullgate with a filesystem content
@@ -197,39 +198,12 @@ func pullImage(ctx context.Context, p *puller, e endpoint, img *pushedImage) err
 // crowdPull runs clients concurrent pulls of img from e (each client hashes what it
 // reads) and returns how long the slowest took.
 func crowdPull(ctx context.Context, client *http.Client, e endpoint, img *pushedImage, clients int) (time.Duration, error) {
-	return atOnce(clients, func(start <-chan struct{}) error {
+	took, errs := atonce.Run(clients, func(start <-chan struct{}) error {
 		p := newPuller(client, true)
 		<-start
 		return pullImage(ctx, p, e, img)
 	})
-}
-
-// atOnce runs clients goroutines of run, each of which gets ready and then waits for
-// start, closed once all are started; it returns how long until the last one returned,
-// and every error.
-func atOnce(clients int, run func(start <-chan struct{}) error) (time.Duration, error) {
-	start := make(chan struct{})
-	errs := make(chan error, clients)
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- run(start)
-		}()
-	}
-	t0 := time.Now()
-	close(start)
-	wg.Wait()
-	took := time.Since(t0)
-	close(errs)
-	var all []error
-	for err := range errs {
-		if err != nil {
-			all = append(all, err)
-		}
-	}
-	return took, errors.Join(all...)
+	return took, errors.Join(errs...)
 }
 
 // dirSize is the total size of the regular files under dir.

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pullgate/pullgate/internal/atonce"
 	"github.com/pullgate/pullgate/internal/versitygw"
 )
 
@@ -184,7 +186,7 @@ func burstPull(ctx context.Context, hosts []string, img *pushedImage, clients in
 		h := hosts[int(next.Add(1)-1)%len(hosts)]
 		return endpoint{base: "http://" + h + "/v2/" + upstreamName}
 	}
-	return atOnce(clients, func(ready <-chan struct{}) error {
+	took, errs := atonce.Run(clients, func(ready <-chan struct{}) error {
 		c := newHTTPClient()
 		defer c.CloseIdleConnections()
 		p := newPuller(c, true)
@@ -199,6 +201,7 @@ func burstPull(ctx context.Context, hosts []string, img *pushedImage, clients in
 		}
 		return nil
 	})
+	return took, errors.Join(errs...)
 }
 
 // startStoredPullgate starts pullgate in dir (configuration and log there) with storage as
