@@ -47,6 +47,7 @@ func TestOperations(t *testing.T) {
 	t.Run("tls and rotation", func(t *testing.T) { testTLS(t, w, signed) })
 	t.Run("mutual tls", func(t *testing.T) { testMutualTLS(t, w, signed) })
 	t.Run("basic auth", func(t *testing.T) { testBasicAuth(t, w, signed) })
+	t.Run("failed logins limited", func(t *testing.T) { testFailedLoginLimit(t, w, signed) })
 	t.Run("bad files at start-up", func(t *testing.T) { testOpsStartupErrors(t, w) })
 	t.Run("metrics and health", func(t *testing.T) { testMetrics(t, w, digests) })
 	t.Run("reload by rename", func(t *testing.T) { testReloadRename(t, w, signed) })
@@ -356,6 +357,47 @@ func testBasicAuth(t *testing.T, w *enforceWorld, want v1.Hash) {
 		t.Errorf("reload error %q", msg)
 	}
 	callAuth(t, manifest, basic("bob", "bobs secret")).served(t, "bob after a refused reload", want)
+}
+
+// testFailedLoginLimit: the attack is a flood of guessed passwords, each costing pullgate
+// a bcrypt comparison. With auth.failedLoginsPerMinute 5, a sixth wrong password from one
+// address within the minute is 429 TOOMANYREQUESTS with Retry-After (12 s: one failure
+// back every 60/5 s), logged once; so is a right password never checked before (no
+// comparison runs, so the limit is no oracle). Credentials that passed before the flood
+// still pull with skopeo, and a request without credentials still gets the challenge.
+func testFailedLoginLimit(t *testing.T, w *enforceWorld, want v1.Hash) {
+	hp := htpasswdFile(t, map[string]string{"alice": "alice pw", "bob": "bob pw"})
+	pg := harness.StartPullgate(t, w.bin, opsConfig(t, w, w.policy,
+		fmt.Sprintf("auth:\n  htpasswd: %q\n  failedLoginsPerMinute: 5\n", hp)))
+	manifest := "http://" + pg.Host + "/v2/" + fullName("ops/app") + "/manifests/v1"
+	callAuth(t, manifest, basic("alice", "alice pw")).served(t, "alice before the flood", want)
+	for i := range 5 {
+		if a := callAuth(t, manifest, basic("alice", fmt.Sprintf("guess %d", i))); a.status != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d, want 401", i+1, a.status)
+		}
+	}
+	for _, c := range []struct{ name, auth string }{
+		{"sixth guess", basic("alice", "guess 6")},
+		{"unknown user", basic("mallory", "x")},
+		{"bob's right password, never checked", basic("bob", "bob pw")},
+	} {
+		a := callAuth(t, manifest, c.auth)
+		if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") != "12" || a.oneError(t).Code != "TOOMANYREQUESTS" {
+			t.Errorf("%s: %d %v %s", c.name, a.status, a.header, a.body)
+		}
+	}
+	if a := callAuth(t, manifest, ""); a.status != http.StatusUnauthorized || a.header.Get("WWW-Authenticate") != `Basic realm="pullgate"` {
+		t.Errorf("no credentials while limited: %d %v", a.status, a.header)
+	}
+	callAuth(t, manifest, basic("alice", "alice pw")).served(t, "alice's remembered credentials while limited", want)
+	harness.SkopeoPullOK(t, harness.SkopeoOptions{}, want, "--src-tls-verify=false", "--src-creds", "alice:alice pw",
+		"docker://"+pg.Host+"/"+fullName("ops/app")+":v1")
+	if lines := pg.LogEntries("failed logins limited"); len(lines) != 1 || lines[0]["client"] != "127.0.0.1" {
+		t.Errorf("limit log lines %v, want one naming 127.0.0.1", lines)
+	}
+	if strings.Contains(pg.Logs.String(), "bob pw") || strings.Contains(pg.Logs.String(), "guess") {
+		t.Error("a password is in the log")
+	}
 }
 
 func basic(user, password string) string {

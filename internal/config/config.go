@@ -153,6 +153,10 @@ func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 type Auth struct {
 	// Htpasswd is a file of user:bcrypt-hash lines (htpasswd -B); empty: no client auth.
 	Htpasswd string `mapstructure:"htpasswd"`
+	// FailedLoginsPerMinute bounds the wrong credentials one client address (an IPv4
+	// address, an IPv6 /64) may send a minute; beyond it, 429 TOOMANYREQUESTS without a
+	// bcrypt comparison. 0: no limit.
+	FailedLoginsPerMinute int `mapstructure:"failedLoginsPerMinute"`
 }
 
 // Metrics configures the operations listener.
@@ -232,6 +236,7 @@ var defaults = map[string]any{
 	"cache.verdicts.denyTTL":          time.Minute,
 	"clientTimeouts.writeStall":       60 * time.Second,
 	"limits.blobStreams":              256,
+	"auth.failedLoginsPerMinute":      30,
 	"content.tagTTL":                  time.Minute,
 	"content.maxStale":                168 * time.Hour,
 }

@@ -58,6 +58,7 @@ func TestLoadConfigGood(t *testing.T) {
 		ClientTimeouts:   ClientTimeouts{WriteStall: time.Minute},
 		Limits:           Limits{BlobStreams: 256},
 		Content:          Content{TagTTL: time.Minute, MaxStale: 168 * time.Hour},
+		Auth:             Auth{FailedLoginsPerMinute: 30},
 		File:             path,
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -99,6 +100,8 @@ clientTimeouts:
   writeStall: 90s
 limits:
   blobStreams: 32
+auth:
+  failedLoginsPerMinute: 12
 `)
 	dir := filepath.Dir(path)
 	cfg, _, err := Load(path)
@@ -119,6 +122,7 @@ limits:
 		ClientTimeouts:   ClientTimeouts{WriteStall: 90 * time.Second},
 		Limits:           Limits{BlobStreams: 32},
 		Content:          Content{TagTTL: time.Minute, MaxStale: 168 * time.Hour},
+		Auth:             Auth{FailedLoginsPerMinute: 12},
 		File:             path,
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -412,6 +416,11 @@ func TestLoadConfigBad(t *testing.T) {
 			},
 		},
 		{
+			name:   "negative failed login limit",
+			config: up + pol + "auth:\n  failedLoginsPerMinute: -1\n",
+			want:   []string{"auth.failedLoginsPerMinute (line 7): must not be negative (0 means no limit), got -1"},
+		},
+		{
 			name:   "upstream deadline without a unit",
 			config: up + pol + "upstreamTimeouts:\n  blobStall: 60\n",
 			want:   []string{"upstreamTimeouts.blobStall (line 7): expected a duration with a unit such as 30s or 5m, got an integer"},
@@ -623,6 +632,7 @@ func TestEnvironmentNames(t *testing.T) {
 		"PULLGATE_TLS_KEYFILE",
 		"PULLGATE_TLS_CLIENTCAFILE",
 		"PULLGATE_AUTH_HTPASSWD",
+		"PULLGATE_AUTH_FAILEDLOGINSPERMINUTE",
 		"PULLGATE_METRICS_LISTEN",
 		"PULLGATE_AUDIT_PATH",
 		"PULLGATE_ENFORCEMENT_WARN",

@@ -237,6 +237,9 @@ func validateAuth(cfg *Config, add problemAdder) {
 	if msg := checkFile(cfg.Auth.Htpasswd); msg != "" {
 		add("auth.htpasswd", "%s", msg)
 	}
+	if cfg.Auth.FailedLoginsPerMinute < 0 {
+		add("auth.failedLoginsPerMinute", "must not be negative (0 means no limit), got %d", cfg.Auth.FailedLoginsPerMinute)
+	}
 }
 
 func validateMetrics(cfg *Config, add problemAdder) {

@@ -10,10 +10,10 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
-	"time"
-
 	"sync/atomic"
+	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -33,19 +33,46 @@ const (
 	checkedCredentials = 1024
 	// authRealm is the realm of the basic challenge.
 	authRealm = "pullgate"
+	// authSlotWait bounds the wait for a comparison slot; beyond it the request is
+	// answered 503 UNAVAILABLE with Retry-After: authSlotRetryAfter.
+	authSlotWait       = 5 * time.Second
+	authSlotRetryAfter = "1"
 )
+
+// authSlots is how many bcrypt comparisons run at once: half the CPUs, so that a flood
+// of guesses from many addresses leaves the other half to serving pulls.
+func authSlots() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // basicAuth requires HTTP basic credentials from auth.htpasswd on every request of the
 // proxy listener. Failed checks are not cached; passed ones are, by an HMAC of user and
-// password under a key made at start-up, until the file is reloaded.
+// password under a key made at start-up, until the file is reloaded. Remembered
+// credentials pass before any limit: a flood of guesses does not stop pulls of users
+// already checked.
 type basicAuth struct {
 	path  string
 	state atomic.Pointer[authState]
 	// slots bounds the bcrypt comparisons running at once, so that a flood of wrong
 	// passwords costs a bounded share of the CPU.
 	slots chan struct{}
-	log   *slog.Logger
+	// failures bounds the failed comparisons per client address (nil: no limit).
+	failures *loginLimiter
+	// compare is the bcrypt check ((*htpasswd.File).Check; tests count its calls).
+	compare func(f *htpasswd.File, user, password string) bool
+	log     *slog.Logger
 }
+
+// authOutcome is what a credential check concluded.
+type authOutcome int
+
+const (
+	authPassed authOutcome = iota
+	// authRefused: no credentials, unusable ones or a wrong password (401).
+	authRefused
+	// authLimited: the client address has no failed comparison left (429).
+	authLimited
+	// authBusy: no comparison slot freed within authSlotWait (503).
+	authBusy
+)
 
 // authState is one loaded file with the credentials checked against it.
 type authState struct {
@@ -54,8 +81,11 @@ type authState struct {
 	checked *lru.Cache[[sha256.Size]byte, string]
 }
 
-func newBasicAuth(path string, log *slog.Logger) (*basicAuth, error) {
-	a := &basicAuth{path: path, slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))), log: log}
+// newBasicAuth reads the htpasswd file at path; failedPerMinute bounds the failed
+// comparisons per client address and minute (0: no limit).
+func newBasicAuth(path string, failedPerMinute int, log *slog.Logger) (*basicAuth, error) {
+	a := &basicAuth{path: path, slots: make(chan struct{}, authSlots()),
+		failures: newLoginLimiter(failedPerMinute, time.Now), compare: (*htpasswd.File).Check, log: log}
 	if err := a.Reload(); err != nil {
 		return nil, err
 	}
@@ -85,39 +115,42 @@ func (a *basicAuth) Files() []string { return []string{a.path} }
 
 // wrap returns next behind the credential check. The user name reaches the access and
 // decision lines through the request's context; the password is never logged.
-// Refused requests are handed to observer (the access line and the metrics) as 401s,
-// without the user name they claimed (a mistyped password often lands there).
+// Refused requests are handed to observer (the access line and the metrics) with their
+// status, without the user name they claimed (a mistyped password often lands there).
 func (a *basicAuth) wrap(next http.Handler, observer proxy.Observer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		user, ok := a.authenticate(r)
-		if !ok {
-			unauthorized(w)
-			observer.Observe(context.WithoutCancel(r.Context()), proxy.Route{}, proxy.AccessRecord{Method: r.Method,
-				Path: r.URL.Path, Status: http.StatusUnauthorized, Duration: time.Since(start), Client: r.RemoteAddr})
+		user, outcome, retryAfter := a.authenticate(r)
+		status := http.StatusUnauthorized
+		switch outcome {
+		case authPassed:
+			next.ServeHTTP(w, r.WithContext(admission.WithUser(r.Context(), user)))
 			return
+		case authRefused:
+			unauthorized(w)
+		case authLimited:
+			status = http.StatusTooManyRequests
+			w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+			_ = errcode.ServeJSON(w, errcode.ErrorCodeTooManyRequests.WithMessage(
+				"too many failed logins from this address; retry after "+retryAfter.String()))
+		case authBusy:
+			status = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", authSlotRetryAfter)
+			_ = errcode.ServeJSON(w, errcode.ErrorCodeUnavailable.WithMessage("too many logins being checked; retry"))
 		}
-		next.ServeHTTP(w, r.WithContext(admission.WithUser(r.Context(), user)))
+		observer.Observe(context.WithoutCancel(r.Context()), proxy.Route{}, proxy.AccessRecord{Method: r.Method,
+			Path: r.URL.Path, Status: status, Duration: time.Since(start), Client: r.RemoteAddr})
 	})
 }
 
-// authenticate returns the user whose valid credentials r carries.
-func (a *basicAuth) authenticate(r *http.Request) (string, bool) {
-	values := r.Header.Values("Authorization")
-	if len(values) != 1 || len(values[0]) > maxAuthorizationHeader {
-		return "", false
-	}
-	scheme, encoded, ok := strings.Cut(values[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Basic") {
-		return "", false
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(encoded))
-	if err != nil {
-		return "", false
-	}
-	user, password, ok := strings.Cut(string(raw), ":")
-	if !ok || user == "" {
-		return "", false
+// authenticate returns the user whose valid credentials r carries, or why not; with
+// authLimited, how long until the client address may fail again.
+func (a *basicAuth) authenticate(r *http.Request) (string, authOutcome, time.Duration) {
+	user, password, ok := basicCredentials(r)
+	if !ok {
+		// Nothing to compare: no cost, so no token (a client's first, anonymous request
+		// is how it learns the challenge).
+		return "", authRefused, 0
 	}
 	st := a.state.Load()
 	mac := hmac.New(sha256.New, st.key)
@@ -127,24 +160,59 @@ func (a *basicAuth) authenticate(r *http.Request) (string, bool) {
 	var sum [sha256.Size]byte
 	copy(sum[:], mac.Sum(nil))
 	if u, hit := st.checked.Get(sum); hit && u == user {
-		return user, true
+		return user, authPassed, 0
+	}
+	client := clientKey(r.RemoteAddr)
+	if wait, first := a.failures.take(client); wait > 0 {
+		if first {
+			a.log.Warn("failed logins limited", "client", client, "retryAfter", wait)
+		}
+		return "", authLimited, wait
 	}
 	if !a.acquire(r.Context()) {
-		return "", false
+		a.failures.refund(client)
+		return "", authBusy, 0
 	}
-	valid := st.file.Check(user, password)
+	valid := a.compare(st.file, user, password)
 	<-a.slots
 	if !valid {
-		return "", false
+		return "", authRefused, 0
 	}
+	a.failures.refund(client)
 	st.checked.Add(sum, user)
-	return user, true
+	return user, authPassed, 0
 }
 
+// basicCredentials returns the user and password of r's one Basic Authorization header.
+func basicCredentials(r *http.Request) (user, password string, ok bool) {
+	values := r.Header.Values("Authorization")
+	if len(values) != 1 || len(values[0]) > maxAuthorizationHeader {
+		return "", "", false
+	}
+	scheme, encoded, ok := strings.Cut(values[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(encoded))
+	if err != nil {
+		return "", "", false
+	}
+	user, password, ok = strings.Cut(string(raw), ":")
+	if !ok || user == "" {
+		return "", "", false
+	}
+	return user, password, true
+}
+
+// acquire waits for a comparison slot, at most authSlotWait.
 func (a *basicAuth) acquire(ctx context.Context) bool {
+	timer := time.NewTimer(authSlotWait)
+	defer timer.Stop()
 	select {
 	case a.slots <- struct{}{}:
 		return true
+	case <-timer.C:
+		return false
 	case <-ctx.Done():
 		return false
 	}

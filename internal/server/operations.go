@@ -42,7 +42,7 @@ func newOperations(cfg *config.Config, logger *slog.Logger) (*operations, error)
 		}
 	}
 	if cfg.Auth.Htpasswd != "" {
-		if o.auth, err = newBasicAuth(cfg.Auth.Htpasswd, logger); err != nil {
+		if o.auth, err = newBasicAuth(cfg.Auth.Htpasswd, cfg.Auth.FailedLoginsPerMinute, logger); err != nil {
 			return nil, err
 		}
 	}

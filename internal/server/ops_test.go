@@ -211,7 +211,7 @@ func TestBasicAuth(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "htpasswd")
 	testsupport.WriteFile(t, path, []byte("alice:"+string(h)+"\n"))
-	a, err := newBasicAuth(path, slog.New(slog.DiscardHandler))
+	a, err := newBasicAuth(path, 30, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
