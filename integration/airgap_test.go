@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -309,6 +310,23 @@ func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
 		{"garbage signature", func(t *testing.T, d string) {
 			testsupport.WriteFile(t, filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex, "signature-1"), "<html>not a signature</html>")
 		}, ""},
+		// DIR comes from outside: a FIFO (whose open waits for a writer) or a link to a
+		// device in place of a file must reject the image, not hang or feed the import
+		// forever.
+		{"blob a FIFO", func(t *testing.T, d string) { replaceWithFIFO(t, filepath.Join(d, "blobs", "sha256", layer)) }, ""},
+		{"blob a link to /dev/zero", func(t *testing.T, d string) {
+			p := filepath.Join(d, "blobs", "sha256", layer)
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("/dev/zero", p); err != nil {
+				t.Fatal(err)
+			}
+		}, ""},
+		{"manifest a FIFO", func(t *testing.T, d string) { replaceWithFIFO(t, filepath.Join(d, "blobs", "sha256", app.Hex)) }, ""},
+		{"signature a FIFO", func(t *testing.T, d string) {
+			replaceWithFIFO(t, filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex, "signature-1"))
+		}, ""},
 		{"removed signature", func(t *testing.T, d string) {
 			if err := os.RemoveAll(filepath.Join(d, "signatures", w.reg.Host, "app@sha256="+app.Hex)); err != nil {
 				t.Fatal(err)
@@ -338,6 +356,17 @@ func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
 			}
 			t.Logf("%s: %s", c.name, lines[w.ref(rejected)][2])
 		})
+	}
+}
+
+// replaceWithFIFO puts a FIFO without a writer where path was.
+func replaceWithFIFO(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

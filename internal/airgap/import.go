@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/internal/config"
+	"github.com/pullgate/pullgate/internal/readfile"
 	"github.com/pullgate/pullgate/proxy/content"
 )
 
@@ -220,17 +221,12 @@ func (h *layoutServer) blob(w http.ResponseWriter, r *http.Request, ref string) 
 		ociError(w, http.StatusNotFound, "BLOB_UNKNOWN", "not a sha256 digest")
 		return
 	}
-	f, err := os.Open(h.l.blobPath(d))
+	f, fi, err := readfile.Open(h.l.blobPath(d)) // a FIFO or a device is not a blob
 	if err != nil {
 		ociError(w, http.StatusNotFound, "BLOB_UNKNOWN", "blob not in the layout")
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		ociError(w, http.StatusNotFound, "BLOB_UNKNOWN", "blob not in the layout")
-		return
-	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Docker-Content-Digest", d.String())
 	http.ServeContent(w, r, "", fi.ModTime(), f)

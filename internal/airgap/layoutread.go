@@ -147,6 +147,9 @@ func (l *layoutDir) readManifest(d digest.Digest) ([]byte, error) {
 		return nil, err
 	}
 	b, err := readBounded(l.blobPath(d), maxManifestBytes)
+	if errors.Is(err, readfile.ErrNotRegular) {
+		return nil, &RejectedError{What: "DIR manifest " + d.String(), Reason: "not a regular file: DIR was altered"}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -192,15 +195,24 @@ func (l *layoutDir) verifyImage(im *Image) error {
 	return g.Wait()
 }
 
-// hashBlob hashes one blob file.
+// hashBlob hashes one blob file: a regular file of the size the manifest gives, read no
+// further than that size (DIR comes from outside: a FIFO or a link to a device must not
+// hang or feed the import forever).
 func (l *layoutDir) hashBlob(b Blob) error {
-	f, err := os.Open(l.blobPath(b.Digest))
-	if err != nil {
+	f, fi, err := readfile.Open(l.blobPath(b.Digest))
+	switch {
+	case errors.Is(err, readfile.ErrNotRegular):
+		return &RejectedError{What: "DIR blob " + b.Digest.String(), Reason: "not a regular file: DIR was altered"}
+	case err != nil:
 		return &RejectedError{What: "DIR blob " + b.Digest.String(), Reason: "missing from DIR: " + err.Error()}
 	}
 	defer f.Close()
+	if fi.Size() != b.Size {
+		return &RejectedError{What: "DIR blob " + b.Digest.String(),
+			Reason: fmt.Sprintf("it is %d bytes in DIR (the manifest says %d): DIR was altered", fi.Size(), b.Size)}
+	}
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, err := io.Copy(h, io.LimitReader(f, b.Size+1))
 	if err != nil {
 		return fmt.Errorf("DIR blob %s: %w", b.Digest, err)
 	}

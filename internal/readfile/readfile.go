@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"syscall"
 )
 
 // Sentinels for errors.Is; the errors name the path.
@@ -17,21 +19,35 @@ var (
 	ErrTooLarge   = errors.New("file too large")
 )
 
-// Bounded reads the regular file at path, at most max bytes. Open, stat and read errors
-// are returned as the os package words them (they name the path).
+// Open opens the regular file at path for reading. It opens without blocking, so that a
+// FIFO (whose open waits for a writer) is refused like a device instead of hanging the
+// caller; a regular file reads as usual. Open and stat errors are returned as the os
+// package words them (they name the path).
+func Open(path string) (*os.File, fs.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s is %w", path, ErrNotRegular)
+	}
+	return f, st, nil
+}
+
+// Bounded reads the regular file at path (see Open), at most max bytes. Open, stat and
+// read errors are returned as the os package words them (they name the path).
 func Bounded(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, _, err := Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is %w", path, ErrNotRegular)
-	}
 	data, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)

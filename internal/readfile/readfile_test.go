@@ -3,7 +3,9 @@ package readfile
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/pullgate/pullgate/internal/testsupport"
@@ -13,6 +15,15 @@ func TestBounded(t *testing.T) {
 	dir := t.TempDir()
 	small := filepath.Join(dir, "small")
 	testsupport.WriteFile(t, small, []byte("12345"))
+	// A FIFO without a writer: a blocking open would wait forever.
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, "zero")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		path string
@@ -22,6 +33,8 @@ func TestBounded(t *testing.T) {
 		{"within the bound", small, 5, nil},
 		{"over the bound", small, 4, ErrTooLarge},
 		{"a folder", dir, 5, ErrNotRegular},
+		{"a FIFO", fifo, 5, ErrNotRegular},
+		{"a link to a device", zero, 5, ErrNotRegular},
 		{"missing", filepath.Join(dir, "nope"), 5, fs.ErrNotExist},
 	}
 	for _, tc := range tests {

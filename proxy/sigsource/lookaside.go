@@ -10,10 +10,11 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/internal/readfile"
 )
 
 // RawSignature is one signature file as read, before its format is recognised.
@@ -111,8 +112,10 @@ func (l *Lookaside) readOne(ctx context.Context, u *url.URL, b *budget) ([]byte,
 	return nil, false, fmt.Errorf("unsupported lookaside scheme %q", u.Scheme)
 }
 
+// readFileSignature reads one file lookaside signature. A FIFO or a device there is an
+// error, not a wait for a writer or an endless read.
 func readFileSignature(path string, b *budget) ([]byte, bool, error) {
-	f, err := os.Open(path)
+	f, _, err := readfile.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
