@@ -22,7 +22,8 @@ import (
 )
 
 // lookasideTimeout bounds each lookaside request of the in-process pullgate, so that a
-// hanging lookaside becomes a 503 quickly (the binary uses 15s).
+// hanging lookaside becomes a 503 quickly (the binary uses 15s). A test whose lookaside
+// answers, only slowly on a loaded machine, sets a longer one (opts.LookasideTimeout).
 const lookasideTimeout = 300 * time.Millisecond
 
 // enforcingProxy assembles pullgate in front of the world's registry with its policy and
@@ -32,7 +33,9 @@ func (w *enforceWorld) enforcingProxy(t *testing.T, opts harness.EnforcingProxyO
 	opts.Upstreams = []harness.Upstream{{Registry: upstreamName, URL: w.reg.URL}}
 	opts.DefaultUpstream = upstreamName
 	opts.Policy, opts.RegistriesD = w.policy, w.sig.RegistriesD
-	opts.LookasideTimeout = lookasideTimeout
+	if opts.LookasideTimeout == 0 {
+		opts.LookasideTimeout = lookasideTimeout
+	}
 	return harness.StartEnforcingProxy(t, opts)
 }
 
@@ -59,16 +62,20 @@ func TestEnforceLookasideFailures(t *testing.T) {
 		mode harness.LookasideMode
 		// why is in the decision log's reason.
 		why string
+		// timeout is the lookaside timeout: short where the lookaside hangs, long where it
+		// answers (a 500 or a page that took 300 ms on a loaded machine would be a timeout,
+		// another reason than the one checked).
+		timeout time.Duration
 	}{
-		{"500", harness.LookasideError, "status 500 Internal Server Error"},
+		{"500", harness.LookasideError, "status 500 Internal Server Error", 10 * time.Second},
 		// An HTML page at every URL: pullgate reads signature-1 to -128 before parsing any
 		// (and fails on the count); containers/image fails parsing signature-1. Both: error.
-		{"HTML page", harness.LookasideHTML, "lookaside fetch failed"},
-		{"hanging", harness.LookasideHang, "Client.Timeout exceeded"},
+		{"HTML page", harness.LookasideHTML, "lookaside fetch failed", 10 * time.Second},
+		{"hanging", harness.LookasideHang, "Client.Timeout exceeded", lookasideTimeout},
 	} {
 		// Not parallel: the lookaside is shared. A fresh pullgate each time: empty caches.
 		t.Run(c.name, func(t *testing.T) {
-			p := w.enforcingProxy(t, harness.EnforcingProxyOptions{})
+			p := w.enforcingProxy(t, harness.EnforcingProxyOptions{LookasideTimeout: c.timeout})
 			base := p.URL.String() + "/v2/" + fullName(repo) + "/"
 			la.SetMode(c.mode)
 			t.Cleanup(func() { la.SetMode(harness.LookasideServe) })
