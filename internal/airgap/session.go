@@ -12,7 +12,9 @@
 // An image is decided before anything of it is kept: a first walk through a server
 // built without the content store gates every manifest of the image; only when all of them
 // are admitted does a second walk, through the server with the store, keep them and read
-// the blobs. So an index with one rejected platform keeps nothing.
+// the blobs. So an index with one rejected platform keeps nothing. Import reads no blob
+// through the handler: it stages them in the store from the layout's files between the two
+// walks and commits them after the second (Import).
 package airgap
 
 import (
