@@ -7,6 +7,7 @@ package integration
 // rejected image by image.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -148,6 +149,55 @@ func keptRepository(t *testing.T, data, registry, repo string) bool {
 	return false
 }
 
+// layoutBlobs lists the configs and layers (hex digests) of the image whose manifest in
+// the layout dir is hex, an index's children included.
+func layoutBlobs(t *testing.T, dir, hex string) []string {
+	t.Helper()
+	var doc struct {
+		Config    *struct{ Digest string }  `json:"config"`
+		Layers    []struct{ Digest string } `json:"layers"`
+		Manifests []struct{ Digest string } `json:"manifests"`
+	}
+	if err := json.Unmarshal([]byte(testsupport.ReadFile(t, filepath.Join(dir, "blobs", "sha256", hex))), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	if doc.Config != nil {
+		out = append(out, strings.TrimPrefix(doc.Config.Digest, "sha256:"))
+	}
+	for _, l := range doc.Layers {
+		out = append(out, strings.TrimPrefix(l.Digest, "sha256:"))
+	}
+	for _, c := range doc.Manifests {
+		out = append(out, layoutBlobs(t, dir, strings.TrimPrefix(c.Digest, "sha256:"))...)
+	}
+	return out
+}
+
+// keptBlobs reports which of blobs (hex digests) the filesystem store in data holds.
+func keptBlobs(data string, blobs []string) []string {
+	var kept []string
+	for _, b := range blobs {
+		if _, err := os.Stat(filepath.Join(data, "docker", "registry", "v2", "blobs", "sha256", b[:2], b, "data")); err == nil {
+			kept = append(kept, b)
+		}
+	}
+	return kept
+}
+
+// stagingLeft lists the files left in the filesystem store's staging (_uploads).
+func stagingLeft(t *testing.T, data string) []string {
+	t.Helper()
+	var left []string
+	filepath.WalkDir(filepath.Join(data, "docker", "registry", "v2", "_uploads"), func(p string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			left = append(left, p)
+		}
+		return nil
+	})
+	return left
+}
+
 func TestAirgap(t *testing.T) {
 	t.Parallel()
 	w := newAirgapWorld(t)
@@ -235,6 +285,15 @@ func TestAirgap(t *testing.T) {
 	wantVerdict(t, lines, w.ref("app:v1"), "accepted", w.digests["app:v1"])
 	wantVerdict(t, lines, w.ref("multi:v1"), "accepted", w.digests["multi:v1"])
 	wantVerdict(t, lines, w.ref("docker:v1"), "accepted", w.digests["docker:v1"])
+	for _, r := range []string{"app:v1", "multi:v1", "docker:v1"} {
+		blobs := layoutBlobs(t, dir, w.digests[r].Hex)
+		if kept := keptBlobs(siteData, blobs); len(kept) != len(blobs) {
+			t.Errorf("import kept %d of the %d blobs of %s", len(kept), len(blobs), r)
+		}
+	}
+	if left := stagingLeft(t, siteData); len(left) != 0 {
+		t.Errorf("import left staging files: %v", left)
+	}
 	w.reg.ResetRequests()
 	pg := harness.StartPullgate(t, w.bin, site)
 	podman := harness.NewPodman(t, "[[registry]]\nlocation = \""+pg.Host+"\"\ninsecure = true\n")
@@ -273,6 +332,12 @@ func TestAirgap(t *testing.T) {
 			if keptRepository(t, data, w.reg.Host, repo) {
 				t.Errorf("%s was kept under a policy trusting another key", repo)
 			}
+			if kept := keptBlobs(data, layoutBlobs(t, dir, w.digests[repo+":v1"].Hex)); len(kept) != 0 {
+				t.Errorf("blobs %v of %s were kept under a policy trusting another key", kept, repo)
+			}
+		}
+		if left := stagingLeft(t, data); len(left) != 0 {
+			t.Errorf("import left staging files: %v", left)
 		}
 	})
 }
@@ -301,6 +366,14 @@ func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
 	}{
 		{"flipped child manifest byte", func(t *testing.T, d string) { flipByte(t, filepath.Join(d, "blobs", "sha256", child), 10) }, "multi:v1"},
 		{"flipped blob byte", func(t *testing.T, d string) { flipByte(t, filepath.Join(d, "blobs", "sha256", layer), 100) }, ""},
+		// A blob of another size than the manifest's: refused before it is read, and
+		// nothing of it staged.
+		{"blob one byte longer", func(t *testing.T, d string) { appendByte(t, filepath.Join(d, "blobs", "sha256", layer)) }, ""},
+		{"blob truncated", func(t *testing.T, d string) {
+			if err := os.Truncate(filepath.Join(d, "blobs", "sha256", layer), 10); err != nil {
+				t.Fatal(err)
+			}
+		}, ""},
 		{"flipped manifest byte", func(t *testing.T, d string) { flipByte(t, filepath.Join(d, "blobs", "sha256", app.Hex), 10) }, ""},
 		{"swapped signature", func(t *testing.T, d string) {
 			from := filepath.Join(d, "signatures", w.reg.Host, "multi@sha256="+w.digests["multi:v1"].Hex, "signature-1")
@@ -354,6 +427,17 @@ func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
 			if keptRepository(t, data, w.reg.Host, strings.Split(rejected, ":")[0]) {
 				t.Errorf("something of the altered image was kept")
 			}
+			// No blob of the rejected image is kept, nothing is left staged; the accepted
+			// image's blobs are.
+			if kept := keptBlobs(data, layoutBlobs(t, dir, w.digests[rejected].Hex)); len(kept) != 0 {
+				t.Errorf("blobs %v of the altered image were kept", kept)
+			}
+			if blobs := layoutBlobs(t, dir, w.digests[accepted].Hex); len(keptBlobs(data, blobs)) != len(blobs) {
+				t.Errorf("the blobs of %s were not all kept", accepted)
+			}
+			if left := stagingLeft(t, data); len(left) != 0 {
+				t.Errorf("import left staging files: %v", left)
+			}
 			t.Logf("%s: %s", c.name, lines[w.ref(rejected)][2])
 		})
 	}
@@ -366,6 +450,21 @@ func replaceWithFIFO(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func appendByte(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte{0}); err != nil {
 		t.Fatal(err)
 	}
 }

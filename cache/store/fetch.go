@@ -251,19 +251,31 @@ func (f *fetch) run(callerCtx context.Context) {
 	s.removeFetch(f)
 }
 
-// commitSpool makes the verified spool the kept content: a rename with the filesystem
-// driver (the spool is under its _uploads), else an upload (to staging and a move, unless the
-// driver's writer is atomic).
+// commitSpool makes the verified spool the kept content (commitFile); with the filesystem
+// driver joiners then open the kept file.
 func (s *Store) commitSpool(ctx context.Context, f *fetch, spool *os.File, size int64) error {
-	final := blobPath(f.d)
 	if s.local != "" {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if err := s.d.Move(ctx, uploadsPath+"/"+filepath.Base(f.path), final); err != nil {
-			return err
+	}
+	kept, err := s.commitFile(ctx, f.d, spool, size)
+	if err == nil && kept != "" {
+		f.path = kept
+	}
+	return err
+}
+
+// commitFile makes a verified spool file the kept content of d: a rename with the
+// filesystem driver (the spool is under its _uploads; the kept file's path is returned),
+// else an upload (to staging and a move, unless the driver's writer is atomic; "" is
+// returned and the spool stays where it is).
+func (s *Store) commitFile(ctx context.Context, d digest.Digest, spool *os.File, size int64) (string, error) {
+	final := blobPath(d)
+	if s.local != "" {
+		if err := s.d.Move(ctx, uploadsPath+"/"+filepath.Base(spool.Name()), final); err != nil {
+			return "", err
 		}
-		f.path = filepath.Join(s.local, filepath.FromSlash(final))
-		return nil
+		return filepath.Join(s.local, filepath.FromSlash(final)), nil
 	}
 	target := final
 	if s.d.Name() != "s3aws" { // s3 makes an object visible only at Commit
@@ -271,28 +283,28 @@ func (s *Store) commitSpool(ctx context.Context, f *fetch, spool *os.File, size 
 	}
 	w, err := s.d.Writer(ctx, target, false)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if _, err := io.Copy(w, io.NewSectionReader(spool, 0, size)); err != nil {
 		w.Cancel(context.WithoutCancel(ctx))
 		w.Close()
-		return err
+		return "", err
 	}
 	if err := w.Commit(ctx); err != nil {
 		w.Cancel(context.WithoutCancel(ctx))
 		w.Close()
-		return err
+		return "", err
 	}
 	if err := w.Close(); err != nil {
-		return err
+		return "", err
 	}
 	if target != final {
 		if err := s.d.Move(ctx, target, final); err != nil {
 			s.d.Delete(context.WithoutCancel(ctx), target)
-			return err
+			return "", err
 		}
 	}
-	return nil
+	return "", nil
 }
 
 // fallback: the spool could not be written (disk full). Readers read what was spooled,

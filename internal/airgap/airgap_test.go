@@ -1,17 +1,24 @@
 package airgap
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/cache/store"
 	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
@@ -131,32 +138,137 @@ func TestLayoutServerRefusesWhatDoesNotMatch(t *testing.T) {
 	}
 }
 
-func TestVerifyImageRejectsAlteredBlobs(t *testing.T) {
+// testStore is a content store on the filesystem driver in a temporary folder.
+func testStore(t *testing.T) (*store.Store, string) {
+	t.Helper()
+	root := t.TempDir()
+	drv, err := store.NewDriver(context.Background(), map[string]any{"filesystem": map[string]any{"rootdirectory": root}}, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), store.Options{Driver: drv, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, root
+}
+
+// storeFiles lists the regular files under root (the kept blobs and whatever staging holds).
+func storeFiles(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(root, func(p string, e os.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+// Import stages an image's blobs from DIR between the decision and the keep: an altered
+// file rejects the image and leaves nothing staged or kept; an intact one is staged,
+// invisible until committed.
+func TestStageImageRejectsAlteredBlobs(t *testing.T) {
+	ctx := context.Background()
 	dir := t.TempDir()
 	blob := []byte("layer bytes")
 	d := digest.FromBytes(blob)
 	p := filepath.Join(dir, "blobs", "sha256")
 	os.MkdirAll(p, 0o755)
+	file := filepath.Join(p, d.Encoded())
 	l := &layoutDir{dir: dir}
 	for _, tt := range []struct {
 		name  string
-		write []byte
+		write func()
 		size  int64
 		ok    bool
 	}{
-		{"intact", blob, int64(len(blob)), true},
-		{"flipped byte", []byte("layer bytez"), int64(len(blob)), false},
-		{"wrong size", blob, int64(len(blob)) + 1, false},
-		{"missing", nil, int64(len(blob)), false},
+		{"intact", func() { testsupport.WriteFile(t, file, blob) }, int64(len(blob)), true},
+		{"flipped byte", func() { testsupport.WriteFile(t, file, []byte("layer bytez")) }, int64(len(blob)), false},
+		{"wrong size", func() { testsupport.WriteFile(t, file, blob) }, int64(len(blob)) + 1, false},
+		{"one byte longer", func() { testsupport.WriteFile(t, file, append(bytes.Clone(blob), 'x')) }, int64(len(blob)), false},
+		{"missing", func() {}, int64(len(blob)), false},
+		{"a FIFO", func() { syscall.Mkfifo(file, 0o600) }, int64(len(blob)), false},
+		{"a link to /dev/zero", func() { os.Symlink("/dev/zero", file) }, int64(len(blob)), false},
 	} {
-		os.Remove(filepath.Join(p, d.Encoded()))
-		if tt.write != nil {
-			testsupport.WriteFile(t, filepath.Join(p, d.Encoded()), tt.write)
-		}
-		err := l.verifyImage(&Image{Registry: "r.test", Repo: "a", Tag: "v1", Blobs: []Blob{{Digest: d, Size: tt.size}}})
-		if tt.ok != (err == nil) || (err != nil && !IsRejected(err)) {
-			t.Errorf("%s: %v", tt.name, err)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			st, root := testStore(t)
+			os.Remove(file)
+			tt.write()
+			im := &Image{Registry: "r.test", Repo: "a", Tag: "v1", Blobs: []Blob{{Digest: d, Size: tt.size}}}
+			var read int64
+			staged, err := l.stageImage(ctx, st, im, func(n int64) { read += n })
+			if tt.ok != (err == nil) || (err != nil && !IsRejected(err)) {
+				t.Fatalf("%v", err)
+			}
+			if _, serr := st.StatBlob(ctx, d); !errors.Is(serr, store.ErrNotFound) {
+				t.Fatalf("visible before the commit: %v", serr)
+			}
+			if !tt.ok {
+				if files := storeFiles(t, root); len(files) != 0 {
+					t.Fatalf("a rejected image left %v", files)
+				}
+				if read != 0 {
+					t.Errorf("progress still counts %d bytes of a rejected image", read)
+				}
+				return
+			}
+			if read != int64(len(blob)) {
+				t.Errorf("progress told of %d bytes, want %d", read, len(blob))
+			}
+			// Altered after it was staged: what is kept is what was hashed.
+			testsupport.WriteFile(t, file, []byte("LAYER BYTES"))
+			if err := staged.commit(ctx, im.Blobs); err != nil {
+				t.Fatal(err)
+			}
+			b, err := st.OpenBlob(ctx, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(b.Body)
+			b.Body.Close()
+			if !bytes.Equal(got, blob) {
+				t.Fatalf("kept %q", got)
+			}
+			if files := storeFiles(t, root); len(files) != 1 {
+				t.Fatalf("store holds %v, want the blob alone", files)
+			}
+		})
+	}
+}
+
+// A blob the keep lists that staging did not check is an error, and a discarded image
+// keeps nothing.
+func TestStagedImageCommit(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	blob := []byte("layer bytes")
+	d := digest.FromBytes(blob)
+	os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
+	testsupport.WriteFile(t, filepath.Join(dir, "blobs", "sha256", d.Encoded()), blob)
+	l := &layoutDir{dir: dir}
+	st, root := testStore(t)
+	im := &Image{Registry: "r.test", Repo: "a", Tag: "v1", Blobs: []Blob{{Digest: d, Size: int64(len(blob))}}}
+	staged, err := l.stageImage(ctx, st, im, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := Blob{Digest: digest.FromString("other"), Size: 5}
+	if err := staged.commit(ctx, []Blob{other}); err == nil {
+		t.Fatal("a blob not staged was committed")
+	}
+	if files := storeFiles(t, root); len(files) != 0 {
+		t.Fatalf("store holds %v", files)
+	}
+	staged, err = l.stageImage(ctx, st, im, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staged.discard()
+	if files := storeFiles(t, root); len(files) != 0 {
+		t.Fatalf("store holds %v after discard", files)
 	}
 }
 

@@ -33,9 +33,11 @@ import (
 // points at its layout server, and registries.d is replaced by one whose only sections
 // point the lookaside at dir/signatures/<registry> and turn sigstore attachments on. The
 // gate, the policy, the signature finder and the store are then exactly those of a pull;
-// dir is never a signature source beyond itself. Every manifest and blob of an image is
-// re-hashed in dir after its decision and before anything of it is kept, so an altered
-// file rejects its image alone.
+// dir is never a signature source beyond itself. After an image's decision every manifest
+// of it is re-read in dir and every blob is staged in the store from its dir file (read
+// and hashed once, invisible until committed) before anything of it is kept, so an
+// altered file rejects its image alone; the keep reads the manifests through the handler
+// and commits the staged blobs once they are kept.
 func Import(ctx context.Context, cfg *config.Config, logger *slog.Logger, progress *Progress, dir string, each func(Result)) error {
 	if !cfg.Content.Enabled() {
 		return ErrNoStore
@@ -91,7 +93,9 @@ func Import(ctx context.Context, cfg *config.Config, logger *slog.Logger, progre
 		return err
 	}
 	defer s.Close()
-	s.check = func(ctx context.Context, im *Image) error { return l.verifyImage(im) }
+	s.stage = func(ctx context.Context, im *Image) (*stagedImage, error) {
+		return l.stageImage(ctx, s.Store(), im, progress.addBytes)
+	}
 
 	progress.Start(len(l.images))
 	defer progress.Finish()

@@ -1,6 +1,7 @@
 package airgap
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -10,12 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pullgate/pullgate/cache/store"
 	"github.com/pullgate/pullgate/internal/readfile"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy/content"
@@ -176,51 +180,159 @@ func manifestMediaType(b []byte) string {
 	return content.MediaTypeOCIManifest
 }
 
-// verifyImage re-hashes in DIR every manifest and blob of im (as the decision walked it):
-// a file that does not match its digest or size rejects the image.
-func (l *layoutDir) verifyImage(im *Image) error {
+// stagedImage is what stageImage checked of an image's blobs in DIR: the blobs staged in
+// the store (uncommitted, invisible) and those the store already kept, hashed in DIR
+// too (nil). It is used by one goroutine once staging is done.
+type stagedImage struct {
+	blobs map[digest.Digest]*store.Staged
+	// counted is what onBytes was told while staging: taken back when nothing is kept, so
+	// that progress counts the bytes of kept blobs only, as when the keep read them.
+	counted   atomic.Int64
+	onBytes   func(int64)
+	committed bool
+}
+
+// stageImage re-reads in DIR every manifest of im (as the decision walked it) and stages
+// every blob of it in st from its DIR file, reading and hashing each once: a file that
+// does not match its digest or size rejects the image and leaves nothing staged. A blob
+// the store already keeps is only hashed in DIR. onBytes is told of the bytes staged.
+func (l *layoutDir) stageImage(ctx context.Context, st *store.Store, im *Image, onBytes func(int64)) (*stagedImage, error) {
 	for _, m := range im.Manifests {
 		if _, err := l.readManifest(m.Digest); err != nil {
 			if IsRejected(err) {
-				return err
+				return nil, err
 			}
-			return fmt.Errorf("%s: manifest %s: %w", im.Name(), m.Digest, err)
+			return nil, fmt.Errorf("%s: manifest %s: %w", im.Name(), m.Digest, err)
 		}
 	}
-	var g errgroup.Group
+	si := &stagedImage{blobs: map[digest.Digest]*store.Staged{}, onBytes: onBytes}
+	count := func(n int64) {
+		si.counted.Add(n)
+		if onBytes != nil {
+			onBytes(n)
+		}
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallelBlobs)
 	for _, b := range im.Blobs {
-		g.Go(func() error { return l.hashBlob(b) })
+		g.Go(func() error {
+			staged, err := l.stageBlob(gctx, st, b, count)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				si.blobs[b.Digest] = staged
+			}
+			return err
+		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		si.discard()
+		return nil, err
+	}
+	return si, nil
 }
 
-// hashBlob hashes one blob file: a regular file of the size the manifest gives, read no
-// further than that size (DIR comes from outside: a FIFO or a link to a device must not
-// hang or feed the import forever).
-func (l *layoutDir) hashBlob(b Blob) error {
+// stageBlob stages one blob from its DIR file (nil when it needs no staging: the empty
+// config, which is never kept, or a blob the store keeps already, both only hashed).
+func (l *layoutDir) stageBlob(ctx context.Context, st *store.Store, b Blob, onBytes func(int64)) (*store.Staged, error) {
+	if b.isEmpty() {
+		return nil, l.hashBlob(b)
+	}
+	if info, err := st.StatBlob(ctx, b.Digest); err == nil && info.Size == b.Size {
+		return nil, l.hashBlob(b)
+	}
+	f, err := l.openBlob(b)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	staged, err := st.Stage(ctx, b.Digest, b.Size, &countingReader{r: f, on: onBytes})
+	var mm *store.MismatchError
+	if errors.As(err, &mm) {
+		return nil, mismatch(b, mm.Read, mm.Got)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("DIR blob %s: %w", b.Digest, err)
+	}
+	return staged, nil
+}
+
+// commit commits the staged blobs of blobs (the image as kept): every one must have
+// been checked by stageImage. What is staged and not listed is discarded.
+func (si *stagedImage) commit(ctx context.Context, blobs []Blob) error {
+	defer si.discard()
+	for _, b := range blobs {
+		if _, ok := si.blobs[b.Digest]; !ok && !b.isEmpty() {
+			return fmt.Errorf("blob %s was not checked in DIR before it was decided", b.Digest)
+		}
+	}
+	si.committed = true
+	for _, b := range blobs {
+		staged, ok := si.blobs[b.Digest]
+		if ok && staged != nil {
+			if err := staged.Commit(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// discard removes whatever is still staged; before a commit, it takes back the bytes
+// progress was told of.
+func (si *stagedImage) discard() {
+	if !si.committed && si.onBytes != nil {
+		si.onBytes(-si.counted.Swap(0))
+	}
+	for _, staged := range si.blobs {
+		if staged != nil {
+			staged.Discard()
+		}
+	}
+}
+
+// openBlob opens one blob file: a regular file of the size the manifest gives (DIR
+// comes from outside: a FIFO or a link to a device must not hang or feed the import
+// forever). Its reader must read no further than that size.
+func (l *layoutDir) openBlob(b Blob) (*os.File, error) {
 	f, fi, err := readfile.Open(l.blobPath(b.Digest))
 	switch {
 	case errors.Is(err, readfile.ErrNotRegular):
-		return &RejectedError{What: "DIR blob " + b.Digest.String(), Reason: "not a regular file: DIR was altered"}
+		return nil, &RejectedError{What: "DIR blob " + b.Digest.String(), Reason: "not a regular file: DIR was altered"}
 	case err != nil:
-		return &RejectedError{What: "DIR blob " + b.Digest.String(), Reason: "missing from DIR: " + err.Error()}
+		return nil, &RejectedError{What: "DIR blob " + b.Digest.String(), Reason: "missing from DIR: " + err.Error()}
 	}
-	defer f.Close()
 	if fi.Size() != b.Size {
-		return &RejectedError{What: "DIR blob " + b.Digest.String(),
+		f.Close()
+		return nil, &RejectedError{What: "DIR blob " + b.Digest.String(),
 			Reason: fmt.Sprintf("it is %d bytes in DIR (the manifest says %d): DIR was altered", fi.Size(), b.Size)}
 	}
+	return f, nil
+}
+
+// hashBlob hashes one blob file opened by openBlob, read no further than its size + 1.
+func (l *layoutDir) hashBlob(b Blob) error {
+	f, err := l.openBlob(b)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, io.LimitReader(f, b.Size+1))
 	if err != nil {
 		return fmt.Errorf("DIR blob %s: %w", b.Digest, err)
 	}
 	if got := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)); got != b.Digest || n != b.Size {
-		return &RejectedError{What: "DIR blob " + b.Digest.String(),
-			Reason: fmt.Sprintf("its %d bytes in DIR hash to %s (the manifest says %d bytes): DIR was altered", n, got, b.Size)}
+		return mismatch(b, n, got)
 	}
 	return nil
+}
+
+// mismatch is the rejection of a blob whose n bytes in DIR hash to got.
+func mismatch(b Blob, n int64, got digest.Digest) error {
+	return &RejectedError{What: "DIR blob " + b.Digest.String(),
+		Reason: fmt.Sprintf("its %d bytes in DIR hash to %s (the manifest says %d bytes): DIR was altered", n, got, b.Size)}
 }
 
 // readBounded reads a regular file of at most limit bytes. Its errors are worded as the

@@ -12,7 +12,9 @@
 // An image is decided before anything of it is kept: a first walk through a server
 // built without the content store gates every manifest of the image; only when all of them
 // are admitted does a second walk, through the server with the store, keep them and read
-// the blobs. So an index with one rejected platform keeps nothing.
+// the blobs. So an index with one rejected platform keeps nothing. Import reads no blob
+// through the handler: it stages them in the store from the layout's files between the two
+// walks and commits them after the second (Import).
 package airgap
 
 import (
@@ -46,14 +48,15 @@ type Session struct {
 	regd      *sigsource.RegistriesD
 	client    *http.Client
 	stops     []func()
-	// check, if set, runs between the decision and the keep (import re-hashes DIR).
-	check    func(ctx context.Context, im *Image) error
+	// stage, if set, runs between the decision and the keep (import): it checks the
+	// decided image's blobs and stages them in the store; the keep then reads no blob
+	// through the handler and commits the staged ones once the manifests are kept.
+	stage    func(ctx context.Context, im *Image) (*stagedImage, error)
 	progress *Progress
 	log      *slog.Logger
 }
 
-// Open builds the servers for cfg. check, if set, is run on every decided image before
-// it is kept.
+// Open builds the servers for cfg.
 func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, progress *Progress) (*Session, error) {
 	if !cfg.Content.Enabled() {
 		return nil, ErrNoStore
@@ -160,15 +163,18 @@ func (s *Session) Mirror(ctx context.Context, ref Ref) (*Image, error) {
 	if err := w.walk(ctx, decided); err != nil {
 		return decided, err
 	}
-	if s.check != nil {
-		if err := s.check(ctx, decided); err != nil {
+	st := s.Store()
+	var staged *stagedImage
+	if s.stage != nil {
+		var err error
+		if staged, err = s.stage(ctx, decided); err != nil {
 			return decided, err
 		}
+		defer staged.discard() // nothing of an image that is not kept stays staged
 	}
-	st := s.Store()
 	kept := ref.image()
 	kept.Digest = decided.Digest // a tag that moved since the decision is an error
-	kw := &walker{base: s.keepURL, client: s.client, attachments: s.attachments, blobs: true,
+	kw := &walker{base: s.keepURL, client: s.client, attachments: s.attachments, blobs: staged == nil,
 		haveBlob: func(ctx context.Context, b Blob) bool {
 			info, err := st.StatBlob(ctx, b.Digest)
 			return err == nil && info.Size == b.Size
@@ -179,6 +185,11 @@ func (s *Session) Mirror(ctx context.Context, ref Ref) (*Image, error) {
 			err = fmt.Errorf("keeping what was decided: %w", err)
 		}
 		return kept, err
+	}
+	if staged != nil {
+		if err := staged.commit(ctx, kept.Blobs); err != nil {
+			return kept, err
+		}
 	}
 	if err := s.pin(ctx, kept); err != nil {
 		return kept, err
