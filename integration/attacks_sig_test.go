@@ -117,7 +117,7 @@ func TestAttackSigLookasideHangs(t *testing.T) {
 		t.Errorf("signature API: %d %q, want 503", s.status, s.body)
 	}
 	// The log is read as pullgate writes it: the line may follow the answer.
-	if e := pg.WaitLog(t, "decision", 0); e["verdict"] != "error" || !strings.Contains(fmt.Sprint(e["reason"]), "Client.Timeout exceeded") {
+	if e := pg.WaitLog(t, "decision", 0); e["verdict"] != "error" || !strings.Contains(fmt.Sprint(e["reason"]), "no answer within 1s (upstreamTimeouts.lookaside)") {
 		t.Errorf("decision line %v, want verdict error saying the lookaside timed out", e)
 	}
 }

@@ -71,7 +71,7 @@ func TestEnforceLookasideFailures(t *testing.T) {
 		// An HTML page at every URL: pullgate reads signature-1 to -128 before parsing any
 		// (and fails on the count); containers/image fails parsing signature-1. Both: error.
 		{"HTML page", harness.LookasideHTML, "lookaside fetch failed", 10 * time.Second},
-		{"hanging", harness.LookasideHang, "Client.Timeout exceeded", lookasideTimeout},
+		{"hanging", harness.LookasideHang, "no answer within 300ms (upstreamTimeouts.lookaside)", lookasideTimeout},
 	} {
 		// Not parallel: the lookaside is shared. A fresh pullgate each time: empty caches.
 		t.Run(c.name, func(t *testing.T) {

@@ -43,8 +43,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, newGate serv
 		return exitError
 	}
 
-	// The start-up reads files that can block (a FIFO, a hung network file system); a stop
-	// request does not wait for it.
+	// The start-up can block (files on a hung network file system, a content store that
+	// does not answer its probe); a stop request does not wait for it.
 	started := make(chan *startedServer, 1)
 	go func() { started <- startServer(ctx, *configPath, stderr, newGate) }()
 	var s *startedServer

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -276,28 +276,43 @@ func TestShutdownDuringBlockedReload(t *testing.T) {
 	}
 }
 
-// TestRunServeStopDuringStartup: a stop request while the start-up is blocked reading the
-// configuration (a FIFO) ends runServe at once.
+// TestRunServeStopDuringStartup: a stop request while the start-up is blocked (here on
+// a content store whose S3 endpoint accepts connections and never answers: the store's
+// write probe waits) ends runServe at once. A FIFO as the configuration no longer blocks
+// it: it is refused at once as not a regular file.
 func TestRunServeStopDuringStartup(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "config.yaml")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	var fifoErr testsupport.LogBuffer
+	if code := runServe(context.Background(), []string{"--config", fifo}, &fifoErr, nil, nil); code == exitOK ||
+		!fifoErr.Contains("not a regular file") {
+		t.Fatalf("a FIFO configuration: exit %d, %q", code, fifoErr.String())
+	}
+
+	path := testsupport.WriteConfig(t, testsupport.GoodConfig+fmt.Sprintf(`content:
+  storage:
+    s3:
+      region: us-east-1
+      bucket: b
+      regionendpoint: http://%s
+      accesskey: a
+      secretkey: s
+      forcepathstyle: true
+      secure: false
+`, testsupport.HangingAddr(t)))
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr testsupport.LogBuffer
 	exit := make(chan int, 1)
-	go func() { exit <- runServe(ctx, []string{"--config", fifo}, &stderr, nil, nil) }()
-	testsupport.WaitForCallers(t, "internal/config.readConfigFile(", 1)
+	go func() { exit <- runServe(ctx, []string{"--config", path}, &stderr, nil, nil) }()
+	testsupport.WaitForCallers(t, "cache/store.(*Store).probe(", 1)
 	cancel()
 	if code := <-exit; code != exitOK {
-		t.Fatalf("exit %d, want %d", code, exitOK)
+		t.Fatalf("exit %d, want %d: %s", code, exitOK, stderr.String())
 	}
 	if !stderr.Contains("stopped during start-up") {
 		t.Errorf("stderr %q", stderr.String())
-	}
-	// Let the blocked open return, so that the start-up goroutine ends.
-	if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
-		f.Close()
 	}
 }
 

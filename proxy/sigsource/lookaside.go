@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -141,6 +142,9 @@ func (l *Lookaside) readHTTP(ctx context.Context, u *url.URL, b *budget) ([]byte
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		if err := timedOut(ctx, client, err); err != nil {
+			return nil, false, err
+		}
 		// *url.Error repeats the URL with its query (only the password is masked); the
 		// caller names the source itself.
 		var ue *url.Error
@@ -163,7 +167,24 @@ func (l *Lookaside) readHTTP(ctx context.Context, u *url.URL, b *budget) ([]byte
 		l.Logger.Warn("lookaside answered with an HTML page", "url", redactedSource(u))
 	}
 	data, err := readSignature(resp.Body, b)
+	if err != nil {
+		if terr := timedOut(ctx, client, err); terr != nil {
+			err = terr
+		}
+	}
 	return data, err == nil, err
+}
+
+// timedOut words err as the lookaside timeout when the client's deadline ended the
+// request (in the dial, the headers or the body: Go words each differently), and returns
+// nil otherwise. A deadline of the caller's own context is the caller's to name.
+func timedOut(ctx context.Context, client *http.Client, err error) error {
+	var ne net.Error
+	if ctx.Err() != nil || client.Timeout <= 0 ||
+		!(errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()) {
+		return nil
+	}
+	return fmt.Errorf("no answer within %s (upstreamTimeouts.lookaside)", client.Timeout)
 }
 
 // readSignature reads one signature file: at most maxSignatureSize, and never past what
