@@ -244,9 +244,6 @@ func (f *fetch) run(callerCtx context.Context) {
 		s.markUnwritable("keeping blob "+f.d.String(), err)
 	} else {
 		spoolGone = s.local != ""
-		s.MarkChecked(f.d)
-		s.bytesKept.Add(written)
-		s.kickEvict()
 	}
 	s.removeFetch(f)
 }
@@ -268,8 +265,20 @@ func (s *Store) commitSpool(ctx context.Context, f *fetch, spool *os.File, size 
 // commitFile makes a verified spool file the kept content of d: a rename with the
 // filesystem driver (the spool is under its _uploads; the kept file's path is returned),
 // else an upload (to staging and a move, unless the driver's writer is atomic; "" is
-// returned and the spool stays where it is).
+// returned and the spool stays where it is). A kept blob is counted, remembered as
+// checked and may start an eviction.
 func (s *Store) commitFile(ctx context.Context, d digest.Digest, spool *os.File, size int64) (string, error) {
+	kept, err := s.putFile(ctx, d, spool, size)
+	if err == nil {
+		s.MarkChecked(d)
+		s.bytesKept.Add(size)
+		s.kickEvict()
+	}
+	return kept, err
+}
+
+// putFile is commitFile's write to the driver.
+func (s *Store) putFile(ctx context.Context, d digest.Digest, spool *os.File, size int64) (string, error) {
 	final := blobPath(d)
 	if s.local != "" {
 		if err := s.d.Move(ctx, uploadsPath+"/"+filepath.Base(spool.Name()), final); err != nil {

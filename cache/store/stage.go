@@ -118,9 +118,6 @@ func (st *Staged) Commit(ctx context.Context) error {
 		st.file.Close()
 		st.done = true // moved: nothing left to remove
 	}
-	s.MarkChecked(st.d)
-	s.bytesKept.Add(st.size)
-	s.kickEvict()
 	return nil
 }
 
