@@ -3,7 +3,8 @@
 #
 #   1. installs the third-party programs the tests use (hack/install-test-tools.sh);
 #   2. go vet ./... (and the oracle module), go mod tidy -diff
-#   3. gofmt: fails if any Go file is not formatted;
+#   3. gofmt: fails if any Go file is not formatted; no tracked file is a compiled program
+#      or larger than 1 MiB (a go build output committed by accident);
 #   4. go test -count=1 ./... (unit, integration and CLI tests);
 #   5. runs every fuzz target briefly (FUZZTIME, default 5s each; their seeds also run in step 4);
 # then prints a summary. Exits non-zero if any step failed.
@@ -51,6 +52,21 @@ check_gofmt() {
   fi
 }
 
+# check_tracked_files fails on any file git tracks that is an ELF program or over 1 MiB:
+# twice a go build output (38 MB each) was committed by accident and went unnoticed.
+check_tracked_files() {
+  local bad=0 f
+  while IFS= read -r -d '' f; do
+    [ -f "$f" ] && [ ! -L "$f" ] || continue
+    if [ "$(head -c 4 "$f" | od -An -tx1 | tr -d ' ')" = "7f454c46" ]; then
+      echo "tracked file is a compiled program: $f (git rm --cached it)" >&2; bad=1
+    elif [ "$(stat -c %s "$f")" -gt 1048576 ]; then
+      echo "tracked file is over 1 MiB: $f" >&2; bad=1
+    fi
+  done < <(git ls-files -z 2>/dev/null)
+  return "$bad"
+}
+
 # fuzz_targets prints "package target" for every func FuzzX in the module.
 fuzz_targets() {
   local pkg
@@ -96,6 +112,7 @@ step "go vet ./..." go vet ./...
 step "go vet (integration/oracle)" bash -c 'cd integration/oracle && GOFLAGS=-mod=mod go vet -tags containers_image_openpgp ./...'
 step "go mod tidy -diff" go mod tidy -diff
 step "gofmt -l ." check_gofmt
+step "no build outputs tracked" check_tracked_files
 step "go test -count=1 -timeout $TEST_TIMEOUT ./..." go test -count=1 -timeout "$TEST_TIMEOUT" ./...
 
 if [ "$FUZZTIME" != "0" ]; then
