@@ -45,11 +45,7 @@ func TestVerifyAttachmentLayers(t *testing.T) {
 
 // SPEC.md 10.5 #38-39 and payload strictness.
 func TestVerifyAttachmentPublicKeys(t *testing.T) {
-	p256 := newECDSAKey(t, elliptic.P256())
-	p384 := newECDSAKey(t, elliptic.P384())
-	rsaKey := newRSAKey(t)
-	ed := newEd25519Key(t)
-	other := newECDSAKey(t, elliptic.P256())
+	p256, p384, rsaKey, ed, other := keyOfEachKind(t)
 	layer := cosignPayload(testManifestDigest)
 	sigAnnotation := func(sig []byte) map[string]string {
 		return map[string]string{AnnotationSignature: base64.StdEncoding.EncodeToString(sig)}

@@ -156,11 +156,7 @@ func (r *fakeRekor) tlogEntry(t testing.TB, kind string, body []byte, integrated
 func TestVerifyBundle(t *testing.T) {
 	ca := newTestCA(t)
 	rekor := newFakeRekor(t)
-	p256 := newECDSAKey(t, elliptic.P256())
-	p384 := newECDSAKey(t, elliptic.P384())
-	rsaKey := newRSAKey(t)
-	ed := newEd25519Key(t)
-	other := newECDSAKey(t, elliptic.P256())
+	p256, p384, rsaKey, ed, other := keyOfEachKind(t)
 	statement := cosignStatement(testManifestDigest)
 	pae := dssePAE(inTotoPayloadType, statement)
 	sig := p256.signDefault(t, pae)

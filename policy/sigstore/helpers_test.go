@@ -110,6 +110,14 @@ func newEd25519Key(t testing.TB) testKey {
 	return testKey{name: "Ed25519", priv: priv}
 }
 
+// keyOfEachKind returns one key of every kind cosign signs with (ECDSA P-256 and P-384,
+// RSA-2048, Ed25519) and a second P-256 key that signs nothing, for the wrong-key rows.
+func keyOfEachKind(t testing.TB) (p256, p384, rsaKey, ed, other testKey) {
+	t.Helper()
+	return newECDSAKey(t, elliptic.P256()), newECDSAKey(t, elliptic.P384()), newRSAKey(t),
+		newEd25519Key(t), newECDSAKey(t, elliptic.P256())
+}
+
 // testCA is a root and an intermediate, as Fulcio has.
 type testCA struct {
 	root, intermediate       *x509.Certificate
