@@ -2,7 +2,9 @@ package integration
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -223,5 +225,125 @@ func TestAttackUpstreamBlobRedirectToStorageStillPulls(t *testing.T) {
 		if a != "" {
 			t.Fatalf("object storage received Authorization %q", a)
 		}
+	}
+}
+
+// internalSecret is what the "internal service" answers to a redirected blob request:
+// large enough (200 KiB) that a relay which streams before it verifies would hand most of
+// it to the client.
+var internalSecret = strings.Repeat("internal-secret-line\n", 10000)
+
+// TestAttackUpstreamBlobRedirectToInternal: an upstream answers the blob request of an
+// image that passed the gate with a redirect to an address that reaches this machine or
+// its network's internals without naming 127.0.0.1 (0.0.0.0 and [::] connect to the
+// local host on Linux), or to the cloud metadata address. The upstream here is itself on
+// loopback, so a redirect to 127.0.0.1 is allowed (the test storage of the test above);
+// the unspecified and link-local addresses are never dialled for an upstream, whatever
+// its own address. Nothing reaches the internal service and the client gets a 502.
+func TestAttackUpstreamBlobRedirectToInternal(t *testing.T) {
+	var internalHits atomic.Int32
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		internalHits.Add(1)
+		io.WriteString(w, internalSecret)
+	}))
+	t.Cleanup(internal.Close)
+	port := internal.Listener.Addr().(*net.TCPAddr).Port
+	var target atomic.Value // the redirect target of the current row, "" for none
+	target.Store("")
+	reg := harness.StartRegistry(t, harness.WithMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if to := target.Load().(string); to != "" && strings.Contains(r.URL.Path, "/blobs/") {
+				http.Redirect(w, r, to, http.StatusTemporaryRedirect)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}))
+	img := harness.OCIImage(t, 1, 32<<10, harness.LinuxAMD64)
+	reg.Push(t, "team/app:v1", img)
+	layer, _ := testsupport.FirstLayer(t, img)
+	pg := startAttackPullgate(t, reg.URL)
+	if a := guardedDo(t, http.MethodGet, "http://"+pg.Host+"/v2/team/app/manifests/v1"); a.status != http.StatusOK {
+		t.Fatalf("manifest: %d %s", a.status, a.body)
+	}
+	for _, to := range []string{
+		fmt.Sprintf("http://0.0.0.0:%d/latest/meta-data/", port),
+		fmt.Sprintf("http://[::]:%d/latest/meta-data/", port),
+		fmt.Sprintf("http://[::ffff:0.0.0.0]:%d/latest/meta-data/", port),
+		fmt.Sprintf("http://0.1.2.3:%d/latest/meta-data/", port),
+		"http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+		"http://[fe80::1]/latest/meta-data/",
+	} {
+		target.Store(to)
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			a := guardedDo(t, method, "http://"+pg.Host+"/v2/team/app/blobs/"+layer.String())
+			if strings.Contains(string(a.body), "internal-secret-line") {
+				t.Fatalf("%s redirected to %s: %d bytes of the internal answer reached the client", method, to, len(a.body))
+			}
+			if a.status != http.StatusBadGateway {
+				t.Fatalf("%s redirected to %s: %d, want 502 (%s)", method, to, a.status, a.body)
+			}
+		}
+	}
+	if n := internalHits.Load(); n != 0 {
+		t.Fatalf("pullgate connected to the internal service %d times", n)
+	}
+	if !strings.Contains(pg.Logs.String(), "refused to connect") {
+		t.Fatalf("pullgate logged no refused connection:\n%s", pg.Logs)
+	}
+	// Not a blanket refusal: the same blob without the redirect is served.
+	target.Store("")
+	if a := guardedDo(t, http.MethodGet, "http://"+pg.Host+"/v2/team/app/blobs/"+layer.String()); a.status != http.StatusOK {
+		t.Fatalf("blob without redirect: %d %s", a.status, a.body)
+	}
+}
+
+// TestAttackUpstreamTokenRealmInternal: an upstream's challenge names a token realm at an
+// address that reaches this machine without naming 127.0.0.1, or at the metadata
+// address. pullgate never asks it for a token (it would send the upstream's credentials
+// there, and send back whatever it answered as a bearer token). go-containerregistry
+// refuses these IP literals as realms itself; a realm named by a host name that resolves
+// inside is refused by pullgate's dial guard, which TestDialGuard in proxy/upstream
+// checks ("localhost" for an upstream at a public address): a name resolving to
+// 0.0.0.0 cannot be made here without changing the machine's resolver.
+func TestAttackUpstreamTokenRealmInternal(t *testing.T) {
+	var internalHits atomic.Int32
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		internalHits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, credentialsJSON)
+	}))
+	t.Cleanup(internal.Close)
+	port := internal.Listener.Addr().(*net.TCPAddr).Port
+	var realm atomic.Value
+	upstreamSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("Authorization"), "Bearer") {
+			t.Errorf("the upstream received a bearer token: %q", r.Header.Get("Authorization"))
+		}
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm=%q,service="registry"`, realm.Load().(string)))
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(upstreamSrv.Close)
+	u, err := url.Parse(upstreamSrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := startAttackPullgate(t, u)
+	for _, r := range []string{
+		fmt.Sprintf("http://0.0.0.0:%d/token", port),
+		fmt.Sprintf("http://[::]:%d/token", port),
+		"http://169.254.169.254/latest/meta-data/iam/security-credentials/role",
+	} {
+		realm.Store(r)
+		a := guardedDo(t, http.MethodGet, "http://"+pg.Host+"/v2/team/app/manifests/v1")
+		if a.status < 500 {
+			t.Fatalf("realm %s: %d, want a 5xx (%s)", r, a.status, a.body)
+		}
+		if strings.Contains(string(a.body), "internal") {
+			t.Fatalf("realm %s: the answer names the internal service: %s", r, a.body)
+		}
+	}
+	if n := internalHits.Load(); n != 0 {
+		t.Fatalf("pullgate asked the internal service for a token %d times", n)
 	}
 }

@@ -93,6 +93,8 @@ func failureAnswer(e *upstream.FailureError) *Error {
 			return bad(errcode.ErrorCodeUnknown, http.StatusBadGateway, "upstream %s redirected a request from https to http")
 		}
 		return bad(errcode.ErrorCodeUnknown, http.StatusBadGateway, "upstream %s redirected an API request to another host")
+	case upstream.FailureAddress:
+		return bad(errcode.ErrorCodeUnknown, http.StatusBadGateway, "upstream %s named a host at an address pullgate does not connect to for it")
 	case upstream.FailureTooLarge:
 		return bad(errcode.ErrorCodeUnknown, http.StatusBadGateway, "upstream %s sent an answer larger than pullgate accepts")
 	case upstream.FailureTimeout:

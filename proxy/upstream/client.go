@@ -67,7 +67,7 @@ func New(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", opts.Registry, err)
 	}
-	bt, err := baseTransport(opts)
+	bt, err := baseTransport(opts, base)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", opts.Registry, err)
 	}

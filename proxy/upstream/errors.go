@@ -122,6 +122,9 @@ const (
 	FailureInvalid
 	// FailureCheck: the upstream's API check (GET /v2/) answered neither 200 nor 401.
 	FailureCheck
+	// FailureAddress: a host the upstream named (redirect target, token realm) is at an
+	// address pullgate does not connect to for it (an *AddressError).
+	FailureAddress
 )
 
 // FailureError is a request to an upstream that ended without a usable answer, or with
@@ -217,10 +220,13 @@ func (c *Client) transportError(err error) error {
 	}
 	f := &FailureError{Registry: c.registryName, Failure: FailureUnreachable, Err: err}
 	var re *RedirectError
+	var ae *AddressError
 	var ne net.Error
 	switch {
 	case errors.As(err, &re):
 		f.Failure = FailureRedirect
+	case errors.As(err, &ae):
+		f.Failure = FailureAddress
 	case errors.Is(err, errBodyTooLarge):
 		f.Failure = FailureTooLarge
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):

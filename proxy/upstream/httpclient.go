@@ -32,7 +32,7 @@ type HTTPClientOptions struct {
 // https to http. A refused redirect is a *RedirectError (ErrRedirectRefused) inside the
 // *url.Error that Do returns. The caller still bounds how much of a body it reads.
 func NewHTTPClient(opts HTTPClientOptions) (*http.Client, error) {
-	bt, err := baseTransport(Options{CAFile: opts.CAFile, DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout})
+	bt, err := baseTransport(Options{CAFile: opts.CAFile, DialTimeout: opts.DialTimeout, ResponseHeaderTimeout: opts.ResponseHeaderTimeout}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("http client: %w", err)
 	}

@@ -9,14 +9,18 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"syscall"
 	"time"
 )
 
 // baseTransport is the connection layer: timeouts on connect, TLS handshake and response
-// headers, but none on bodies.
-func baseTransport(opts Options) (*http.Transport, error) {
+// headers, but none on bodies. For an upstream's client (upstreamURL set) the dial goes
+// through a dialGuard, so that hosts the upstream's answers name lead no further inside
+// a network than the upstream itself; the lookaside's hosts are the operator's
+// (registries.d) and are dialled as named.
+func baseTransport(opts Options, upstreamURL *url.URL) (*http.Transport, error) {
 	dial := opts.DialTimeout
 	if dial <= 0 {
 		dial = DefaultDialTimeout
@@ -34,7 +38,7 @@ func baseTransport(opts Options) (*http.Transport, error) {
 		tlsConfig.RootCAs = pool
 	}
 	dialer := &net.Dialer{Timeout: dial, KeepAlive: tcpKeepAlive}
-	return &http.Transport{
+	t := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
 		TLSClientConfig:       tlsConfig,
@@ -46,7 +50,11 @@ func baseTransport(opts Options) (*http.Transport, error) {
 		ForceAttemptHTTP2:     true,
 		// Bytes must arrive exactly as stored: they are digest-checked and relayed.
 		DisableCompression: true,
-	}, nil
+	}
+	if upstreamURL != nil {
+		guardDials(t, upstreamURL, dialer)
+	}
+	return t, nil
 }
 
 // certPool is the system roots plus the PEM certificates in caFile.
