@@ -317,7 +317,7 @@ func TestAirgap(t *testing.T) {
 		t.Errorf("the offline site reached the registry: %v", seen)
 	}
 
-	t.Run("tampered", func(t *testing.T) { testAirgapTampered(t, w, dir) })
+	t.Run("tampered", func(t *testing.T) { testAirgapTampered(t, w, dir, siteData) })
 	t.Run("other key", func(t *testing.T) {
 		other := w.sig.Key(t, "other")
 		data := filepath.Join(t.TempDir(), "data")
@@ -342,8 +342,9 @@ func TestAirgap(t *testing.T) {
 	})
 }
 
-// testAirgapTampered: an altered layout rejects the altered image and imports the other.
-func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
+// testAirgapTampered: an altered layout rejects the altered image and imports the other,
+// into a fresh site and into a copy of keptData, a site that keeps both images already.
+func testAirgapTampered(t *testing.T, w *airgapWorld, dir, keptData string) {
 	app := w.digests["app:v1"]
 	appManifest := string(testsupport.ReadFile(t, filepath.Join(dir, "blobs", "sha256", app.Hex)))
 	var layer string
@@ -439,6 +440,23 @@ func testAirgapTampered(t *testing.T, w *airgapWorld, dir string) {
 				t.Errorf("import left staging files: %v", left)
 			}
 			t.Logf("%s: %s", c.name, lines[w.ref(rejected)][2])
+
+			// A re-import into a site that keeps both images: the altered image is decided
+			// from DIR alone, never from the signatures or content the site keeps.
+			kept := filepath.Join(t.TempDir(), "kept")
+			if out, err := exec.Command("cp", "-a", keptData, kept).CombinedOutput(); err != nil {
+				t.Fatalf("cp: %v %s", err, out)
+			}
+			code, out, errOut = harness.RunPullgate(t, w.bin, "import", "--config", w.site(t, w.policy, kept), d)
+			if code != 1 {
+				t.Fatalf("import into a site that keeps the images: exit %d, want 1\n%s\n%s", code, out, errOut)
+			}
+			lines = airgapLines(t, out)
+			wantVerdict(t, lines, w.ref(rejected), "rejected", v1.Hash{})
+			wantVerdict(t, lines, w.ref(accepted), "accepted", w.digests[accepted])
+			if left := stagingLeft(t, kept); len(left) != 0 {
+				t.Errorf("the re-import left staging files: %v", left)
+			}
 		})
 	}
 }

@@ -93,6 +93,7 @@ func Import(ctx context.Context, cfg *config.Config, logger *slog.Logger, progre
 		return err
 	}
 	defer s.Close()
+	s.fromDIR = true
 	s.stage = func(ctx context.Context, im *Image) (*stagedImage, error) {
 		return l.stageImage(ctx, s.Store(), im, progress.addBytes)
 	}

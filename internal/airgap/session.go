@@ -51,7 +51,11 @@ type Session struct {
 	// stage, if set, runs between the decision and the keep (import): it checks the
 	// decided image's blobs and stages them in the store; the keep then reads no blob
 	// through the handler and commits the staged ones once the manifests are kept.
-	stage    func(ctx context.Context, im *Image) (*stagedImage, error)
+	stage func(ctx context.Context, im *Image) (*stagedImage, error)
+	// fromDIR (import) decides every image through the decider, from DIR's manifests and
+	// signatures alone. The keeper would fall back to the signatures the site keeps when
+	// DIR's cannot be read, and so accept a re-import whose signatures were altered.
+	fromDIR  bool
 	progress *Progress
 	log      *slog.Logger
 }
@@ -153,10 +157,11 @@ func (s *Session) Mirror(ctx context.Context, ref Ref) (*Image, error) {
 	}
 	decided := ref.image()
 	base := s.decideURL
-	if s.offline(ref.Registry) || s.fullyKept(ctx, ref) {
-		// Never contacted, or everything of the image is kept already (a re-run): the
-		// server with the store decides from what it keeps, as it would serve, and
-		// keeps nothing new; the upstream is not asked for the manifests again.
+	if s.offline(ref.Registry) || (!s.fromDIR && s.fullyKept(ctx, ref)) {
+		// Never contacted, or everything of the image is kept already (a re-run of
+		// mirror): the server with the store decides from what it keeps, as it would
+		// serve, and keeps nothing new; the upstream is not asked for the manifests
+		// again.
 		base = s.keepURL
 	}
 	w := &walker{base: base, client: s.client, attachments: s.attachments}
