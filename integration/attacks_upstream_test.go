@@ -347,3 +347,57 @@ func TestAttackUpstreamTokenRealmInternal(t *testing.T) {
 		t.Fatalf("pullgate asked the internal service for a token %d times", n)
 	}
 }
+
+// TestAttackUpstreamBlobRedirectToDeadStorageHidesSignature: the upstream sends a blob
+// to a presigned object-store URL that cannot be reached (nothing listens). pullgate
+// answers an error, and neither the answer nor the log (the ERROR line's error field
+// included) holds the URL's query, the credential; the error line still names the
+// store's scheme, host and path.
+func TestAttackUpstreamBlobRedirectToDeadStorageHidesSignature(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	const presigned = "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDSECRET%2F20261203&X-Amz-Signature=TOPSECRET"
+	var redirecting atomic.Bool
+	reg := harness.StartRegistry(t, harness.WithMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if i := strings.Index(r.URL.Path, "/blobs/"); i >= 0 && redirecting.Load() {
+				http.Redirect(w, r, dead+"/bucket/"+r.URL.Path[i+len("/blobs/"):]+presigned, http.StatusTemporaryRedirect)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}))
+	img := harness.OCIImage(t, 1, 1024, harness.LinuxAMD64)
+	reg.Push(t, "team/app:v1", img)
+	redirecting.Store(true)
+	var layer string
+	for d := range harness.LayerBlobs(t, img) {
+		layer = d
+	}
+	pg := startAttackPullgate(t, reg.URL)
+	if a := guardedDo(t, http.MethodGet, "http://"+pg.Host+"/v2/team/app/manifests/v1"); a.status != http.StatusOK {
+		t.Fatalf("manifest: %d %s", a.status, a.body)
+	}
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		a := guardedDo(t, method, "http://"+pg.Host+"/v2/team/app/blobs/"+layer)
+		if a.status < 500 {
+			t.Fatalf("%s blob from dead storage: %d, want a 5xx", method, a.status)
+		}
+		if bytes.Contains(a.body, []byte("TOPSECRET")) || bytes.Contains(a.body, []byte("AKIDSECRET")) {
+			t.Fatalf("%s: the presigned query reached the client: %s", method, a.body)
+		}
+	}
+	line := pg.WaitLog(t, "failed to serve request", 0)
+	for _, secret := range []string{"TOPSECRET", "AKIDSECRET", "X-Amz"} {
+		if strings.Contains(pg.Logs.String(), secret) {
+			t.Fatalf("%q is in the log:\n%s", secret, pg.Logs)
+		}
+	}
+	if msg, _ := line["error"].(string); line["level"] != "ERROR" || !strings.Contains(msg, `"`+dead+"/bucket/"+layer+`"`) {
+		t.Fatalf("the error line does not name the store's URL: %v", line)
+	}
+}

@@ -364,7 +364,8 @@ func testBasicAuth(t *testing.T, w *enforceWorld, want v1.Hash) {
 // address within the minute is 429 TOOMANYREQUESTS with Retry-After (12 s: one failure
 // back every 60/5 s), logged once; so is a right password never checked before (no
 // comparison runs, so the limit is no oracle). Credentials that passed before the flood
-// still pull with skopeo, and a request without credentials still gets the challenge.
+// still pull with skopeo, also after a SIGHUP with the htpasswd file unchanged, and a
+// request without credentials still gets the challenge.
 func testFailedLoginLimit(t *testing.T, w *enforceWorld, want v1.Hash) {
 	hp := htpasswdFile(t, map[string]string{"alice": "alice pw", "bob": "bob pw"})
 	pg := harness.StartPullgate(t, w.bin, opsConfig(t, w, w.policy,
@@ -392,6 +393,12 @@ func testFailedLoginLimit(t *testing.T, w *enforceWorld, want v1.Hash) {
 	callAuth(t, manifest, basic("alice", "alice pw")).served(t, "alice's remembered credentials while limited", want)
 	harness.SkopeoPullOK(t, harness.SkopeoOptions{}, want, "--src-tls-verify=false", "--src-creds", "alice:alice pw",
 		"docker://"+pg.Host+"/"+fullName("ops/app")+":v1")
+	// A SIGHUP (or an edited policy or key file) reloads the htpasswd file too; unchanged,
+	// it forgets nobody: alice keeps pulling while her address is still limited.
+	n := len(pg.LogEntries("TLS and htpasswd files reloaded"))
+	pg.Reload(t)
+	pg.WaitLog(t, "TLS and htpasswd files reloaded", n)
+	callAuth(t, manifest, basic("alice", "alice pw")).served(t, "alice's remembered credentials after a SIGHUP", want)
 	if lines := pg.LogEntries("failed logins limited"); len(lines) != 1 || lines[0]["client"] != "127.0.0.1" {
 		t.Errorf("limit log lines %v, want one naming 127.0.0.1", lines)
 	}

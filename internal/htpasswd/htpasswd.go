@@ -10,6 +10,7 @@ import (
 
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -43,16 +44,26 @@ type File struct {
 	// dummy is compared against for unknown users, at the highest cost in the file, so
 	// that an unknown name takes as long as a wrong password.
 	dummy []byte
+	// sum is the SHA-256 of the bytes parsed, for Reread.
+	sum [sha256.Size]byte
 }
 
 // ReadFile reads and parses the file at path.
-func ReadFile(path string) (*File, error) {
+func ReadFile(path string) (*File, error) { return Reread(path, nil) }
+
+// Reread reads the file at path again. When its bytes are those prev was parsed from, it
+// returns prev itself without parsing them (a parse makes a bcrypt hash at the file's
+// highest cost); otherwise, like ReadFile, the newly parsed file. prev may be nil.
+func Reread(path string, prev *File) (*File, error) {
 	data, err := readfile.Bounded(path, MaxFileSize)
 	if readfile.Refused(err) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if prev != nil && sha256.Sum256(data) == prev.sum {
+		return prev, nil
 	}
 	file, err := Parse(data)
 	if err != nil {
@@ -65,7 +76,7 @@ func ReadFile(path string) (*File, error) {
 // with # are ignored. A file without users is refused: it would lock every client out,
 // which is never what an operator meant.
 func Parse(data []byte) (*File, error) {
-	f := &File{users: map[string][]byte{}}
+	f := &File{users: map[string][]byte{}, sum: sha256.Sum256(data)}
 	highest := bcrypt.MinCost
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), MaxFileSize)
@@ -142,6 +153,14 @@ func hashKind(hash string) string {
 
 // Users is the number of entries.
 func (f *File) Users() int { return len(f.users) }
+
+// SameEntry reports whether user is listed in both f and g with the same hash: a
+// password that passed against one passes against the other.
+func (f *File) SameEntry(g *File, user string) bool {
+	a, inF := f.users[user]
+	b, inG := g.users[user]
+	return inF && inG && bytes.Equal(a, b)
+}
 
 // Check reports whether password is user's. It takes a bcrypt comparison whether or not
 // user exists, so that response times do not reveal user names.

@@ -2,6 +2,8 @@ package htpasswd
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -90,4 +92,43 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("empty credentials accepted")
 		}
 	})
+}
+
+// TestRereadAndSameEntry: Reread returns the previous file itself when the bytes are
+// unchanged and a new one when they changed; SameEntry holds only for a user listed with
+// the same hash in both.
+func TestRereadAndSameEntry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	alice, bob := "alice:"+hash(t, "pw")+"\n", "bob:"+hash(t, "pw")+"\n"
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(alice + bob)
+	first, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := Reread(path, first); err != nil || again != first {
+		t.Fatalf("unchanged bytes: %p %v, want the previous file", again, err)
+	}
+	write("# edited\n" + alice + "bob:" + hash(t, "pw") + "\n")
+	second, err := Reread(path, first)
+	if err != nil || second == first {
+		t.Fatalf("changed bytes: %v, same file %t", err, second == first)
+	}
+	if !first.SameEntry(second, "alice") || first.SameEntry(second, "bob") || first.SameEntry(second, "carol") {
+		t.Fatal("SameEntry: want alice only")
+	}
+	write(bob)
+	third, err := Reread(path, second)
+	if err != nil || second.SameEntry(third, "alice") || third.SameEntry(second, "alice") {
+		t.Fatalf("removed alice: %v", err)
+	}
+	write("")
+	if f, err := Reread(path, third); err == nil || f != nil {
+		t.Fatalf("empty file: %v", err)
+	}
 }

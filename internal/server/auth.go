@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,12 +46,14 @@ func authSlots() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // basicAuth requires HTTP basic credentials from auth.htpasswd on every request of the
 // proxy listener. Failed checks are not cached; passed ones are, by an HMAC of user and
-// password under a key made at start-up, until the file is reloaded. Remembered
-// credentials pass before any limit: a flood of guesses does not stop pulls of users
-// already checked.
+// password under a key made at start-up, until the user's line of the file changes or
+// is removed (see Reload). Remembered credentials pass before any limit: a flood of
+// guesses does not stop pulls of users already checked.
 type basicAuth struct {
 	path  string
 	state atomic.Pointer[authState]
+	// reload serialises Reload, which carries the remembered credentials over.
+	reload sync.Mutex
 	// slots bounds the bcrypt comparisons running at once, so that a flood of wrong
 	// passwords costs a bounded share of the CPU.
 	slots chan struct{}
@@ -74,7 +77,8 @@ const (
 	authBusy
 )
 
-// authState is one loaded file with the credentials checked against it.
+// authState is one loaded file with the credentials checked against it (the
+// remembered ones of the previous file whose user's line is unchanged included).
 type authState struct {
 	file    *htpasswd.File
 	key     []byte
@@ -92,21 +96,46 @@ func newBasicAuth(path string, failedPerMinute int, log *slog.Logger) (*basicAut
 	return a, nil
 }
 
-// Reload reads the file again; when it does not load, the running one stays.
+// Reload reads the file again; when it does not load, the running one stays. A file
+// whose bytes did not change is not parsed again and changes nothing (a SIGHUP, or an
+// edit of the policy or a key file, reloads every file). A changed file keeps the
+// remembered credentials of the users whose line did not change; a user whose line
+// changed or was removed is forgotten at once, so that editing the file revokes them.
 func (a *basicAuth) Reload() error {
-	f, err := htpasswd.ReadFile(a.path)
+	a.reload.Lock()
+	defer a.reload.Unlock()
+	old := a.state.Load()
+	var prev *htpasswd.File
+	if old != nil {
+		prev = old.file
+	}
+	f, err := htpasswd.Reread(a.path, prev)
 	if err != nil {
 		return fmt.Errorf("auth.htpasswd: %w", err)
 	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return err
+	if f == prev {
+		return nil
 	}
 	checked, err := lru.New[[sha256.Size]byte, string](checkedCredentials)
 	if err != nil {
 		return err
 	}
-	a.state.Store(&authState{file: f, key: key, checked: checked})
+	if old == nil {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return err
+		}
+		a.state.Store(&authState{file: f, key: key, checked: checked})
+		return nil
+	}
+	// A fresh cache, not the old one trimmed: a check against the old file that ends
+	// after this adds to the old cache, which nothing reads any more.
+	for _, sum := range old.checked.Keys() { // oldest first, so the order carries over
+		if user, ok := old.checked.Peek(sum); ok && old.file.SameEntry(f, user) {
+			checked.Add(sum, user)
+		}
+	}
+	a.state.Store(&authState{file: f, key: old.key, checked: checked})
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/internal/readfile"
+	"github.com/pullgate/pullgate/proxy/upstream"
 )
 
 // RawSignature is one signature file as read, before its format is recognised.
@@ -83,16 +84,14 @@ func (l *Lookaside) read(ctx context.Context, base *url.URL, d digest.Digest, b 
 
 // redactedSource names a signature source in messages and Origins, which reach any client
 // in a 403: scheme://host/path, without the user name, password, query or fragment (a
-// lookaside URL may carry a token in any of them).
+// lookaside URL may carry a token in any of them), as upstream.RedactedURL names the
+// upstream's own URLs.
 func redactedSource(u *url.URL) string {
-	if u == nil {
-		return ""
-	}
-	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
-	if u.Scheme == "file" && u.Host == "" {
+	if u != nil && u.Scheme == "file" && u.Host == "" {
+		r := url.URL{Path: u.Path, RawPath: u.RawPath}
 		return "file://" + r.EscapedPath()
 	}
-	return r.String()
+	return upstream.RedactedURL(u)
 }
 
 // signatureURL is <base>@<algo>=<hex>/signature-<n>.

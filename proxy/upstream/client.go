@@ -177,7 +177,8 @@ func (c *Client) transportFor(ctx context.Context, repo string) (http.RoundTripp
 			err = fmt.Errorf("ping: %w", errBodyTooLarge)
 		}
 		if err != nil {
-			return nil, ownTimeout(setupCtx, err)
+			// The ping's or the token request's own *url.Error, when it is one.
+			return nil, ownTimeout(setupCtx, redactURLError(err))
 		}
 		c.log.LogAttrs(setupCtx, slog.LevelDebug, "authenticated transport ready", slog.String("scope", scope))
 		c.scoped.Add(repo, t)
@@ -226,7 +227,9 @@ func (c *Client) doPath(ctx context.Context, class callClass, method, repo, path
 	resp, err := client.Do(req)
 	if err != nil {
 		reqTimer.Stop()
-		err = ownTimeout(ctx, err)
+		// The URL is the last one of the chain: for a blob, often a presigned storage
+		// URL whose query is a credential. Redacted before ownTimeout copies the text.
+		err = ownTimeout(ctx, redactURLError(err))
 		cancel(nil)
 		return nil, err
 	}

@@ -208,8 +208,10 @@ func (c *Client) responseError(resp *http.Response, k Endpoint) *Error {
 }
 
 // transportError is the *FailureError of a failed round trip (no answer at all). A
-// cancelled request (the client went away) is returned as is.
+// cancelled request (the client went away) is returned as is. A *url.Error's URL is
+// redacted (redactURLError) either way.
 func (c *Client) transportError(err error) error {
+	err = redactURLError(err)
 	if errors.Is(err, context.Canceled) {
 		return err
 	}

@@ -60,7 +60,7 @@ func (c *Client) probeSignatureExtension(ctx context.Context) (bool, error) {
 	}
 	resp, err := c.inner.RoundTrip(req)
 	if err != nil {
-		return false, c.transportError(ownTimeout(ctx, err))
+		return false, c.transportError(ownTimeout(ctx, redactURLError(err)))
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBodyBytes))
