@@ -4,7 +4,8 @@ package integration
 // trusting a CA made in the test), certificate rotation without a restart, htpasswd
 // basic auth (skopeo --creds, crane with a docker config), Prometheus metrics parsed with
 // expfmt, /healthz and /readyz, reload on file change (rename and a ConfigMap-like
-// symlink swap), the audit file with logrotate's two ways, and warn scopes.
+// symlink swap), the audit file with logrotate's two ways, warn scopes, and the listener
+// limits (ops_listener_test.go).
 
 import (
 	"bufio"
@@ -33,14 +34,19 @@ import (
 
 func TestOperations(t *testing.T) {
 	t.Parallel()
-	w := newEnforceWorld(t)
+	// The throttle passes everything through until the listener test paces one layer.
+	th := harness.NewThrottle()
+	w := newEnforceWorldWith(t, harness.WithMiddleware(th.Middleware))
+	t.Cleanup(th.Release)
 	digests := map[string]v1.Hash{}
 	var signed, unsigned, warned v1.Hash
+	var streamed streamedImage
 	parallel(t, "set-up", map[string]func(*testing.T){
 		"build":    w.build(t.TempDir()),
 		"signed":   func(t *testing.T) { signed = w.signedImage(t, "ops/app", w.trusted, fullName("ops/app")+":v1") },
 		"unsigned": func(t *testing.T) { unsigned = w.image(t, "ops/unsigned") },
 		"warned":   func(t *testing.T) { warned = w.image(t, "warn/app") },
+		"streamed": func(t *testing.T) { streamed = w.newStreamedImage(t) },
 	})
 	digests["ops/app"], digests["ops/unsigned"], digests["warn/app"] = signed, unsigned, warned
 
@@ -54,6 +60,7 @@ func TestOperations(t *testing.T) {
 	t.Run("reload by symlink swap", func(t *testing.T) { testReloadSymlinkSwap(t, w, signed) })
 	t.Run("audit file", func(t *testing.T) { testAudit(t, w, digests) })
 	t.Run("warn scopes", func(t *testing.T) { testWarn(t, w, digests) })
+	t.Run("listener limits", func(t *testing.T) { testListenerLimits(t, w, th, streamed) })
 }
 
 // opsConfig is the world's configuration with extra YAML.
