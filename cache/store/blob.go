@@ -26,9 +26,11 @@ type Blob struct {
 	Body    io.ReadSeekCloser
 	Size    int64
 	ModTime time.Time
-	// Checked: hashed whole since this process started, so it may be served without
-	// hashing it again.
+	// Checked: hashed whole since this process started, and the object is still the one
+	// that was hashed (objectID), so it may be served without hashing it again.
 	Checked bool
+
+	id objectID // the object opened, for marking it checked
 }
 
 // StatBlob returns the size and time of kept content; ErrNotFound when not kept.
@@ -51,7 +53,6 @@ func (s *Store) OpenBlob(ctx context.Context, d digest.Digest) (*Blob, error) {
 	if err := checkDigest(d); err != nil {
 		return nil, err
 	}
-	_, checked := s.checked.Get(d)
 	if s.local != "" {
 		f, err := os.Open(filepath.Join(s.local, filepath.FromSlash(blobPath(d))))
 		if err != nil {
@@ -65,14 +66,16 @@ func (s *Store) OpenBlob(ctx context.Context, d digest.Digest) (*Blob, error) {
 			f.Close()
 			return nil, fmt.Errorf("blob %s: not a regular file: %w", d, ErrNotFound)
 		}
-		return &Blob{Body: f, Size: fi.Size(), ModTime: fi.ModTime(), Checked: checked}, nil
+		id := fileObjectID(fi)
+		return &Blob{Body: f, Size: fi.Size(), ModTime: fi.ModTime(), Checked: s.isChecked(d, id), id: id}, nil
 	}
 	info, err := s.StatBlob(ctx, d)
 	if err != nil {
 		return nil, err
 	}
+	id := driverObjectID(info.Size, info.ModTime)
 	return &Blob{Body: &driverReader{ctx: context.WithoutCancel(ctx), d: s.d, path: blobPath(d), size: info.Size},
-		Size: info.Size, ModTime: info.ModTime, Checked: checked}, nil
+		Size: info.Size, ModTime: info.ModTime, Checked: s.isChecked(d, id), id: id}, nil
 }
 
 // driverReader is a ReadSeekCloser over a driver object: a Seek closes the open Reader and
@@ -140,8 +143,30 @@ func (r *driverReader) Close() error {
 	return nil
 }
 
-// MarkChecked remembers that d was hashed whole and matched since start.
-func (s *Store) MarkChecked(d digest.Digest) { s.checked.Add(d, struct{}{}) }
+// markChecked remembers that d, as object id, was hashed whole and matched since start.
+func (s *Store) markChecked(d digest.Digest, id objectID) { s.checked.Add(d, id) }
+
+// isChecked reports whether d was checked since start as the object id is now.
+func (s *Store) isChecked(d digest.Digest, id objectID) bool {
+	was, ok := s.checked.Get(d)
+	return ok && was == id
+}
+
+// keptObjectID is what the kept object of d is now.
+func (s *Store) keptObjectID(ctx context.Context, d digest.Digest) (objectID, error) {
+	if s.local != "" {
+		fi, err := os.Stat(filepath.Join(s.local, filepath.FromSlash(blobPath(d))))
+		if err != nil {
+			return objectID{}, err
+		}
+		return fileObjectID(fi), nil
+	}
+	info, err := s.StatBlob(ctx, d)
+	if err != nil {
+		return objectID{}, err
+	}
+	return driverObjectID(info.Size, info.ModTime), nil
+}
 
 // DropBlob removes kept content that no longer matches its digest, with one error line.
 func (s *Store) DropBlob(ctx context.Context, d digest.Digest, why string) {
@@ -178,7 +203,7 @@ func (s *Store) VerifyBlob(ctx context.Context, d digest.Digest) error {
 	if err := checkDigest(d); err != nil {
 		return err
 	}
-	if _, ok := s.checked.Get(d); ok {
+	if id, err := s.keptObjectID(ctx, d); err == nil && s.isChecked(d, id) {
 		return nil
 	}
 	s.mu.Lock()
@@ -218,6 +243,6 @@ func (s *Store) verify(ctx context.Context, d digest.Digest) error {
 		s.DropBlob(ctx, d, fmt.Sprintf("its %d bytes do not hash to its digest", n))
 		return fmt.Errorf("blob %s: kept bytes do not match: %w", d, ErrCorrupt)
 	}
-	s.MarkChecked(d)
+	s.markChecked(d, b.id)
 	return nil
 }

@@ -270,7 +270,10 @@ func (s *Store) commitSpool(ctx context.Context, f *fetch, spool *os.File, size 
 func (s *Store) commitFile(ctx context.Context, d digest.Digest, spool *os.File, size int64) (string, error) {
 	kept, err := s.putFile(ctx, d, spool, size)
 	if err == nil {
-		s.MarkChecked(d)
+		// What was written is what was hashed; remembered as the object it became.
+		if id, serr := s.keptObjectID(ctx, d); serr == nil && id.size == size {
+			s.markChecked(d, id)
+		}
 		s.bytesKept.Add(size)
 		s.kickEvict()
 	}
@@ -528,7 +531,7 @@ func (s *Store) keptBody(ctx context.Context, b *Blob, d digest.Digest) io.ReadC
 func (s *Store) VerifyingBody(ctx context.Context, b *Blob, d digest.Digest) io.ReadCloser {
 	return &verifyingReader{r: b.Body, d: d, h: sha256.New(), size: b.Size, kept: true, onDone: func(ok bool) {
 		if ok {
-			s.MarkChecked(d)
+			s.markChecked(d, b.id)
 		} else {
 			s.DropBlob(ctx, d, "its bytes no longer match its digest")
 		}

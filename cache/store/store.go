@@ -46,7 +46,7 @@ type Store struct {
 	maxSize    int64
 	log        *slog.Logger
 	now        func() time.Time
-	checked    *lru.Cache[digest.Digest, struct{}]
+	checked    *lru.Cache[digest.Digest, objectID] // blobs hashed since start, as the object hashed
 	records    *lru.Cache[digest.Digest, *record]
 	unwritable atomic.Int64  // unix nanoseconds until which fetches relay unkept
 	leases     bool          // downloads take a lease in the store (lease.go)
@@ -122,7 +122,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if s.local != "" {
 		s.spoolDir = filepath.Join(s.local, filepath.FromSlash(uploadsPath))
 	}
-	s.checked, _ = lru.New[digest.Digest, struct{}](MaxCheckedRemembered)
+	s.checked, _ = lru.New[digest.Digest, objectID](MaxCheckedRemembered)
 	s.records, _ = lru.New[digest.Digest, *record](MaxRecordsCached)
 
 	if err := s.probe(ctx); err != nil {

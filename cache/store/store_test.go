@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -508,4 +509,56 @@ func TestManifestMetadataCorrupt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBlobChangedAfterCheck: a blob checked since start that is then rewritten in the store
+// (by whoever else can write a shared bucket or the folder: same size, and with the
+// filesystem driver in place with its old modification time put back) is no longer
+// checked, so its next serve hashes it again and drops it.
+func TestBlobChangedAfterCheck(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		f := open(t, b, Options{})
+		data := randomBytes(t, 64<<10)
+		d := keep(t, f.s, data)
+		bl, err := f.s.OpenBlob(ctx, d)
+		if err != nil || !bl.Checked {
+			t.Fatalf("OpenBlob after the fetch = %+v, %v", bl, err)
+		}
+		bl.Body.Close()
+		flipped := append([]byte{}, data...)
+		flipped[1000] ^= 1
+		if b.name == "filesystem" {
+			// In place: the same inode, the modification time put back.
+			p := filepath.Join(f.s.local, filepath.FromSlash(blobPath(d)))
+			st, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, flipped, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(p, st.ModTime(), st.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			time.Sleep(1100 * time.Millisecond) // S3 keeps modification times in seconds
+			if err := f.d.PutContent(ctx, blobPath(d), flipped); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bl, err = f.s.OpenBlob(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bl.Checked {
+			bl.Body.Close()
+			t.Fatal("a blob rewritten after its check is still checked")
+		}
+		if _, err := io.ReadAll(f.s.VerifyingBody(ctx, bl, d)); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("serving the rewritten blob: %v, want ErrCorrupt", err)
+		}
+		if _, err := f.s.StatBlob(ctx, d); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("after the drop: %v", err)
+		}
+	})
 }

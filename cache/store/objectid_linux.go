@@ -1,0 +1,5 @@
+package store
+
+import "syscall"
+
+func statCtime(st *syscall.Stat_t) int64 { return st.Ctim.Nano() }
