@@ -143,14 +143,22 @@ func TestAttackUpstreamBlobStallEndsTheBlob(t *testing.T) {
 // would parse as an (empty) referrers index or tag list.
 const credentialsJSON = `{"Code":"Success","AccessKeyId":"ASIA-internal","SecretAccessKey":"internal-secret-key","Token":"internal-session-token"}`
 
-func TestAttackUpstreamRedirectsAPIToInternal(t *testing.T) {
-	var internalHits atomic.Int32
-	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		internalHits.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, credentialsJSON)
+// startInternalService stands for a service only pullgate's network reaches (a metadata
+// service, an admin API): it answers every request with body and counts the requests.
+func startInternalService(t *testing.T, contentType, body string) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	hits := &atomic.Int32{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", contentType)
+		io.WriteString(w, body)
 	}))
-	t.Cleanup(internal.Close)
+	t.Cleanup(srv.Close)
+	return srv, hits
+}
+
+func TestAttackUpstreamRedirectsAPIToInternal(t *testing.T) {
+	internal, internalHits := startInternalService(t, "application/json", credentialsJSON)
 	var redirecting atomic.Bool
 	reg := harness.StartRegistry(t, harness.WithMiddleware(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -241,12 +249,7 @@ var internalSecret = strings.Repeat("internal-secret-line\n", 10000)
 // the unspecified and link-local addresses are never dialled for an upstream, whatever
 // its own address. Nothing reaches the internal service and the client gets a 502.
 func TestAttackUpstreamBlobRedirectToInternal(t *testing.T) {
-	var internalHits atomic.Int32
-	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		internalHits.Add(1)
-		io.WriteString(w, internalSecret)
-	}))
-	t.Cleanup(internal.Close)
+	internal, internalHits := startInternalService(t, "text/plain", internalSecret)
 	port := internal.Listener.Addr().(*net.TCPAddr).Port
 	var target atomic.Value // the redirect target of the current row, "" for none
 	target.Store("")
@@ -307,13 +310,7 @@ func TestAttackUpstreamBlobRedirectToInternal(t *testing.T) {
 // checks ("localhost" for an upstream at a public address): a name resolving to
 // 0.0.0.0 cannot be made here without changing the machine's resolver.
 func TestAttackUpstreamTokenRealmInternal(t *testing.T) {
-	var internalHits atomic.Int32
-	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		internalHits.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, credentialsJSON)
-	}))
-	t.Cleanup(internal.Close)
+	internal, internalHits := startInternalService(t, "application/json", credentialsJSON)
 	port := internal.Listener.Addr().(*net.TCPAddr).Port
 	var realm atomic.Value
 	upstreamSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,7 +1,6 @@
 package upstream_test
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
 
@@ -72,15 +70,7 @@ func TestFailedBlobRedirectHidesThePresignedQuery(t *testing.T) {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
 			t.Run(target.name+" "+method, func(t *testing.T) {
 				c, logs := newClient(t, reg.URL, nil)
-				var err error
-				if method == http.MethodGet {
-					var b *content.Blob
-					if b, err = c.Blob(context.Background(), "team/app", dgst); err == nil {
-						b.Body.Close()
-					}
-				} else {
-					_, err = c.StatBlob(context.Background(), "team/app", dgst)
-				}
+				err := blobOrStat(c, method, "team/app", dgst)
 				if err == nil {
 					t.Fatal("a blob redirected to a failing store was served")
 				}

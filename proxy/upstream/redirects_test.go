@@ -18,7 +18,6 @@ import (
 
 	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy"
-	"github.com/pullgate/pullgate/proxy/content"
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
 
@@ -248,15 +247,7 @@ func TestBlobRedirectFromHTTPSToHTTPIsRefused(t *testing.T) {
 			caFile := filepath.Join(t.TempDir(), "ca.pem")
 			testsupport.WriteFile(t, caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}))
 			c, _ := newClient(t, tlsSrv.URL, func(o *upstream.Options) { o.CAFile = caFile })
-			var err error
-			if method == http.MethodGet {
-				var b *content.Blob
-				if b, err = c.Blob(context.Background(), "team/app", dgst); err == nil {
-					b.Body.Close()
-				}
-			} else {
-				_, err = c.StatBlob(context.Background(), "team/app", dgst)
-			}
+			err := blobOrStat(c, method, "team/app", dgst)
 			pe := proxy.Answer(err)
 			if err == nil || pe.HTTPStatus() != http.StatusBadGateway || !errors.Is(err, upstream.ErrRedirectRefused) {
 				t.Fatalf("an https to http blob redirect gave %v", err)
@@ -266,4 +257,17 @@ func TestBlobRedirectFromHTTPSToHTTPIsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// blobOrStat opens (and closes) a blob for GET, or stats it for HEAD.
+func blobOrStat(c *upstream.Client, method, repo string, d digest.Digest) error {
+	if method == http.MethodHead {
+		_, err := c.StatBlob(context.Background(), repo, d)
+		return err
+	}
+	b, err := c.Blob(context.Background(), repo, d)
+	if err == nil {
+		b.Body.Close()
+	}
+	return err
 }
