@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -164,54 +163,6 @@ func (s *Store) deleteContent(ctx context.Context, d digest.Digest) int64 {
 		s.bytesKept.Add(-size)
 	}
 	return size
-}
-
-// ManifestsReferencing lists the kept manifests of registry/repo whose refs name blob (as a
-// blob or a child manifest), sorted.
-func (s *Store) ManifestsReferencing(ctx context.Context, registry, repo string, blob digest.Digest) ([]digest.Digest, error) {
-	if err := checkNamesDigest(registry, repo, blob); err != nil {
-		return nil, err
-	}
-	what := fmt.Sprintf("manifests of %s/%s referencing %s", registry, repo, blob)
-	base := revisionsDir(registry, repo)
-	dirs, err := s.d.List(ctx, base)
-	if err != nil {
-		if isNotFound(err) {
-			return nil, nil
-		}
-		return nil, s.wrapErr(what, err)
-	}
-	sort.Strings(dirs)
-	var out []digest.Digest
-	for i, dir := range dirs {
-		if i >= MaxManifestsScanned {
-			s.log.Warn("content store: repository holds more manifests than scanned", "store", s.desc,
-				"registry", registry, "repository", repo, "scanned", MaxManifestsScanned)
-			break
-		}
-		d := digest.NewDigestFromEncoded(digest.SHA256, dir[len(base)+1:])
-		if d.Validate() != nil {
-			continue
-		}
-		rec, err := s.readRecord(ctx, dir, d)
-		if err != nil {
-			continue
-		}
-		found := false
-		for _, r := range rec.refsAll() {
-			if r == blob {
-				found = true
-				break
-			}
-		}
-		if !found {
-			continue
-		}
-		if ok, _ := s.exists(ctx, dir+"/"+linkFile); ok {
-			out = append(out, d)
-		}
-	}
-	return out, nil
 }
 
 // Pin marks a kept manifest as never evicted (images kept by mirror or import).

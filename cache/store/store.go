@@ -48,6 +48,7 @@ type Store struct {
 	now        func() time.Time
 	checked    *lru.Cache[digest.Digest, objectID] // blobs hashed since start, as the object hashed
 	records    *lru.Cache[digest.Digest, *record]
+	kept       *keptIndex    // which kept manifests name which digests (referencing.go)
 	unwritable atomic.Int64  // unix nanoseconds until which fetches relay unkept
 	leases     bool          // downloads take a lease in the store (lease.go)
 	holder     string        // this Store's name in its leases
@@ -93,6 +94,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		served:    map[string]*servedEntry{},
 		flushNow:  make(chan struct{}, 1),
 		evictKick: make(chan struct{}, 1),
+		kept:      newKeptIndex(),
 	}
 	if o.MaxSize < 0 {
 		return nil, fmt.Errorf("maxSize %d is negative: %w", o.MaxSize, ErrConfig)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -88,8 +89,14 @@ type keptManifests struct{ store *store.Store }
 
 var _ enforce.KeptManifests = keptManifests{}
 
+// Referencing answers a name or digest the store cannot hold (ErrInvalid) with no manifest:
+// nothing kept lists it. Any other error is the gate's 503.
 func (k keptManifests) Referencing(ctx context.Context, registry, repo string, d digest.Digest) ([]digest.Digest, error) {
-	return k.store.ManifestsReferencing(ctx, registry, repo, d)
+	ms, err := k.store.ManifestsReferencing(ctx, registry, repo, d)
+	if errors.Is(err, store.ErrInvalid) {
+		return nil, nil
+	}
+	return ms, err
 }
 
 func (k keptManifests) KeptManifest(ctx context.Context, registry, repo string, d digest.Digest) (*content.Manifest, error) {

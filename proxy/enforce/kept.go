@@ -3,6 +3,7 @@ package enforce
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/opencontainers/go-digest"
 
@@ -28,14 +29,18 @@ type KeptManifests interface {
 // the policy does not accept on its own (a child whose index carries the signatures) is
 // tried through the kept indexes that list it, as a client would have fetched them.
 // Candidates and parents are bounded (maxKeptCandidates each). An indeterminate decision
-// is returned when no candidate was accepted: the caller answers 503, never a denial it
-// could not make.
+// is returned when no candidate was accepted, and an error when the kept manifests could
+// not be looked up (the store failed, or the request ended while it waited for a scan):
+// the caller answers 503, never a denial it could not make.
 func (g *Gate) admitFromKept(ctx context.Context, b *admission.BlobRequest, key Key) (bool, error) {
 	if g.kept == nil {
 		return false, nil
 	}
 	listing, err := g.kept.Referencing(ctx, b.Registry, b.Repository, b.Digest)
-	if err != nil || len(listing) == 0 {
+	if err != nil {
+		return false, fmt.Errorf("looking up the kept manifests of %s/%s that list %s: %w", b.Registry, b.Repository, b.Digest, err)
+	}
+	if len(listing) == 0 {
 		return false, nil
 	}
 	ctx = context.WithValue(ctx, keptKey{}, true)
@@ -59,6 +64,7 @@ func (g *Gate) admitFromKept(ctx context.Context, b *admission.BlobRequest, key 
 		}
 		parents, err := g.kept.Referencing(ctx, b.Registry, b.Repository, d)
 		if err != nil {
+			undecided = errors.Join(undecided, err)
 			continue
 		}
 		for _, p := range parents[:min(len(parents), maxKeptCandidates)] {

@@ -3,10 +3,13 @@ package enforce
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/proxy"
+	"github.com/pullgate/pullgate/proxy/admission"
 	"github.com/pullgate/pullgate/proxy/content"
 )
 
@@ -14,6 +17,7 @@ import (
 type keptManifests struct {
 	manifests map[digest.Digest]manifest
 	refs      map[digest.Digest][]digest.Digest // blob or child → manifests that list it
+	err       error                             // when set, Referencing fails with it
 }
 
 func newKept(ms ...manifest) *keptManifests {
@@ -35,6 +39,9 @@ func (k *keptManifests) child(index manifest, children ...manifest) {
 }
 
 func (k *keptManifests) Referencing(ctx context.Context, registry, repo string, d digest.Digest) ([]digest.Digest, error) {
+	if k.err != nil {
+		return nil, k.err
+	}
 	return k.refs[d], nil
 }
 
@@ -111,4 +118,19 @@ func TestGateDecidesChildrenThroughKeptIndexes(t *testing.T) {
 	unsignedIdx := index(t, other)
 	kept.child(unsignedIdx, other)
 	mustAdmit(t, with, testRepo, other.digest.String(), other, false)
+}
+
+// A lookup of kept manifests that fails (the store is down, or the request ended while it
+// waited for a scan) is a 503, never a denial: the manifest listing the blob may be kept.
+func TestGateKeptLookupFailureIsUnavailable(t *testing.T) {
+	w := newWorld(t)
+	signed := image(t, "signed")
+	kept := newKept(signed)
+	kept.err = errors.New("content store unavailable")
+	g := w.gate(w.policy(signedByTrusted), func(o *Options) { o.Kept = kept })
+	d, err := g.AdmitBlob(context.Background(), &admission.BlobRequest{
+		Target: admission.Target{Registry: testRegistry, Repository: testRepo, ClientAddr: testClient}, Digest: signed.blobs[1]})
+	if pe := proxy.GateAnswer(err); err == nil || d.Allow || pe.HTTPStatus() != http.StatusServiceUnavailable || !errors.Is(err, kept.err) {
+		t.Fatalf("AdmitBlob = %+v, %v; want a 503 wrapping the store's error", d, err)
+	}
 }
