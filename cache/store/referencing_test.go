@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"slices"
 	"sync"
@@ -15,52 +14,9 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
-
-// countingDriver counts the calls a store makes to its driver, so that tests can assert
-// what a lookup costs. holdList, when set, is called at the start of every List.
-type countingDriver struct {
-	storagedriver.StorageDriver
-	lists, gets, readers, stats atomic.Int64
-	holdList                    func()
-}
-
-func (d *countingDriver) List(ctx context.Context, p string) ([]string, error) {
-	d.lists.Add(1)
-	if d.holdList != nil {
-		d.holdList()
-	}
-	return d.StorageDriver.List(ctx, p)
-}
-
-func (d *countingDriver) GetContent(ctx context.Context, p string) ([]byte, error) {
-	d.gets.Add(1)
-	return d.StorageDriver.GetContent(ctx, p)
-}
-
-func (d *countingDriver) Reader(ctx context.Context, p string, off int64) (io.ReadCloser, error) {
-	d.readers.Add(1)
-	return d.StorageDriver.Reader(ctx, p, off)
-}
-
-func (d *countingDriver) Stat(ctx context.Context, p string) (storagedriver.FileInfo, error) {
-	d.stats.Add(1)
-	return d.StorageDriver.Stat(ctx, p)
-}
-
-// reads are the object reads (GetContent and Reader) since the last reset.
-func (d *countingDriver) reads() int64 { return d.gets.Load() + d.readers.Load() }
-
-func (d *countingDriver) reset() {
-	d.lists.Store(0)
-	d.gets.Store(0)
-	d.readers.Store(0)
-	d.stats.Store(0)
-}
-
-func (d *countingDriver) String() string {
-	return fmt.Sprintf("%d List, %d GetContent, %d Reader, %d Stat", d.lists.Load(), d.gets.Load(), d.readers.Load(), d.stats.Load())
-}
 
 const keptReg, keptRepo = "registry.test", "org/app"
 
@@ -82,11 +38,11 @@ func keepMany(t testing.TB, s *Store, n int) (ms []Manifest, blobs [][]digest.Di
 func randomDigest(t testing.TB) digest.Digest { return digest.FromBytes(randomBytes(t, 32)) }
 
 // openCounting opens a store on a counting driver over d.
-func openCounting(t *testing.T, d storagedriver.StorageDriver) (*Store, *countingDriver) {
+func openCounting(t *testing.T, d storagedriver.StorageDriver) (*Store, *testsupport.CountingDriver) {
 	t.Helper()
-	cd := &countingDriver{StorageDriver: d}
+	cd := &testsupport.CountingDriver{StorageDriver: d}
 	f := openOn(t, cd, func() storagedriver.StorageDriver { return cd }, Options{}, newClock())
-	cd.reset() // Open's probe and purge
+	cd.Reset() // Open's probe and purge
 	return f.s, cd
 }
 
@@ -107,31 +63,31 @@ func TestReferencingCostIsBounded(t *testing.T) {
 		t.Fatalf("first lookup of an unknown digest = %v, %v", got, err)
 	}
 	t.Logf("first lookup: %s", cd)
-	if cd.reads() > n {
-		t.Fatalf("first lookup read %d objects, more than the %d records", cd.reads(), n)
+	if cd.Reads() > n {
+		t.Fatalf("first lookup read %d objects, more than the %d records", cd.Reads(), n)
 	}
 
 	const lookups = 100
-	cd.reset()
+	cd.Reset()
 	for range lookups {
 		if got, err := s.ManifestsReferencing(ctx, keptReg, keptRepo, randomDigest(t)); err != nil || len(got) != 0 {
 			t.Fatalf("lookup of an unknown digest = %v, %v", got, err)
 		}
 	}
 	t.Logf("%d more lookups of unknown digests: %s", lookups, cd)
-	if cd.reads() != 0 || cd.stats.Load() != 0 || cd.lists.Load() > lookups {
+	if cd.Reads() != 0 || cd.Stats.Load() != 0 || cd.Lists.Load() > lookups {
 		t.Fatalf("%d lookups of unknown digests cost %s; want at most one List each and nothing else", lookups, cd)
 	}
 
 	// Known blobs are still found, from the index.
-	cd.reset()
+	cd.Reset()
 	for _, i := range []int{0, n / 2, n - 1} {
 		got, err := s.ManifestsReferencing(ctx, keptReg, keptRepo, blobs[i][1])
 		if err != nil || !slices.Equal(got, []digest.Digest{ms[i].Digest}) {
 			t.Fatalf("blob of manifest %d: %v, %v; want [%s]", i, got, err, ms[i].Digest)
 		}
 	}
-	if cd.reads() != 0 || cd.stats.Load() > 3 {
+	if cd.Reads() != 0 || cd.Stats.Load() > 3 {
 		t.Fatalf("three lookups of kept blobs cost %s; want no read and one Stat each", cd)
 	}
 
@@ -142,12 +98,12 @@ func TestReferencingCostIsBounded(t *testing.T) {
 	if err := writer.PutManifest(ctx, keptReg, keptRepo, m, Refs{Blobs: []digest.Digest{newBlob}}); err != nil {
 		t.Fatal(err)
 	}
-	cd.reset()
+	cd.Reset()
 	got, err := s.ManifestsReferencing(ctx, keptReg, keptRepo, newBlob)
 	if err != nil || !slices.Equal(got, []digest.Digest{m.Digest}) {
 		t.Fatalf("blob of a manifest kept by another replica after the last lookup: %v, %v; want [%s]", got, err, m.Digest)
 	}
-	if cd.reads() > 1 {
+	if cd.Reads() > 1 {
 		t.Fatalf("finding a newly kept manifest cost %s; want its record read alone", cd)
 	}
 }
@@ -164,7 +120,7 @@ func TestReferencingConcurrentLookupsShareOneScan(t *testing.T) {
 	// The first listing waits until every caller waits for it.
 	release := make(chan struct{})
 	var listed atomic.Int64
-	cd.holdList = func() {
+	cd.HoldList = func() {
 		if listed.Add(1) == 1 {
 			<-release
 		}
@@ -192,12 +148,12 @@ func TestReferencingConcurrentLookupsShareOneScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d concurrent lookups: %s", callers, cd)
-	if cd.reads() != n {
-		t.Fatalf("%d concurrent lookups read %d objects; want each of the %d records read once", callers, cd.reads(), n)
+	if cd.Reads() != n {
+		t.Fatalf("%d concurrent lookups read %d objects; want each of the %d records read once", callers, cd.Reads(), n)
 	}
 	// The first caller's listing, and one for all the callers that came while it ran.
-	if cd.lists.Load() != 2 {
-		t.Fatalf("%d concurrent lookups made %d listings, want 2", callers, cd.lists.Load())
+	if cd.Lists.Load() != 2 {
+		t.Fatalf("%d concurrent lookups made %d listings, want 2", callers, cd.Lists.Load())
 	}
 }
 
@@ -274,36 +230,36 @@ func TestReferencingCorruptRecordsAreNotReadEveryTime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cd := &countingDriver{StorageDriver: raw}
+	cd := &testsupport.CountingDriver{StorageDriver: raw}
 	f := openOn(t, cd, func() storagedriver.StorageDriver { return cd }, Options{}, newClock())
 	s := f.s
-	cd.reset()
+	cd.Reset()
 	for range keptImmediateRetries {
 		if got, err := s.ManifestsReferencing(ctx, keptReg, keptRepo, blobs[0][0]); err != nil || len(got) != 0 {
 			t.Fatalf("blob of a manifest whose record is corrupt: %v, %v", got, err)
 		}
 	}
-	if want := int64(10 + 5*(keptImmediateRetries-1)); cd.reads() != want {
-		t.Fatalf("first lookups read %d records, want %d", cd.reads(), want)
+	if want := int64(10 + 5*(keptImmediateRetries-1)); cd.Reads() != want {
+		t.Fatalf("first lookups read %d records, want %d", cd.Reads(), want)
 	}
-	cd.reset()
+	cd.Reset()
 	for range 50 {
 		s.ManifestsReferencing(ctx, keptReg, keptRepo, randomDigest(t))
 	}
-	if cd.reads() != 0 {
-		t.Fatalf("50 lookups read %d corrupt records again, want none before their delay", cd.reads())
+	if cd.Reads() != 0 {
+		t.Fatalf("50 lookups read %d corrupt records again, want none before their delay", cd.Reads())
 	}
 	// The manifest is kept again (its record rewritten): found once the delay is over.
 	if err := other.PutManifest(ctx, keptReg, keptRepo, ms[0], Refs{Blobs: blobs[0]}); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Add(time.Second)
-	cd.reset()
+	cd.Reset()
 	if got, err := s.ManifestsReferencing(ctx, keptReg, keptRepo, blobs[0][0]); err != nil || !slices.Equal(got, []digest.Digest{ms[0].Digest}) {
 		t.Fatalf("rewritten record: %v, %v", got, err)
 	}
-	if cd.reads() != 5 {
-		t.Fatalf("the lookup after the delay read %d records, want the 5 that failed", cd.reads())
+	if cd.Reads() != 5 {
+		t.Fatalf("the lookup after the delay read %d records, want the 5 that failed", cd.Reads())
 	}
 	if got, _ := s.ManifestsReferencing(ctx, keptReg, keptRepo, blobs[7][1]); !slices.Equal(got, []digest.Digest{ms[7].Digest}) {
 		t.Fatalf("sound record: %v", got)
@@ -326,12 +282,12 @@ func TestReferencingSharedBlobIsBounded(t *testing.T) {
 	slices.Sort(all)
 	s, cd := openCounting(t, raw)
 	s.ManifestsReferencing(ctx, keptReg, keptRepo, randomDigest(t)) // builds the index
-	cd.reset()
+	cd.Reset()
 	got, err := s.ManifestsReferencing(ctx, keptReg, keptRepo, base)
 	if err != nil || !slices.Equal(got, all[:MaxReferencingResults]) {
 		t.Fatalf("shared blob: %v, %v; want the first %d of %d", got, err, MaxReferencingResults, len(all))
 	}
-	if cd.reads() != 0 || cd.stats.Load() != MaxReferencingResults || cd.lists.Load() != 1 {
+	if cd.Reads() != 0 || cd.Stats.Load() != MaxReferencingResults || cd.Lists.Load() != 1 {
 		t.Fatalf("shared blob cost %s; want one List and %d Stat", cd, MaxReferencingResults)
 	}
 }
@@ -356,7 +312,7 @@ func TestReferencingIndexIsBounded(t *testing.T) {
 	aBlobs, aMs := keepIn("org/a", 10)
 	bBlobs, _ := keepIn("org/b", 10)
 	bigBlobs, _ := keepIn("org/big", 30)
-	cd := &countingDriver{StorageDriver: raw}
+	cd := &testsupport.CountingDriver{StorageDriver: raw}
 	f := openOn(t, cd, func() storagedriver.StorageDriver { return cd }, Options{}, newClock())
 	s := f.s
 	s.kept.maxCost, s.kept.maxRepos = 20*(1+keptRevisionCost), 2
@@ -366,11 +322,11 @@ func TestReferencingIndexIsBounded(t *testing.T) {
 	for range 20 {
 		s.ManifestsReferencing(ctx, keptReg, "org/made-up", randomDigest(t))
 	}
-	cd.reset()
+	cd.Reset()
 	if got, _ := s.ManifestsReferencing(ctx, keptReg, "org/a", aBlobs[1]); !slices.Equal(got, aMs[1:2]) {
 		t.Fatalf("org/a: %v", got)
 	}
-	if cd.reads() != 0 {
+	if cd.Reads() != 0 {
 		t.Fatalf("lookups in made-up repositories evicted org/a (%s)", cd)
 	}
 	// org/big does not fit: 20 of its 30 manifests are indexed, the others are not
@@ -393,11 +349,11 @@ func TestReferencingIndexIsBounded(t *testing.T) {
 	if s.kept.cost > s.kept.maxCost {
 		t.Fatalf("index costs %d, more than %d", s.kept.cost, s.kept.maxCost)
 	}
-	cd.reset()
+	cd.Reset()
 	if got, _ := s.ManifestsReferencing(ctx, keptReg, "org/a", aBlobs[2]); !slices.Equal(got, aMs[2:3]) {
 		t.Fatalf("org/a after it was forgotten: %v", got)
 	}
-	if cd.reads() != 10 {
+	if cd.Reads() != 10 {
 		t.Fatalf("org/a read again with %s, want its 10 records", cd)
 	}
 }

@@ -13,40 +13,17 @@ import (
 	"sync/atomic"
 	"testing"
 
-	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/pullgate/pullgate/cache/store"
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/policy"
 	"github.com/pullgate/pullgate/proxy"
 	"github.com/pullgate/pullgate/proxy/enforce"
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
-
-// readCounter counts the object reads and listings a store makes.
-type readCounter struct {
-	storagedriver.StorageDriver
-	lists, reads atomic.Int64
-}
-
-func (d *readCounter) List(ctx context.Context, p string) ([]string, error) {
-	d.lists.Add(1)
-	return d.StorageDriver.List(ctx, p)
-}
-
-func (d *readCounter) GetContent(ctx context.Context, p string) ([]byte, error) {
-	d.reads.Add(1)
-	return d.StorageDriver.GetContent(ctx, p)
-}
-
-func (d *readCounter) Reader(ctx context.Context, p string, off int64) (io.ReadCloser, error) {
-	d.reads.Add(1)
-	return d.StorageDriver.Reader(ctx, p, off)
-}
-
-func (d *readCounter) reset() { d.lists.Store(0); d.reads.Store(0) }
 
 type noSignatures struct{}
 
@@ -87,7 +64,7 @@ func TestKeptLookupsOfRandomBlobsAreCheap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	counted := &readCounter{StorageDriver: raw}
+	counted := &testsupport.CountingDriver{StorageDriver: raw}
 	st, err := store.Open(ctx, store.Options{Driver: counted})
 	if err != nil {
 		t.Fatal(err)
@@ -158,17 +135,17 @@ func TestKeptLookupsOfRandomBlobsAreCheap(t *testing.T) {
 		}
 	}
 
-	counted.reset()
+	counted.Reset()
 	denyAll(true)
-	t.Logf("%d concurrent GETs of random blobs: %d List, %d reads", requests, counted.lists.Load(), counted.reads.Load())
-	if counted.reads.Load() > kept {
-		t.Fatalf("%d concurrent GETs read %d objects; want each of the %d records read at most once", requests, counted.reads.Load(), kept)
+	t.Logf("%d concurrent GETs of random blobs: %d List, %d reads", requests, counted.Lists.Load(), counted.Reads())
+	if counted.Reads() > kept {
+		t.Fatalf("%d concurrent GETs read %d objects; want each of the %d records read at most once", requests, counted.Reads(), kept)
 	}
-	counted.reset()
+	counted.Reset()
 	denyAll(false)
-	t.Logf("%d more GETs of random blobs: %d List, %d reads", requests, counted.lists.Load(), counted.reads.Load())
-	if counted.reads.Load() != 0 || counted.lists.Load() > requests {
-		t.Fatalf("%d GETs of random blobs cost %d List and %d reads; want at most one List each and no read", requests, counted.lists.Load(), counted.reads.Load())
+	t.Logf("%d more GETs of random blobs: %d List, %d reads", requests, counted.Lists.Load(), counted.Reads())
+	if counted.Reads() != 0 || counted.Lists.Load() > requests {
+		t.Fatalf("%d GETs of random blobs cost %d List and %d reads; want at most one List each and no read", requests, counted.Lists.Load(), counted.Reads())
 	}
 	if n := upstreamHits.Load(); n != 0 {
 		t.Fatalf("denied blobs reached the upstream %d times", n)
