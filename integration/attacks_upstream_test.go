@@ -351,12 +351,7 @@ func TestAttackUpstreamTokenRealmInternal(t *testing.T) {
 // included) holds the URL's query, the credential; the error line still names the
 // store's scheme, host and path.
 func TestAttackUpstreamBlobRedirectToDeadStorageHidesSignature(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + ln.Addr().String()
-	ln.Close()
+	dead := "http://" + testsupport.ClosedAddr(t)
 	const presigned = "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDSECRET%2F20261203&X-Amz-Signature=TOPSECRET"
 	var redirecting atomic.Bool
 	reg := harness.StartRegistry(t, harness.WithMiddleware(func(next http.Handler) http.Handler {

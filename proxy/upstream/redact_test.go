@@ -10,23 +10,12 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pullgate/pullgate/internal/testsupport"
 	"github.com/pullgate/pullgate/proxy/upstream"
 )
 
 // presignedQuery is what an object store's presigned URL carries: a credential.
 const presignedQuery = "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDSECRET%2F20261203&X-Amz-Signature=TOPSECRET"
-
-// closedAddr is a 127.0.0.1 address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // resettingAddr is a 127.0.0.1 address that accepts connections and closes them at once.
 func resettingAddr(t *testing.T) string {
@@ -55,7 +44,7 @@ func resettingAddr(t *testing.T) string {
 func TestFailedBlobRedirectHidesThePresignedQuery(t *testing.T) {
 	dgst := digest.FromString("a layer in object storage")
 	for _, target := range []struct{ name, addr string }{
-		{"refused", closedAddr(t)},
+		{"refused", testsupport.ClosedAddr(t)},
 		{"reset", resettingAddr(t)},
 	} {
 		storage := "http://" + target.addr + "/bucket/blobs/" + dgst.Encoded()

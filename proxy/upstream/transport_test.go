@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pullgate/pullgate/internal/testsupport"
 )
 
 // realError performs one request with a plain transport and returns its error.
@@ -117,22 +119,11 @@ func TestRetryTransportRetriesRefusedConnections(t *testing.T) {
 	}
 	// POST is never retried.
 	dials.Store(-100)
-	post, _ := http.NewRequest(http.MethodPost, "http://"+closedAddr(t)+"/v2/", nil)
+	post, _ := http.NewRequest(http.MethodPost, "http://"+testsupport.ClosedAddr(t)+"/v2/", nil)
 	if _, err := rt.RoundTrip(post); err == nil {
 		t.Fatal("POST to a closed port succeeded")
 	}
 	if n := dials.Load(); n != -99 {
 		t.Fatalf("POST dialled %d times, want once", n+100)
 	}
-}
-
-// closedAddr returns a 127.0.0.1 address where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
