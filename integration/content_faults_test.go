@@ -99,8 +99,9 @@ func TestContentKillMidDownload(t *testing.T) {
 }
 
 // TestContentFlippedByte: after a warm pull, one byte of a kept file is flipped while
-// pullgate is stopped; restarted, pullgate never serves a complete wrong body, says the
-// entry was corrupt, and serves the right bytes again (re-fetched from the upstream).
+// pullgate is stopped (or, for a blob, while it runs); then pullgate never serves a
+// complete wrong body, says the entry was corrupt, and serves the right bytes again
+// (re-fetched from the upstream).
 func TestContentFlippedByte(t *testing.T) {
 	t.Parallel()
 	w := newContentWorld(t)
@@ -116,27 +117,35 @@ func TestContentFlippedByte(t *testing.T) {
 		name   string
 		target v1.Hash
 		path   string // what a client GETs under /v2/registry.test/rot/app/
+		// running: the byte is flipped while pullgate runs, after it hashed the file (as
+		// another writer of a shared store could), not while it is stopped.
+		running bool
 	}{
-		{"blob", ld, "blobs/" + ld.String()},
-		{"manifest", d, "manifests/" + d.String()},
+		{"blob", ld, "blobs/" + ld.String(), false},
+		{"manifest", d, "manifests/" + d.String(), false},
+		{"blob rewritten while running", ld, "blobs/" + ld.String(), true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := storeDir(t)
 			config := w.config(t, pgOptions{content: harness.ContentKeys{Root: root}})
 			pg := w.start(t, config)
 			skopeoPull(t, ref(pg, "rot/app", ":v1"), d)
-			pg.Stop(t)
+			if !c.running {
+				pg.Stop(t)
+			}
 			harness.FlipByte(t, harness.StoreBlobFile(root, c.target))
 
-			pg = w.start(t, config)
+			if !c.running {
+				pg = w.start(t, config)
+			}
 			base := "http://" + pg.Host + "/v2/" + upstreamName + "/rot/app/"
-			if c.name == "blob" {
+			if c.target == ld {
 				// Admit the blob for the repository, as a pull does.
 				call(t, http.MethodGet, base+"manifests/v1").served(t, "manifest", d)
 			}
 			a, err := callBounded(t, http.MethodGet, base+c.path)
 			neverWrong(t, "first GET after the flip", a, err, c.target)
-			if c.name == "manifest" {
+			if c.target == d {
 				a, err := callBounded(t, http.MethodGet, base+"manifests/v1")
 				neverWrong(t, "GET by tag after the flip", a, err, d)
 			}
