@@ -166,6 +166,7 @@ func TestFetchBadBody(t *testing.T) {
 				if _, err := f.s.StatBlob(ctx, d); !errors.Is(err, ErrNotFound) {
 					t.Fatalf("kept after a bad body: %v", err)
 				}
+				waitSpoolGone(f)
 				uploadsEmpty(t, f)
 				if entries, _ := os.ReadDir(f.s.spoolDir); len(entries) != 0 {
 					t.Fatalf("spool left: %v", entries)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -271,6 +272,19 @@ func waitKept(t *testing.T, s *Store, d digest.Digest) {
 func waitDone(s *Store, d digest.Digest) {
 	for s.fetching(d) {
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitSpoolGone waits (at most 10 s) for a failed fetch's spool file to be removed: the
+// fetch leaves the in-flight table before its deferred clean-up runs, so waitDone can
+// return a moment before the file is gone. The callers then check that nothing is left.
+func waitSpoolGone(f *fixture) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		names, _ := f.d.List(context.Background(), uploadsPath)
+		entries, _ := os.ReadDir(f.s.spoolDir)
+		if len(names) == 0 && len(entries) == 0 {
+			return
+		}
 	}
 }
 
